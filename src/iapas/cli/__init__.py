@@ -1,0 +1,1 @@
+"""The `iapas` command line: a thin layer over iapas.pipeline and iapas.evaluation."""

@@ -1,0 +1,113 @@
+"""Settings of a run, validated by pydantic; loaded from YAML/TOML and overridden by CLI flags.
+
+Defaults are the paper's (r = 10 normal images, seed 111, thresholds 0.2 objects / 0.1 textures,
+NMS IoU 0.5, size threshold 0.8). Invalid values are rejected here, before any model loads.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from iapas.errors import SettingsError
+
+Profile = Literal["paper", "offline", "fused"]
+Kind = Literal["object", "texture"]
+
+DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
+DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
+DEFAULT_TAGGER = "openai/clip-vit-base-patch32"
+DEFAULT_LLM = "meta-llama/Meta-Llama-3-8B-Instruct"
+FIXED_PROMPTS = ("abnormal", "defect")
+KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}
+
+
+class PipelineConfig(BaseModel):
+    """Every setting of Stage 1 and Stage 2; the CLI flags map one to one onto these fields."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    profile: Profile | None = Field(None, description="paper, offline or fused; None = auto (offline without hub weights)")
+    # Stage 1
+    num_normal: int = Field(10, ge=1, description="r: normal images sampled for Stage 1")
+    seed: int = Field(111, description="seed of the normal-image sample")
+    tagger: str = DEFAULT_TAGGER  # model id, local dir, 'ram', or 'none'
+    object_name: str | None = Field(None, description="object tag given by the user (with tagger none)")
+    llm: str = DEFAULT_LLM  # model id, local dir, .gguf file, 'smollm2', 'openai:<model>', or 'none'
+    llm_base_url: str | None = None  # OpenAI-compatible server; key from $OPENAI_API_KEY / $IAPAS_LLM_API_KEY
+    llm_timeout: float = Field(60.0, gt=0)
+    llm_retries: int = Field(2, ge=0)
+    llm_max_new_tokens: int = Field(128, ge=8)
+    baseline: bool = False  # paper's "base": fixed prompts only
+    # Stage 2
+    detector: str = DEFAULT_DETECTOR
+    segmenter: str = DEFAULT_SEGMENTER
+    kind: Kind = "object"
+    box_threshold: float | None = Field(None, ge=0.0, le=1.0, description="None = preset of --kind")
+    text_threshold: float | None = Field(None, ge=0.0, le=1.0, description="None = preset of --kind")
+    nms_iou: float = Field(0.5, ge=0.0, le=1.0)
+    size_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    use_filter: bool = True
+    # offline / fused profile
+    backbone: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = "efficientnet-lite0"
+    feature_size: int = Field(320, ge=64, le=2048, description="short side fed to the backbone")
+    mask_percentile: float = Field(99.5, gt=50.0, le=100.0, description="percentile of normal scores for the mask threshold")
+    # runtime
+    device: str = "auto"  # auto, cpu, cuda, mps
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    batch_size: int = Field(8, ge=1)
+
+    @field_validator("tagger", "llm", "detector", "segmenter")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must be a model id, a local path, or 'none'")
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _check_tagger_object(self) -> "PipelineConfig":
+        if self.tagger == "none" and not self.object_name and self.profile in ("paper", "fused"):
+            raise ValueError("--tagger none needs --object NAME (the object tag to use)")
+        return self
+
+    @property
+    def effective_box_threshold(self) -> float:
+        return self.box_threshold if self.box_threshold is not None else KIND_THRESHOLDS[self.kind]
+
+    @property
+    def effective_text_threshold(self) -> float:
+        return self.text_threshold if self.text_threshold is not None else KIND_THRESHOLDS[self.kind]
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or TOML file into a dict of PipelineConfig fields."""
+    p = Path(path)
+    if not p.is_file():
+        raise SettingsError(f"config file {p} does not exist")
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config file {p} cannot be parsed: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {p} must hold a mapping of settings, got {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def build_config(file: str | Path | None = None, **overrides: Any) -> PipelineConfig:
+    """Config from an optional file, then CLI overrides (None values mean 'not given')."""
+    data = read_config_file(file) if file else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return PipelineConfig(**data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err["loc"]) or "settings"
+            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

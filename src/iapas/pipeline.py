@@ -1,0 +1,107 @@
+"""The Python API that the CLI is a thin layer over.
+
+    pipe = Pipeline(build_config(profile="offline"))
+    ctx = pipe.fit("good/")                  # Stage 1 -> Context (save with ctx.save(...))
+    pred = pipe.predict_one("to_check/a.png", ctx)
+    for item in pipe.predict_many(paths, ctx): ...   # (path, Prediction | InputError)
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+from iapas.config import PipelineConfig
+from iapas.context import Context
+from iapas.errors import InputError, SettingsError
+from iapas.io.images import LoadedImage, list_images, load_image
+from iapas.profiles.base import ProfileRunner
+from iapas.types import Prediction
+
+
+def sample_normal_paths(paths: list[Path], r: int, seed: int) -> list[Path]:
+    """Pick r normal images at random with a fixed seed (paper: r = 10, seed 111); all if fewer."""
+    ordered = sorted(paths, key=lambda p: str(p))
+    if not ordered:
+        raise SettingsError("the normal folder holds no images (.png, .jpg, .bmp, .tif, ...)")
+    if r >= len(ordered):
+        return ordered
+    rng = random.Random(seed)
+    return sorted(rng.sample(ordered, r), key=lambda p: str(p))
+
+
+def resolve_profile(config: PipelineConfig) -> str:
+    """The profile to use: the configured one, else paper when its weights resolve, else offline."""
+    if config.profile:
+        return config.profile
+    from iapas.models.resolve import paper_weights_available
+
+    return "paper" if paper_weights_available(config) else "offline"
+
+
+def make_runner(profile: str, config: PipelineConfig) -> ProfileRunner:
+    if profile == "offline":
+        from iapas.profiles.offline import OfflineProfile
+
+        return OfflineProfile(config)
+    if profile == "paper":
+        from iapas.profiles.paper import PaperProfile
+
+        return PaperProfile(config)
+    if profile == "fused":
+        from iapas.profiles.fused import FusedProfile
+
+        return FusedProfile(config)
+    raise SettingsError(f"unknown profile {profile!r}; allowed: paper, offline, fused")
+
+
+class Pipeline:
+    """Build from a config, fit Stage 1 on normal images, predict Stage 2 on images."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+        self.profile = resolve_profile(config)
+        self._runner: ProfileRunner | None = None
+
+    @property
+    def runner(self) -> ProfileRunner:
+        if self._runner is None:
+            self._runner = make_runner(self.profile, self.config)
+        return self._runner
+
+    def select_normal(self, normal: str | Path | list[str | Path]) -> list[Path]:
+        items = normal if isinstance(normal, list) else [normal]
+        return sample_normal_paths(list_images(items), self.config.num_normal, self.config.seed)
+
+    def fit(self, normal: str | Path | list[str | Path]) -> Context:
+        """Stage 1: sample r normal images with the seed, load them, build the context."""
+        chosen = self.select_normal(normal)
+        images: list[LoadedImage] = []
+        problems: list[str] = []
+        for p in chosen:
+            try:
+                images.append(load_image(p))
+            except InputError as exc:
+                problems.append(str(exc))
+        if not images:
+            raise SettingsError("no usable normal image: " + "; ".join(problems))
+        context = self.runner.fit(images, self.config)
+        context.warnings.extend(f"normal image skipped: {p}" for p in problems)
+        return context
+
+    def predict_one(self, image: str | Path | LoadedImage, context: Context) -> Prediction:
+        loaded = image if isinstance(image, LoadedImage) else load_image(image)
+        pred = self.runner.predict(loaded, context)
+        if loaded.note:
+            pred.notes.append(loaded.note)
+        return pred
+
+    def predict_many(
+        self, paths: list[str | Path], context: Context
+    ) -> Iterator[tuple[Path, Prediction | InputError]]:
+        """Yield each path with its prediction or the InputError that stopped it; never stops early."""
+        for p in paths:
+            try:
+                yield Path(p), self.predict_one(p, context)
+            except InputError as exc:
+                yield Path(p), exc
