@@ -1,0 +1,1 @@
+"""The `iapas evaluate` harness: datasets in, predictions (cached), metrics and tables out."""
