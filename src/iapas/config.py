@@ -111,3 +111,16 @@ def build_config(file: str | Path | None = None, **overrides: Any) -> PipelineCo
             where = ".".join(str(x) for x in err["loc"]) or "settings"
             lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def settings_digest(config: PipelineConfig, profile: str, **extra: Any) -> str:
+    """Short stable hash of everything that changes a prediction; keys result caches for resume."""
+    import hashlib
+    import json
+
+    from iapas import __version__
+
+    payload = {"config": config.model_dump(mode="json"), "profile": profile, "version": __version__, **extra}
+    payload["config"].pop("batch_size", None)
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,74 @@
+"""Flags shared by `run`, `prompts` and `evaluate`, mapped one to one onto PipelineConfig fields."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from iapas.config import PipelineConfig, build_config
+
+ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="paper, offline or fused (default: offline when no hub weights are present)")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML file with the same settings; flags override it")]
+DetectorOpt = Annotated[Optional[str], typer.Option("--detector", help="Grounding DINO / MM-GDINO / OWLv2: HF model id or local dir")]
+SegmenterOpt = Annotated[Optional[str], typer.Option("--segmenter", help="SAM / SAM-HQ: HF model id or local dir")]
+TaggerOpt = Annotated[Optional[str], typer.Option("--tagger", help="CLIP/SigLIP id or dir, 'ram', or 'none' (with --object)")]
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="chat model id or dir, a .gguf file, 'smollm2', 'openai:MODEL', or 'none'")]
+LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server URL; key from $IAPAS_LLM_API_KEY or $OPENAI_API_KEY")]
+ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
+KindOpt = Annotated[Optional[str], typer.Option("--kind", help="object or texture: threshold preset 0.2 / 0.1")]
+NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2)")]
+BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': fixed prompts 'defect, abnormal' only")]
+NumNormalOpt = Annotated[Optional[int], typer.Option("--num-normal", "-r", help="r: normal images sampled for Stage 1 (default 10)")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="seed of the normal-image sample (default 111)")]
+BoxThrOpt = Annotated[Optional[float], typer.Option("--box-threshold", help="detector box threshold in [0, 1]")]
+TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", help="detector text threshold in [0, 1]")]
+SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", help="keep boxes with area < this x object area (0.8)")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps")]
+DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
+
+
+def config_from_flags(
+    config_file: Path | None,
+    *,
+    profile: str | None = None,
+    detector: str | None = None,
+    segmenter: str | None = None,
+    tagger: str | None = None,
+    llm: str | None = None,
+    llm_base_url: str | None = None,
+    object_name: str | None = None,
+    kind: str | None = None,
+    no_filter: bool = False,
+    baseline: bool = False,
+    num_normal: int | None = None,
+    seed: int | None = None,
+    box_threshold: float | None = None,
+    text_threshold: float | None = None,
+    size_threshold: float | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    **extra: Any,
+) -> PipelineConfig:
+    """Build the validated config: file first, then the flags that were given."""
+    return build_config(
+        config_file,
+        profile=profile,
+        detector=detector,
+        segmenter=segmenter,
+        tagger=tagger,
+        llm=llm,
+        llm_base_url=llm_base_url,
+        object_name=object_name,
+        kind=kind,
+        use_filter=False if no_filter else None,
+        baseline=True if baseline else None,
+        num_normal=num_normal,
+        seed=seed,
+        box_threshold=box_threshold,
+        text_threshold=text_threshold,
+        size_threshold=size_threshold,
+        device=device,
+        dtype=dtype,
+        **extra,
+    )
