@@ -1,6 +1,9 @@
 """Flags shared by `run`, `prompts` and `evaluate`, mapped one to one onto PipelineConfig fields."""
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -72,3 +75,53 @@ def config_from_flags(
         dtype=dtype,
         **extra,
     )
+
+
+# Name, annotation and default of each pipeline flag, in the order `--help` shows them.
+PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
+    ("profile", ProfileOpt, None),
+    ("config_file", ConfigOpt, None),
+    ("detector", DetectorOpt, None),
+    ("segmenter", SegmenterOpt, None),
+    ("tagger", TaggerOpt, None),
+    ("llm", LlmOpt, None),
+    ("llm_base_url", LlmUrlOpt, None),
+    ("object_name", ObjectOpt, None),
+    ("kind", KindOpt, None),
+    ("no_filter", NoFilterOpt, False),
+    ("baseline", BaselineOpt, False),
+    ("num_normal", NumNormalOpt, None),
+    ("seed", SeedOpt, None),
+    ("box_threshold", BoxThrOpt, None),
+    ("text_threshold", TextThrOpt, None),
+    ("size_threshold", SizeThrOpt, None),
+    ("device", DeviceOpt, None),
+    ("dtype", DtypeOpt, None),
+]
+
+
+def with_pipeline_flags(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command every pipeline flag; it receives them as `flags: dict` (None = not given).
+
+    Declared once here so `run`, `prompts` and `evaluate` cannot drift apart.
+    """
+    sig = inspect.signature(func)
+    own = [p for p in sig.parameters.values() if p.name != "flags"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, annotation, default in PIPELINE_FLAGS
+    ]
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flags = {name: kwargs.pop(name, default) for name, _, default in PIPELINE_FLAGS}
+        return func(*args, flags=flags, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=own + added)  # type: ignore[attr-defined]
+    return wrapper
+
+
+def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig:
+    """PipelineConfig from the dict that `with_pipeline_flags` passes."""
+    flags = dict(flags)
+    return config_from_flags(flags.pop("config_file"), **flags, **extra)

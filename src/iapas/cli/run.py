@@ -114,37 +114,16 @@ def register(app: typer.Typer) -> None:
         help="Run Stage 1 on normal images and Stage 2 on the images to check.",
     )
     @user_errors
+    @o.with_pipeline_flags
     def run(
         ctx: typer.Context,
         normal: Annotated[Path, typer.Option("--normal", help="folder of normal (good) images")],
         images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check (several after one --images)")],
         out: Annotated[Path, typer.Option("--out", help="output folder")],
-        profile: o.ProfileOpt = None,
-        config_file: o.ConfigOpt = None,
-        detector: o.DetectorOpt = None,
-        segmenter: o.SegmenterOpt = None,
-        tagger: o.TaggerOpt = None,
-        llm: o.LlmOpt = None,
-        llm_base_url: o.LlmUrlOpt = None,
-        object_name: o.ObjectOpt = None,
-        kind: o.KindOpt = None,
-        no_filter: o.NoFilterOpt = False,
-        baseline: o.BaselineOpt = False,
-        num_normal: o.NumNormalOpt = None,
-        seed: o.SeedOpt = None,
-        box_threshold: o.BoxThrOpt = None,
-        text_threshold: o.TextThrOpt = None,
-        size_threshold: o.SizeThrOpt = None,
-        device: o.DeviceOpt = None,
-        dtype: o.DtypeOpt = None,
+        flags: dict | None = None,
     ) -> None:
-        config = o.config_from_flags(
-            config_file, profile=profile, detector=detector, segmenter=segmenter, tagger=tagger, llm=llm,
-            llm_base_url=llm_base_url, object_name=object_name, kind=kind, no_filter=no_filter, baseline=baseline,
-            num_normal=num_normal, seed=seed, box_threshold=box_threshold, text_threshold=text_threshold,
-            size_threshold=size_threshold, device=device, dtype=dtype,
-        )
-        check_normal_folder(normal, config, r_given=num_normal is not None)
+        config = o.config_from_flag_dict(flags or {})
+        check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
         paths = collect_images(images, ctx.args)
         pipeline = _pipeline(config)
         context = fit_or_reuse(pipeline, normal, out)
@@ -152,35 +131,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command(help="Run Stage 1 only: write a reviewable, editable context JSON.", epilog="Example:\n\n  iapas prompts --normal good/ --out context.json")
     @user_errors
+    @o.with_pipeline_flags
     def prompts(
         normal: Annotated[Path, typer.Option("--normal", help="folder of normal (good) images")],
         out: Annotated[Path, typer.Option("--out", help="context JSON to write")],
-        profile: o.ProfileOpt = None,
-        config_file: o.ConfigOpt = None,
-        detector: o.DetectorOpt = None,
-        segmenter: o.SegmenterOpt = None,
-        tagger: o.TaggerOpt = None,
-        llm: o.LlmOpt = None,
-        llm_base_url: o.LlmUrlOpt = None,
-        object_name: o.ObjectOpt = None,
-        kind: o.KindOpt = None,
-        no_filter: o.NoFilterOpt = False,
-        baseline: o.BaselineOpt = False,
-        num_normal: o.NumNormalOpt = None,
-        seed: o.SeedOpt = None,
-        box_threshold: o.BoxThrOpt = None,
-        text_threshold: o.TextThrOpt = None,
-        size_threshold: o.SizeThrOpt = None,
-        device: o.DeviceOpt = None,
-        dtype: o.DtypeOpt = None,
+        flags: dict | None = None,
     ) -> None:
-        config = o.config_from_flags(
-            config_file, profile=profile, detector=detector, segmenter=segmenter, tagger=tagger, llm=llm,
-            llm_base_url=llm_base_url, object_name=object_name, kind=kind, no_filter=no_filter, baseline=baseline,
-            num_normal=num_normal, seed=seed, box_threshold=box_threshold, text_threshold=text_threshold,
-            size_threshold=size_threshold, device=device, dtype=dtype,
-        )
-        check_normal_folder(normal, config, r_given=num_normal is not None)
+        config = o.config_from_flag_dict(flags or {})
+        check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
         context = _pipeline(config).fit(normal)
         context.save(out)
         err_console.print(f"context written to {out} (profile {context.profile}); final prompt: {', '.join(context.final_prompt) or '-'}")
