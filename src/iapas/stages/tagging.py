@@ -1,0 +1,210 @@
+"""Step 1-1, image tagging: what is in the normal images, as words the detector and the LLM can use.
+
+The paper uses RAM; RAM is not on PyPI, so the default is a CLIP-family zero-shot tagger (CLIP or
+SigLIP through transformers) over the built-in industrial vocabulary. RAM / RAM++ is used when the
+`ram` package is installed. Tags are aggregated over the r images by how many images show them.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from iapas.errors import ModelLoadError
+from iapas.stages.runtime import model_revision, resolve_device
+from iapas.stages.vocabulary import vocabulary
+
+TOP_K = 5  # tags kept per image
+MIN_RELATIVE = 0.2  # a tag must score at least this fraction of the image's best tag
+MAX_TAGS = 12  # aggregated tags handed to grounding and the LLM
+TEXT_TEMPLATE = "a photo of a {}."
+TEXT_BATCH = 64
+SIGLIP_TEXT_LENGTH = 64
+
+ScoredTags = list[tuple[str, float]]
+
+
+class Tagger(Protocol):
+    """Anything that returns scored tags for each RGB image."""
+
+    model_id: str
+    revision: str
+
+    def tag(self, images: Sequence[np.ndarray]) -> list[ScoredTags]:
+        ...
+
+
+@dataclass
+class TagResult:
+    """Aggregated tags over the normal images, best first, plus the per-image evidence."""
+
+    tags: list[str]
+    per_image: list[ScoredTags] = field(default_factory=list)
+
+
+def select_tags(scores: np.ndarray, terms: Sequence[str], top_k: int = TOP_K, min_relative: float = MIN_RELATIVE) -> ScoredTags:
+    """Top-k terms of one image whose score is at least `min_relative` x the best score (ties by vocab order)."""
+    order = sorted(range(len(terms)), key=lambda i: (-float(scores[i]), i))[:top_k]
+    if not order:
+        return []
+    best = float(scores[order[0]])
+    return [(terms[i], float(scores[i])) for i in order if float(scores[i]) >= min_relative * best]
+
+
+def aggregate_tags(per_image: Sequence[ScoredTags], max_tags: int = MAX_TAGS) -> list[str]:
+    """Order tags by the number of images showing them, then by summed score, then alphabetically."""
+    count: dict[str, int] = {}
+    total: dict[str, float] = {}
+    for tags in per_image:
+        for term, score in dict(tags).items():  # one vote per image
+            count[term] = count.get(term, 0) + 1
+            total[term] = total.get(term, 0.0) + score
+    ranked = sorted(count, key=lambda t: (-count[t], -round(total[t], 9), t))
+    return ranked[:max_tags]
+
+
+class ClipTagger:
+    """Zero-shot tagging with a CLIP or SigLIP checkpoint (hub id or local directory) over a vocabulary."""
+
+    def __init__(self, ref: str, device: str = "auto", terms: Sequence[str] | None = None) -> None:
+        import torch
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+
+        self.model_id = ref
+        self.terms = list(terms) if terms is not None else vocabulary()
+        self.device = resolve_device(device)
+        try:
+            cfg = AutoConfig.from_pretrained(ref)
+            if cfg.model_type not in ("clip", "siglip", "siglip2"):
+                raise ModelLoadError(
+                    ref, f"model type '{cfg.model_type}' is not a CLIP-family model", "give a CLIP or SigLIP checkpoint"
+                )
+            self.kind = cfg.model_type
+            self.model = AutoModel.from_pretrained(ref).to(self.device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(ref)
+            self.image_processor = AutoImageProcessor.from_pretrained(ref)
+        except ModelLoadError:
+            raise
+        except (OSError, ValueError, KeyError, ImportError) as exc:
+            raise ModelLoadError(
+                ref,
+                f"tagger checkpoint not found or unreadable ({str(exc).splitlines()[0][:200]})",
+                "give a local directory with a CLIP/SigLIP checkpoint, or use --tagger none --object NAME",
+            ) from None
+        self.revision = model_revision(self.model, ref)
+        with torch.inference_mode():
+            self._text = self._encode_text(self.terms)
+
+    @staticmethod
+    def _pooled(out: Any) -> Any:
+        """transformers 5 returns a ModelOutput from get_*_features; 4.x returned the tensor."""
+        return out if hasattr(out, "norm") else out.pooler_output
+
+    def _encode_text(self, terms: Sequence[str]) -> Any:
+        import torch
+
+        chunks = []
+        for start in range(0, len(terms), TEXT_BATCH):
+            texts = [TEXT_TEMPLATE.format(t) for t in terms[start : start + TEXT_BATCH]]
+            if self.kind == "clip":
+                enc = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+            else:  # SigLIP was trained on max-length padded text
+                enc = self.tokenizer(
+                    texts, padding="max_length", max_length=SIGLIP_TEXT_LENGTH, truncation=True, return_tensors="pt"
+                )
+            enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            if self.kind != "clip":
+                enc.pop("attention_mask", None)
+            chunks.append(self._pooled(self.model.get_text_features(**enc)).float())
+        feats = torch.cat(chunks)
+        return feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    def scores(self, rgb: np.ndarray) -> np.ndarray:
+        """Per-term probability for one image: softmax over the vocabulary (CLIP) or sigmoid (SigLIP)."""
+        import torch
+
+        pixels = self.image_processor(images=[rgb], return_tensors="pt")["pixel_values"].to(self.device)
+        with torch.inference_mode():
+            img = self._pooled(self.model.get_image_features(pixel_values=pixels)).float()
+            img = img / img.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            logits = (img @ self._text.T)[0] * self.model.logit_scale.exp().float()
+            if self.kind == "clip":
+                probs = logits.softmax(dim=-1)
+            else:
+                probs = torch.sigmoid(logits + self.model.logit_bias.float())
+        return probs.cpu().numpy().astype(np.float64)
+
+    def tag(self, images: Sequence[np.ndarray]) -> list[ScoredTags]:
+        return [select_tags(self.scores(rgb), self.terms) for rgb in images]
+
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class RamTagger:
+    """Recognize Anything (RAM / RAM++), the paper's tagger; only when the `ram` package is installed.
+
+    `spec` is 'ram' or 'ram++', optionally followed by ':<checkpoint .pth>'; without a path the
+    checkpoint is read from $IAPAS_RAM_CHECKPOINT.
+    """
+
+    def __init__(self, spec: str, device: str = "auto") -> None:
+        name, _, path = spec.partition(":")
+        self.model_id = spec
+        try:
+            from ram import models as ram_models  # type: ignore[import-not-found]
+        except ImportError:
+            raise ModelLoadError(
+                spec,
+                "the `ram` package (Recognize Anything) is not installed; it is not on PyPI",
+                "install it from its source repository, or use a CLIP-family tagger "
+                "(--tagger openai/clip-vit-base-patch32) or --tagger none --object NAME",
+            ) from None
+        checkpoint = path or os.environ.get("IAPAS_RAM_CHECKPOINT", "")
+        if not checkpoint or not Path(checkpoint).is_file():
+            raise ModelLoadError(
+                spec, f"RAM checkpoint '{checkpoint}' not found", "give --tagger ram++:/path/ram_plus_swin_large_14m.pth"
+            )
+        self.device = resolve_device(device)
+        build = ram_models.ram_plus if name == "ram++" else ram_models.ram
+        self.model = build(pretrained=checkpoint, image_size=384, vit="swin_l").eval().to(self.device)
+        self.revision = Path(checkpoint).name
+
+    def tag(self, images: Sequence[np.ndarray]) -> list[ScoredTags]:
+        import torch
+        from PIL import Image
+
+        out: list[ScoredTags] = []
+        for rgb in images:
+            im = Image.fromarray(rgb).resize((384, 384), Image.Resampling.BICUBIC)
+            arr = (np.asarray(im, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+            x = torch.from_numpy(arr.transpose(2, 0, 1)).unsqueeze(0).to(self.device)
+            with torch.inference_mode():
+                english = self.model.generate_tag(x)[0][0]
+            out.append([(t.strip().lower(), 1.0) for t in english.split("|") if t.strip()])
+        return out
+
+
+_TAGGERS: dict[tuple[str, str], Tagger] = {}
+
+
+def load_tagger(ref: str, device: str = "auto") -> Tagger:
+    """The tagger for `ref` ('ram', 'ram++[:ckpt]', or a CLIP/SigLIP id or dir), loaded once per process."""
+    key = (ref, device)
+    if key not in _TAGGERS:
+        if ref.split(":", 1)[0] in ("ram", "ram++"):
+            _TAGGERS[key] = RamTagger(ref, device)
+        else:
+            _TAGGERS[key] = ClipTagger(ref, device)
+    return _TAGGERS[key]
+
+
+def tag_images(tagger: Tagger, images: Sequence[np.ndarray], max_tags: int = MAX_TAGS) -> TagResult:
+    """Tag every image and aggregate (images are the already sampled r normal images)."""
+    per_image = tagger.tag(images)
+    return TagResult(tags=aggregate_tags(per_image, max_tags), per_image=per_image)
