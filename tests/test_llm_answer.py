@@ -40,6 +40,8 @@ def test_answer_shapes(name: str, answer: str, expected: list[str]) -> None:
         '* "Tile-on-Tile"\n* "Tile-on-Tile"\n* magnetic tile',  # only the object's own words
         "The tile appears to be perfectly normal and there is nothing wrong with this image at all.",
         "image, defect list, defects",
+        "I am sorry, I cannot see any image here.",
+        "It may be fine. There is none.",
     ],
 )
 def test_unusable_answers_give_nothing(answer: str) -> None:

@@ -33,6 +33,15 @@ IRRELEVANT: frozenset[str] = frozenset(
         "examples", "example", "include", "including", "such", "types", "kinds",
     }
 )
+# words of sentences, not of defect names: a candidate holding one is chatter ("i am sorry", "it may be")
+SENTENCE_WORDS: frozenset[str] = frozenset(
+    {
+        "i", "im", "am", "is", "are", "was", "were", "be", "been", "you", "we", "it", "its", "this", "that",
+        "these", "those", "there", "here", "my", "your", "our", "sorry", "cannot", "can", "could", "would",
+        "should", "will", "may", "might", "have", "has", "had", "do", "does", "not", "see", "sure", "please",
+        "which", "what", "if", "as", "shows", "show", "appear", "appears",
+    }
+)
 FILLER: frozenset[str] = frozenset({"of", "on", "in", "the", "a", "an", "with", "to", "at", "and", "or", "for"})
 
 
@@ -130,7 +139,7 @@ def parse_defect_words(answer: str, object_name: str | None = None, max_phrases:
         if not phrase or not _ALLOWED.match(phrase) or len(phrase.split()) > MAX_WORDS:
             continue
         words = set(re.findall(r"[a-z]+", phrase))
-        if phrase in IRRELEVANT or phrase == (object_name or "").lower().strip():
+        if phrase in IRRELEVANT or phrase == (object_name or "").lower().strip() or words & SENTENCE_WORDS:
             continue
         if words <= (object_words | FILLER | {"image", "defect", "defects"}):
             continue  # only the object's own words ("tile-on-tile", "defective tile" is kept)
