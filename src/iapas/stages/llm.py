@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 from iapas.config import PipelineConfig
 from iapas.errors import ModelLoadError
-from iapas.stages.runtime import model_revision, resolve_device, resolve_dtype
+from iapas.models.device import resolve_device, resolve_dtype
+from iapas.models.loading import model_revision
 
 Messages = list[dict[str, str]]
 API_KEY_VARS = ("IAPAS_LLM_API_KEY", "OPENAI_API_KEY")
@@ -74,7 +75,7 @@ class TransformersChatLLM:
             ) from None
         if not getattr(self.tokenizer, "chat_template", None):
             raise ModelLoadError(ref, "the tokenizer has no chat template", "use an instruction-tuned (chat) model")
-        self.revision = model_revision(self.model, ref)
+        self.revision = model_revision(self.model, str(getattr(self.model, "name_or_path", "") or ref))
 
     def chat(self, messages: Messages, max_new_tokens: int) -> str:
         import torch

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from iapas.errors import ModelLoadError
-from iapas.stages.runtime import model_revision, resolve_device
+from iapas.models.device import resolve_device
+from iapas.models.loading import model_revision
 from iapas.stages.vocabulary import vocabulary
 
 TOP_K = 5  # tags kept per image
@@ -95,7 +96,7 @@ class ClipTagger:
                 f"tagger checkpoint not found or unreadable ({str(exc).splitlines()[0][:200]})",
                 "give a local directory with a CLIP/SigLIP checkpoint, or use --tagger none --object NAME",
             ) from None
-        self.revision = model_revision(self.model, ref)
+        self.revision = model_revision(self.model, str(getattr(self.model, "name_or_path", "") or ref))
         with torch.inference_mode():
             self._text = self._encode_text(self.terms)
 
