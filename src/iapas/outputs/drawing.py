@@ -1,0 +1,187 @@
+"""Small Pillow/numpy drawing helpers shared by overlays, panels and reports.
+
+Kept in one place so every picture the tool leaves uses the same fonts, colour map and score scaling;
+a reviewer comparing two pictures then compares the data, not the styling.
+"""
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+CMAP = "jet"
+KEPT_COLOUR = (255, 0, 200)  # magenta: absent from jet, so boxes stay visible on any score
+REMOVED_COLOUR = (200, 200, 200)
+OBJECT_COLOUR = (255, 255, 255)
+GT_COLOUR = (60, 255, 60)
+PRED_OUTLINE_COLOUR = (255, 255, 255)
+HEADER_BG = (28, 32, 38)
+HEADER_FG = (235, 238, 242)
+
+
+@lru_cache(maxsize=32)
+def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans from matplotlib's own data (always installed with it), else Pillow's default font."""
+    import matplotlib
+
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name
+    try:
+        return ImageFont.truetype(str(path), size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+@lru_cache(maxsize=4)
+def colour_lut(name: str = CMAP) -> np.ndarray:
+    """256x3 uint8 lookup table of a matplotlib colour map (no figure needed)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[name]
+    return (cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255.0 + 0.5).astype(np.uint8)
+
+
+def colorize(score01: np.ndarray, cmap: str = CMAP) -> np.ndarray:
+    """HxW scores in [0, 1] -> HxWx3 uint8 colours."""
+    idx = np.clip(np.nan_to_num(score01, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return colour_lut(cmap)[idx]
+
+
+def normalise(score: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
+    """Map raw scores to [0, 1] with a fixed range (so maps sharing a range stay comparable)."""
+    lo, hi = vrange
+    span = hi - lo if hi > lo else 1e-12
+    return np.clip((np.asarray(score, dtype=np.float32) - lo) / span, 0.0, 1.0)
+
+
+def display_range(maps: list[np.ndarray]) -> tuple[float, float]:
+    """One colour scale for a set of maps: [0, 1] when they already live there, else min..99.9th pct."""
+    if not maps:
+        return (0.0, 1.0)
+    lo = min(float(np.nanmin(m)) for m in maps)
+    hi = max(float(np.nanmax(m)) for m in maps)
+    if lo >= 0.0 and hi <= 1.0:
+        return (0.0, 1.0)
+    flat = np.concatenate([np.asarray(m, dtype=np.float32).ravel()[:: max(1, m.size // 50_000)] for m in maps])
+    hi = float(np.nanpercentile(flat, 99.9))
+    if not hi > lo:
+        hi = lo + 1.0
+    return (lo, hi)
+
+
+def fit_size(width: int, height: int, min_side: int = 384, max_side: int = 1600) -> tuple[int, int]:
+    """Display size: small images scaled up so labels stay readable, big ones capped."""
+    longest = max(width, height)
+    scale = 1.0
+    if longest < min_side:
+        scale = min_side / longest
+    elif longest > max_side:
+        scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize_map(score: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a float map to (width, height)."""
+    arr = np.asarray(score, dtype=np.float32)
+    if (arr.shape[1], arr.shape[0]) == tuple(size):
+        return arr
+    return np.asarray(Image.fromarray(arr, mode="F").resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a bool mask to (width, height)."""
+    m = np.asarray(mask, dtype=bool)
+    if (m.shape[1], m.shape[0]) == tuple(size):
+        return m
+    img = Image.fromarray(m.astype(np.uint8) * 255, mode="L").resize(size, Image.Resampling.NEAREST)
+    return np.asarray(img) > 127
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if (rgb.shape[1], rgb.shape[0]) == tuple(size):
+        return np.asarray(rgb, dtype=np.uint8)
+    return np.asarray(Image.fromarray(np.asarray(rgb, dtype=np.uint8)).resize(size, Image.Resampling.BILINEAR))
+
+
+def blend_heat(rgb: np.ndarray, score01: np.ndarray, cmap: str = CMAP) -> np.ndarray:
+    """Heat colours over the image; opacity grows with the score so normal areas stay visible."""
+    heat = colorize(score01, cmap).astype(np.float32)
+    alpha = (0.18 + 0.5 * np.clip(score01, 0.0, 1.0))[..., None]
+    out = rgb.astype(np.float32) * (1.0 - alpha) + heat * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Pixels on the border of a bool mask (inner edge, `width` px thick)."""
+    from scipy.ndimage import binary_erosion
+
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        return m
+    return m & ~binary_erosion(m, iterations=max(1, width), border_value=0)
+
+
+def paint(rgb: np.ndarray, where: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    out = rgb.copy()
+    out[where] = colour
+    return out
+
+
+def dashed_rectangle(
+    draw: ImageDraw.ImageDraw, xyxy: tuple[float, float, float, float], fill: tuple[int, int, int],
+    width: int = 2, dash: int = 8,
+) -> None:
+    """Rectangle drawn as dashes (Pillow has no dash style)."""
+    x0, y0, x1, y1 = xyxy
+    for (ax, ay, bx, by) in ((x0, y0, x1, y0), (x1, y0, x1, y1), (x1, y1, x0, y1), (x0, y1, x0, y0)):
+        length = max(abs(bx - ax), abs(by - ay))
+        steps = max(1, int(length // dash))
+        for i in range(0, steps, 2):
+            t0, t1 = i / steps, min(1.0, (i + 1) / steps)
+            draw.line(
+                (ax + (bx - ax) * t0, ay + (by - ay) * t0, ax + (bx - ax) * t1, ay + (by - ay) * t1),
+                fill=fill, width=width,
+            )
+
+
+def text_size(draw: ImageDraw.ImageDraw, text: str, fnt: ImageFont.ImageFont) -> tuple[int, int]:
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=fnt)
+    return int(x1 - x0), int(y1 - y0)
+
+
+def label(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fnt: ImageFont.ImageFont,
+    bg: tuple[int, int, int], fg: tuple[int, int, int] = (0, 0, 0), bounds: tuple[int, int] | None = None,
+) -> None:
+    """Text on a filled tag; placed above `xy` when there is room, kept inside `bounds` (w, h)."""
+    tw, th = text_size(draw, text, fnt)
+    pad = max(2, th // 4)
+    x, y = float(xy[0]), float(xy[1]) - th - 2 * pad
+    if y < 0:
+        y = float(xy[1]) + 1
+    if bounds is not None:
+        x = min(max(0.0, x), max(0.0, bounds[0] - tw - 2 * pad))
+        y = min(max(0.0, y), max(0.0, bounds[1] - th - 2 * pad))
+    draw.rectangle((x, y, x + tw + 2 * pad, y + th + 2 * pad), fill=bg)
+    draw.text((x + pad, y + pad - draw.textbbox((0, 0), text, font=fnt)[1]), text, font=fnt, fill=fg)
+
+
+def placeholder(size: tuple[int, int], text: str) -> np.ndarray:
+    """A grey tile saying why the real picture is missing (e.g. the source image moved)."""
+    img = Image.new("RGB", size, (70, 70, 74))
+    draw = ImageDraw.Draw(img)
+    fnt = font(max(10, min(size) // 14))
+    tw, th = text_size(draw, text, fnt)
+    draw.text(((size[0] - tw) / 2, (size[1] - th) / 2), text, font=fnt, fill=(220, 220, 220))
+    return np.asarray(img)
+
+
+def png_bytes(image: Image.Image | np.ndarray, optimize: bool = False) -> bytes:
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=optimize)
+    return buf.getvalue()
