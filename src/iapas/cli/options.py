@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -106,7 +107,10 @@ def with_pipeline_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     Declared once here so `run`, `prompts` and `evaluate` cannot drift apart.
     """
     sig = inspect.signature(func)
-    own = [p for p in sig.parameters.values() if p.name != "flags"]
+    # evaluate string annotations (from __future__ import annotations): a __signature__ with strings
+    # would make typer drop the Option declarations (e.g. --normal would become a positional argument)
+    hints = typing.get_type_hints(func, include_extras=True)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "flags"]
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
         for name, annotation, default in PIPELINE_FLAGS
