@@ -1,0 +1,1 @@
+"""Model loading through transformers: load once per process, clear ModelLoadError, weight resolution."""

@@ -1,0 +1,204 @@
+"""Load a transformers model + processor once per process, and turn every load failure into one clear error.
+
+A batch run or an evaluation builds many pipelines; Grounding DINO and SAM-huge are large, so the
+loaded pair is cached by (classes, resolved reference, device, dtype). Failures become
+`ModelLoadError(model, why, todo)`: not cached while the hub is unreachable, a gated model that needs
+a token, a missing optional package, a missing local folder, an unknown model type. Tokens are never
+passed explicitly: huggingface_hub reads HF_TOKEN or the cached `hf auth login` itself.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from iapas.errors import ModelLoadError
+from iapas.models.device import dtype_name, resolve_device, resolve_dtype
+
+_SNAPSHOT = re.compile(r"snapshots[/\\]([0-9a-f]{40})")
+_CACHE: dict[tuple[str, str, str, str, str], "LoadedModel"] = {}
+_LOCK = threading.Lock()
+
+OFFLINE_TODO = (
+    "download it on a connected machine (`hf download {ref}`) and pass that local directory, "
+    "point HF_HOME at a cache that holds it, or use `--profile offline`"
+)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in eval mode on its device, its processor, and where it came from (for context files)."""
+
+    ref: str  # what the user gave (hub id or path)
+    source: str  # resolved local path, or the hub id
+    model: Any
+    processor: Any
+    device: str
+    dtype: str
+    model_type: str
+    revision: str  # hub commit, or "local"
+
+    def describe(self) -> dict[str, str | None]:
+        """The {id, revision} record that Context.models keeps per role."""
+        return {"id": self.ref, "revision": self.revision, "model_type": self.model_type}
+
+
+def looks_like_path(ref: str) -> bool:
+    """A reference meant as a local path (hub ids are 'name' or 'org/name')."""
+    return ref.startswith(("/", "./", "../", "~", "\\")) or "\\" in ref or ref.count("/") > 1 or ref in (".", "..")
+
+
+def resolve_ref(ref: str) -> str:
+    """An existing local path as an absolute string, else the hub id; a missing local path is an error."""
+    path = Path(ref).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    if looks_like_path(ref):
+        raise ModelLoadError(ref, "no such local file or directory", "check the path, or give a Hugging Face model id")
+    return ref
+
+
+def model_revision(model: Any, source: str) -> str:
+    """The commit a model was loaded from: config `_commit_hash`, a hub-cache snapshot dir, else 'local'."""
+    config = getattr(model, "config", None)
+    commit = getattr(config, "_commit_hash", None)
+    if isinstance(commit, str) and commit:
+        return commit
+    found = _SNAPSHOT.search(source)
+    return found.group(1) if found else "local"
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
+
+
+def explain_load_failure(ref: str, exc: BaseException, role: str = "model") -> ModelLoadError:
+    """Classify an exception raised while loading `ref` into a ModelLoadError with what to do."""
+    if isinstance(exc, ModelLoadError):
+        return exc
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    chain = list(_chain(exc))
+    text = " ".join(str(e) for e in chain)
+    low = text.lower()
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    if any(isinstance(e, GatedRepoError) for e in chain) or "gated repo" in low:
+        return ModelLoadError(
+            ref,
+            "the model is gated on the Hugging Face hub and needs an access token",
+            f"accept its licence at https://huggingface.co/{ref}, then run `hf auth login` or set the HF_TOKEN "
+            "environment variable; or pass a local directory",
+        )
+    for e in chain:
+        if isinstance(e, ImportError):
+            name = getattr(e, "name", None) or _missing_package(str(e))
+            return ModelLoadError(
+                ref, f"an optional package is missing ({name or str(e)[:120]})", f"install it: pip install {name or '<package>'}"
+            )
+    offline = (
+        any(isinstance(e, (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError)) for e in chain)
+        or "couldn't connect" in low
+        or "offline mode" in low
+        or "hf_hub_offline" in low
+    )
+    if offline:
+        return ModelLoadError(
+            ref, "it is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_TODO.format(ref=ref)
+        )
+    if any(isinstance(e, (RepositoryNotFoundError, HFValidationError)) for e in chain) or "not a valid model identifier" in low:
+        return ModelLoadError(
+            ref,
+            "no such model on the Hugging Face hub (or it is private)",
+            "check the id, or pass a local directory; private models need HF_TOKEN or `hf auth login`",
+        )
+    if "does not appear to have a file named" in low or "no file named" in low:
+        return ModelLoadError(
+            ref, f"the folder holds no complete checkpoint ({first})", "give a folder written by save_pretrained (config.json, weights, processor files)"
+        )
+    if "unrecognized" in low or "model_type" in low or any(isinstance(e, KeyError) for e in chain):
+        return ModelLoadError(
+            ref, f"this transformers version cannot build it ({first})", "upgrade transformers (pip install -U 'transformers>=5,<6') or pick another model"
+        )
+    return ModelLoadError(ref, f"loading the {role} failed ({type(exc).__name__}: {first})", "check the model id or local directory")
+
+
+def _missing_package(message: str) -> str | None:
+    found = re.search(r"pip install ([A-Za-z0-9_.\-\[\]]+)", message) or re.search(r"No module named '([^']+)'", message)
+    return found.group(1).split(".")[0] if found else None
+
+
+def load_model(
+    model_cls: Any,
+    processor_cls: Any,
+    model_ref: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    role: str = "model",
+    allowed_types: Iterable[str] | None = None,
+) -> LoadedModel:
+    """Load (or reuse) `model_cls.from_pretrained(ref)` + `processor_cls.from_pretrained(ref)` on a device.
+
+    `allowed_types` lists the config model_types this role accepts; anything else is refused with a
+    clear error before the (possibly large) weights are read.
+    """
+    source = resolve_ref(model_ref)
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    key = (getattr(model_cls, "__name__", str(model_cls)), getattr(processor_cls, "__name__", str(processor_cls)),
+           source, dev, dtype_name(torch_dtype))
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            return hit
+        try:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(source)
+            allowed = tuple(allowed_types) if allowed_types is not None else None
+            if allowed is not None and config.model_type not in allowed:
+                raise ModelLoadError(
+                    model_ref,
+                    f"it is a '{config.model_type}' model, not a {role} ({', '.join(allowed)})",
+                    f"give a {role} checkpoint",
+                )
+            model = model_cls.from_pretrained(source, dtype=torch_dtype)
+            model = model.to(dev).eval()
+            processor = processor_cls.from_pretrained(source)
+        except Exception as exc:  # every failure becomes one ModelLoadError naming the model
+            raise explain_load_failure(model_ref, exc, role) from exc
+        loaded = LoadedModel(
+            ref=model_ref,
+            source=source,
+            model=model,
+            processor=processor,
+            device=dev,
+            dtype=dtype_name(torch_dtype),
+            model_type=str(config.model_type),
+            revision=model_revision(model, source),
+        )
+        _CACHE[key] = loaded
+        return loaded
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model (tests; or to free memory between runs in one process)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def cache_size() -> int:
+    return len(_CACHE)

@@ -1,0 +1,130 @@
+"""The `paper` profile: IAP-AS with real models through transformers (Grounding DINO + SAM by default).
+
+fit: Stage 1 (iapas.stages.stage1.build_context) with the detector used to ground the object tag.
+predict, per image (Stage 2, as in the official code):
+  1. object box: the detector run on the object tag alone, NMS, highest-scoring box (Step 1-2);
+  2. anomaly boxes: the detector on the final prompt (chunked), class-agnostic NMS (Step 2-1);
+     boxes whose phrase is the object tag are the object, not anomalies, and are dropped;
+  3. size filter against the object box unless use_filter is off (Step 2-2);
+  4. SAM on the kept boxes (Step 2-3); score map = clip(sum s_i m_i, 0, 1) (Step 2-4).
+Models load lazily, once per process (iapas.models.loading caches them across profiles too).
+Thresholds come from the context (reviewable, editable), falling back to the config's values.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from iapas.config import PipelineConfig
+from iapas.context import Context
+from iapas.errors import SettingsError
+from iapas.io.images import LoadedImage
+from iapas.stages.nms import nms
+from iapas.stages.scoring import binary_mask, image_score, score_map
+from iapas.stages.size_filter import drop_object_boxes, find_object_box, object_area_fraction, size_filter
+from iapas.types import Box, Prediction
+
+PROFILE = "paper"
+
+
+class PaperProfile:
+    """ProfileRunner for the paper's method; detector and segmenter are loaded on first use."""
+
+    name = PROFILE
+
+    def __init__(self, config: PipelineConfig, detector: Any | None = None, segmenter: Any | None = None) -> None:
+        self.config = config
+        self._detector = detector
+        self._segmenter = segmenter
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            from iapas.stages.detection import load_detector
+
+            self._detector = load_detector(self.config.detector, self.config.device, self.config.dtype)
+        return self._detector
+
+    @property
+    def segmenter(self) -> Any:
+        if self._segmenter is None:
+            from iapas.stages.segmentation import load_segmenter
+
+            self._segmenter = load_segmenter(self.config.segmenter, self.config.device, self.config.dtype)
+        return self._segmenter
+
+    def fit(self, normal: list[LoadedImage], config: PipelineConfig) -> Context:
+        """Stage 1; records the detector and segmenter ids and revisions in context.models.
+
+        The detector is loaded only when Stage 1 grounds tags with it; SAM is never loaded here (its
+        revision is read from the local folder or HF cache), so `iapas prompts` stays light.
+        """
+        from iapas.stages.stage1 import build_context
+
+        grounding = not config.baseline and config.tagger != "none" and not config.object_name
+        context = build_context(normal, config, self.detector if grounding else None, PROFILE)
+        context.models["detector"] = self._model_record(self._detector, config.detector)
+        context.models["segmenter"] = self._model_record(self._segmenter, config.segmenter)
+        return context
+
+    @staticmethod
+    def _model_record(model: Any | None, ref: str) -> dict[str, str | None]:
+        """{id, revision} of a loaded model, else of the reference as resolved on disk (no network)."""
+        if model is not None:
+            return {"id": model.model_id, "revision": getattr(model, "revision", None) or "local"}
+        from iapas.models.resolve import describe_model
+
+        info = describe_model(ref)
+        return {"id": ref, "revision": info["revision"]}
+
+    def thresholds(self, context: Context) -> dict[str, float]:
+        """box / text threshold, NMS IoU and size threshold: the context's, else the config's."""
+        cfg = self.config
+        defaults = {
+            "box_threshold": cfg.effective_box_threshold,
+            "text_threshold": cfg.effective_text_threshold,
+            "nms_iou": cfg.nms_iou,
+            "size_threshold": cfg.size_threshold,
+        }
+        return {k: float(context.thresholds.get(k, v)) for k, v in defaults.items()}
+
+    def object_box(self, rgb: Any, object_tag: str | None, th: dict[str, float]) -> Box | None:
+        """Highest-scoring box of a detector pass on the object tag alone (after NMS); None if none."""
+        if not object_tag:
+            return None
+        found = self.detector.detect(rgb, [object_tag], th["box_threshold"], th["text_threshold"])
+        return find_object_box(nms(found, th["nms_iou"]), object_tag)
+
+    def predict(self, image: LoadedImage, context: Context) -> Prediction:
+        """Stage 2 on one image; returns the score map, mask, kept / removed boxes and the object box."""
+        phrases = list(context.final_prompt)
+        if not phrases:
+            raise SettingsError(
+                "the context has an empty final prompt; build it with `iapas prompts --profile paper` "
+                "or edit final_prompt in the context file"
+            )
+        rgb = image.rgb
+        height, width = rgb.shape[:2]
+        th = self.thresholds(context)
+        notes: list[str] = []
+        obj = self.object_box(rgb, context.object_tag, th)
+        found = self.detector.detect(rgb, phrases, th["box_threshold"], th["text_threshold"])
+        anomalies = drop_object_boxes(nms(found, th["nms_iou"]), context.object_tag)
+        removed: list[Box] = []
+        if self.config.use_filter:
+            area = object_area_fraction(obj, width, height)
+            if obj is None:
+                notes.append("no object box found: size filter used the whole image as the object")
+            anomalies, removed = size_filter(anomalies, area, width, height, th["size_threshold"])
+        masks = self.segmenter.segment(rgb, anomalies)
+        smap = score_map(masks, [b.score for b in anomalies], (height, width))
+        return Prediction(
+            path=image.path,
+            score_map=smap,
+            mask=binary_mask(smap),
+            boxes=anomalies,
+            image_score=image_score(smap),
+            profile=PROFILE,
+            removed_boxes=removed,
+            object_box=obj,
+            notes=notes,
+        )

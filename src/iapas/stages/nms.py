@@ -1,0 +1,52 @@
+"""Class-agnostic non-maximum suppression (Step 2-1, paper IoU 0.5) over the boxes of all prompt chunks.
+
+Class-agnostic because one defect found by two words ("crack", "fracture") is still one region;
+keeping both would count its mask twice in the score map. Same semantics as torchvision.ops.nms
+(greedy by score; a box is dropped when its IoU with a kept box is strictly above the threshold),
+which is not importable here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from iapas.types import Box
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` (N x 4 xyxy) with every box in `b` (M x 4); 0 where the union is empty."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms_indices(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of the boxes kept, highest score first (stable for equal scores)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if scores.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    iou = iou_matrix(xyxy, xyxy)[np.ix_(order, order)]
+    suppressed = np.zeros(order.size, dtype=bool)
+    for i in range(order.size):
+        if suppressed[i]:
+            continue
+        suppressed[i + 1 :] |= iou[i, i + 1 :] > iou_threshold
+    return order[~suppressed]
+
+
+def nms(boxes: Sequence[Box], iou_threshold: float = 0.5) -> list[Box]:
+    """The boxes that survive class-agnostic NMS, highest score first."""
+    if not boxes:
+        return []
+    xyxy = np.array([b.xyxy for b in boxes], dtype=np.float64)
+    scores = np.array([b.score for b in boxes], dtype=np.float64)
+    return [boxes[i] for i in nms_indices(xyxy, scores, iou_threshold)]

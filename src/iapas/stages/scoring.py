@@ -1,0 +1,35 @@
+"""Step 2-4: pixel score map = sum_i s_i * m_i over the kept boxes' SAM masks, and the image score.
+
+The sum can exceed 1 where masks of different boxes overlap; the map is clipped to [0, 1] so every
+profile's map has the same range (ranking of pixels below 1 is unchanged). The image score is the
+map's maximum: the confidence of the most confident detected region (0 when nothing was found).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def score_map(masks: np.ndarray, scores: Sequence[float], shape: tuple[int, int]) -> np.ndarray:
+    """HxW float32 in [0, 1] from N masks (N x H x W bool) weighted by their N box scores."""
+    masks = np.asarray(masks, dtype=bool)
+    weights = np.asarray(scores, dtype=np.float32).reshape(-1)
+    if masks.shape[0] != weights.size:
+        raise ValueError(f"{masks.shape[0]} masks but {weights.size} scores")
+    if weights.size == 0:
+        return np.zeros(shape, dtype=np.float32)
+    if masks.shape[1:] != tuple(shape):
+        raise ValueError(f"mask size {masks.shape[1:]} differs from image size {tuple(shape)}")
+    summed = np.tensordot(weights, masks.astype(np.float32), axes=1)
+    return np.clip(summed, 0.0, 1.0).astype(np.float32)
+
+
+def image_score(score_map_: np.ndarray) -> float:
+    """Max of the map: the strongest region's confidence; 0.0 for an empty map."""
+    return float(score_map_.max()) if score_map_.size else 0.0
+
+
+def binary_mask(score_map_: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Pixels whose score is above `threshold` (default: covered by any kept region)."""
+    return np.asarray(score_map_) > threshold

@@ -1,0 +1,63 @@
+"""Step 2-3: SAM (or SAM-HQ) turns each kept box into a mask of the image's size.
+
+Through transformers (SamModel / SamHQModel + AutoProcessor; paper: facebook/sam-vit-huge). The image
+embedding, by far the most expensive part, is computed once per image (get_image_embeddings) and
+every box is decoded against it in one batch (input_boxes) with multimask_output=False, as the
+official code does. Masks are brought back to the image size by processor.post_process_masks.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from iapas.models.loading import LoadedModel, load_model
+from iapas.types import Box
+
+SEGMENTER_TYPES = ("sam", "sam_hq")
+
+
+class SamSegmenter:
+    """Box-prompted masks from a SAM-family checkpoint."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model_id = loaded.ref
+        self.revision = loaded.revision
+        self.model = loaded.model
+        self.processor = loaded.processor
+        self.is_hq = loaded.model_type == "sam_hq"
+
+    def segment(self, rgb: np.ndarray, boxes: Sequence[Box] | np.ndarray) -> np.ndarray:
+        """N x H x W bool masks, one per box (pixel xyxy of `rgb`); no model call when N = 0."""
+        import torch
+        from PIL import Image
+
+        height, width = rgb.shape[:2]
+        xyxy = np.array([b.xyxy for b in boxes] if boxes and isinstance(boxes[0], Box) else boxes, dtype=np.float64)
+        xyxy = xyxy.reshape(-1, 4)
+        if xyxy.shape[0] == 0:
+            return np.zeros((0, height, width), dtype=bool)
+        image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+        inputs = self.processor(images=image, input_boxes=[xyxy.tolist()], return_tensors="pt")
+        device, dtype = self.loaded.device, self.model.dtype
+        with torch.inference_mode():
+            emb = self.model.get_image_embeddings(inputs["pixel_values"].to(device=device, dtype=dtype))
+            kwargs = {"input_boxes": inputs["input_boxes"].to(device=device, dtype=dtype), "multimask_output": False}
+            if self.is_hq:  # SamHQModel returns (image_embeddings, intermediate_embeddings)
+                kwargs.update(image_embeddings=emb[0], intermediate_embeddings=emb[1])
+            else:
+                kwargs["image_embeddings"] = emb
+            out = self.model(**kwargs)
+        masks = self.processor.post_process_masks(
+            out.pred_masks.float().cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"]
+        )[0]  # (N, 1, H, W) bool
+        return masks[:, 0].numpy().astype(bool)
+
+
+def load_segmenter(ref: str, device: str = "auto", dtype: str = "auto") -> SamSegmenter:
+    """Load (once per process) a SAM / SAM-HQ checkpoint by hub id or local folder."""
+    from transformers import AutoModel, AutoProcessor
+
+    loaded = load_model(AutoModel, AutoProcessor, ref, device, dtype, role="segmenter", allowed_types=SEGMENTER_TYPES)
+    return SamSegmenter(loaded)
