@@ -1,19 +1,32 @@
 """`iapas run` (Stage 1 + 2), `iapas prompts` (Stage 1 only), `iapas segment` (Stage 2 from a context)."""
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from iapas.cli import options as o
 from iapas.cli.common import err_console, progress_bar, user_errors
 from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
-from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, InputError, SettingsError
-from iapas.io.images import list_images, load_image
-from iapas.outputs.writer import RunSummary, is_done, output_names, write_prediction
+from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, IapasError, InputError, SettingsError
+from iapas.io.images import SUPPORTED_TEXT, list_images, load_image
+from iapas.outputs.writer import (
+    OutputDirLocked,
+    RunSummary,
+    display_path,
+    is_done,
+    lock_output_dir,
+    output_names,
+    remove_stale_temp_files,
+    write_prediction,
+)
 from iapas.pipeline import Pipeline
 
 RUN_EXAMPLES = """
@@ -33,7 +46,8 @@ def check_normal_folder(normal: Path, config: PipelineConfig, r_given: bool) -> 
         raise SettingsError(f"--normal {normal} does not exist")
     found = list_images([normal])
     if not found:
-        raise SettingsError(f"--normal {normal} holds no images (.png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp)")
+        raise SettingsError(f"--normal {normal} holds no images ({SUPPORTED_TEXT})")
+    r_given = r_given or "num_normal" in config.model_fields_set  # from a flag or the config file
     if r_given and config.num_normal > len(found):
         raise SettingsError(
             f"--num-normal {config.num_normal} is larger than the {len(found)} normal images in {normal}; "
@@ -41,11 +55,27 @@ def check_normal_folder(normal: Path, config: PipelineConfig, r_given: bool) -> 
         )
 
 
-def collect_images(images: list[Path], extra: list[str]) -> list[Path]:
-    paths = list_images([*images, *map(Path, extra)])
+def collect_images(images: list[Path], extra: list[str], out: Path | None = None) -> list[Path]:
+    """All inputs (files as given, folders expanded), never the run's own output folder."""
+    paths = list_images([*images, *map(Path, extra)], exclude=[out] if out is not None else None)
     if not paths:
         raise SettingsError("no images given: --images takes image files and/or folders")
     return paths
+
+
+@contextmanager
+def output_folder(out: Path) -> Iterator[None]:
+    """Own OUT for the run: refuse a second live writer, then clear partial files a killed run left."""
+    try:
+        with lock_output_dir(out):
+            stale = remove_stale_temp_files(out)
+            if stale:
+                err_console.print(f"removed {len(stale)} partial file(s) left by an interrupted run in {escape(str(out))}")
+            yield
+    except OutputDirLocked as exc:
+        raise SettingsError(f"{exc}; wait for it to finish or choose another --out") from None
+    except FileExistsError:
+        raise SettingsError(f"--out {out} exists and is not a folder") from None
 
 
 def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
@@ -56,7 +86,7 @@ def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
         try:
             old = Context.load(ctx_path)
             if old.config == pipeline.config and old.normal_images == chosen and old.profile == pipeline.profile:
-                err_console.print(f"reusing Stage 1 context {ctx_path}")
+                err_console.print(f"reusing Stage 1 context {escape(str(ctx_path))}")
                 return old
         except SettingsError:
             pass
@@ -65,34 +95,74 @@ def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
     return context
 
 
+def _cached_item(out: Path, name: str) -> dict[str, Any]:
+    """What the summary repeats about an image finished by an earlier run."""
+    try:
+        meta = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+        return {"image_score": meta.get("image_score"), "notes": meta.get("notes", [])}
+    except (OSError, ValueError):
+        return {}
+
+
+def _predict_and_write(pipeline: Pipeline, context: Context, path: Path, out: Path, name: str, digest: str) -> dict[str, Any]:
+    loaded = load_image(path)
+    pred = pipeline.predict_one(loaded, context)
+    try:
+        write_prediction(out, name, loaded.rgb, pred, digest, source=path, original_size=loaded.original_size)
+    except OSError as exc:  # disk full, folder not writable: not the input's fault, but say so per image
+        raise InputError(path, f"cannot write its outputs to {out} ({exc.strerror or exc})") from None
+    return {"image_score": round(float(pred.image_score), 6), "notes": pred.notes}
+
+
 def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out: Path, context_file: Path) -> int:
-    """Stage 2 over all paths: skip finished ones, record failures, keep going; return the exit code."""
+    """Stage 2 over all paths: skip finished ones, record failures, keep going; return the exit code.
+
+    summary.json is rewritten after every image (atomically), so a killed run leaves an accurate record;
+    on Ctrl-C / SIGTERM it is saved with `interrupted: true` and the KeyboardInterrupt goes on up.
+    """
     digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
     names = output_names(paths)
     summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file))
+    for path in paths:
+        summary.record(path, names[path], "pending")
+    summary.save()
     start, done_now = time.perf_counter(), 0
-    with progress_bar() as bar:
-        task = bar.add_task(f"{context.profile} profile", total=len(paths), rate="")
-        for path in paths:
-            name = names[path]
-            if is_done(out, name, digest):
-                summary.record(path, name, "ok", cached=True)
-            else:
-                try:
-                    loaded = load_image(path)
-                    pred = pipeline.predict_one(loaded, context)
-                    write_prediction(out, name, loaded.rgb, pred, digest)
-                    summary.record(path, name, "ok", image_score=round(float(pred.image_score), 6), notes=pred.notes)
-                    done_now += 1
-                except InputError as exc:
-                    err_console.print(f"[red]failed[/] {exc.path}: {exc.reason}", soft_wrap=True)
-                    summary.record(path, name, "failed", error=exc.reason)
-            summary.save()
-            rate = done_now / max(time.perf_counter() - start, 1e-9)
-            bar.update(task, advance=1, rate=f"{rate:.1f} img/s")
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task(f"{context.profile} profile", total=len(paths), rate="")
+            for path in paths:
+                name = names[path]
+                if is_done(out, name, digest, source=path):
+                    summary.record(path, name, "ok", cached=True, **_cached_item(out, name))
+                else:
+                    try:
+                        summary.record(path, name, "ok", **_predict_and_write(pipeline, context, path, out, name, digest))
+                        done_now += 1
+                    except InputError as exc:
+                        err_console.print(f"[red]failed[/] {escape(display_path(exc.path))}: {escape(exc.reason)}", soft_wrap=True)
+                        summary.record(path, name, "failed", error=exc.reason)
+                    except IapasError:
+                        raise  # model or settings problems stop the run with their own message
+                    except (MemoryError, RuntimeError, ValueError, ArithmeticError, IndexError, TypeError) as exc:
+                        reason = f"unexpected error while processing ({type(exc).__name__}: {exc})"
+                        err_console.print(f"[red]failed[/] {escape(display_path(path))}: {escape(reason)}", soft_wrap=True)
+                        summary.record(path, name, "failed", error=reason)
+                summary.save()
+                rate = done_now / max(time.perf_counter() - start, 1e-9)
+                bar.update(task, advance=1, rate=f"{rate:.1f} img/s")
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        summary.save()
+        raise
     counts = summary.counts()
     n_ok, n_failed = counts.get("ok", 0), counts.get("failed", 0)
-    err_console.print(f"{n_ok} processed, {n_failed} failed; results in {out} (summary.json), profile: {context.profile}")
+    n_cached = sum(1 for i in summary.items.values() if i.get("cached"))
+    reused = f" ({n_cached} reused from an earlier run)" if n_cached else ""
+    err_console.print(
+        f"{n_ok} processed{reused}, {n_failed} failed; results in {escape(str(out))} (summary.json), "
+        f"profile: {context.profile}",
+        soft_wrap=True,
+    )
     if n_failed and not n_ok:
         return EXIT_NOTHING_DONE
     return EXIT_SOME_FAILED if n_failed else 0
@@ -124,10 +194,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
         check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
-        paths = collect_images(images, ctx.args)
+        paths = collect_images(images, ctx.args, out)
         pipeline = _pipeline(config)
-        context = fit_or_reuse(pipeline, normal, out)
-        raise typer.Exit(process_images(pipeline, context, paths, out, out / "context.json"))
+        with output_folder(out):
+            context = fit_or_reuse(pipeline, normal, out)
+            code = process_images(pipeline, context, paths, out, out / "context.json")
+        raise typer.Exit(code)
 
     @app.command(help="Run Stage 1 only: write a reviewable, editable context JSON.", epilog="Example:\n\n  iapas prompts --normal good/ --out context.json")
     @user_errors
@@ -157,7 +229,10 @@ def register(app: typer.Typer) -> None:
         device: o.DeviceOpt = None,
     ) -> None:
         context = Context.load(context_file)
-        paths = collect_images(images, ctx.args)
+        paths = collect_images(images, ctx.args, out)
         config = context.config.model_copy(update={"profile": context.profile, **({"device": device} if device else {})})
         pipeline = Pipeline(config)
-        raise typer.Exit(process_images(pipeline, context, paths, out, context_file))
+        with output_folder(out):
+            _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error
+            code = process_images(pipeline, context, paths, out, context_file)
+        raise typer.Exit(code)

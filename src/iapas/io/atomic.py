@@ -23,6 +23,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -30,6 +31,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable, so a power cut right after a write keeps the new file."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the data itself is already synced
+    finally:
+        os.close(fd)
 
 
 def _json_default(obj: Any) -> Any:
@@ -44,7 +59,8 @@ def _json_default(obj: Any) -> Any:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default, allow_nan=True)
-    return atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+    # "replace": a file name that is not valid UTF-8 (surrogate-escaped by Python) must not cost the output
+    return atomic_write_bytes(path, (text + "\n").encode("utf-8", errors="replace"))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

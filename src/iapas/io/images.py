@@ -1,26 +1,60 @@
 """Loading images of any common format into RGB uint8 arrays, with errors that name the file.
 
-Large images are downscaled while decoding (JPEG draft mode) so memory stays bounded; the returned
-`LoadedImage.note` says when that happened so outputs can report it.
+A line-side tool meets corrupt files, odd pixel formats and huge scans. Every problem with one file becomes
+an `InputError(path, reason)` so the run records it and goes on; everything a user would call "an image"
+(grayscale, 16-bit, RGBA, palette, CMYK, EXIF-rotated, BMP, TIFF, ...) loads as HxWx3 uint8.
+
+Memory stays bounded: images whose longest side exceeds `MAX_SIDE` are downscaled (JPEGs while decoding,
+in draft mode; other formats right after decoding), and anything that would decode to more than
+`MAX_DECODE_PIXELS` is refused. `LoadedImage.note` says what loading did (downscaled, EXIF-rotated,
+16-bit scaled, first page of a multi-page file) so outputs can report it.
 """
 from __future__ import annotations
 
 import os
+import stat
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from iapas.errors import InputError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# Suffixes collected from folders; the file's content decides how it is decoded.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm", ".gif")
+# Image-like files we do not decode: collected from folders so the user hears about them instead of
+# having them silently ignored.
+OTHER_IMAGE_SUFFIXES = (
+    ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".svg", ".psd", ".ico", ".tga", ".pcx", ".eps",
+    ".dng", ".cr2", ".nef", ".arw", ".raw", ".xcf", ".exr", ".hdr", ".dcm", ".pdf",
+)
+# Pillow format name -> name shown to users. Anything else Pillow can read is refused as unsupported.
+SUPPORTED_FORMATS = {
+    "PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "BMP": "BMP", "DIB": "BMP", "TIFF": "TIFF",
+    "WEBP": "WebP", "PPM": "PNM", "GIF": "GIF",
+}
+SUPPORTED_TEXT = "PNG, JPEG, BMP, TIFF, WebP, PNM (pgm/ppm), GIF"
 MAX_SIDE = 4096  # longest side kept in memory; larger images are downscaled (aspect kept)
 MIN_SIDE = 8  # smaller images cannot hold a meaningful defect
+MAX_DECODE_PIXELS = 250_000_000  # ~750 MB as RGB; larger files are refused rather than risk the machine
 
-# We bound memory ourselves (draft + downscale), so lift Pillow's bomb guard to a generous cap.
-Image.MAX_IMAGE_PIXELS = 40000 * 40000
+# We bound memory ourselves (size check before decoding), so Pillow's bomb guard must not pre-empt it with
+# a vaguer message; truncated files must raise, never load half-grey.
+Image.MAX_IMAGE_PIXELS = None
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_ROTATING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+_SIGNATURES = (  # magic bytes of formats Pillow cannot identify, to name them in the error
+    (b"%PDF", "PDF document"),
+    (b"PK\x03\x04", "ZIP archive"),
+    (b"8BPS", "Photoshop PSD"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+)
 
 
 @dataclass
@@ -29,8 +63,8 @@ class LoadedImage:
 
     path: str
     rgb: np.ndarray  # HxWx3 uint8
-    original_size: tuple[int, int]  # (width, height) in the file
-    note: str = ""  # e.g. "downscaled from 12000x9000 to 4096x3072"
+    original_size: tuple[int, int]  # (width, height) of the file's image as displayed (after EXIF rotation)
+    note: str = ""  # e.g. "downscaled from 12000x9000 to 4096x3072 ..."; "; "-joined when several
 
     @property
     def size(self) -> tuple[int, int]:
@@ -41,76 +75,224 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode (16-bit, palette, RGBA, CMYK, float) to 8-bit RGB."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        if im.mode.startswith("I;16"):
-            lo, hi = 0.0, 65535.0 if hi > 255 else 255.0
-        scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        arr8 = np.clip((arr - lo) * scale, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, mode="L").convert("RGB")
-    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+def _looks_like_text(head: bytes) -> bool:
+    if not head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in text[:-4])  # the tail may cut a character
+
+
+def _unidentified_reason(head: bytes) -> str:
+    """Why Pillow could not identify the content, as specific as the first bytes allow."""
+    supported = f"supported formats: {SUPPORTED_TEXT}"
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftyphevc"):
+        return f"unsupported format HEIC/HEIF; {supported}"
+    if head[4:12] in (b"ftypavif", b"ftypavis"):
+        return f"unsupported format AVIF; {supported}"
+    for magic, name in _SIGNATURES:
+        if head.startswith(magic):
+            return f"unsupported format ({name}); {supported}"
+    stripped = head.lstrip()
+    if stripped.startswith(b"<") and (b"<svg" in head or b"<?xml" in head):
+        return f"unsupported format (SVG/XML vector image); {supported}"
+    if _looks_like_text(head):
+        return f"not an image: the file holds text; {supported}"
+    return f"not a recognised image (unknown format or damaged header); {supported}"
+
+
+def _check_regular_file(p: Path, what: str = "image") -> None:
+    """Raise InputError unless `p` is a readable, non-empty regular file."""
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        if p.is_symlink():
+            raise InputError(p, "broken symbolic link (its target does not exist)") from None
+        raise InputError(p, f"{what} file does not exist") from None
+    except PermissionError:
+        raise InputError(p, "permission denied (a folder on the path is not accessible)") from None
+    except OSError as exc:
+        raise InputError(p, f"cannot access file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(p, f"is a directory, expected an {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(p, f"not a regular file (device, pipe or socket), expected an {what} file")
+    if st.st_size == 0:
+        raise InputError(p, "file is empty (0 bytes)")
+
+
+def _open(p: Path) -> tuple[object, bytes]:
+    """Open for reading; permission and I/O problems become InputErrors with plain reasons."""
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed by the caller
+    except PermissionError:
+        raise InputError(p, "permission denied (file is not readable; check its permissions)") from None
+    except OSError as exc:
+        raise InputError(p, f"cannot open file ({exc.strerror or exc})") from None
+    try:
+        head = fh.read(64)
+        fh.seek(0)
+    except OSError as exc:
+        fh.close()
+        raise InputError(p, f"cannot read file ({exc.strerror or exc})") from None
+    return fh, head
+
+
+def _scale_16bit(arr: np.ndarray) -> np.ndarray:
+    """16-bit values to 8 bits by full range (x // 257): exact for 8-bit data stored as 16-bit."""
+    return (arr.astype(np.uint16, copy=False) // 257).astype(np.uint8)
+
+
+def _to_rgb(im: Image.Image) -> tuple[Image.Image, str]:
+    """Convert any Pillow mode (16-bit, int, float, palette, RGBA, CMYK, LAB) to 8-bit RGB, and say how."""
+    if im.mode.startswith("I;16"):
+        return Image.fromarray(_scale_16bit(np.asarray(im)), mode="L").convert("RGB"), "16-bit image scaled to 8 bits"
+    if im.mode in ("I", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        finite = np.isfinite(arr)
+        vals = arr[finite]
+        lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 0.0)
+        if im.mode == "I" and lo >= 0 and hi <= 65535:
+            ints = np.where(finite, arr, 0)
+            if hi <= 255:
+                out, how = ints.astype(np.uint8), ""
+            else:
+                out, how = _scale_16bit(ints.astype(np.uint16)), "16-bit image scaled to 8 bits"
+        elif im.mode == "F" and lo >= 0.0 and hi <= 1.0:
+            out = np.round(np.where(finite, arr, 0) * 255.0).astype(np.uint8)
+            how = "float image in [0, 1] scaled to 8 bits"
+        else:
+            scale = 255.0 / (hi - lo) if hi > lo else 0.0
+            out = np.clip(np.round((np.where(finite, arr, lo) - lo) * scale), 0, 255).astype(np.uint8)
+            how = f"{'float' if im.mode == 'F' else '32-bit'} image min-max scaled from [{lo:g}, {hi:g}] to 8 bits"
+        return Image.fromarray(out, mode="L").convert("RGB"), how
+    if im.mode == "RGB":
+        return im, ""
+    if im.mode in ("P", "PA") and ("transparency" in im.info or im.mode == "PA"):
         im = im.convert("RGBA")
-        background = Image.new("RGBA", im.size, (0, 0, 0, 255))
-        return Image.alpha_composite(background, im).convert("RGB")
-    return im.convert("RGB")
+    if im.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB"), "transparent pixels shown as black"
+    return im.convert("RGB"), ""
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # noqa: BLE001 - a damaged EXIF block must not cost the image
+        return 1
+
+
+def _target_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    if max(size) <= max_side:
+        return size
+    scale = max_side / max(size)
+    return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
 
 
 def load_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
-    """Read `path` as RGB uint8; raise InputError naming the file and the problem."""
+    """Read `path` as RGB uint8 (downscaled to `max_side` when larger); raise InputError naming the file."""
     p = Path(path)
-    if not p.exists():
-        raise InputError(p, "file does not exist")
-    if p.is_dir():
-        raise InputError(p, "is a directory, expected an image file")
-    if not os.access(p, os.R_OK):
-        raise InputError(p, "permission denied (file is not readable)")
-    if p.stat().st_size == 0:
-        raise InputError(p, "file is empty (0 bytes)")
+    _check_regular_file(p)
+    fh, head = _open(p)
+    notes: list[str] = []
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                original = im.size
-                if im.format == "JPEG" and max(original) > max_side:
-                    im.draft("RGB", (max_side, max_side))
+            warnings.simplefilter("ignore")  # Pillow warnings (EXIF, palette) are not the user's problem
+            try:
+                im = Image.open(fh)
+            except UnidentifiedImageError:
+                raise InputError(p, _unidentified_reason(head)) from None
+            fmt = im.format or "unknown"
+            if fmt not in SUPPORTED_FORMATS:
+                raise InputError(p, f"unsupported format {fmt}; supported formats: {SUPPORTED_TEXT}")
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if frames > 1 and fmt != "MPO":
+                notes.append(f"first of {frames} {'pages' if fmt == 'TIFF' else 'frames'} used")
+            file_w, file_h = im.size
+            if min(file_w, file_h) < MIN_SIDE:
+                raise InputError(p, f"image is too small ({file_w}x{file_h} px, need at least {MIN_SIDE} px per side)")
+            file_target = _target_size((file_w, file_h), max_side)  # same scale whatever the EXIF rotation
+            min_scale = 8 if fmt in ("JPEG", "MPO") and file_target != (file_w, file_h) else 1  # JPEG draft: 1/8
+            if file_w * file_h / (min_scale * min_scale) > MAX_DECODE_PIXELS:
+                raise InputError(
+                    p, f"image is too large to decode safely ({file_w}x{file_h} px > {MAX_DECODE_PIXELS // 1_000_000} "
+                    "Mpx); split or downscale it first",
+                )
+            if min_scale > 1:  # decode JPEGs straight at a reduced scale (still >= the target)
+                im.draft(None, file_target)
+            im.load()  # before reading EXIF: for PNG, getexif() loads the pixels and would hide decode errors
+            orientation = _exif_orientation(im)
+            shown = (file_h, file_w) if orientation in _ROTATING_ORIENTATIONS else (file_w, file_h)
+            target = _target_size(shown, max_side)
+            if orientation != 1:
                 im = ImageOps.exif_transpose(im)
-                original = im.size if im.size != original and max(original) <= max_side else original
-                im.load()
-                rgb = _to_rgb(im)
-    except UnidentifiedImageError:
-        raise InputError(p, "not a recognised image (unsupported format or not an image file)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(p, f"corrupt or truncated image ({exc})") from None
-    if min(rgb.size) < MIN_SIDE:
-        raise InputError(p, f"image is too small ({rgb.size[0]}x{rgb.size[1]} px, need at least {MIN_SIDE})")
-    note = ""
-    if max(rgb.size) > max_side:
-        scale = max_side / max(rgb.size)
-        new = (max(1, round(rgb.size[0] * scale)), max(1, round(rgb.size[1] * scale)))
-        rgb = rgb.resize(new, Image.Resampling.BILINEAR)
-    if rgb.size != original:
-        note = f"downscaled from {original[0]}x{original[1]} to {rgb.size[0]}x{rgb.size[1]}"
-    return LoadedImage(path=str(p), rgb=np.asarray(rgb, dtype=np.uint8), original_size=original, note=note)
+                notes.append(f"rotated upright per EXIF orientation {orientation}")
+            rgb, how = _to_rgb(im)
+            if how:
+                notes.append(how)
+            if rgb.size != target:
+                rgb = rgb.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
+            array = np.asarray(rgb, dtype=np.uint8)
+    except InputError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InputError(p, f"image is too large to decode safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError,
+            struct.error, MemoryError) as exc:
+        text = str(exc) or type(exc).__name__
+        if "truncated" in text:
+            raise InputError(p, f"truncated image file, the end of the file is missing ({text})") from None
+        if isinstance(exc, MemoryError):
+            raise InputError(p, "not enough memory to decode this image") from None
+        raise InputError(p, f"corrupt image data ({text})") from None
+    finally:
+        fh.close()
+    if target != shown:
+        notes.insert(0, f"downscaled from {shown[0]}x{shown[1]} to {target[0]}x{target[1]} (longest side limit "
+                        f"{max_side} px; score map and boxes are at the downscaled size)")
+    if array.ndim != 3 or array.shape[2] != 3:  # defensive: never hand a wrong shape to a model
+        raise InputError(p, f"decoded to an unexpected shape {array.shape}")
+    return LoadedImage(path=str(p), rgb=array, original_size=shown, note="; ".join(notes))
 
 
 def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a ground-truth mask as bool (any value > 0 is defect); check its size against `size` (w, h)."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "mask file is missing")
     try:
-        with Image.open(p) as im:
+        _check_regular_file(p, what="mask")
+    except InputError as exc:
+        if exc.reason.endswith("does not exist"):
+            raise InputError(p, "mask file is missing") from None
+        raise
+    fh, head = _open(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                im = Image.open(fh)
+            except UnidentifiedImageError:
+                raise InputError(p, "cannot read mask: " + _unidentified_reason(head)) from None
             im.load()
-            if im.mode == "P":
-                arr = np.asarray(im)  # palette index: 0 is background
+            if im.mode in ("P", "1", "L", "I", "F") or im.mode.startswith("I;16"):
+                arr = np.asarray(im)  # palette index / level: 0 is background
+            elif im.mode in ("LA", "RGBA", "PA"):
+                arr = np.asarray(im.convert("RGBA"))[..., :3].max(axis=2)
             else:
-                arr = np.asarray(im.convert("L") if im.mode not in ("L", "1", "I", "I;16") else im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+                arr = np.asarray(im.convert("RGB")).max(axis=2)
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
         raise InputError(p, f"cannot read mask ({exc})") from None
-    mask = arr > 0
+    finally:
+        fh.close()
+    mask = np.asarray(arr) > 0
+    if mask.ndim != 2:
+        raise InputError(p, f"mask decoded to an unexpected shape {mask.shape}")
     if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
         raise InputError(
             p, f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its image size {size[0]}x{size[1]}"
@@ -118,13 +300,40 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     return mask
 
 
-def list_images(paths: list[str | Path]) -> list[Path]:
-    """Expand files and folders (recursively, sorted) into image paths; keep explicit files as given."""
+def _hidden(name: str) -> bool:
+    """Dot files: macOS '._x.png' resource forks, '.DS_Store', our own '.x.tmp' partial writes."""
+    return name.startswith(".")
+
+
+def _scan_folder(folder: Path) -> list[Path]:
+    """Image-like entries under `folder`, sorted; directories named like images are kept so they fail loudly."""
+    wanted = IMAGE_SUFFIXES + OTHER_IMAGE_SUFFIXES
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        base = Path(root)
+        found.extend(base / d for d in dirs if Path(d).suffix.lower() in IMAGE_SUFFIXES)
+        found.extend(base / f for f in files if not _hidden(f) and Path(f).suffix.lower() in wanted)
+    return sorted(found, key=lambda q: str(q))
+
+
+def list_images(paths: list[str | Path], exclude: list[str | Path] | None = None) -> list[Path]:
+    """Expand files and folders (recursively, sorted) into image paths; keep explicit files as given.
+
+    Inside folders, image-like files we cannot decode (HEIC, SVG, ...) are listed too, so the run reports them
+    instead of skipping them silently; hidden files are skipped. Paths under `exclude` (e.g. the output
+    folder of the same run) are left out of folder scans.
+    """
+    skip = [Path(e).resolve() for e in (exclude or [])]
     out: list[Path] = []
+    seen: set[Path] = set()
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q)))
-        else:
-            out.append(p)
+        folder = p.is_dir()
+        for q in _scan_folder(p) if folder else [p]:
+            if folder and skip and any(q.resolve().is_relative_to(s) for s in skip):
+                continue
+            if q not in seen:  # the same file named twice (or via two folders) is processed once
+                seen.add(q)
+                out.append(q)
     return out

@@ -5,9 +5,13 @@ written last and carries the settings digest, so a rerun of the same command kno
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,46 +22,88 @@ from iapas.io.atomic import atomic_write_image, atomic_write_json, atomic_write_
 from iapas.types import Prediction
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
+RESERVED_NAMES = frozenset({"summary", "context", "context.bank", "metrics"})  # files a run writes itself
+MAX_NAME_BYTES = 160  # leaves room for suffixes like "_overlay.png" under the usual 255-byte limit
 
 
 def _safe(text: str) -> str:
-    return _UNSAFE.sub("_", text).strip("._") or "image"
+    name = _UNSAFE.sub("_", text).strip("._") or "image"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:  # keep it unique with a hash of the full text
+        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+        cut = name.encode("utf-8")[: MAX_NAME_BYTES - 12].decode("utf-8", errors="ignore")
+        name = f"{cut}__{digest}"
+    if name.casefold() in RESERVED_NAMES:
+        name = f"{name}_input"
+    return name
 
 
 def output_names(paths: list[Path]) -> dict[Path, str]:
     """A distinct output name per input: the stem, widened with the extension and then the folders
-    only where two inputs would otherwise collide (a.png vs a.jpg, x/a.png vs y/a.png)."""
+    only where two inputs would otherwise collide (a.png vs a.jpg, x/a.png vs y/a.png).
+
+    Names are compared case-insensitively, so outputs stay distinct on case-insensitive file systems.
+    """
     resolved = [Path(p) for p in paths]
     names = {p: _safe(p.stem) for p in resolved}
     for widen in ("suffix", "parents"):
-        counts = Counter(names.values())
+        counts = Counter(n.casefold() for n in names.values())
         for p in resolved:
-            if counts[names[p]] > 1:
+            if counts[names[p].casefold()] > 1:
                 if widen == "suffix":
                     names[p] = _safe(f"{p.stem}_{p.suffix.lstrip('.')}")
                 else:
                     parts = [*p.resolve().parent.parts[-3:], f"{p.stem}_{p.suffix.lstrip('.')}"]
                     names[p] = _safe("__".join(parts))
-    counts = Counter(names.values())
+    counts = Counter(n.casefold() for n in names.values())
     seen: Counter[str] = Counter()
-    for p in resolved:  # last resort (same path given twice): number them
-        if counts[names[p]] > 1:
-            seen[names[p]] += 1
-            names[p] = f"{names[p]}__{seen[names[p]]}"
+    for p in resolved:  # last resort (same path given twice, or names equal up to case): number them
+        key = names[p].casefold()
+        if counts[key] > 1:
+            seen[key] += 1
+            names[p] = f"{names[p]}__{seen[key]}"
     return names
 
 
-def is_done(out_dir: Path, name: str, digest: str) -> bool:
-    """True when NAME.json exists, is complete, and was made with the same settings."""
+def display_path(path: str | Path) -> str:
+    """A path as printable text: file names that are not valid UTF-8 get U+FFFD instead of crashing JSON."""
+    return str(path).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def source_fingerprint(path: Path) -> dict[str, int] | None:
+    """Size and mtime of an input file: a cached result is reused only for the very same file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+def is_done(out_dir: Path, name: str, digest: str, source: Path | None = None) -> bool:
+    """True when NAME.json exists, is complete, was made with the same settings (and from the same
+    unchanged input file when `source` is given), and all files it lists exist."""
     meta = out_dir / f"{name}.json"
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    return data.get("settings_digest") == digest and (out_dir / f"{name}.npy").is_file()
+    if not isinstance(data, dict) or data.get("settings_digest") != digest:
+        return False
+    if source is not None and data.get("source") != source_fingerprint(source):
+        return False
+    files = data.get("files") or {"score_map": f"{name}.npy"}
+    return all((out_dir / str(f)).is_file() for f in files.values())
 
 
-def write_prediction(out_dir: Path, name: str, rgb: np.ndarray, pred: Prediction, digest: str) -> dict[str, str]:
+def write_prediction(
+    out_dir: Path,
+    name: str,
+    rgb: np.ndarray,
+    pred: Prediction,
+    digest: str,
+    *,
+    source: Path | None = None,
+    original_size: tuple[int, int] | None = None,
+) -> dict[str, str]:
     """Write the four per-image files; the JSON last so a crash never leaves a 'done' image half-written."""
     from iapas.outputs.overlay import render_overlay
 
@@ -73,8 +119,54 @@ def write_prediction(out_dir: Path, name: str, rgb: np.ndarray, pred: Prediction
     atomic_write_image(out_dir / files["overlay"], render_overlay(rgb, pred))
     meta = pred.to_json()
     meta.update({"name": name, "files": files, "settings_digest": digest})
+    if original_size is not None:
+        meta["original_size"] = [int(original_size[0]), int(original_size[1])]
+    if source is not None:
+        meta["source"] = source_fingerprint(source)
     atomic_write_json(out_dir / files["json"], meta)
     return files
+
+
+def remove_stale_temp_files(out_dir: Path) -> list[Path]:
+    """Delete partial files a killed run left behind ('.NAME.xxxx.tmp' from iapas.io.atomic).
+
+    Call it only while holding the folder's lock (`lock_output_dir`), so no live writer owns them.
+    """
+    removed: list[Path] = []
+    if not out_dir.is_dir():
+        return removed
+    for p in out_dir.glob(".*.tmp"):
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+class OutputDirLocked(Exception):
+    """Another live process is writing into the same output folder."""
+
+
+@contextmanager
+def lock_output_dir(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on OUT/.iapas.lock while writing; the OS drops it when the process dies,
+    so a killed run never blocks the rerun, while two live runs into one folder are refused."""
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir / ".iapas.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", errors="ignore").strip() or "?"
+            raise OutputDirLocked(f"another iapas process (pid {holder}) is writing into {out_dir}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -86,9 +178,10 @@ class RunSummary:
     settings_digest: str
     context: str | None = None
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    interrupted: bool = False
 
     def record(self, path: Path, name: str | None, status: str, error: str | None = None, **extra: Any) -> None:
-        item: dict[str, Any] = {"path": str(path), "name": name, "status": status}
+        item: dict[str, Any] = {"path": display_path(path), "name": name, "status": status}
         if error:
             item["error"] = error
         item.update(extra)
@@ -108,6 +201,8 @@ class RunSummary:
                 "profile": self.profile,
                 "settings_digest": self.settings_digest,
                 "context": self.context,
+                "complete": not self.interrupted and all(i["status"] != "pending" for i in self.items.values()),
+                "interrupted": self.interrupted,
                 "counts": self.counts(),
                 "inputs": list(self.items.values()),
                 "failures": self.failures,
