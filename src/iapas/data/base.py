@@ -1,0 +1,167 @@
+"""What every dataset reader yields, the registry of readers, and the shared mask/listing helpers.
+
+A reader turns a dataset root, in the layout its publisher distributes, into per-category splits:
+the test samples (image, mask or none, label, category, defect type) and the pool of normal images
+Stage 1 may sample from. Where a dataset has no normal training split, the pool is drawn from the
+normal test images and the sampled ones are removed from the test set per seed
+(`DatasetSplit.test_for`), so Stage 1 never sees an image it is then scored on.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from iapas.errors import DatasetError, InputError, SettingsError
+from iapas.io.images import is_image_file
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One test image and its ground truth."""
+
+    image_path: Path
+    mask_path: Path | None  # None: no defect pixels (normal image without a mask file)
+    label: int  # 1 anomalous, 0 normal
+    category: str
+    defect_type: str  # publisher's defect folder/name; "good" for normal images
+
+
+@dataclass
+class DatasetSplit:
+    """Test samples and normal pool of one category."""
+
+    dataset: str
+    category: str
+    test: list[Sample]
+    normal_pool: list[Path]
+    pool_rule: str  # how the normal pool was chosen, reported in metrics.json
+    pool_overlaps_test: bool = False  # True: sampled normal images are removed from the test set
+    kind: str = "object"  # "object" or "texture": the paper's threshold preset for this category
+    notes: list[str] = field(default_factory=list)
+
+    def test_for(self, sampled_normals: list[Path]) -> list[Sample]:
+        """Test samples for one seed: never any image that Stage 1 sampled."""
+        if not self.pool_overlaps_test:
+            return list(self.test)
+        taken = {str(Path(p)) for p in sampled_normals}
+        return [s for s in self.test if str(s.image_path) not in taken]
+
+
+class DatasetReader:
+    """Base class: `categories(root)` and `load(root, category)`."""
+
+    name: str = ""
+    textures: frozenset[str] = frozenset()  # categories the paper treats as textures
+
+    def categories(self, root: Path) -> list[str]:
+        raise NotImplementedError
+
+    def load(self, root: Path, category: str) -> DatasetSplit:
+        raise NotImplementedError
+
+    def kind_of(self, category: str) -> str:
+        return "texture" if category in self.textures else "object"
+
+    def check_root(self, root: Path) -> Path:
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"{self.name} root {root} does not exist or is not a folder")
+        return root
+
+    def check_category(self, root: Path, category: str) -> None:
+        known = self.categories(root)
+        if category not in known:
+            raise DatasetError(
+                f"{self.name}: category {category!r} not found under {root}; found: {', '.join(known) or 'none'}"
+            )
+
+
+_REGISTRY: dict[str, Callable[[], DatasetReader]] = {}
+
+
+def register(name: str) -> Callable[[type[DatasetReader]], type[DatasetReader]]:
+    """Class decorator adding a reader under its dataset NAME."""
+
+    def deco(cls: type[DatasetReader]) -> type[DatasetReader]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def dataset_names() -> list[str]:
+    import iapas.data  # noqa: F401  (imports every reader module so they register)
+
+    return sorted(_REGISTRY)
+
+
+def get_reader(name: str) -> DatasetReader:
+    """The reader for NAME; unknown names list the allowed ones."""
+    names = dataset_names()
+    if name not in _REGISTRY:
+        raise SettingsError(f"unknown dataset {name!r}; allowed: {', '.join(names)}")
+    return _REGISTRY[name]()
+
+
+# ---------------------------------------------------------------- helpers shared by readers
+
+
+def images_in(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files of a folder, sorted; masks named *_mask / *_label / *_GT are not images."""
+    if not folder.is_dir():
+        return []
+    it = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in it if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+
+
+def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")) -> Path | None:
+    """The mask file in `folder` named stem+suffix with any image extension (case-insensitive)."""
+    if not folder.is_dir():
+        return None
+    wanted = {(stem + s).lower() for s in suffixes}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and is_image_file(p) and p.stem.lower() in wanted:
+            return p
+    return None
+
+
+def mask_array(path: str | Path) -> np.ndarray:
+    """Read a ground-truth mask as bool, binarised as publishers define them.
+
+    Palette masks and masks whose values are at most 2 (0/1, 0/1/2 class maps): any value > 0 is a
+    defect. 8-bit 0/255 masks (MVTec, MTD, KSDD, DAGM): at least half the range (>= 128), which
+    ignores the faint compression/resampling fringe some publishers' masks carry (MTD has ~3% of
+    its defect-adjacent pixels at values 1..127). 16-bit masks: >= 32768 unless at most 2.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "mask file is missing")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            if im.mode == "P":
+                return np.asarray(im) > 0
+            if im.mode in ("1",):
+                return np.asarray(im).astype(bool)
+            arr = np.asarray(im if im.mode in ("L", "I", "I;16", "I;16B", "I;16L", "F") else im.convert("L"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(p, f"cannot read mask ({exc})") from None
+    top = float(arr.max()) if arr.size else 0.0
+    if top <= 2:
+        return arr > 0
+    return arr >= (128 if top <= 255 else 32768)
+
+
+def mask_has_defect(path: Path | None) -> bool:
+    return path is not None and bool(mask_array(path).any())
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DatasetError(f"{what}: expected folder {path} is missing")
+    return path
