@@ -33,15 +33,16 @@ def _collect(maps: Sequence[np.ndarray] | np.ndarray, masks: Sequence[np.ndarray
         g = np.asarray(g).astype(bool)
         if m.shape != g.shape:
             raise ValueError(f"map shape {m.shape} differs from mask shape {g.shape}")
-        normal_parts.append(m[~g].astype(np.float32, copy=False))
+        normal_parts.append(m[~g])
         if g.any():
             lab, n = ndimage.label(g, structure=_STRUCTURE)
             sel = lab > 0
-            anom_scores.append(m[sel].astype(np.float64))
+            anom_scores.append(m[sel])
             anom_region.append(lab[sel].astype(np.int64) - 1 + offset)
             region_sizes.append(np.bincount(lab[sel].ravel())[1:])
             offset += n
     normal = np.concatenate(normal_parts) if normal_parts else np.empty(0, np.float32)
+    del normal_parts
     if offset == 0:
         return normal, np.empty(0), np.empty(0), 0
     sizes = np.concatenate(region_sizes)
@@ -55,7 +56,9 @@ def pro_curve(maps, masks) -> tuple[np.ndarray, np.ndarray]:
     normal, a_scores, a_weights, n_regions = _collect(maps, masks)
     if n_regions == 0 or normal.size == 0:
         return np.empty(0), np.empty(0)
-    normal = np.sort(normal.astype(np.float64))
+    dtype = np.result_type(normal.dtype, a_scores.dtype, np.float32)
+    normal = np.sort(normal.astype(dtype, copy=False))
+    a_scores = a_scores.astype(dtype, copy=False)
     starts = np.flatnonzero(np.concatenate(([True], normal[1:] != normal[:-1])))
     values = normal[starts][::-1]  # distinct normal scores, decreasing
     n_ge = (normal.size - starts)[::-1]

@@ -29,14 +29,19 @@ def degenerate_notes(curve: RankCurve) -> list[str]:
     return notes
 
 
-def pixel_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def pixel_metrics(scores: np.ndarray, labels: np.ndarray, f1_grid: int | None = None) -> dict[str, Any]:
     """AP, F1-max (with its threshold) and AUROC from one sort of the scores.
 
-    Works for pixels (flattened maps) and images (one score per image) alike.
+    Works for pixels (flattened maps) and images (one score per image) alike. With `f1_grid=n` the
+    result also holds "f1_max_grid": F1-max over n evenly spaced thresholds in [0, 1] (the official
+    IAP-AS code's search on normalised maps), read off the same sorted curve.
     """
     c = rank_curve(scores, labels)
     f1, thr = curve_f1_max(c)
-    return {
+    extra: dict[str, Any] = {}
+    if f1_grid is not None:
+        extra["f1_max_grid"] = _grid_f1(c, f1_grid)
+    return {**extra,
         "ap": curve_ap(c),
         "f1_max": f1,
         "f1_threshold": thr,
@@ -74,7 +79,10 @@ def f1_max_fixed_grid(scores: np.ndarray, labels: np.ndarray, n_thresholds: int 
 
     Meant for min-max normalised maps; predicts positive where score >= t.
     """
-    c = rank_curve(scores, labels)
+    return _grid_f1(rank_curve(scores, labels), n_thresholds)
+
+
+def _grid_f1(c: RankCurve, n_thresholds: int) -> float:
     if c.n_pos == 0:
         return float("nan")
     tp, fp = c.counts_at(np.linspace(0.0, 1.0, n_thresholds))
