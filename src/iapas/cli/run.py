@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from iapas.cli import options as o
-from iapas.cli.common import err_console, progress_bar, user_errors
+from iapas.cli.common import EXIT_STATUS_HELP, err_console, progress_bar, user_errors
 from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, IapasError, InputError, SettingsError
@@ -29,7 +29,7 @@ from iapas.outputs.writer import (
 )
 from iapas.pipeline import Pipeline
 
-RUN_EXAMPLES = """
+RUN_EXAMPLES = f"""
 Examples:
 
   iapas run --normal good/ --images to_check/ --out results/
@@ -37,6 +37,30 @@ Examples:
   iapas run --normal good/ --images a.png b.png --out results/ --profile paper --kind texture
 
   iapas run --normal good/ --images lot7/ --out r/ --tagger none --object "magnetic tile" --llm none
+
+  iapas run --normal good/ --images lot7/ --out r/ ; echo $?   # 0 ok, 3 some failed, 4 none, 2 bad settings
+
+  (killed or Ctrl-C? run the same command again: finished images are reused)
+
+{EXIT_STATUS_HELP}
+"""
+PROMPTS_EXAMPLES = f"""
+Examples:
+
+  iapas prompts --normal good/ --out context.json
+
+  iapas prompts --normal good/ --out context.json --tagger none --object "magnetic tile" --llm none
+
+{EXIT_STATUS_HELP}
+"""
+SEGMENT_EXAMPLES = f"""
+Examples:
+
+  iapas segment --context context.json --images lot7/ --out results/
+
+  iapas segment --context context.json --images a.png "b c.tif" --out results/ || cat results/summary.json
+
+{EXIT_STATUS_HELP}
 """
 
 
@@ -44,7 +68,7 @@ def check_normal_folder(normal: Path, config: PipelineConfig, r_given: bool) -> 
     """Reject unusable normal folders and impossible r before any model loads."""
     if not normal.exists():
         raise SettingsError(f"--normal {normal} does not exist")
-    found = list_images([normal])
+    found = [p for p in list_images([normal]) if not p.is_dir()]
     if not found:
         raise SettingsError(f"--normal {normal} holds no images ({SUPPORTED_TEXT})")
     r_given = r_given or "num_normal" in config.model_fields_set  # from a flag or the config file
@@ -201,7 +225,7 @@ def register(app: typer.Typer) -> None:
             code = process_images(pipeline, context, paths, out, out / "context.json")
         raise typer.Exit(code)
 
-    @app.command(help="Run Stage 1 only: write a reviewable, editable context JSON.", epilog="Example:\n\n  iapas prompts --normal good/ --out context.json")
+    @app.command(help="Run Stage 1 only: write a reviewable, editable context JSON.", epilog=PROMPTS_EXAMPLES)
     @user_errors
     @o.with_pipeline_flags
     def prompts(
@@ -218,7 +242,7 @@ def register(app: typer.Typer) -> None:
     @app.command(
         context_settings={"allow_extra_args": True},
         help="Run Stage 2 from a saved context (no tagger or LLM is loaded).",
-        epilog="Example:\n\n  iapas segment --context context.json --images lot7/ --out results/",
+        epilog=SEGMENT_EXAMPLES,
     )
     @user_errors
     def segment(

@@ -321,7 +321,8 @@ def list_images(paths: list[str | Path], exclude: list[str | Path] | None = None
     """Expand files and folders (recursively, sorted) into image paths; keep explicit files as given.
 
     Inside folders, image-like files we cannot decode (HEIC, SVG, ...) are listed too, so the run reports them
-    instead of skipping them silently; hidden files are skipped. Paths under `exclude` (e.g. the output
+    instead of skipping them silently; hidden files are skipped; a given folder with no image at all is
+    kept as an entry (it then fails as "is a directory"). Paths under `exclude` (e.g. the output
     folder of the same run) are left out of folder scans.
     """
     skip = [Path(e).resolve() for e in (exclude or [])]
@@ -330,7 +331,8 @@ def list_images(paths: list[str | Path], exclude: list[str | Path] | None = None
     for raw in paths:
         p = Path(raw)
         folder = p.is_dir()
-        for q in _scan_folder(p) if folder else [p]:
+        # an explicitly given folder without any image stays in the list, so the run reports it
+        for q in (_scan_folder(p) or [p]) if folder else [p]:
             if folder and skip and any(q.resolve().is_relative_to(s) for s in skip):
                 continue
             if q not in seen:  # the same file named twice (or via two folders) is processed once

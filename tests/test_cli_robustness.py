@@ -1,0 +1,247 @@
+"""The generated corpus of bad and odd inputs through `iapas run` / `segment` (issue 6).
+
+A tiny real profile (tests/fake_profile.py) replaces model loading so these run in-process in seconds;
+tests/test_resume.py drives the real offline profile in a subprocess.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from corpus import Case, build_corpus, encode, pattern, write_normals
+from fake_profile import MeanDiffProfile, use_mean_diff
+from iapas.cli import run as run_cmd
+from iapas.cli.app import EPILOG
+from iapas.outputs.writer import lock_output_dir
+
+IS_ROOT = os.geteuid() == 0
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture()
+def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    use_mean_diff(monkeypatch)
+    app = typer.Typer(epilog=EPILOG)
+
+    @app.callback()
+    def main() -> None:
+        """test app"""
+
+    run_cmd.register(app)
+    return app
+
+
+def invoke(app: typer.Typer, *args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture()
+def data(tmp_path: Path) -> tuple[Path, list[Case]]:
+    write_normals(tmp_path / "normal")
+    return tmp_path, build_corpus(tmp_path)
+
+
+def test_corpus_through_run_reports_each_bad_file_and_keeps_going(app: typer.Typer, data: tuple[Path, list[Case]]) -> None:
+    root, cases = data
+    out = root / "out"
+    code, _, err = invoke(app, "run", "--normal", root / "normal", "--images", root / "images", "--out", out,
+                          "--profile", "offline")
+    assert code == 3, err  # some failed, the rest processed
+    s = summary(out)
+    by_path = {i["path"]: i for i in s["inputs"]}
+    failed = {f["path"] for f in s["failures"]}
+    for case in cases:
+        item = by_path[str(case.path)]
+        if case.ok or (case.needs_unprivileged and IS_ROOT):
+            assert item["status"] == "ok", item
+            meta = json.loads((out / f"{item['name']}.json").read_text(encoding="utf-8"))
+            assert meta["path"] == str(case.path)
+            if case.size:
+                assert meta["size"] == list(case.size) and meta["original_size"] == list(case.size)
+                assert np.load(out / f"{item['name']}.npy").shape == (case.size[1], case.size[0])
+            if case.note:
+                assert any(case.note in n for n in meta["notes"])
+        else:
+            assert item["status"] == "failed" and case.reason in item["error"], item
+            assert str(case.path) in failed
+            assert case.path.name in err and case.reason in err  # on stderr too, file and reason
+    assert s["complete"] is True and s["interrupted"] is False
+    assert s["counts"]["failed"] == len(s["failures"]) > 0
+    # inputs differing only by extension or folder got separate outputs, none overwritten
+    names = [i["name"] for i in s["inputs"]]
+    assert len(names) == len(set(n.casefold() for n in names))
+    same = [i for i in s["inputs"] if Path(i["path"]).stem == "same"]
+    assert len(same) == 4
+    maps = [np.load(out / f"{i['name']}.npy") for i in same]
+    assert all(not np.array_equal(maps[0], m) for m in maps[1:])
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+
+
+def test_all_bad_inputs_exit_4_all_good_exit_0(app: typer.Typer, data: tuple[Path, list[Case]]) -> None:
+    root, cases = data
+    bad = [str(c.path) for c in cases if not c.ok and not c.needs_unprivileged]
+    good = [str(c.path) for c in cases if c.ok]
+    code, _, err = invoke(app, "run", "--normal", root / "normal", "--images", *bad, "--out", root / "o1",
+                          "--profile", "offline")
+    assert code == 4, err
+    assert summary(root / "o1")["counts"] == {"failed": len(bad)}
+    code, _, err = invoke(app, "run", "--normal", root / "normal", "--images", *good, "--out", root / "o2",
+                          "--profile", "offline")
+    assert code == 0, err
+    assert summary(root / "o2")["counts"] == {"ok": len(good)} and summary(root / "o2")["failures"] == []
+
+
+def test_missing_explicit_file_is_a_per_file_failure(app: typer.Typer, data: tuple[Path, list[Case]]) -> None:
+    root, cases = data
+    good = next(c for c in cases if c.ok)
+    code, _, err = invoke(app, "run", "--normal", root / "normal", "--images", good.path, root / "nope.png",
+                          "--out", root / "o", "--profile", "offline")
+    assert code == 3
+    assert "file does not exist" in summary(root / "o")["failures"][0]["error"]
+
+
+def test_rerun_reuses_results_and_redoes_changed_inputs(app: typer.Typer, tmp_path: Path) -> None:
+    write_normals(tmp_path / "normal")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(3):
+        Image.fromarray(pattern(32, 40, seed=10 + i)).save(imgs / f"p{i}.png")
+    args = ("run", "--normal", tmp_path / "normal", "--images", imgs, "--out", tmp_path / "out", "--profile", "offline")
+    assert invoke(app, *args)[0] == 0
+    first = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").iterdir()}
+    MeanDiffProfile.predictions = 0
+    code, _, err = invoke(app, *args)
+    assert code == 0 and MeanDiffProfile.predictions == 0
+    assert "3 reused" in err
+    assert all(i.get("cached") for i in summary(tmp_path / "out")["inputs"])
+    for name in ("p0.npy", "p1.json", "p2_overlay.png"):
+        assert (tmp_path / "out" / name).stat().st_mtime_ns == first[name]
+    # a changed input file is processed again, the others are still reused
+    Image.fromarray(pattern(32, 40, seed=99)).save(imgs / "p1.png")
+    os.utime(imgs / "p1.png", ns=(1, 1))
+    code, _, _ = invoke(app, *args)
+    assert code == 0 and MeanDiffProfile.predictions == 1
+    cached = {Path(i["path"]).name: bool(i.get("cached")) for i in summary(tmp_path / "out")["inputs"]}
+    assert cached == {"p0.png": True, "p1.png": False, "p2.png": True}
+
+
+def test_output_folder_inside_input_folder_is_not_read_back(app: typer.Typer, tmp_path: Path) -> None:
+    write_normals(tmp_path / "normal")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    Image.fromarray(pattern(32, 40)).save(imgs / "a.png")
+    args = ("run", "--normal", tmp_path / "normal", "--images", imgs, "--out", imgs / "results", "--profile", "offline")
+    assert invoke(app, *args)[0] == 0
+    assert invoke(app, *args)[0] == 0
+    assert [i["path"] for i in summary(imgs / "results")["inputs"]] == [str(imgs / "a.png")]
+
+
+def test_interrupt_saves_summary_exits_130_and_rerun_completes(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_normals(tmp_path / "normal")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(5):
+        Image.fromarray(pattern(32, 40, seed=i)).save(imgs / f"p{i}.png")
+    real_predict = MeanDiffProfile.predict
+
+    def ctrl_c_on_third(self: MeanDiffProfile, image, context):  # type: ignore[no-untyped-def]
+        if MeanDiffProfile.predictions == 2:
+            raise KeyboardInterrupt
+        return real_predict(self, image, context)
+
+    monkeypatch.setattr(MeanDiffProfile, "predict", ctrl_c_on_third)
+    args = ("run", "--normal", tmp_path / "normal", "--images", imgs, "--out", tmp_path / "out", "--profile", "offline")
+    code, _, err = invoke(app, *args)
+    assert code == 130 and "interrupted" in err and "rerun the same command" in err
+    s = summary(tmp_path / "out")
+    assert s["interrupted"] is True and s["complete"] is False
+    assert s["counts"] == {"ok": 2, "pending": 3}
+    monkeypatch.setattr(MeanDiffProfile, "predict", real_predict)
+    code, _, _ = invoke(app, *args)
+    s = summary(tmp_path / "out")
+    assert code == 0 and s["complete"] is True and s["counts"] == {"ok": 5}
+    assert sum(bool(i.get("cached")) for i in s["inputs"]) == 2
+
+
+def test_sigterm_handler_turns_into_clean_interrupt(app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    write_normals(tmp_path / "normal")
+    real_predict = MeanDiffProfile.predict
+
+    def terminated(self, image, context):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered to our handler, which raises KeyboardInterrupt
+        return real_predict(self, image, context)
+
+    monkeypatch.setattr(MeanDiffProfile, "predict", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = invoke(app, "run", "--normal", tmp_path / "normal", "--images", tmp_path / "normal",
+                          "--out", tmp_path / "out", "--profile", "offline")
+    assert code == 130 and "interrupted" in err
+    assert summary(tmp_path / "out")["interrupted"] is True
+    assert signal.getsignal(signal.SIGTERM) == before  # handler restored after the command
+
+
+def test_second_live_writer_is_refused_and_stale_temp_files_removed(app: typer.Typer, tmp_path: Path) -> None:
+    write_normals(tmp_path / "normal")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".a.npy.x1y2.tmp").write_bytes(b"half")
+    args = ("run", "--normal", tmp_path / "normal", "--images", tmp_path / "normal", "--out", out, "--profile", "offline")
+    with lock_output_dir(out):
+        code, _, err = invoke(app, *args)
+        assert code == 2 and "another iapas process" in err and MeanDiffProfile.instances == 0
+    code, _, err = invoke(app, *args)
+    assert code == 0 and "removed 1 partial file" in err
+    assert not (out / ".a.npy.x1y2.tmp").exists()
+
+
+def test_non_utf8_file_name_is_processed_and_reported(app: typer.Typer, tmp_path: Path) -> None:
+    write_normals(tmp_path / "normal")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    raw = os.path.join(os.fsencode(imgs), b"lot\xff 7.png")
+    with open(raw, "wb") as fh:
+        fh.write(encode(Image.fromarray(pattern(32, 40)), "PNG"))
+    code, _, err = invoke(app, "run", "--normal", tmp_path / "normal", "--images", imgs, "--out", tmp_path / "out",
+                          "--profile", "offline")
+    assert code == 0, err
+    item = summary(tmp_path / "out")["inputs"][0]
+    assert item["status"] == "ok" and "\ufffd" in item["path"]
+
+
+def test_segment_reuses_context_and_reports_failures(app: typer.Typer, data: tuple[Path, list[Case]]) -> None:
+    root, cases = data
+    assert invoke(app, "prompts", "--normal", root / "normal", "--out", root / "ctx.json", "--profile", "offline")[0] == 0
+    bad = next(c for c in cases if c.path.name == "truncated.jpg")
+    good = next(c for c in cases if c.path.name == "gray16.png")
+    code, _, err = invoke(app, "segment", "--context", root / "ctx.json", "--images", good.path, bad.path,
+                          "--out", root / "seg")
+    assert code == 3 and "truncated.jpg" in err
+    s = summary(root / "seg")
+    assert [i["status"] for i in s["inputs"]] == ["ok", "failed"]
+
+
+@pytest.mark.parametrize("command", ["run", "prompts", "segment"])
+def test_help_shows_examples_and_exit_statuses(app: typer.Typer, command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = result.output
+    assert "Examples:" in text and f"iapas {command} " in text
+    for code in ("0 all inputs processed", "3 some inputs failed", "4 nothing could be processed",
+                 "2 invalid settings", "130 interrupted"):
+        assert code in text, code
