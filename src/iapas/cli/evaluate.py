@@ -1,8 +1,98 @@
-"""`iapas evaluate` command(s). (placeholder: filled by the issue that owns it)"""
+"""`iapas evaluate`: reproduce the paper's tables on public benchmarks (or a folder of your own)."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
+from iapas.cli import options as o
+from iapas.cli.common import err_console, user_errors
+from iapas.config import read_config_file
+from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, SettingsError
+
+EXAMPLES = """
+Examples:
+
+  iapas evaluate --dataset mtd --root ../shared/datasets/mtd --out eval/mtd
+
+  iapas evaluate --dataset mvtec --root data/mvtec --out eval/mv --protocol paper --seeds 111,112,113
+
+  iapas evaluate --dataset mvtec --root data/mvtec --out eval/base --baseline --profile paper   # Table 3 'base'
+
+  iapas evaluate --dataset mvtec --root data/mvtec --out eval/q --categories bottle,screw --limit 20
+"""
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise SettingsError(f"--seeds must be comma-separated integers, e.g. 111,112,113 (got {text!r})") from None
+    if not seeds:
+        raise SettingsError("--seeds needs at least one seed")
+    return seeds
+
+
+def parse_categories(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [c for v in values for c in v.split(",") if c.strip()] or None
+
+
+def kind_from_dataset(flags: dict[str, Any]) -> bool:
+    """Use each category's object/texture preset unless --kind or the config file sets one."""
+    if flags.get("kind") is not None:
+        return False
+    cfg_file = flags.get("config_file")
+    return not (cfg_file and "kind" in read_config_file(cfg_file))
+
+
+def write_report(out: Path) -> None:
+    try:
+        from iapas.outputs.report import write_evaluation_report
+    except ImportError:
+        err_console.print("note: the HTML report module (iapas.outputs.report) is not available in this install")
+        return
+    err_console.print(f"report: {write_evaluation_report(out)}")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `evaluate` to the app."""
+
+    @app.command(epilog=EXAMPLES)
+    @user_errors
+    @o.with_pipeline_flags
+    def evaluate(
+        dataset: Annotated[str, typer.Option("--dataset", help="mvtec, mpdd, btad, ksdd1, ksdd2, mtd, dtd-synthetic, dagm2007, visa or folder")],
+        root: Annotated[Path, typer.Option("--root", help="dataset folder in its publisher's layout")],
+        out: Annotated[Path, typer.Option("--out", help="results folder: metrics.json/.csv/.md, cache/, contexts/")],
+        categories: Annotated[Optional[list[str]], typer.Option("--categories", help="only these categories (repeat or comma-separate)")] = None,
+        protocol: Annotated[str, typer.Option("--protocol", help="standard (all test images, raw maps) or paper (official code's choices)")] = "standard",
+        seeds: Annotated[str, typer.Option("--seeds", help="comma-separated seeds of the normal-image sample; >1 gives mean ± std")] = "",
+        limit: Annotated[Optional[int], typer.Option("--limit", help="evaluate at most N test images per category (evenly spread)")] = None,
+        eval_size: Annotated[int, typer.Option("--eval-size", help="square resolution maps and masks are compared at")] = 256,
+        report: Annotated[bool, typer.Option("--report", help="also write the HTML report")] = False,
+        *,
+        flags: dict[str, Any],
+    ) -> None:
+        """Evaluate on a benchmark: per-category pixel/image AP, F1-max, AUROC, AUPRO and the mean row."""
+        from iapas.evaluation.harness import run_evaluation
+
+        seed_list = parse_seeds(seeds) if seeds else [flags.get("seed") or 111]
+        config = o.config_from_flag_dict(flags)
+        metrics = run_evaluation(
+            dataset, root, out, config, categories=parse_categories(categories), protocol=protocol,
+            seeds=seed_list, limit=limit, eval_size=eval_size, progress=True, auto_kind=kind_from_dataset(flags),
+        )
+        if metrics.get("profile_note"):
+            err_console.print(f"note: {metrics['profile_note']}")
+        typer.echo((out / "metrics.md").read_text(encoding="utf-8"))
+        typer.echo(f"images/s: {metrics['images_per_second']}; predicted {metrics['n_predicted']}, "
+                   f"from cache {metrics['n_cached']}; written to {out}")
+        if report:
+            write_report(out)
+        if metrics["failures"]:
+            err_console.print(f"{len(metrics['failures'])} image(s) failed; see {out / 'metrics.json'} (failures)")
+            evaluated = sum(r["n_images"] for r in metrics["categories"].values())
+            raise typer.Exit(EXIT_NOTHING_DONE if evaluated == 0 else EXIT_SOME_FAILED)

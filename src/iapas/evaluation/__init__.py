@@ -1,1 +1,4 @@
-"""The `iapas evaluate` harness: datasets in, predictions (cached), metrics and tables out."""
+"""The `iapas evaluate` harness: datasets in, predictions (cached), metrics and tables out.
+
+    from iapas.evaluation.harness import run_evaluation
+"""

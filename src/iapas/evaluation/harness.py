@@ -1,0 +1,264 @@
+"""`run_evaluation`: datasets in, cached per-image predictions, metrics and tables out.
+
+Per category and seed: sample Stage 1's normal images from the dataset's pool (the seed decides),
+fit (or reuse the saved context), predict every test image not yet cached, then compute metrics from
+the cached records only, so an interrupted and resumed run gives exactly the metrics of an
+uninterrupted one. Everything is validated before any model loads.
+
+Memory: a category's maps are held at the evaluation size as float32 plus a bool mask, i.e. 5 bytes
+per pixel: 256 x 256 x 1,344 MTD images = 440 MB; the metrics' sort needs about 3x that at peak.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iapas import __version__
+from iapas.config import PipelineConfig
+from iapas.context import Context
+from iapas.data import DatasetSplit, Sample, get_reader, mask_array
+from iapas.errors import InputError, SettingsError
+from iapas.evaluation.cache import context_path, eval_digest, record_path
+from iapas.evaluation.progress import EvalProgress
+from iapas.evaluation.protocols import PAPER_KEEPS_NORMALS, PROTOCOL_NOTES, PROTOCOLS, category_metrics
+from iapas.evaluation.records import EvalRecord, load_record, save_record
+from iapas.evaluation.resample import resize_map, resize_mask
+from iapas.evaluation.summary import combine_seeds, json_safe
+from iapas.evaluation.tables import write_csv, write_markdown
+from iapas.io.atomic import atomic_write_json
+from iapas.io.images import load_image
+from iapas.pipeline import Pipeline
+
+MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
+
+
+@dataclass
+class Plan:
+    """Everything checked and listed before a model loads."""
+
+    dataset: str
+    root: Path
+    out: Path
+    protocol: str
+    seeds: list[int]
+    limit: int | None
+    eval_size: int
+    splits: dict[str, DatasetSplit]
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_evaluation(
+    dataset: str,
+    root: Path,
+    out: Path,
+    categories: list[str] | None,
+    protocol: str,
+    seeds: list[int],
+    limit: int | None,
+    eval_size: int,
+) -> Plan:
+    """Validate the settings and read the dataset's splits (no model is loaded here)."""
+    if protocol not in PROTOCOLS:
+        raise SettingsError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+    if not seeds:
+        raise SettingsError("--seeds needs at least one seed, e.g. 111 or 111,112,113")
+    if len(set(seeds)) != len(seeds):
+        raise SettingsError(f"--seeds has duplicates: {seeds}")
+    if not MIN_EVAL_SIZE <= eval_size <= MAX_EVAL_SIZE:
+        raise SettingsError(f"--eval-size {eval_size} is out of range {MIN_EVAL_SIZE}..{MAX_EVAL_SIZE}")
+    if limit is not None and limit < 1:
+        raise SettingsError(f"--limit must be at least 1, got {limit}")
+    reader = get_reader(dataset)
+    root = Path(root).expanduser().resolve()
+    available = reader.categories(root)
+    chosen = list(categories) if categories else available
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        raise SettingsError(
+            f"{dataset}: unknown categories {', '.join(unknown)}; found under {root}: {', '.join(available)}"
+        )
+    splits = {c: reader.load(root, c) for c in chosen}
+    plan = Plan(dataset, root, Path(out), protocol, list(seeds), limit, eval_size, splits)
+    for c, s in splits.items():
+        if not s.normal_pool:
+            raise SettingsError(f"{dataset}/{c}: no normal images for Stage 1 (rule: {s.pool_rule})")
+        plan.notes += [f"{c}: {n}" for n in s.notes]
+    return plan
+
+
+def limit_samples(samples: list[Sample], limit: int | None) -> list[Sample]:
+    """An evenly spread subset (keeps every defect type and normal images in view), in order."""
+    if limit is None or limit >= len(samples):
+        return samples
+    idx = np.unique(np.linspace(0, len(samples) - 1, limit).round().astype(int))
+    return [samples[i] for i in idx]
+
+
+def fit_or_load(pipeline: Pipeline, pool: list[Path], sampled: list[Path], ctx_file: Path, digest: str) -> Context:
+    """Stage 1 for one category and seed, reusing the saved context made with the same settings."""
+    stamp = {"settings_digest": digest, "sampled": [str(p) for p in sampled]}
+    if ctx_file.is_file():
+        try:
+            old = Context.load(ctx_file)
+            if getattr(old, "evaluation", None) == stamp:
+                return old
+        except SettingsError:
+            pass
+    ctx = pipeline.fit(pool)
+    ctx.evaluation = stamp  # extra field: ties the context to these settings for resume
+    ctx.save(ctx_file)
+    return ctx
+
+
+def evaluate_one(pipeline: Pipeline, ctx: Context, sample: Sample, seed: int, size: int, dest: Path) -> None:
+    """Predict one test image, bring map and ground truth to size x size, save the record."""
+    t0 = time.perf_counter()
+    loaded = load_image(sample.image_path)
+    w, h = loaded.original_size
+    if sample.mask_path is not None:
+        gt = mask_array(sample.mask_path)
+        if gt.shape != (h, w):
+            raise InputError(sample.mask_path, f"mask size {gt.shape[1]}x{gt.shape[0]} differs from image size {w}x{h}")
+    else:
+        gt = np.zeros((h, w), dtype=bool)
+    pred = pipeline.predict_one(loaded, ctx)
+    score = resize_map(pred.score_map, size)
+    if not np.isfinite(score).all():
+        raise InputError(sample.image_path, "the profile returned a score map with NaN or infinite values")
+    info = pred.to_json()
+    info["eval_seconds"] = time.perf_counter() - t0
+    save_record(
+        dest,
+        EvalRecord(
+            category=sample.category, seed=seed, image_path=str(sample.image_path),
+            mask_path=str(sample.mask_path) if sample.mask_path else None, defect_type=sample.defect_type,
+            label=int(sample.label), score_map=score, gt_mask=resize_mask(gt, size),
+            image_score=float(pred.image_score), prediction=info,
+        ),
+    )
+
+
+def gather(paths: list[Path], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Stack cached records into preallocated arrays: maps, masks, labels, image scores, seconds."""
+    n = len(paths)
+    maps = np.empty((n, size, size), dtype=np.float32)
+    masks = np.empty((n, size, size), dtype=bool)
+    labels = np.empty(n, dtype=bool)
+    scores = np.empty(n, dtype=np.float64)
+    seconds = 0.0
+    for i, p in enumerate(paths):
+        rec = load_record(p)
+        maps[i], masks[i], labels[i], scores[i] = rec.score_map, rec.gt_mask, bool(rec.label), rec.image_score
+        seconds += float(rec.prediction.get("eval_seconds", 0.0))
+    return maps, masks, labels, scores, seconds
+
+
+def run_evaluation(
+    dataset: str,
+    root: Path,
+    out: Path,
+    config: PipelineConfig,
+    categories: list[str] | None = None,
+    protocol: str = "standard",
+    seeds: list[int] | None = None,
+    limit: int | None = None,
+    eval_size: int = 256,
+    progress: bool = True,
+    auto_kind: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a dataset end to end and write metrics.json/.csv/.md under `out`; return the JSON dict.
+
+    `auto_kind=True` uses each category's object/texture threshold preset (the paper's choice)
+    instead of `config.kind`.
+    """
+    seeds = [111] if seeds is None else list(seeds)
+    plan = plan_evaluation(dataset, root, out, categories, protocol, seeds, limit, eval_size)
+    out = plan.out
+    out.mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(config)
+    failures: list[dict[str, Any]] = []
+    per_seed: dict[int, dict[str, dict[str, Any]]] = {s: {} for s in seeds}
+    kinds: dict[str, str] = {}
+    n_predicted = n_cached = 0
+    total_seconds, total_records = 0.0, 0
+    wall0 = time.perf_counter()
+    jobs = []
+    for cat, split in plan.splits.items():
+        for seed in seeds:
+            cfg = config.model_copy(update={"seed": seed, **({"kind": split.kind} if auto_kind else {})})
+            kinds[cat] = cfg.kind
+            pipeline.config = cfg
+            sampled = pipeline.select_normal(list(split.normal_pool))
+            test = limit_samples(split.test_for(sampled), limit)
+            digest = eval_digest(cfg, pipeline.profile, eval_size)
+            dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
+            jobs.append((cat, seed, cfg, split, sampled, test, digest, dests))
+    total_todo = sum(sum(not d.is_file() for d in j[7]) for j in jobs)
+    with EvalProgress(total_todo, enabled=progress) as bar:
+        for cat, seed, cfg, split, sampled, test, digest, dests in jobs:
+            pipeline.config = cfg
+            todo = [(s, d) for s, d in zip(test, dests) if not d.is_file()]
+            n_cached += len(test) - len(todo)
+            if todo:
+                bar.describe(f"{cat} seed {seed}: Stage 1")
+                ctx = fit_or_load(pipeline, list(split.normal_pool), sampled, context_path(out, cat, seed), digest)
+                bar.describe(f"{cat} seed {seed}")
+                for sample, dest in todo:
+                    try:
+                        evaluate_one(pipeline, ctx, sample, seed, eval_size, dest)
+                        n_predicted += 1
+                    except InputError as exc:
+                        failures.append({"path": exc.path, "error": exc.reason, "category": cat, "seed": seed,
+                                         "image": str(sample.image_path)})
+                    bar.advance()
+            keep = [(s, d) for s, d in zip(test, dests) if d.is_file()]
+            if protocol == "paper" and dataset not in PAPER_KEEPS_NORMALS:
+                keep = [(s, d) for s, d in keep if s.label == 1]
+            maps, masks, labels, scores, secs = gather([d for _, d in keep], eval_size)
+            total_seconds += secs
+            total_records += len(keep)
+            per_seed[seed][cat] = category_metrics(maps, masks, labels, scores, protocol)
+            del maps, masks
+    cats, mean, std_cat, std_mean = combine_seeds(per_seed)
+    metrics: dict[str, Any] = {
+        "dataset": dataset,
+        "profile": pipeline.profile,
+        "protocol": protocol,
+        "protocol_note": PROTOCOL_NOTES[protocol],
+        "seeds": seeds,
+        "categories": cats,
+        "mean": mean,
+        "images_per_second": (total_records / total_seconds) if total_seconds > 0 else None,
+        "failures": failures,
+        "eval_size": eval_size,
+        "limit": limit,
+        "n_predicted": n_predicted,
+        "n_cached": n_cached,
+        "wall_seconds": time.perf_counter() - wall0,
+        "normal_pool_rules": {c: s.pool_rule for c, s in plan.splits.items()},
+        "kinds": kinds,
+        "root": str(plan.root),
+        "config": config.model_dump(mode="json"),
+        "iapas_version": __version__,
+        "notes": plan.notes,
+    }
+    if config.profile is None:
+        metrics["profile_note"] = f"--profile not given: chose {pipeline.profile} (paper needs hub weights)"
+    if len(seeds) > 1:
+        metrics["std"] = {"categories": std_cat, "mean": std_mean}
+        metrics["per_seed"] = {str(s): per_seed[s] for s in seeds}
+    metrics = json_safe(metrics)
+    write_outputs(out, metrics)
+    return metrics
+
+
+def write_outputs(out: Path, metrics: dict[str, Any]) -> None:
+    """metrics.json/.csv/.md (latest run) plus metrics_<protocol>.* so both protocols can share --out."""
+    for stem in ("metrics", f"metrics_{metrics['protocol']}"):
+        atomic_write_json(out / f"{stem}.json", metrics)
+        write_csv(out / f"{stem}.csv", metrics)
+        write_markdown(out / f"{stem}.md", metrics)

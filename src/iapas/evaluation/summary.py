@@ -1,0 +1,70 @@
+"""Combine per-seed, per-category metrics into the metrics.json dict (mean over categories, mean ± std
+over seeds); undefined values stay NaN in memory and become null in JSON.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from iapas.evaluation.protocols import METRIC_KEYS
+
+
+def _mean(values: list[float]) -> float:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0 or np.isnan(arr).all():
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(arr))
+
+
+def _std(values: list[float]) -> float:
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    return float(np.std(arr)) if arr.size else float("nan")
+
+
+def mean_row(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Unweighted mean over categories (the papers' 'mean' row); counts are summed."""
+    out: dict[str, Any] = {k: _mean([r[k] for r in rows.values()]) for k in METRIC_KEYS}
+    out["n_images"] = int(sum(r["n_images"] for r in rows.values()))
+    out["n_anomalous"] = int(sum(r["n_anomalous"] for r in rows.values()))
+    return out
+
+
+def combine_seeds(per_seed: dict[int, dict[str, dict[str, Any]]]) -> tuple[dict, dict, dict, dict]:
+    """(categories, mean, std_categories, std_mean): seed-averaged rows and their spread over seeds."""
+    seeds = sorted(per_seed)
+    cats = sorted({c for s in seeds for c in per_seed[s]})
+    categories: dict[str, dict[str, Any]] = {}
+    std_cat: dict[str, dict[str, float]] = {}
+    for c in cats:
+        rows = [per_seed[s][c] for s in seeds if c in per_seed[s]]
+        row: dict[str, Any] = {k: _mean([r[k] for r in rows]) for k in METRIC_KEYS}
+        row["n_images"] = int(round(_mean([r["n_images"] for r in rows])))
+        row["n_anomalous"] = int(round(_mean([r["n_anomalous"] for r in rows])))
+        notes = sorted({n for r in rows for n in r.get("notes", [])})
+        if notes:
+            row["notes"] = notes
+        categories[c] = row
+        std_cat[c] = {k: _std([r[k] for r in rows]) for k in METRIC_KEYS}
+    seed_means = [mean_row(per_seed[s]) for s in seeds]
+    mean = mean_row(categories)
+    std_mean = {k: _std([m[k] for m in seed_means]) for k in METRIC_KEYS}
+    return categories, mean, std_cat, std_mean
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN / inf -> None recursively, so metrics.json is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    return obj
