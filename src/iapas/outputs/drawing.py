@@ -179,9 +179,10 @@ def placeholder(size: tuple[int, int], text: str) -> np.ndarray:
     return np.asarray(img)
 
 
-def png_bytes(image: Image.Image | np.ndarray, optimize: bool = False) -> bytes:
+def png_bytes(image: Image.Image | np.ndarray, compress_level: int = 1) -> bytes:
+    """PNG encoding; level 1 is ~3x faster than Pillow's default for a few percent more bytes."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=optimize)
+    image.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()

@@ -84,12 +84,17 @@ def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
 
 def _to_png(fig) -> bytes:  # type: ignore[no-untyped-def]
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", facecolor="white")
+    fig.savefig(buf, format="png", facecolor="white", pil_kwargs={"compress_level": 1})
     return buf.getvalue()
 
 
 def pr_curve_png(series: dict[str, PRCurve], title: str) -> bytes:
-    """PR curves (one per setting) with each F1-max point marked and labelled."""
+    """PNG of `pr_curve_figure`."""
+    return _to_png(pr_curve_figure(series, title))
+
+
+def pr_curve_figure(series: dict[str, PRCurve], title: str):  # type: ignore[no-untyped-def]
+    """PR curves (one per setting) with each F1-max point marked by a star and labelled."""
     fig = _figure(5.0, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     for i, (name, c) in enumerate(series.items()):
@@ -117,13 +122,21 @@ def pr_curve_png(series: dict[str, PRCurve], title: str) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=7, framealpha=0.9)
     fig.tight_layout()
-    return _to_png(fig)
+    return fig
 
 
 def histogram_png(
     normal: np.ndarray, anomalous: np.ndarray, title: str, xlabel: str,
     threshold: float | None = None, names: tuple[str, str] = ("normal", "anomalous"),
 ) -> bytes:
+    """PNG of `histogram_figure`."""
+    return _to_png(histogram_figure(normal, anomalous, title, xlabel, threshold, names))
+
+
+def histogram_figure(
+    normal: np.ndarray, anomalous: np.ndarray, title: str, xlabel: str,
+    threshold: float | None = None, names: tuple[str, str] = ("normal", "anomalous"),
+):  # type: ignore[no-untyped-def]
     """Overlaid histograms of normal vs anomalous scores, with the F1-max threshold when given.
 
     Pixel-sized samples (classes differ by orders of magnitude) are shown as log densities; image-sized
@@ -144,10 +157,10 @@ def histogram_png(
     if threshold is not None:
         ax.axvline(threshold, color="black", ls="--", lw=1.2, label=f"F1-max threshold {threshold:.3g}")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("density (log scale)" if large else "images")
+    ax.set_ylabel("density (log scale)" if large else "count")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     if n.size or a.size:
         ax.legend(fontsize=7, framealpha=0.9)
     fig.tight_layout()
-    return _to_png(fig)
+    return fig
