@@ -99,6 +99,28 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
+def _allowed_range(name: str) -> str:
+    """'; allowed: [0, 1]' style text from a numeric field's bounds, so errors show the valid values."""
+    info = PipelineConfig.model_fields.get(name)
+    if info is None:
+        return ""
+    lo = hi = None
+    lo_open = hi_open = False
+    for m in info.metadata:
+        for attr, is_lo, is_open in (("ge", True, False), ("gt", True, True), ("le", False, False), ("lt", False, True)):
+            value = getattr(m, attr, None)
+            if value is not None:
+                if is_lo:
+                    lo, lo_open = value, is_open
+                else:
+                    hi, hi_open = value, is_open
+    if lo is None and hi is None:
+        return ""
+    left = "-inf" if lo is None else f"{lo:g}"
+    right = "inf" if hi is None else f"{hi:g}"
+    return f"; allowed: {'(' if lo_open or lo is None else '['}{left}, {right}{')' if hi_open or hi is None else ']'}"
+
+
 def build_config(file: str | Path | None = None, **overrides: Any) -> PipelineConfig:
     """Config from an optional file, then CLI overrides (None values mean 'not given')."""
     data = read_config_file(file) if file else {}
@@ -109,7 +131,9 @@ def build_config(file: str | Path | None = None, **overrides: Any) -> PipelineCo
         lines = []
         for err in exc.errors():
             where = ".".join(str(x) for x in err["loc"]) or "settings"
-            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+            allowed = _allowed_range(str(err["loc"][0])) if err["loc"] else ""
+            flag = f" (--{where.replace('_', '-')})" if where in PipelineConfig.model_fields else ""
+            lines.append(f"{where}{flag}: {err['msg']}{allowed} (got {err.get('input')!r})")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
 
 

@@ -17,6 +17,7 @@ from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, IapasError, InputError, SettingsError
 from iapas.io.images import SUPPORTED_TEXT, list_images, load_image
+from iapas.models.preflight import check_models
 from iapas.outputs.writer import (
     OutputDirLocked,
     RunSummary,
@@ -192,8 +193,10 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     return EXIT_SOME_FAILED if n_failed else 0
 
 
-def _pipeline(config: PipelineConfig) -> Pipeline:
+def _pipeline(config: PipelineConfig, stage2_only: bool = False) -> Pipeline:
+    """The pipeline with its profile resolved and its model references checked, still without loading any."""
     pipeline = Pipeline(config)
+    check_models(config, pipeline.profile, stage2_only=stage2_only)
     if config.profile is None:
         err_console.print(f"profile: {pipeline.profile} (auto: {'hub weights found' if pipeline.profile == 'paper' else 'no hub weights present'})")
     return pipeline
@@ -255,7 +258,7 @@ def register(app: typer.Typer) -> None:
         context = Context.load(context_file)
         paths = collect_images(images, ctx.args, out)
         config = context.config.model_copy(update={"profile": context.profile, **({"device": device} if device else {})})
-        pipeline = Pipeline(config)
+        pipeline = _pipeline(config, stage2_only=True)
         with output_folder(out):
             _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error
             code = process_images(pipeline, context, paths, out, context_file)

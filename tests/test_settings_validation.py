@@ -1,0 +1,144 @@
+"""Invalid settings are rejected with exit status 2, the allowed values, and before any model loads."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from corpus import write_normals
+from fake_profile import MeanDiffProfile, use_mean_diff
+from iapas.cli import run as run_cmd
+from iapas.config import build_config
+from iapas.errors import SettingsError
+from iapas.models.preflight import check_models
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture()
+def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    use_mean_diff(monkeypatch)
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """test app"""
+
+    run_cmd.register(app)
+    return app
+
+
+@pytest.fixture()
+def normal(tmp_path: Path) -> Path:
+    write_normals(tmp_path / "normal", n=4)
+    return tmp_path / "normal"
+
+
+def run_args(normal: Path, tmp: Path, *extra: str) -> list[str]:
+    return ["run", "--normal", str(normal), "--images", str(normal), "--out", str(tmp / "out"), *extra]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--box-threshold", "1.5"], "allowed: [0, 1]"),
+        (["--text-threshold", "-0.1"], "allowed: [0, 1]"),
+        (["--size-threshold", "0"], "allowed: (0, 1]"),
+        (["--num-normal", "0"], "allowed: [1, inf)"),
+        (["--num-normal", "5"], "allowed: 1..4"),
+        (["--profile", "bogus"], "'paper', 'offline' or 'fused'"),
+        (["--kind", "metal"], "'object' or 'texture'"),
+        (["--dtype", "int3"], "'float32'"),
+        (["--profile", "paper", "--tagger", "none"], "--tagger none needs --object"),
+    ],
+)
+def test_invalid_flag_exit_2_before_model(app: typer.Typer, normal: Path, tmp_path: Path, extra: list[str],
+                                          expected: str) -> None:
+    result = CliRunner().invoke(app, [*run_args(normal, tmp_path, "--profile", "offline"), *extra])
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    assert MeanDiffProfile.instances == 0  # no profile (hence no model) was built
+    assert not (tmp_path / "out").exists()  # nothing written either
+
+
+def test_empty_or_missing_normal_folder(app: typer.Typer, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images here")
+    for folder, expected in ((tmp_path / "empty", "holds no images"), (tmp_path / "nope", "does not exist")):
+        result = CliRunner().invoke(app, run_args(folder, tmp_path, "--profile", "offline"))
+        assert result.exit_code == 2 and expected in result.stderr
+        assert "PNG, JPEG" in result.stderr or expected == "does not exist"
+    assert MeanDiffProfile.instances == 0
+
+
+def test_config_file_errors(app: typer.Typer, normal: Path, tmp_path: Path) -> None:
+    bad_value = tmp_path / "bad.yaml"
+    bad_value.write_text("box_threshold: 2\n")
+    unknown_key = tmp_path / "typo.yaml"
+    unknown_key.write_text("box_treshold: 0.3\n")
+    r_in_file = tmp_path / "r.toml"
+    r_in_file.write_text("num_normal = 9\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("box_threshold: [0.2\n")
+    for cfg, expected in ((bad_value, "allowed: [0, 1]"), (unknown_key, "box_treshold"), (r_in_file, "allowed: 1..4"),
+                          (broken, "cannot be parsed"), (tmp_path / "missing.yaml", "does not exist")):
+        result = CliRunner().invoke(app, [*run_args(normal, tmp_path, "--profile", "offline"), "--config", str(cfg)])
+        assert result.exit_code == 2, (cfg, result.output)
+        assert expected in result.stderr, (cfg, result.stderr)
+    assert MeanDiffProfile.instances == 0
+
+
+def test_unknown_model_ids_rejected_up_front(app: typer.Typer, normal: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [*run_args(normal, tmp_path, "--profile", "paper"), "--detector", "no-org/no-such-dino",
+                                      "--segmenter", "./models/missing-sam", "--tagger", "none", "--object", "tile",
+                                      "--llm", "none"])
+    assert result.exit_code == 2
+    err = result.stderr
+    assert "--detector 'no-org/no-such-dino'" in err and "hub is offline" in err
+    assert "--segmenter './models/missing-sam': no such local file or folder" in err
+    assert "allowed:" in err and "--profile offline" in err
+    assert MeanDiffProfile.instances == 0
+
+
+def test_preflight_accepts_local_model_folders_and_none(tmp_path: Path) -> None:
+    (tmp_path / "dino").mkdir()
+    (tmp_path / "sam").mkdir()
+    cfg = build_config(profile="paper", detector=str(tmp_path / "dino"), segmenter=str(tmp_path / "sam"),
+                       tagger="none", object_name="tile", llm="none")
+    check_models(cfg, "paper")  # does not raise
+    with pytest.raises(SettingsError, match="not a valid Hugging Face id|neither an existing local folder"):
+        check_models(cfg.model_copy(update={"detector": "bad id with spaces"}), "paper")
+    with pytest.raises(SettingsError, match="needs --llm-base-url"):
+        check_models(cfg.model_copy(update={"llm": "openai:gpt-x"}), "paper")
+    # `segment` loads no tagger or LLM: their references are not checked there
+    check_models(cfg.model_copy(update={"llm": "missing/llm", "tagger": "missing/tagger", "object_name": None}),
+                 "paper", stage2_only=True)
+
+
+def _cli_in_subprocess(args: list[str], cwd: Path) -> dict:
+    """Run the real entry point; report the exit status and whether any model library was imported."""
+    code = (
+        "import sys, json\nfrom iapas.cli.app import main\n"
+        f"sys.argv = ['iapas', *{args!r}]\n"
+        "status = 0\ntry:\n    main()\nexcept SystemExit as e:\n    status = e.code if isinstance(e.code, int) else 1\n"
+        "print(json.dumps({'status': status, 'torch': 'torch' in sys.modules, "
+        "'transformers': 'transformers' in sys.modules}))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
+    return {**json.loads(res.stdout.strip().splitlines()[-1]), "stderr": res.stderr}
+
+
+def test_real_cli_rejects_before_importing_model_libraries(normal: Path, tmp_path: Path) -> None:
+    bad_threshold = _cli_in_subprocess(run_args(normal, tmp_path, "--box-threshold", "7"), tmp_path)
+    assert bad_threshold["status"] == 2 and "allowed: [0, 1]" in bad_threshold["stderr"]
+    assert not bad_threshold["torch"] and not bad_threshold["transformers"]
+    unknown = _cli_in_subprocess(run_args(normal, tmp_path, "--profile", "paper", "--detector", "acme/ghost-dino"), tmp_path)
+    assert unknown["status"] == 2 and "acme/ghost-dino" in unknown["stderr"]
+    assert not unknown["torch"] and not unknown["transformers"]
