@@ -59,12 +59,23 @@ def _json_default(obj: Any) -> Any:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default, allow_nan=True)
-    # "replace": a file name that is not valid UTF-8 (surrogate-escaped by Python) must not cost the output
-    return atomic_write_bytes(path, (text + "\n").encode("utf-8", errors="replace"))
+    return atomic_write_bytes(path, _utf8(text + "\n"))
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes; a file name that is not valid UTF-8 (surrogate-escaped by Python) gets U+FFFD instead of
+    costing the whole output."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "replace")
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write_bytes(path, _utf8(text))
 
 
 def atomic_write_npy(path: str | Path, array: np.ndarray) -> Path:
