@@ -88,7 +88,10 @@ def make_eval_folder(out: Path, items: list[dict], profile: str = "offline", qua
     """An evaluation folder as `iapas evaluate` writes it: records, contexts, metrics.json (real values)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
+    from iapas.evaluation.cache import eval_digest, record_path
+
     rng = np.random.default_rng(int(quality * 1000))
+    config = PipelineConfig(profile=profile)
     per_cat: dict[str, dict] = {}
     for i, item in enumerate(items):
         score = fake_scores(item, quality, rng)
@@ -96,7 +99,8 @@ def make_eval_folder(out: Path, items: list[dict], profile: str = "offline", qua
         rec = EvalRecord(category=item["category"], seed=seed, image_path=item["path"], mask_path=item["mask_path"],
                          defect_type=item["defect"], label=item["label"], score_map=_resize(score, "F"),
                          gt_mask=_resize(item["mask"], "L"), image_score=pred.image_score, prediction=pred.to_json())
-        save_record(out / "cache" / item["category"] / f"seed{seed}" / f"{i:04d}.npz", rec)
+        digest = eval_digest(config.model_copy(update={"seed": seed, "kind": "object"}), profile, EVAL)
+        save_record(record_path(out, item["category"], seed, item["path"], digest), rec)
         acc = per_cat.setdefault(item["category"], {"s": [], "g": [], "is": [], "il": []})
         acc["s"].append(rec.score_map.ravel())
         acc["g"].append(rec.gt_mask.ravel())
@@ -120,7 +124,8 @@ def make_eval_folder(out: Path, items: list[dict], profile: str = "offline", qua
             for k in keys}
     atomic_write_json(out / "metrics.json", {
         "dataset": dataset, "profile": profile, "protocol": protocol, "seeds": [seed], "categories": cats,
-        "mean": mean, "images_per_second": 3.5,
+        "mean": mean, "images_per_second": 3.5, "config": config.model_dump(mode="json"), "eval_size": EVAL,
+        "kinds": {c: "object" for c in cats},
         "failures": [{"path": "/data/broken.png", "error": "corrupt or truncated image"}]})
     return out
 

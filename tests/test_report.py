@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from _report_data import make_dataset, make_eval_folder
-from iapas.evaluation.records import EvalRecord, iter_records
+from iapas.evaluation.records import EvalRecord, iter_records, load_record, save_record
 from iapas.outputs.panels import PanelRow, render_panel
 from iapas.outputs.report import ASSETS, choose_panel_records, protocol_view, write_evaluation_report
 
@@ -188,3 +188,22 @@ def test_render_panel_layout_and_placeholders() -> None:
     assert (gt_tile == 255).all(axis=-1).sum() > 100  # the defect is white in the ground-truth column
     with pytest.raises(ValueError):
         render_panel([], ["x"])
+
+
+def test_records_of_other_settings_are_left_out(tmp_path: Path) -> None:
+    items = make_dataset(tmp_path / "data", categories=("tile",), n_good=1, n_bad=2)
+    ev = make_eval_folder(tmp_path / "ev", items)
+    folder = ev / "cache" / "tile" / "seed111"
+    current = sorted(folder.glob("*.npz"))
+    stale = load_record(current[0])
+    stale.image_path = str(tmp_path / "data" / "tile" / "good" / "gone_stale.png")
+    save_record(folder / "0000stale0000000000000000.npz", stale)  # an earlier run with other settings
+    html = write_evaluation_report(ev).read_text()
+    assert "gone_stale" not in html
+    assert "3 cached images" in html
+    # when metrics.json cannot name its settings, every cached record is shown, with a note
+    m = json.loads((ev / "metrics.json").read_text())
+    m["config"]["nms_iou"] = 0.3
+    (ev / "metrics.json").write_text(json.dumps(m))
+    html = write_evaluation_report(ev).read_text()
+    assert "4 cached images" in html and "do not match the settings" in html

@@ -53,19 +53,21 @@ class _Shown:
 
 
 def protocol_view(records: list[EvalRecord], protocol: str, dataset: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(score map, gt) pairs as the protocol scores them.
+    """(score map, gt) pairs as the protocol scores them, with the evaluation harness's own rules.
 
     paper: every map min-max normalised on its own; normal test images skipped except on MVTec-AD
     (the official code's evaluation). standard: raw maps, all images.
     """
+    from iapas.evaluation.protocols import minmax_per_image, paper_selection
+
+    if protocol == "paper":
+        keep = paper_selection(dataset, np.array([r.label for r in records], dtype=int))
+        records = [r for r, k in zip(records, keep) if k]
     out = []
     for r in records:
-        s = np.asarray(r.score_map, dtype=np.float32)
+        s = np.array(r.score_map, dtype=np.float32)  # a copy: min-max works in place
         if protocol == "paper":
-            if r.label == 0 and dataset != "mvtec":
-                continue
-            lo, hi = float(s.min()), float(s.max())
-            s = (s - lo) / (hi - lo) if hi > lo else np.zeros_like(s)
+            s = minmax_per_image(s[None])[0]
         out.append((s, np.asarray(r.gt_mask, dtype=bool)))
     return out
 
@@ -146,17 +148,25 @@ class _Writer:
     def summary(self) -> str:
         m = self.main.metrics
         cats = m.get("categories") or {}
+        std = m.get("std") or {}
+        std_cats = std.get("categories") or {}
+
+        def cell(vals: dict, spread: dict, key: str) -> str:
+            text = h.pct(vals.get(key))
+            return f"{text} \u00b1 {h.pct(spread[key])}" if spread.get(key) is not None and text != "\u2014" else text
+
         rows = []
         for name, vals in cats.items():
-            rows.append(("", [name, *(h.pct(vals.get(k)) for k, _ in METRICS),
+            rows.append(("", [name, *(cell(vals, std_cats.get(name) or {}, k) for k, _ in METRICS),
                               str(vals.get("n_images", "")), str(vals.get("n_anomalous", ""))], False))
         mean = m.get("mean") or {}
         if mean:
-            rows.append(("mean", ["Mean", *(h.pct(mean.get(k)) for k, _ in METRICS),
+            rows.append(("mean", ["Mean", *(cell(mean, std.get("mean") or {}, k) for k, _ in METRICS),
                                   str(sum(int(v.get("n_images", 0) or 0) for v in cats.values())),
                                   str(sum(int(v.get("n_anomalous", 0) or 0) for v in cats.values()))], False))
         caption = (f"Metrics (%), protocol: {self.main.protocol}, profile: {self.main.profile}, "
-                   f"dataset: {self.main.dataset}, seeds: {', '.join(map(str, self.main.seeds))}")
+                   f"dataset: {self.main.dataset}, seeds: {', '.join(map(str, self.main.seeds))}"
+                   + (" (mean \u00b1 std over seeds)" if std else ""))
         parts = ['<section class="card" id="summary"><h2>Summary</h2>',
                  h.table(caption, ["Category", *(t for _, t in METRICS), "Images", "Anomalous"], rows)]
         ref = PAPER_TABLE1.get(self.main.dataset)
@@ -173,6 +183,10 @@ class _Writer:
             parts.append(f'<p class="note">Speed: {ips:.2f} images/s.</p>')
         if self.others:
             parts.append(self._comparison_table())
+        for note in dict.fromkeys([*self.main.notes, *(str(n) for n in m.get("notes") or [])]):
+            parts.append(f'<p class="note warn">{h.esc(note)}</p>')
+        if m.get("profile_note"):
+            parts.append(f'<p class="note">{h.esc(m["profile_note"])}</p>')
         failures = m.get("failures") or []
         if failures:
             items = "".join(f"<li><code>{h.esc(f.get('path', ''))}</code>: {h.esc(f.get('error', ''))}</li>"
@@ -346,7 +360,8 @@ def write_evaluation_report(out_dir: Path, compare_with: list[Path] | None = Non
     main = EvalFolder(Path(out_dir))
     others = [EvalFolder(Path(p)) for p in compare_with or []]
     w = _Writer(main, others, max_panel_rows)
-    sections = [w.summary(), *(w.category(c) for c in main.categories)]
+    per_category = [w.category(c) for c in main.categories]  # first: reading records may add notes
+    sections = [w.summary(), *per_category]
     facts = [("dataset", main.dataset), ("profile", main.profile), ("protocol", main.protocol),
              ("seeds", ", ".join(map(str, main.seeds))), ("categories", str(len(main.categories)))]
     if others:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from iapas.errors import SettingsError
-from iapas.evaluation.records import EvalRecord, iter_records
+from iapas.evaluation.records import EvalRecord, iter_records, load_record
 from iapas.types import Box, Prediction
 
 
@@ -78,6 +78,8 @@ class EvalFolder:
         path = self.root / "metrics.json"
         try:
             self.metrics: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            self.notes: list[str] = []
+            self._last: tuple[tuple[str, int], list[EvalRecord]] | None = None
         except FileNotFoundError:
             raise SettingsError(f"{self.root} is not an evaluation folder (no metrics.json; run `iapas evaluate`)") from None
         except json.JSONDecodeError as exc:
@@ -116,8 +118,46 @@ class EvalFolder:
         return names
 
     def records(self, category: str, seed: int | None = None) -> list[EvalRecord]:
+        """Cached records of the settings metrics.json was computed with.
+
+        The cache may also hold records of earlier runs with other settings (their file names hash another
+        settings digest); those are left out. When the digest cannot be rebuilt (older metrics.json, other
+        package version) every cached record is used and `notes` says so.
+        """
         seed = self.seeds[0] if seed is None else seed
-        return list(iter_records(self.root, category, seed))
+        if self._last is not None and self._last[0] == (category, seed):
+            return list(self._last[1])
+        found = self._read_records(category, seed)
+        self._last = ((category, seed), found)  # one category at a time: a report reads it several times
+        return list(found)
+
+    def _read_records(self, category: str, seed: int) -> list[EvalRecord]:
+        files = sorted((self.root / "cache" / category / f"seed{seed}").glob("*.npz"))
+        records = [(f, load_record(f)) for f in files]
+        digest = self._digest(category, seed)
+        if digest is not None:
+            from iapas.evaluation.cache import record_key
+
+            matching = [r for f, r in records if record_key(r.image_path, digest) == f.stem]
+            if matching:
+                return sorted(matching, key=lambda r: r.image_path)
+        if records and digest is not None:
+            self.notes.append(f"{category}: the cached records do not match the settings in metrics.json "
+                              "(other settings or package version); showing every cached record")
+        return sorted((r for _, r in records), key=lambda r: r.image_path)
+
+    def _digest(self, category: str, seed: int) -> str | None:
+        """The settings digest the evaluation used for this category and seed (see evaluation.cache)."""
+        try:
+            from iapas.config import PipelineConfig
+            from iapas.evaluation.cache import eval_digest
+
+            cfg = PipelineConfig(**self.metrics["config"])
+            kind = (self.metrics.get("kinds") or {}).get(category)
+            cfg = cfg.model_copy(update={"seed": seed, **({"kind": kind} if kind else {})})
+            return eval_digest(cfg, self.profile, int(self.metrics["eval_size"]))
+        except (ImportError, KeyError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+            return None
 
     def results(self, category: str | None = None, seed: int | None = None) -> list[ImageResult]:
         cats = [category] if category else self.categories
