@@ -56,3 +56,18 @@ def tiny_sam_hq(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny.detection_models import build_tiny_sam
 
     return _once("sam_hq", tmp_path_factory, lambda p: build_tiny_sam(p, hq=True))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run the tiny models on one intra-op thread, restored afterwards.
+
+    Their ops take microseconds; with two threads on a busy 2-core machine every op waits for the
+    second thread to be scheduled, which made a 40 ms detection take seconds.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -34,8 +34,10 @@ class SamSegmenter:
         from PIL import Image
 
         height, width = rgb.shape[:2]
-        xyxy = np.array([b.xyxy for b in boxes] if boxes and isinstance(boxes[0], Box) else boxes, dtype=np.float64)
-        xyxy = xyxy.reshape(-1, 4)
+        if isinstance(boxes, np.ndarray):
+            xyxy = boxes.astype(np.float64).reshape(-1, 4)
+        else:
+            xyxy = np.array([b.xyxy for b in boxes], dtype=np.float64).reshape(-1, 4)
         if xyxy.shape[0] == 0:
             return np.zeros((0, height, width), dtype=bool)
         image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))

@@ -1,0 +1,208 @@
+"""The paper profile: Stage 1 + Stage 2 with tiny random Grounding DINO and SAM, and the Stage 2 flow on
+scripted detector/segmenter doubles whose exact results are known."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from iapas.config import PipelineConfig
+from iapas.errors import SettingsError
+from iapas.io.images import LoadedImage
+from iapas.pipeline import Pipeline
+from iapas.profiles.paper import PaperProfile
+from iapas.stages.scoring import score_map
+from iapas.types import Box
+from tiny.stage2_fixtures import one_torch_thread, tiny_gdino, tiny_owlv2, tiny_sam  # noqa: F401
+
+TAG = "magnetic tile"
+
+
+def _loaded(h: int = 60, w: int = 90, seed: int = 0, name: str = "img.png") -> LoadedImage:
+    rgb = np.random.RandomState(seed).randint(0, 255, (h, w, 3), dtype=np.uint8)
+    return LoadedImage(path=name, rgb=rgb, original_size=(w, h))
+
+
+def _config(detector: Path | str, segmenter: Path | str, **kw) -> PipelineConfig:
+    base = dict(
+        profile="paper", detector=str(detector), segmenter=str(segmenter), tagger="none", object_name=TAG,
+        llm="none", device="cpu", box_threshold=0.2, text_threshold=0.2,
+    )
+    base.update(kw)
+    return PipelineConfig(**base)
+
+
+# ---------------------------------------------------------------- real tiny models
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_gdino, tiny_sam):
+    cfg = _config(tiny_gdino, tiny_sam)
+    prof = PaperProfile(cfg)
+    ctx = prof.fit([_loaded(seed=s) for s in range(3)], cfg)
+    return prof, ctx
+
+
+def test_fit_builds_the_context_and_records_models(fitted, tiny_gdino, tiny_sam):
+    prof, ctx = fitted
+    assert ctx.profile == "paper" and ctx.object_tag == TAG
+    assert TAG in ctx.final_prompt and "defect" in ctx.final_prompt
+    assert ctx.thresholds["box_threshold"] == 0.2 and ctx.thresholds["size_threshold"] == 0.8
+    assert ctx.models["detector"] == {"id": str(tiny_gdino), "revision": "local"}
+    assert ctx.models["segmenter"] == {"id": str(tiny_sam), "revision": "local"}
+    assert prof._segmenter is None, "Stage 1 does not load SAM"
+
+
+def test_predict_with_tiny_models(fitted):
+    prof, ctx = fitted
+    image = _loaded(seed=7)
+    pred = prof.predict(image, ctx)
+    h, w = image.rgb.shape[:2]
+    assert pred.profile == "paper" and pred.path == "img.png"
+    assert pred.score_map.shape == (h, w) and pred.score_map.dtype == np.float32
+    assert 0.0 <= pred.score_map.min() and pred.score_map.max() <= 1.0
+    assert np.array_equal(pred.mask, pred.score_map > 0)
+    assert pred.image_score == pytest.approx(float(pred.score_map.max()))
+    assert pred.boxes or pred.removed_boxes, "a random detector at threshold 0.2 finds boxes"
+    assert all(b.phrase in ctx.final_prompt and b.phrase != TAG for b in pred.boxes + pred.removed_boxes)
+    assert pred.object_box is None or pred.object_box.phrase == TAG
+    # size filter: kept boxes are below the limit, removed ones are not
+    area = 1.0 if pred.object_box is None else pred.object_box.area / (h * w)
+    assert all(b.area / (h * w) < 0.8 * area for b in pred.boxes)
+    assert all(b.removed_by == "size_filter" and b.area / (h * w) >= 0.8 * area for b in pred.removed_boxes)
+    assert pred.to_json()["profile"] == "paper"
+
+
+def test_predict_is_fast_with_tiny_models(fitted):
+    prof, ctx = fitted
+    prof.predict(_loaded(seed=1), ctx)  # warm-up (kernel initialisation)
+    times = []
+    for s in range(3):
+        t0 = time.perf_counter()
+        prof.predict(_loaded(seed=10 + s), ctx)
+        times.append(time.perf_counter() - t0)
+    assert statistics.median(times) < 1.0, times
+
+
+def test_no_filter_keeps_large_boxes(fitted, tiny_gdino, tiny_sam):
+    _, ctx = fitted
+    prof = PaperProfile(_config(tiny_gdino, tiny_sam, use_filter=False))
+    image = _loaded(seed=7)
+    with_filter = PaperProfile(_config(tiny_gdino, tiny_sam)).predict(image, ctx)
+    pred = prof.predict(image, ctx)
+    assert pred.removed_boxes == [] and pred.boxes
+    # the map is exactly sum s_i m_i of SAM's masks for the kept boxes
+    masks = prof.segmenter.segment(image.rgb, pred.boxes)
+    assert masks.any()
+    assert np.array_equal(pred.score_map, score_map(masks, [b.score for b in pred.boxes], image.rgb.shape[:2]))
+    assert {b.xyxy for b in pred.boxes} == {b.xyxy for b in with_filter.boxes} | {b.xyxy for b in with_filter.removed_boxes}
+
+
+def test_owlv2_detector_in_the_paper_profile(tiny_owlv2, tiny_sam, fitted):
+    _, ctx = fitted
+    pred = PaperProfile(_config(tiny_owlv2, tiny_sam, box_threshold=0.0)).predict(_loaded(seed=2), ctx)
+    assert pred.score_map.shape == (60, 90) and all(b.phrase in ctx.final_prompt for b in pred.boxes)
+
+
+def test_pipeline_runs_the_paper_profile(tmp_path, tiny_gdino, tiny_sam):
+    normal = tmp_path / "good"
+    normal.mkdir()
+    for i in range(3):
+        Image.fromarray(_loaded(40, 50, seed=i).rgb).save(normal / f"{i}.png")
+    pipe = Pipeline(_config(tiny_gdino, tiny_sam, num_normal=2))
+    ctx = pipe.fit(normal)
+    assert isinstance(pipe.runner, PaperProfile) and len(ctx.normal_images) == 2
+    pred = pipe.predict_one(normal / "0.png", ctx)
+    assert pred.profile == "paper" and pred.score_map.shape == (40, 50)
+
+
+# ---------------------------------------------------------------- exact flow with scripted doubles
+
+
+class ScriptedDetector:
+    """DetectorLike double: fixed boxes for the object-tag pass and for the prompt pass, thresholded."""
+
+    model_id = "scripted"
+    revision = "test"
+
+    def __init__(self, object_boxes: list[Box], prompt_boxes: list[Box]) -> None:
+        self.object_boxes, self.prompt_boxes = object_boxes, prompt_boxes
+        self.calls: list[tuple[list[str], float, float]] = []
+
+    def detect(self, rgb, phrases, box_threshold, text_threshold):
+        self.calls.append((list(phrases), box_threshold, text_threshold))
+        pool = self.object_boxes if phrases == [TAG] else self.prompt_boxes
+        return [b for b in pool if b.score > box_threshold]
+
+
+class RectSegmenter:
+    """Segmenter double: each mask is exactly its (integer) box."""
+
+    model_id = "rect"
+
+    def segment(self, rgb, boxes):
+        h, w = rgb.shape[:2]
+        out = np.zeros((len(boxes), h, w), dtype=bool)
+        for i, b in enumerate(boxes):
+            x0, y0, x1, y1 = (int(v) for v in b.xyxy)
+            out[i, y0:y1, x0:x1] = True
+        return out
+
+
+def _context(cfg: PipelineConfig, **kw):
+    from iapas.context import Context
+
+    return Context(profile="paper", config=cfg, object_tag=TAG, final_prompt=["crack", "defect", TAG], **kw)
+
+
+def test_stage2_flow_exact():
+    # image 100 x 50 = 5000 px; object box 60 x 50 = 3000 px -> object area 0.6, limit 0.8 * 0.6 = 0.48 (2400 px)
+    object_boxes = [Box((0, 0, 60, 50), TAG, 0.9), Box((0, 0, 100, 50), TAG, 0.5), Box((0, 0, 61, 50), TAG, 0.4)]
+    prompt_boxes = [
+        Box((10, 10, 20, 20), "crack", 0.6),
+        Box((11, 10, 21, 20), "defect", 0.5),  # IoU 90/110 with the crack box: NMS removes it
+        Box((15, 15, 25, 25), "defect", 0.7),  # overlaps the crack box by 25 px
+        Box((0, 0, 49, 50), "defect", 0.3),  # 2450 px >= 2400: size filter removes it (IoU 0.49 with the tag box)
+        Box((0, 0, 100, 50), TAG, 0.95),  # the object itself: not an anomaly
+        Box((70, 30, 80, 40), "crack", 0.1),  # below the box threshold
+    ]
+    det = ScriptedDetector(object_boxes, prompt_boxes)
+    cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none", box_threshold=0.2)
+    prof = PaperProfile(cfg, detector=det, segmenter=RectSegmenter())
+    ctx = _context(cfg)
+    img = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), dtype=np.uint8), original_size=(100, 50))
+    pred = prof.predict(img, ctx)
+    assert det.calls[0] == ([TAG], 0.2, 0.2) and det.calls[1][0] == ["crack", "defect", TAG]
+    assert pred.object_box is not None and pred.object_box.xyxy == (0, 0, 60, 50)
+    assert [(b.phrase, b.score) for b in pred.boxes] == [("defect", 0.7), ("crack", 0.6)]
+    assert [(b.xyxy, b.removed_by) for b in pred.removed_boxes] == [((0, 0, 49, 50), "size_filter")]
+    assert pred.score_map[12, 12] == pytest.approx(0.6)
+    assert pred.score_map[17, 17] == pytest.approx(1.0)  # 0.6 + 0.7 clipped
+    assert pred.score_map[22, 22] == pytest.approx(0.7)
+    assert pred.score_map[35, 75] == 0.0 and pred.image_score == pytest.approx(1.0)
+    assert int(pred.mask.sum()) == 100 + 100 - 25
+    assert pred.notes == []
+
+
+def test_thresholds_come_from_the_context_then_the_config():
+    det = ScriptedDetector([], [Box((10, 10, 20, 20), "crack", 0.6), Box((30, 10, 40, 20), "defect", 0.4)])
+    cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none", kind="texture")
+    prof = PaperProfile(cfg, detector=det, segmenter=RectSegmenter())
+    img = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), dtype=np.uint8), original_size=(100, 50))
+    pred = prof.predict(img, _context(cfg, thresholds={"box_threshold": 0.5}))
+    assert det.calls[-1][1:] == (0.5, 0.1)  # box threshold from the context, text threshold texture preset
+    assert [b.phrase for b in pred.boxes] == ["crack"]
+    assert "no object box found" in pred.notes[0]  # object pass found nothing: whole image is the object
+
+
+def test_empty_final_prompt_is_a_settings_error():
+    cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none")
+    prof = PaperProfile(cfg, detector=ScriptedDetector([], []), segmenter=RectSegmenter())
+    from iapas.context import Context
+
+    with pytest.raises(SettingsError, match="empty final prompt"):
+        prof.predict(_loaded(), Context(profile="paper", config=cfg))
