@@ -335,3 +335,11 @@ def test_device_and_dtype_resolution(monkeypatch):
     assert device_mod.resolve_dtype("float16", "cpu") == torch.float16
     with pytest.raises(SettingsError):
         device_mod.resolve_dtype("int8", "cpu")
+
+
+def test_phrase_longer_than_the_text_encoder_gets_its_own_truncated_chunk(tiny_gdino):
+    det = load_detector(str(tiny_gdino), "cpu")
+    long = " ".join(["crack", "scratch", "hole", "dent", "stain", "rust", "chip"] * 3)
+    assert det.chunks(["defect", long, "hole"]) == [["defect"], [long], ["hole"]]
+    boxes = det.detect(_image(), ["defect", long, "hole"], 0.0, 0.0)
+    assert {b.phrase for b in boxes} <= {"defect", long, "hole"} and len(boxes) > 0
