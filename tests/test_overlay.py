@@ -123,6 +123,9 @@ def test_fast_enough_for_one_per_image(size: tuple[int, int]) -> None:
     boxes = [Box((w * 0.1 * i, h * 0.1, w * 0.1 * i + 80, h * 0.1 + 60), f"dent {i}", 0.5) for i in range(5)]
     pred = _prediction(w, h, boxes=boxes, removed=boxes[:2], obj=Box((5, 5, w - 5, h - 5), "plate", 0.9))
     render_overlay(rgb, pred)  # warm fonts and colour tables
-    t = time.perf_counter()
-    render_overlay(rgb, pred)
-    assert time.perf_counter() - t < 0.3
+    costs = []
+    for _ in range(3):  # CPU time, best of three: other processes on the machine do not count
+        t = time.process_time()
+        render_overlay(rgb, pred)
+        costs.append(time.process_time() - t)
+    assert min(costs) < 0.3

@@ -42,8 +42,8 @@ figure img { display:block; max-width:100%; height:auto; border:1px solid var(--
 figure figcaption { font-size:12px; color:var(--muted); margin-top:4px; overflow-wrap:anywhere; }
 figure.plot { width:372px; }
 figure.plot img { width:372px; }
-figure.thumb { width:300px; }
-figure.thumb img { width:300px; }
+figure.thumb { max-width:276px; }
+figure.thumb img { max-width:100%; }
 figure.panel img { max-width:100%; }
 dl.context { display:grid; grid-template-columns: 170px 1fr; gap:4px 12px; margin:4px 0; font-size:13px; }
 dl.context dt { color:var(--muted); }

@@ -52,8 +52,10 @@ def _header(width: int, text: str, font_size: int) -> Image.Image:
     th = d.text_size(probe, "Ag", fnt)[1]
     head = Image.new("RGB", (width, th + 12), d.HEADER_BG)
     draw = ImageDraw.Draw(head)
-    while len(text) > 8 and d.text_size(draw, text, fnt)[0] > width - 12:
-        text = text[:-2]  # shorten long paths rather than overflow
+    if d.text_size(draw, text, fnt)[0] > width - 12:  # cut from the left: the end holds the numbers
+        while len(text) > 4 and d.text_size(draw, "\u2026" + text, fnt)[0] > width - 12:
+            text = text[1:]
+        text = "\u2026" + text
     draw.text((6, 6 - draw.textbbox((0, 0), "Ag", font=fnt)[1]), text, font=fnt, fill=d.HEADER_FG)
     return head
 

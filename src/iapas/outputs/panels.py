@@ -29,7 +29,7 @@ def _cell_height(rgb: np.ndarray | None, maps: list[np.ndarray | None], cell: in
     if ref is None:
         return cell
     h, w = ref.shape[:2]
-    return int(np.clip(round(cell * h / w), cell // 3, cell * 2))
+    return int(np.clip(round(cell * h / w), cell // 3, round(cell * 1.5)))
 
 
 def _gt_tile(gt: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:

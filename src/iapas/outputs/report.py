@@ -36,6 +36,7 @@ PAPER_TABLE1 = {
     "mtd": (0.2777, 0.4163), "dtd-synthetic": (0.4923, 0.6033), "dagm2007": (0.2403, 0.3468),
 }
 WORST_K = 4
+THUMB_BOX = (210, 280)  # worst-case thumbnails fit in this box (width, height) before the colour bar
 DISPLAY_SIDE = 480  # images are kept at most this big in memory for panels and thumbnails
 
 
@@ -118,10 +119,6 @@ def choose_panel_records(records: list[EvalRecord], n: int) -> list[EvalRecord]:
     if normal and len(chosen) < n:
         chosen.append(max(normal, key=lambda r: r.image_score))  # the most suspicious normal image
     return chosen
-
-
-def _short(path: str, parts: int = 2) -> str:
-    return "/".join(Path(path).parts[-parts:])
 
 
 class _Writer:
@@ -315,12 +312,14 @@ class _Writer:
 
     def _thumb(self, cat: str, rec: EvalRecord, vrange: tuple[float, float], threshold: float | None,
                name: str, title: str) -> str:
+        """Overlay of one record drawn to fit a fixed box, so thumbnails share one text size."""
         rgb = self.images.get(rec.image_path)
         if rgb is None:
             rgb = d.placeholder((rec.score_map.shape[1] * 4, rec.score_map.shape[0] * 4), "image not found")
+        rgb = d.resize_rgb(rgb, d.fit_box(rgb.shape[1], rgb.shape[0], *THUMB_BOX))
         pred = prediction_from_json(rec.prediction, rec.score_map, (rgb.shape[1], rgb.shape[0]), self.main.profile)
         img = render_overlay(rgb, pred, threshold, gt_mask=rec.gt_mask, vrange=vrange, title=title,
-                             min_side=320, max_side=480)
+                             min_side=1, max_side=max(THUMB_BOX))
         return self.asset(f"{_slug(cat)}_{name}.png", d.png_bytes(img))
 
     def _worst(self, cat: str, main: _Shown) -> str:
@@ -348,9 +347,8 @@ class _Writer:
                 continue
             figs = []
             for i, (r, w) in enumerate(zip(items, why)):
-                src = self._thumb(cat, r, vrange, thr, f"{tag}{i}", f"{r.defect_type}/{Path(r.image_path).name}  |  "
-                                  f"score {r.image_score:.3f}")
-                figs.append(h.figure(src, f"{_short(r.image_path)}: {w}", kind="thumb"))
+                src = self._thumb(cat, r, vrange, thr, f"{tag}{i}", f"{Path(r.image_path).name}  |  {r.image_score:.3f}")
+                figs.append(h.figure(src, f"{r.defect_type}/{Path(r.image_path).name}: {w}", kind="thumb"))
             out.append(f"<h3>{title}</h3><div class=\"grid\">{''.join(figs)}</div>")
         return "".join(out) + (legend if out else "")
 
