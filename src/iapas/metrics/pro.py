@@ -51,18 +51,39 @@ def _collect(maps: Sequence[np.ndarray] | np.ndarray, masks: Sequence[np.ndarray
     return normal, np.concatenate(anom_scores), weights, offset
 
 
-def pro_curve(maps, masks) -> tuple[np.ndarray, np.ndarray]:
-    """(fpr, pro) vertices in increasing FPR order, starting at (0, PRO above the top normal score)."""
+def _top_normals(normal: np.ndarray, fpr_limit: float | None) -> np.ndarray:
+    """Normal scores that can matter below `fpr_limit`, sorted ascending.
+
+    The curve beyond the limit is never integrated, so only the largest floor(limit * N) + 1 normal
+    scores (plus ties of the smallest of them) are kept. A full vectorised sort followed by a slice
+    measured faster than np.partition plus a smaller sort.
+    """
+    ordered = np.sort(normal)
+    n = ordered.size
+    m = n if fpr_limit is None else int(np.floor(fpr_limit * n)) + 1
+    if m >= n:
+        return ordered
+    cut = int(np.searchsorted(ordered, ordered[n - m], side="left"))
+    return ordered[cut:]
+
+
+def pro_curve(maps, masks, fpr_limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, pro) vertices in increasing FPR order, starting at (0, PRO above the top normal score).
+
+    With `fpr_limit` the curve stops at the first vertex beyond the limit.
+    """
     normal, a_scores, a_weights, n_regions = _collect(maps, masks)
     if n_regions == 0 or normal.size == 0:
         return np.empty(0), np.empty(0)
+    n_normal = normal.size
     dtype = np.result_type(normal.dtype, a_scores.dtype, np.float32)
-    normal = np.sort(normal.astype(dtype, copy=False))
+    top = _top_normals(normal.astype(dtype, copy=False), fpr_limit)
+    del normal
     a_scores = a_scores.astype(dtype, copy=False)
-    starts = np.flatnonzero(np.concatenate(([True], normal[1:] != normal[:-1])))
-    values = normal[starts][::-1]  # distinct normal scores, decreasing
-    n_ge = (normal.size - starts)[::-1]
-    fpr_ge = n_ge / normal.size
+    starts = np.flatnonzero(np.concatenate(([True], top[1:] != top[:-1])))
+    values = top[starts][::-1]  # distinct normal scores, decreasing
+    n_ge = (top.size - starts)[::-1]
+    fpr_ge = n_ge / n_normal
     fpr_gt = np.concatenate(([0.0], fpr_ge[:-1]))
     order = np.argsort(a_scores, kind="stable")
     a_sorted = a_scores[order]
@@ -95,7 +116,7 @@ def aupro(maps: Sequence[np.ndarray] | np.ndarray, masks: Sequence[np.ndarray] |
     """Normalised AUPRO in [0, 1]; NaN when there is no defect region or no normal pixel."""
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError("fpr_limit must be in (0, 1]")
-    fpr, pro = pro_curve(maps, masks)
+    fpr, pro = pro_curve(maps, masks, fpr_limit)
     if fpr.size == 0:
         return float("nan")
     return area_to_limit(fpr, pro, fpr_limit) / fpr_limit
