@@ -245,3 +245,72 @@ def test_help_shows_examples_and_exit_statuses(app: typer.Typer, command: str) -
     for code in ("0 all inputs processed", "3 some inputs failed", "4 nothing could be processed",
                  "2 invalid settings", "130 interrupted"):
         assert code in text, code
+
+
+# ---------------------------------------------------------------- evaluate: per-file failures
+
+
+def _mvtec(root: Path) -> dict[str, Path]:
+    """A tiny MVTec-layout category with one missing mask, one wrong-size mask and one truncated image."""
+    cat = root / "widget"
+    for i in range(4):
+        p = cat / "train" / "good" / f"{i:03d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pattern(48, 64, seed=i)).save(p)
+    (cat / "test" / "good").mkdir(parents=True)
+    (cat / "test" / "crack").mkdir(parents=True)
+    (cat / "ground_truth" / "crack").mkdir(parents=True)
+    Image.fromarray(pattern(48, 64, seed=7)).save(cat / "test" / "good" / "000.png")
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:20, 10:30] = 255
+    for name in ("ok", "no_mask", "bad_size", "truncated"):
+        img = pattern(48, 64, seed=20)
+        img[10:20, 10:30] = 255
+        data = encode(Image.fromarray(img), "PNG")
+        (cat / "test" / "crack" / f"{name}.png").write_bytes(data[: len(data) // 2] if name == "truncated" else data)
+        if name == "bad_size":
+            Image.fromarray(mask[:40]).save(cat / "ground_truth" / "crack" / f"{name}_mask.png")
+        elif name != "no_mask":
+            Image.fromarray(mask).save(cat / "ground_truth" / "crack" / f"{name}_mask.png")
+    return {n: cat / "test" / "crack" / f"{n}.png" for n in ("ok", "no_mask", "bad_size", "truncated")}
+
+
+@pytest.fixture()
+def eval_app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    from iapas.cli import evaluate as eval_cmd
+
+    use_mean_diff(monkeypatch)
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """test app"""
+
+    eval_cmd.register(app)
+    return app
+
+
+def test_evaluate_records_mask_problems_per_file_and_goes_on(eval_app: typer.Typer, tmp_path: Path) -> None:
+    files = _mvtec(tmp_path / "mv")
+    out = tmp_path / "ev"
+    code, _, err = invoke(eval_app, "evaluate", "--dataset", "mvtec", "--root", tmp_path / "mv", "--out", out,
+                          "--profile", "offline", "--eval-size", "32")
+    assert code == 3, err
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    reasons = {Path(f["image"]).stem: f["error"] for f in metrics["failures"]}
+    assert set(reasons) == {"no_mask", "bad_size", "truncated"}
+    assert "mask file is missing" in reasons["no_mask"]
+    assert "differs" in reasons["bad_size"] and "64x40" in reasons["bad_size"]
+    assert "truncated" in reasons["truncated"]
+    assert metrics["categories"]["widget"]["n_images"] == 2  # the good image and the one with a proper mask
+    assert files["ok"].exists()
+
+
+def test_evaluate_unknown_dataset_and_help(eval_app: typer.Typer, tmp_path: Path) -> None:
+    code, _, err = invoke(eval_app, "evaluate", "--dataset", "mvtek", "--root", tmp_path, "--out", tmp_path / "o")
+    assert code == 2 and "unknown dataset 'mvtek'" in err and "mvtec" in err and "allowed" in err
+    assert MeanDiffProfile.instances == 0
+    result = CliRunner().invoke(eval_app, ["evaluate", "--help"], env={"COLUMNS": "200"})
+    assert "Examples:" in result.output and "iapas evaluate --dataset" in result.output
+    for code_text in ("3 some inputs failed", "4 nothing could be processed", "2 invalid settings", "130 interrupted"):
+        assert code_text in result.output, code_text

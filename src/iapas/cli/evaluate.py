@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from iapas.cli import options as o
-from iapas.cli.common import err_console, user_errors
+from iapas.cli.common import EXIT_STATUS_HELP, err_console, user_errors
 from iapas.config import read_config_file
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, SettingsError
 
@@ -21,7 +21,10 @@ Examples:
   iapas evaluate --dataset mvtec --root data/mvtec --out eval/base --baseline --profile paper   # Table 3 'base'
 
   iapas evaluate --dataset mvtec --root data/mvtec --out eval/q --categories bottle,screw --limit 20
-"""
+
+  (killed or Ctrl-C? run the same command again: cached per-image results are reused)
+
+""" + EXIT_STATUS_HELP + "\n"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -81,10 +84,16 @@ def register(app: typer.Typer) -> None:
 
         seed_list = parse_seeds(seeds) if seeds else [flags.get("seed") or 111]
         config = o.config_from_flag_dict(flags)
-        metrics = run_evaluation(
-            dataset, root, out, config, categories=parse_categories(categories), protocol=protocol,
-            seeds=seed_list, limit=limit, eval_size=eval_size, progress=True, auto_kind=kind_from_dataset(flags),
-        )
+        from iapas.cli.run import output_folder
+        from iapas.models.preflight import check_models
+        from iapas.pipeline import resolve_profile
+
+        check_models(config, resolve_profile(config))  # unknown model ids: exit 2 before any model loads
+        with output_folder(out, subdirs=("cache", "contexts")):  # one writer; partial files of a killed run go
+            metrics = run_evaluation(
+                dataset, root, out, config, categories=parse_categories(categories), protocol=protocol,
+                seeds=seed_list, limit=limit, eval_size=eval_size, progress=True, auto_kind=kind_from_dataset(flags),
+            )
         if metrics.get("profile_note"):
             err_console.print(f"note: {metrics['profile_note']}")
         typer.echo((out / "metrics.md").read_text(encoding="utf-8"))

@@ -89,11 +89,12 @@ def collect_images(images: list[Path], extra: list[str], out: Path | None = None
 
 
 @contextmanager
-def output_folder(out: Path) -> Iterator[None]:
-    """Own OUT for the run: refuse a second live writer, then clear partial files a killed run left."""
+def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
+    """Own OUT for the run: refuse a second live writer, then clear partial files a killed run left
+    (in OUT and its `subdirs`)."""
     try:
         with lock_output_dir(out):
-            stale = remove_stale_temp_files(out)
+            stale = remove_stale_temp_files(out, subdirs)
             if stale:
                 err_console.print(f"removed {len(stale)} partial file(s) left by an interrupted run in {escape(str(out))}")
             yield

@@ -127,15 +127,17 @@ def write_prediction(
     return files
 
 
-def remove_stale_temp_files(out_dir: Path) -> list[Path]:
-    """Delete partial files a killed run left behind ('.NAME.xxxx.tmp' from iapas.io.atomic).
+def remove_stale_temp_files(out_dir: Path, subdirs: tuple[str, ...] = ()) -> list[Path]:
+    """Delete partial files a killed run left behind ('.NAME.xxxx.tmp' from iapas.io.atomic) in OUT and,
+    recursively, in the given sub-folders of OUT (e.g. an evaluation's cache/).
 
     Call it only while holding the folder's lock (`lock_output_dir`), so no live writer owns them.
     """
     removed: list[Path] = []
     if not out_dir.is_dir():
         return removed
-    for p in out_dir.glob(".*.tmp"):
+    candidates = [*out_dir.glob(".*.tmp"), *(p for d in subdirs for p in (out_dir / d).rglob(".*.tmp"))]
+    for p in candidates:
         try:
             p.unlink()
             removed.append(p)
