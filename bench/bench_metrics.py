@@ -39,18 +39,20 @@ def main() -> None:
     scores = (rng.random(args.pixels, dtype=np.float32) * 0.8 + 0.2 * labels).astype(np.float16).astype(np.float32)
     print(f"{args.pixels:,} pixels, {labels.mean():.2%} positive, {np.unique(scores).size:,} distinct scores")
 
-    t0 = time.perf_counter()
+    # CPU time as well as wall time: both sides are single-threaded, and on a shared machine the
+    # CPU time is the fair measure; the speed-up is computed from it.
+    w0, c0 = time.perf_counter(), time.process_time()
     ours = pixel_metrics(scores, labels)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    w_ours, t_ours = time.perf_counter() - w0, time.process_time() - c0
+    w0, c0 = time.perf_counter(), time.process_time()
     ref = sklearn_metrics(scores, labels)
-    t_ref = time.perf_counter() - t0
+    w_ref, t_ref = time.perf_counter() - w0, time.process_time() - c0
 
     diff = max(abs(ours[k] - ref[k]) for k in ("ap", "auroc", "f1_max"))
-    print(f"scikit-learn (AP + ROC-AUC + PR curve): {t_ref:8.2f} s   {ref}")
-    print(f"iapas pixel_metrics (one sort):         {t_ours:8.2f} s   "
+    print(f"scikit-learn (AP + ROC-AUC + PR curve): {t_ref:8.2f} s CPU ({w_ref:.2f} s wall)   {ref}")
+    print(f"iapas pixel_metrics (one sort):         {t_ours:8.2f} s CPU ({w_ours:.2f} s wall)   "
           f"{ {k: ours[k] for k in ('ap', 'auroc', 'f1_max')} }")
-    print(f"speed-up: {t_ref / t_ours:.2f}x   max abs difference: {diff:.3e}   "
+    print(f"speed-up (CPU time): {t_ref / t_ours:.2f}x (wall: {w_ref / w_ours:.2f}x)   max abs difference: {diff:.3e}   "
           f"{'OK' if diff <= 1e-9 and t_ref / t_ours >= 3 else 'TARGET MISSED'} (target >= 3x, <= 1e-9)")
 
 

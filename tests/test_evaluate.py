@@ -239,8 +239,9 @@ def test_cli_evaluate(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) 
     out = tmp_path / "o"
     res = cli.invoke(app, ["evaluate", "--dataset", "mtd", "--root", str(mtd_root), "--out", str(out),
                            "--profile", "offline", "--num-normal", "4", "--eval-size", "16", "--seeds", "111,112",
-                           "--limit", "6"])
+                           "--limit", "6", "--report"])
     assert res.exit_code == 0, res.output
+    assert (out / "report.html").is_file() or "not available" in res.output
     assert "Pixel AP" in res.output and "protocol `standard`" in res.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["seeds"] == [111, 112] and m["config"]["num_normal"] == 4 and m["kinds"] == {"mtd": "texture"}
