@@ -207,3 +207,17 @@ def test_records_of_other_settings_are_left_out(tmp_path: Path) -> None:
     (ev / "metrics.json").write_text(json.dumps(m))
     html = write_evaluation_report(ev).read_text()
     assert "4 cached images" in html and "do not match the settings" in html
+
+
+def test_every_evaluated_image_has_a_linked_overlay(evals) -> None:  # type: ignore[no-untyped-def]
+    a, _, items = evals
+    page = _parse(a / "report.html")
+    links = [u for u in page.urls if "/overlays/" in u]
+    assert len(links) == len(items) == len(set(links))
+    for u in links:
+        with Image.open(a / u) as im:
+            assert im.width >= 384
+    html = (a / "report.html").read_text()
+    tile = html[html.index('id="cat-tile"'):html.index('id="cat-brick"')]
+    scores = [float(x) for x in re.findall(r'<td class="num">(\d\.\d{4})</td>', tile)]
+    assert scores == sorted(scores, reverse=True) and len(scores) == sum(i["category"] == "tile" for i in items)

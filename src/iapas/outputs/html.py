@@ -51,6 +51,9 @@ dl.context dd { margin:0; }
 code.word { background:#eef2f6; border:1px solid var(--line); border-radius:4px; padding:0 5px; margin:0 3px 3px 0;
             display:inline-block; font-size:12.5px; }
 .warn { color:#a61e4d; }
+details { margin:14px 0 4px; }
+details summary { cursor:pointer; color:var(--accent); font-weight:600; }
+table.metrics a { color:var(--accent); text-decoration:none; }
 footer { color:var(--muted); font-size:12px; padding:0 28px 28px; }
 """
 

@@ -124,8 +124,8 @@ def choose_panel_records(records: list[EvalRecord], n: int) -> list[EvalRecord]:
 class _Writer:
     """Builds the page section by section, writing each picture to the assets folder as it goes."""
 
-    def __init__(self, main: EvalFolder, others: list[EvalFolder], max_panel_rows: int) -> None:
-        self.main, self.others, self.rows = main, others, max_panel_rows
+    def __init__(self, main: EvalFolder, others: list[EvalFolder], max_panel_rows: int, overlays: bool = True) -> None:
+        self.main, self.others, self.rows, self.overlays = main, others, max_panel_rows, overlays
         self.assets = main.root / ASSETS
         self.images = _Images()
         self.labels = self._labels()
@@ -224,8 +224,43 @@ class _Writer:
         out.append(self._context(cat))
         out.append(self._panel(cat, main))
         out.append(self._worst(cat, main))
+        if self.overlays:
+            out.append(self._all_images(cat, main))
         out.append("</section>")
         return "".join(out)
+
+    def _all_images(self, cat: str, main: _Shown) -> str:
+        """Every evaluated image, highest score first, each linked to its overlay (a link, not an <img>,
+        so a large dataset does not load thousands of pictures at once)."""
+        vrange = d.display_range([r.score_map for r in main.records])
+        thr = main.curve.f1_threshold if main.curve and self.main.protocol == "standard" else None
+        rows = []
+        for i, r in enumerate(sorted(main.records, key=lambda r: -r.image_score)):
+            rel = f"overlays/{_slug(cat)}/{i:04d}_{_slug(Path(r.image_path).stem)}.png"
+            src = self._overlay(r, vrange, thr, rel)
+            peak = f"{float(r.score_map[r.gt_mask].max()):.3f}" if r.gt_mask.any() else ""
+            rows.append(f'<tr><td class="num">{i + 1}</td><td class="name"><a href="{h.esc(src)}">'
+                        f"{h.esc(r.defect_type)}/{h.esc(Path(r.image_path).name)}</a></td>"
+                        f'<td class="name">{"anomalous" if r.label else "normal"}</td>'
+                        f'<td class="num">{r.image_score:.4f}</td><td class="num">{peak}</td></tr>')
+        head = "".join(f"<th>{t}</th>" for t in ("Rank", "Image (overlay)", "Label", "Image score", "Peak in defect"))
+        caption = f"All {len(rows)} images of {cat}, highest image score first (protocol: {self.main.protocol})"
+        return (f"<details><summary>All {len(rows)} images with their overlays</summary>"
+                f'<table class="metrics"><caption>{h.esc(caption)}</caption><thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(rows)}</tbody></table></details>")
+
+    def _overlay(self, rec: EvalRecord, vrange: tuple[float, float], threshold: float | None, rel: str) -> str:
+        """Overlay of one record at a moderate size; the image is loaded, drawn and dropped (not cached)."""
+        try:
+            rgb = load_image(rec.image_path, max_side=2 * DISPLAY_SIDE).rgb
+        except InputError:
+            rgb = d.placeholder((rec.score_map.shape[1] * 4, rec.score_map.shape[0] * 4), "image not found")
+        rgb = d.resize_rgb(rgb, d.fit_size(rgb.shape[1], rgb.shape[0], min_side=384, max_side=640))
+        pred = prediction_from_json(rec.prediction, rec.score_map, (rgb.shape[1], rgb.shape[0]), self.main.profile)
+        label = "anomalous" if rec.label else "normal"
+        title = f"{rec.defect_type}/{Path(rec.image_path).name}  |  {label}  |  image score {rec.image_score:.3f}"
+        img = render_overlay(rgb, pred, threshold, gt_mask=rec.gt_mask, vrange=vrange, title=title)
+        return self.asset(rel, d.png_bytes(img))
 
     def _shown(self, folder: EvalFolder, cat: str) -> _Shown:
         recs = folder.records(cat)
@@ -353,11 +388,16 @@ class _Writer:
         return "".join(out) + (legend if out else "")
 
 
-def write_evaluation_report(out_dir: Path, compare_with: list[Path] | None = None, max_panel_rows: int = 8) -> Path:
-    """Write OUT/report.html (+ OUT/report_assets/*.png) for an `iapas evaluate` folder; return its path."""
+def write_evaluation_report(out_dir: Path, compare_with: list[Path] | None = None, max_panel_rows: int = 8,
+                            overlays: bool = True) -> Path:
+    """Write OUT/report.html (+ OUT/report_assets/*.png) for an `iapas evaluate` folder; return its path.
+
+    `overlays` also draws one overlay per evaluated image (linked from a per-category table); turn it off
+    for a quick report of a very large evaluation.
+    """
     main = EvalFolder(Path(out_dir))
     others = [EvalFolder(Path(p)) for p in compare_with or []]
-    w = _Writer(main, others, max_panel_rows)
+    w = _Writer(main, others, max_panel_rows, overlays)
     per_category = [w.category(c) for c in main.categories]  # first: reading records may add notes
     sections = [w.summary(), *per_category]
     facts = [("dataset", main.dataset), ("profile", main.profile), ("protocol", main.protocol),
