@@ -68,3 +68,11 @@ def test_dedupe_phrases_keeps_first_and_order() -> None:
     assert dedupe_phrases(["Crack", "defect", "crack ", "  abnormal", "defect", "metal  nut"]) == [
         "crack", "defect", "abnormal", "metal nut",
     ]
+
+
+def test_tags_and_echoes_of_the_request_are_dropped() -> None:
+    request = "The image shows a metal nut. Other things seen in the image: steel surface, bolt."
+    answer = "The image shows a metal nut. Other things seen in the image: nothing else, steel surface, bolts, burr, thread damage"
+    assert parse_defect_words(answer, "metal nut", exclude=["bolt"], request=request) == ["burr", "thread damage"]
+    echo_only = "Other things seen in the image: steel surface"
+    assert parse_defect_words(echo_only, "metal nut", request=request) == []

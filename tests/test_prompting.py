@@ -8,14 +8,14 @@ from iapas.stages.prompting import SYSTEM_PROMPT, build_messages, build_request,
 def test_request_merges_object_and_tags() -> None:
     req = build_request("metal nut", ["metal nut", "metal", "steel surface"], "object", n=7)
     assert "a metal nut" in req
-    assert "metal, steel surface" in req  # other tags, object tag not repeated
+    assert "(image tags: metal, steel surface)" in req  # other tags, object tag not repeated
     assert "List 7 short words" in req
     assert "comma-separated" in req
 
 
 def test_request_article_and_texture_wording() -> None:
     req = build_request("oil pan", [], "texture")
-    assert "an oil pan" in req and "nothing else" in req and "surface" in req
+    assert "an oil pan" in req and "image tags" not in req and "surface" in req
 
 
 def test_messages_have_system_and_user() -> None:

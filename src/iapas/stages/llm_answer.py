@@ -39,7 +39,8 @@ SENTENCE_WORDS: frozenset[str] = frozenset(
         "i", "im", "am", "is", "are", "was", "were", "be", "been", "you", "we", "it", "its", "this", "that",
         "these", "those", "there", "here", "my", "your", "our", "sorry", "cannot", "can", "could", "would",
         "should", "will", "may", "might", "have", "has", "had", "do", "does", "not", "see", "sure", "please",
-        "which", "what", "if", "as", "shows", "show", "appear", "appears",
+        "which", "what", "if", "as", "shows", "show", "appear", "appears", "nothing", "else", "anything",
+        "something", "everything", "seen",
     }
 )
 FILLER: frozenset[str] = frozenset({"of", "on", "in", "the", "a", "an", "with", "to", "at", "and", "or", "for"})
@@ -121,11 +122,27 @@ def _key(phrase: str) -> str:
     return " ".join(words)
 
 
-def parse_defect_words(answer: str, object_name: str | None = None, max_phrases: int = MAX_PHRASES) -> list[str]:
-    """Short defect phrases from an LLM answer, order kept; [] when nothing usable is in it."""
+def _words_in(text: str) -> str:
+    return " " + " ".join(re.findall(r"[a-z]+", text.lower())) + " "
+
+
+def parse_defect_words(
+    answer: str,
+    object_name: str | None = None,
+    max_phrases: int = MAX_PHRASES,
+    exclude: Sequence[str] = (),
+    request: str = "",
+) -> list[str]:
+    """Short defect phrases from an LLM answer, order kept; [] when nothing usable is in it.
+
+    `exclude` (e.g. the normal-image tags) names things that are not defects; phrases that occur in
+    the `request` itself are echoes of the question (small models repeat it) and are dropped too.
+    """
     if not answer or not answer.strip():
         return []
     object_words = set(re.findall(r"[a-z]+", (object_name or "").lower()))
+    excluded = {_key(e.strip().lower()) for e in exclude if e.strip()}
+    echo = _words_in(request) if request else ""
     items = _json_items(answer)
     candidates: Iterable[str]
     if items:
@@ -144,6 +161,8 @@ def parse_defect_words(answer: str, object_name: str | None = None, max_phrases:
         if words <= (object_words | FILLER | {"image", "defect", "defects"}):
             continue  # only the object's own words ("tile-on-tile", "defective tile" is kept)
         key = _key(phrase)
+        if key in excluded or (echo and _words_in(phrase) in echo):
+            continue
         if key in seen:
             continue
         seen.add(key)

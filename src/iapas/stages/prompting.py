@@ -19,10 +19,10 @@ SYSTEM_PROMPT = (
 )
 
 IAP_TEMPLATE = (
-    "The image shows {article} {object}. Other things seen in the image: {tags}.\n"
+    "The image shows {article} {object}{tag_clause}.\n"
     "List {n} short words or phrases (at most three words each) describing visible defects or anomalies "
-    "that can appear on {article} {object} {where}, as an inspector would name them "
-    "(for example a noun such as a kind of damage, or a short adjective phrase).\n"
+    "that can appear on {article} {object} {where}, as a quality inspector would name them "
+    "(nouns or short adjective phrases).\n"
     "Answer with a comma-separated list only."
 )
 
@@ -37,7 +37,7 @@ def build_request(object_tag: str, tags: Sequence[str], kind: str = "object", n:
     return IAP_TEMPLATE.format(
         article=_article(object_tag),
         object=object_tag,
-        tags=", ".join(others) if others else "nothing else",
+        tag_clause=f" (image tags: {', '.join(others)})" if others else "",
         n=n,
         where="surface in a production line" if kind == "texture" else "in a production line",
     )

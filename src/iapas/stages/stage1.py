@@ -79,7 +79,7 @@ def _ask_llm(ctx: Context, config: PipelineConfig) -> None:
     ctx.models["llm"] = {"id": backend.model_id, "revision": backend.revision}
     # a server that stays down raises ModelLoadError: silently dropping the LLM would change the results
     ctx.llm_raw_answer = backend.chat(build_messages(request), config.llm_max_new_tokens)
-    ctx.defect_words = parse_defect_words(ctx.llm_raw_answer, subject)
+    ctx.defect_words = parse_defect_words(ctx.llm_raw_answer, subject, exclude=ctx.tags, request=request)
     if not ctx.defect_words:
         ctx.warnings.append("the LLM answer held no usable defect phrase; using the fixed prompts only")
 
