@@ -130,7 +130,7 @@ def make_eval_folder(out: Path, items: list[dict], profile: str = "offline", qua
     return out
 
 
-def make_run_folder(out: Path, items: list[dict], profile: str, quality: float) -> Path:
+def make_run_folder(out: Path, items: list[dict], profile: str, quality: float, overlays: bool = False) -> Path:
     """A `iapas run` folder: NAME.npy + NAME.json (with "path") per image, and summary.json."""
     rng = np.random.default_rng(int(quality * 1000) + 7)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,9 +140,17 @@ def make_run_folder(out: Path, items: list[dict], profile: str, quality: float) 
         pred = fake_prediction(item, score, profile)
         name = f"{item['category']}_{i:03d}"
         np.save(out / f"{name}.npy", score)
+        files = {"score_map": f"{name}.npy", "json": f"{name}.json"}
+        if overlays:
+            from iapas.outputs.overlay import render_overlay
+
+            render_overlay(np.asarray(Image.open(item["path"]).convert("RGB")), pred).save(out / f"{name}_overlay.png")
+            files["overlay"] = f"{name}_overlay.png"
         meta = pred.to_json()
-        meta.update({"name": name, "files": {"score_map": f"{name}.npy", "json": f"{name}.json"}})
+        meta.update({"name": name, "files": files})
         (out / f"{name}.json").write_text(json.dumps(meta))
         inputs.append({"path": item["path"], "name": name, "status": "ok"})
-    (out / "summary.json").write_text(json.dumps({"profile": profile, "inputs": inputs, "failures": []}))
+    failures = [{"path": "/lot7/unreadable.png", "error": "corrupt or truncated image"}]
+    inputs.append({"path": failures[0]["path"], "name": "unreadable", "status": "failed", "error": failures[0]["error"]})
+    (out / "summary.json").write_text(json.dumps({"profile": profile, "inputs": inputs, "failures": failures}))
     return out

@@ -221,3 +221,33 @@ def test_every_evaluated_image_has_a_linked_overlay(evals) -> None:  # type: ign
     tile = html[html.index('id="cat-tile"'):html.index('id="cat-brick"')]
     scores = [float(x) for x in re.findall(r'<td class="num">(\d\.\d{4})</td>', tile)]
     assert scores == sorted(scores, reverse=True) and len(scores) == sum(i["category"] == "tile" for i in items)
+
+
+def test_run_report_ranks_images_and_lists_failures(tmp_path: Path) -> None:
+    from _report_data import make_run_folder
+    from iapas.outputs.run_report import write_run_report
+
+    items = make_dataset(tmp_path / "data", categories=("tile",), n_good=1, n_bad=3)
+    run = make_run_folder(tmp_path / "run", items, "offline", 0.8, overlays=True)
+    ctx_file = tmp_path / "ctx.json"
+    ctx_file.write_text(json.dumps({"profile": "paper", "tags": ["tile"], "object_tag": "magnetic tile",
+                                    "defect_words": ["blowhole"], "final_prompt": ["blowhole", "defect"]}))
+    summary = json.loads((run / "summary.json").read_text())
+    summary["context"] = str(ctx_file)
+    (run / "summary.json").write_text(json.dumps(summary))
+    page = write_run_report(run)
+    parsed = _parse(page)
+    html = page.read_text()
+    assert all((run / src).is_file() for src in parsed.imgs) and len(parsed.imgs) == len(items) + 1
+    scores = [float(x) for x in re.findall(r'<td class="num">(\d\.\d{4})</td>', html)]
+    assert len(scores) == len(items) and scores == sorted(scores, reverse=True)
+    assert "/lot7/unreadable.png" in html and "magnetic tile" in html and "blowhole" in html
+    assert "removed by size filter" in html
+
+
+def test_run_report_needs_a_run_folder(tmp_path: Path) -> None:
+    from iapas.errors import SettingsError
+    from iapas.outputs.run_report import write_run_report
+
+    with pytest.raises(SettingsError, match="summary.json"):
+        write_run_report(tmp_path)

@@ -99,3 +99,12 @@ def test_compare_page_renders(tmp_path: Path) -> None:
     page = write_comparison([a, b], tmp_path / "cmp", max_images=4)
     loaded, broken = _body_counts(_dom(page, tmp_path))
     assert loaded >= 1 and broken == 0
+
+
+def test_run_report_renders(tmp_path: Path) -> None:
+    from iapas.outputs.run_report import write_run_report
+
+    items = make_dataset(tmp_path / "data", categories=("tile",), n_good=1, n_bad=2)
+    page = write_run_report(make_run_folder(tmp_path / "run", items, "offline", 0.8, overlays=True))
+    loaded, broken = _body_counts(_dom(page, tmp_path))
+    assert (loaded, broken) == (len(items) + 1, 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 from datetime import datetime, timezone
 
 CSS = """
@@ -119,3 +120,29 @@ def table(caption: str, header: Sequence[str], rows: Iterable[tuple[str, Sequenc
 def figure(src: str, caption: str, kind: str = "plot", alt: str | None = None) -> str:
     return (f'<figure class="{esc(kind)}"><img src="{esc(src)}" alt="{esc(alt or caption)}">'
             f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
+def context_block(ctx: dict[str, Any] | None, profile: str) -> str:
+    """Stage 1 context as text: tags, object tag, LLM words, final prompt, models, warnings."""
+    if ctx is None:
+        return '<h3>Stage 1 context</h3><p class="note">No context file saved.</p>'
+
+    def words(key: str) -> str:
+        vals = ctx.get(key) or []
+        return "".join(f'<code class="word">{esc(v)}</code>' for v in vals) or '<span class="muted">none</span>'
+
+    rows = [("Tags", words("tags")), ("Removed tags", words("removed_tags")),
+            ("Object tag", esc(ctx.get("object_tag") or "none")), ("LLM words", words("defect_words")),
+            ("Final prompt", words("final_prompt"))]
+    if ctx.get("llm_raw_answer"):
+        rows.append(("LLM answer", f"<q>{esc(ctx['llm_raw_answer'])}</q>"))
+    if ctx.get("normal_images"):
+        rows.append(("Normal images", f"{len(ctx['normal_images'])} sampled with seed {esc(ctx.get('seed', ''))}"))
+    models = ctx.get("models") or {}
+    if models:
+        rows.append(("Models", ", ".join(f"{esc(k)}: {esc((v or {}).get('id'))}" for k, v in models.items())))
+    for w in ctx.get("warnings") or []:
+        rows.append(("Warning", f'<span class="warn">{esc(w)}</span>'))
+    body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
+    return (f'<h3>Stage 1 context (profile {esc(ctx.get("profile", profile))})</h3>'
+            f'<dl class="context">{body}</dl>')

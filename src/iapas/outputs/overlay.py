@@ -46,13 +46,18 @@ def _colour_bar(height: int, width: int, vrange: tuple[float, float], threshold:
     return bar
 
 
-def _header(width: int, text: str, font_size: int) -> Image.Image:
+def _header(width: int, parts: list[str], font_size: int) -> Image.Image:
+    """One line of facts; when it does not fit, the last facts go first, then the path's start."""
     fnt = d.font(font_size)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     th = d.text_size(probe, "Ag", fnt)[1]
     head = Image.new("RGB", (width, th + 12), d.HEADER_BG)
     draw = ImageDraw.Draw(head)
-    if d.text_size(draw, text, fnt)[0] > width - 12:  # cut from the left: the end holds the numbers
+    sep = "  |  "
+    while len(parts) > 1 and d.text_size(draw, sep.join(parts), fnt)[0] > width - 12:
+        parts = parts[:-1]
+    text = sep.join(parts)
+    if d.text_size(draw, text, fnt)[0] > width - 12:  # cut from the left: the file name is at the end
         while len(text) > 4 and d.text_size(draw, "\u2026" + text, fnt)[0] > width - 12:
             text = text[1:]
         text = "\u2026" + text
@@ -122,12 +127,11 @@ def render_overlay(
 
     bar = _colour_bar(h, max(64, font_size * 4 + 16), vr, threshold, max(10, font_size - 2))
     kept, removed = len(prediction.boxes), len(prediction.removed_boxes)
-    head_text = title or (
-        f"{_short(prediction.path)}  |  image score {prediction.image_score:.3f}  |  {kept} kept"
-        + (f", {removed} removed by size filter" if removed else "")
-        + f"  |  profile {prediction.profile}"
-    )
-    head = _header(w + bar.width, head_text, max(11, font_size - 1))
+    head_parts = [title] if title else [
+        _short(prediction.path), f"image score {prediction.image_score:.3f}",
+        f"{kept} kept" + (f", {removed} removed by size filter" if removed else ""), f"profile {prediction.profile}",
+    ]
+    head = _header(w + bar.width, head_parts, max(11, font_size - 1))
     out = Image.new("RGB", (w + bar.width, h + head.height), d.HEADER_BG)
     out.paste(head, (0, 0))
     out.paste(img, (0, head.height))

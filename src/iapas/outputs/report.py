@@ -302,28 +302,7 @@ class _Writer:
         return "".join(figs)
 
     def _context(self, cat: str) -> str:
-        ctx = self.main.context(cat)
-        if ctx is None:
-            return '<h3>Stage 1 context</h3><p class="note">No context file saved for this category.</p>'
-
-        def words(key: str) -> str:
-            vals = ctx.get(key) or []
-            return "".join(f'<code class="word">{h.esc(v)}</code>' for v in vals) or '<span class="muted">none</span>'
-
-        rows = [("Tags", words("tags")), ("Removed tags", words("removed_tags")),
-                ("Object tag", h.esc(ctx.get("object_tag") or "none")), ("LLM words", words("defect_words")),
-                ("Final prompt", words("final_prompt"))]
-        if ctx.get("llm_raw_answer"):
-            rows.append(("LLM answer", f"<q>{h.esc(ctx['llm_raw_answer'])}</q>"))
-        if ctx.get("normal_images"):
-            rows.append(("Normal images", f"{len(ctx['normal_images'])} sampled with seed {h.esc(ctx.get('seed', ''))}"))
-        models = ctx.get("models") or {}
-        if models:
-            rows.append(("Models", ", ".join(f"{h.esc(k)}: {h.esc((v or {}).get('id'))}" for k, v in models.items())))
-        for w in ctx.get("warnings") or []:
-            rows.append(("Warning", f'<span class="warn">{h.esc(w)}</span>'))
-        body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-        return f'<h3>Stage 1 context (profile {h.esc(ctx.get("profile", self.main.profile))})</h3><dl class="context">{body}</dl>'
+        return h.context_block(self.main.context(cat), self.main.profile)
 
     def _panel(self, cat: str, main: _Shown) -> str:
         chosen = choose_panel_records(main.records, self.rows)
