@@ -343,3 +343,60 @@ def test_phrase_longer_than_the_text_encoder_gets_its_own_truncated_chunk(tiny_g
     assert det.chunks(["defect", long, "hole"]) == [["defect"], [long], ["hole"]]
     boxes = det.detect(_image(), ["defect", long, "hole"], 0.0, 0.0)
     assert {b.phrase for b in boxes} <= {"defect", long, "hole"} and len(boxes) > 0
+
+
+def _fake_hub_cache(root, repo: str, files_from, commit: str = "89abcdef0123456789abcdef0123456789abcdef"):
+    """The huggingface_hub cache layout (models--org--name/{refs/main, snapshots/<commit>/...})."""
+    import shutil
+
+    repo_dir = root / ("models--" + repo.replace("/", "--"))
+    snap = repo_dir / "snapshots" / commit
+    shutil.copytree(files_from, snap)
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    return commit
+
+
+def test_cached_hub_id_loads_without_network_when_hub_unreachable(tiny_gdino, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub_constants
+
+    from iapas.models import hub
+
+    commit = _fake_hub_cache(tmp_path, "org/cached-dino", tiny_gdino)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
+    assert hub.hub_offline()
+    clear_model_cache()
+    det = load_detector("org/cached-dino", "cpu")
+    assert det.revision == commit and det.model_id == "org/cached-dino"
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache"):
+        load_detector("org/uncached-dino", "cpu")
+
+
+def test_hub_reachable_probe_fails_fast_on_a_closed_port(monkeypatch):
+    import socket
+
+    import huggingface_hub.constants as hub_constants
+
+    from iapas.models import hub
+
+    for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(hub_constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    hub.hub_reachable.cache_clear()
+    try:
+        assert hub.hub_reachable(timeout=1.0) is False
+        with socket.socket() as srv:
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(1)
+            monkeypatch.setattr(hub_constants, "ENDPOINT", f"http://127.0.0.1:{srv.getsockname()[1]}")
+            hub.hub_reachable.cache_clear()
+            assert hub.hub_reachable(timeout=1.0) is True
+    finally:
+        hub.hub_reachable.cache_clear()

@@ -186,6 +186,8 @@ def test_stage2_flow_exact():
     assert pred.score_map[35, 75] == 0.0 and pred.image_score == pytest.approx(1.0)
     assert int(pred.mask.sum()) == 100 + 100 - 25
     assert pred.notes == []
+    ctx.models["detector"] = {"id": "IDEA-Research/grounding-dino-tiny", "revision": "abc"}
+    assert "context was built with detector" in prof.predict(img, ctx).notes[0]
 
 
 def test_thresholds_come_from_the_context_then_the_config():

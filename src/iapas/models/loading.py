@@ -62,13 +62,22 @@ def resolve_ref(ref: str) -> str:
 
 
 def model_revision(model: Any, source: str) -> str:
-    """The commit a model was loaded from: config `_commit_hash`, a hub-cache snapshot dir, else 'local'."""
+    """The commit a model was loaded from: config `_commit_hash`, a hub-cache snapshot, else 'local'."""
     config = getattr(model, "config", None)
     commit = getattr(config, "_commit_hash", None)
     if isinstance(commit, str) and commit:
         return commit
-    found = _SNAPSHOT.search(source)
-    return found.group(1) if found else "local"
+    for text in (source, str(getattr(model, "name_or_path", "") or "")):
+        found = _SNAPSHOT.search(text)
+        if found:
+            return found.group(1)
+    if not Path(source).expanduser().exists() and not looks_like_path(source):
+        from iapas.models.resolve import describe_model  # a hub id: the snapshot its cache resolves to
+
+        revision = describe_model(source).get("revision")
+        if revision:
+            return str(revision)
+    return "local"
 
 
 def _chain(exc: BaseException) -> Iterable[BaseException]:
@@ -141,6 +150,23 @@ def _missing_package(message: str) -> str | None:
     return found.group(1).split(".")[0] if found else None
 
 
+def _local_files_only(model_ref: str, source: str) -> bool:
+    """For a hub id while the hub is unusable: load from the cache only, or fail now if it is not cached."""
+    if Path(source).exists():
+        return False
+    from iapas.models.hub import hub_offline
+
+    if not hub_offline():
+        return False
+    from iapas.models.resolve import describe_model
+
+    if describe_model(model_ref)["source"] != "cache":
+        raise ModelLoadError(
+            model_ref, "it is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_TODO.format(ref=model_ref)
+        )
+    return True
+
+
 def load_model(
     model_cls: Any,
     processor_cls: Any,
@@ -164,10 +190,11 @@ def load_model(
         hit = _CACHE.get(key)
         if hit is not None:
             return hit
+        local_only = _local_files_only(model_ref, source)
         try:
             from transformers import AutoConfig
 
-            config = AutoConfig.from_pretrained(source)
+            config = AutoConfig.from_pretrained(source, local_files_only=local_only)
             allowed = tuple(allowed_types) if allowed_types is not None else None
             if allowed is not None and config.model_type not in allowed:
                 raise ModelLoadError(
@@ -175,9 +202,9 @@ def load_model(
                     f"it is a '{config.model_type}' model, not a {role} ({', '.join(allowed)})",
                     f"give a {role} checkpoint",
                 )
-            model = model_cls.from_pretrained(source, dtype=torch_dtype)
+            model = model_cls.from_pretrained(source, dtype=torch_dtype, local_files_only=local_only)
             model = model.to(dev).eval()
-            processor = processor_cls.from_pretrained(source)
+            processor = processor_cls.from_pretrained(source, local_files_only=local_only)
         except Exception as exc:  # every failure becomes one ModelLoadError naming the model
             raise explain_load_failure(model_ref, exc, role) from exc
         loaded = LoadedModel(

@@ -106,6 +106,9 @@ class PaperProfile:
         height, width = rgb.shape[:2]
         th = self.thresholds(context)
         notes: list[str] = []
+        built_with = (context.models.get("detector") or {}).get("id")
+        if built_with and built_with != self.detector.model_id:
+            notes.append(f"context was built with detector '{built_with}'; Stage 2 used '{self.detector.model_id}'")
         obj = self.object_box(rgb, context.object_tag, th)
         found = self.detector.detect(rgb, phrases, th["box_threshold"], th["text_threshold"])
         anomalies = drop_object_boxes(nms(found, th["nms_iou"]), context.object_tag)
