@@ -57,6 +57,21 @@ def test_fit_builds_the_context_and_records_models(fitted, tiny_gdino, tiny_sam)
     assert prof._segmenter is None, "Stage 1 does not load SAM"
 
 
+def test_fit_with_tagging_grounds_the_object_tag_with_the_detector(tiny_gdino, tiny_sam, tmp_path):
+    from tiny.stage1_models import build_tiny_clip
+
+    clip = build_tiny_clip(tmp_path / "clip")
+    cfg = _config(tiny_gdino, tiny_sam, tagger=str(clip), object_name=None)
+    prof = PaperProfile(cfg)
+    ctx = prof.fit([_loaded(seed=s) for s in range(2)], cfg)
+    assert prof._detector is not None, "Stage 1 grounded the tags with the paper detector"
+    assert ctx.tags and (ctx.object_tag is None or ctx.object_tag in ctx.tags)
+    assert set(ctx.models) >= {"tagger", "detector", "segmenter"}
+    assert ctx.models["detector"]["id"] == str(tiny_gdino)
+    if ctx.object_tag:
+        assert ctx.object_tag in ctx.final_prompt
+
+
 def test_predict_with_tiny_models(fitted):
     prof, ctx = fitted
     image = _loaded(seed=7)
