@@ -251,3 +251,15 @@ def test_run_report_needs_a_run_folder(tmp_path: Path) -> None:
 
     with pytest.raises(SettingsError, match="summary.json"):
         write_run_report(tmp_path)
+
+
+def test_rewriting_a_report_drops_pictures_it_no_longer_uses(tmp_path: Path) -> None:
+    items = make_dataset(tmp_path / "data", categories=("tile",), n_good=1, n_bad=2)
+    ev = make_eval_folder(tmp_path / "ev", items)
+    write_evaluation_report(ev)
+    stale = ev / ASSETS / "old_category_pr.png"
+    stale.write_bytes((ev / ASSETS / "tile_pr.png").read_bytes())
+    page = write_evaluation_report(ev, overlays=False)
+    assert not stale.exists()
+    assert not list((ev / ASSETS / "overlays").rglob("*.png"))  # overlays=False: the old ones are gone
+    assert all((ev / src).is_file() for src in _parse(page).imgs)

@@ -129,6 +129,7 @@ class _Writer:
         self.assets = main.root / ASSETS
         self.images = _Images()
         self.labels = self._labels()
+        self.written: set[str] = set()
 
     def _labels(self) -> list[str]:
         folders = [self.main, *self.others]
@@ -139,7 +140,14 @@ class _Writer:
 
     def asset(self, name: str, data: bytes) -> str:
         atomic_write_bytes(self.assets / name, data)
+        self.written.add(name)
         return f"{ASSETS}/{name}"
+
+    def remove_stale_assets(self) -> None:
+        """Pictures an earlier report wrote but this one does not use (the assets folder is the report's own)."""
+        for p in self.assets.rglob("*.png"):
+            if p.relative_to(self.assets).as_posix() not in self.written:
+                p.unlink(missing_ok=True)
 
     # ---- summary -------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -385,5 +393,7 @@ def write_evaluation_report(out_dir: Path, compare_with: list[Path] | None = Non
         facts.append(("compared with", ", ".join(w.labels[1:])))
     nav = [("summary", "Summary"), *((f"cat-{_slug(c)}", c) for c in main.categories)]
     text = h.page(f"iapas evaluation report: {main.dataset} ({main.profile} profile)", facts, nav, "\n".join(sections))
-    return atomic_write_text(main.root / "report.html", text)
+    page = atomic_write_text(main.root / "report.html", text)
+    w.remove_stale_assets()
+    return page
 
