@@ -137,6 +137,10 @@ def good_cases(d: Path) -> list[Case]:
         Case(_write(d / "grey level.pgm", encode(Image.fromarray(gray), "PPM")), True, size=size, rgb=g3),
         Case(_write(d / "Prüfteil Nr 7 – ok.png", encode(Image.fromarray(rgb), "PNG")), True, size=size, rgb=rgb),
         Case(_write(d / "部品 01.jpg", encode(Image.fromarray(rgb), "JPEG", quality=95)), True, size=size),
+        Case(_write(d / "min_side.png", encode(Image.fromarray(rgb[:8, :8].copy()), "PNG")), True, size=(8, 8),
+             rgb=rgb[:8, :8]),
+        Case(_write(d / "line_scan_strip.png", encode(Image.fromarray(pattern(8, 300)), "PNG")), True, size=(300, 8),
+             rgb=pattern(8, 300)),
         # the same stem in different formats and folders: each needs its own outputs
         Case(_write(d / "same.png", encode(Image.fromarray(rgb), "PNG")), True, size=size, rgb=rgb),
         Case(_write(d / "same.bmp", encode(Image.fromarray(rgb[::-1].copy()), "BMP")), True, size=size,

@@ -314,3 +314,54 @@ def test_evaluate_unknown_dataset_and_help(eval_app: typer.Typer, tmp_path: Path
     assert "Examples:" in result.output and "iapas evaluate --dataset" in result.output
     for code_text in ("3 some inputs failed", "4 nothing could be processed", "2 invalid settings", "130 interrupted"):
         assert code_text in result.output, code_text
+
+
+def test_very_large_image_is_downscaled_and_says_so(app: typer.Typer, tmp_path: Path) -> None:
+    write_normals(tmp_path / "normal")
+    big = tmp_path / "imgs" / "scan 12000x9000.jpg"
+    big.parent.mkdir()
+    Image.fromarray(pattern(90, 120)).resize((12000, 9000)).save(big, quality=60)
+    code, _, err = invoke(app, "run", "--normal", tmp_path / "normal", "--images", big, "--out", tmp_path / "out",
+                          "--profile", "offline")
+    assert code == 0, err
+    item = summary(tmp_path / "out")["inputs"][0]
+    meta = json.loads((tmp_path / "out" / f"{item['name']}.json").read_text(encoding="utf-8"))
+    assert meta["original_size"] == [12000, 9000] and meta["size"] == [4096, 3072]
+    assert any("downscaled from 12000x9000 to 4096x3072" in n for n in meta["notes"])
+    assert any("downscaled" in n for n in item["notes"])
+
+
+def test_unreadable_file_through_cli_as_unprivileged_user(tmp_path: Path) -> None:
+    """chmod 000 input: a per-file 'permission denied' while the rest is processed (as user nobody when root)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="iapas-perm-cli-"))
+    try:
+        os.chmod(base, 0o777)
+        write_normals(base / "normal", n=3)
+        imgs = base / "imgs"
+        imgs.mkdir()
+        Image.fromarray(pattern(32, 40)).save(imgs / "fine.png")
+        Image.fromarray(pattern(32, 40, seed=3)).save(imgs / "locked.png")
+        for p in base.rglob("*"):
+            os.chmod(p, 0o777 if p.is_dir() else 0o644)
+        os.chmod(imgs / "locked.png", 0)
+        cmd = [sys.executable, str(Path(__file__).parent / "fake_cli.py"), "run", "--normal", str(base / "normal"),
+               "--images", str(imgs), "--out", str(base / "out"), "--profile", "offline"]
+        if IS_ROOT:
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=base,
+                             env={**os.environ, "HOME": str(base), "HF_HUB_OFFLINE": "1"})
+        assert res.returncode == 3, res.stderr[-2000:]
+        s = summary(base / "out")
+        status = {Path(i["path"]).name: (i["status"], i.get("error", "")) for i in s["inputs"]}
+        assert status["fine.png"][0] == "ok"
+        assert status["locked.png"][0] == "failed" and "permission denied" in status["locked.png"][1]
+        assert "locked.png" in res.stderr and "permission denied" in res.stderr
+    finally:
+        import shutil
+
+        os.chmod(imgs / "locked.png", 0o644)
+        shutil.rmtree(base, ignore_errors=True)

@@ -179,3 +179,21 @@ def test_non_utf8_path_in_json_does_not_crash(tmp_path: Path) -> None:
     name = os.fsdecode(b"lot\xff.png")  # surrogate-escaped str, as os.listdir returns it
     atomic_write_json(tmp_path / "s.json", {"path": name})
     assert json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["path"] == "lot\ufffd.png"
+
+
+def test_overlay_failure_falls_back_to_plain_overlay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import iapas.outputs.overlay as overlay
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ValueError("y1 must be greater than or equal to y0")
+
+    monkeypatch.setattr(overlay, "render_overlay", broken)
+    pred = _pred()
+    files = write_prediction(tmp_path, "strip", np.full((20, 30, 3), 100, np.uint8), pred, "d")
+    meta = json.loads((tmp_path / files["json"]).read_text())
+    assert any("overlay drawn in plain form" in n for n in meta["notes"])
+    from PIL import Image
+
+    ov = np.asarray(Image.open(tmp_path / files["overlay"]))
+    assert ov.shape == (20, 30, 3) and (ov[pred.mask][:, 0] > ov[~pred.mask][:, 0].max()).all()
+    assert is_done(tmp_path, "strip", "d")

@@ -116,7 +116,12 @@ def write_prediction(
     }
     atomic_write_npy(out_dir / files["score_map"], pred.score_map.astype(np.float32))
     atomic_write_image(out_dir / files["mask"], (pred.mask.astype(np.uint8) * 255))
-    atomic_write_image(out_dir / files["overlay"], render_overlay(rgb, pred))
+    try:
+        overlay = render_overlay(rgb, pred)
+    except Exception as exc:  # noqa: BLE001 - a drawing problem must not cost the image its results
+        overlay = plain_overlay(rgb, pred.mask)
+        pred.notes.append(f"overlay drawn in plain form ({type(exc).__name__}: {exc})")
+    atomic_write_image(out_dir / files["overlay"], overlay)
     meta = pred.to_json()
     meta.update({"name": name, "files": files, "settings_digest": digest})
     if original_size is not None:
@@ -125,6 +130,15 @@ def write_prediction(
         meta["source"] = source_fingerprint(source)
     atomic_write_json(out_dir / files["json"], meta)
     return files
+
+
+def plain_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Fallback overlay: the image with the predicted mask tinted red (no text, no colour bar)."""
+    out = np.asarray(rgb, dtype=np.float32).copy()
+    m = np.asarray(mask, dtype=bool)
+    if m.shape == out.shape[:2]:
+        out[m] = 0.5 * out[m] + 0.5 * np.array([255.0, 0.0, 0.0], dtype=np.float32)
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def remove_stale_temp_files(out_dir: Path, subdirs: tuple[str, ...] = ()) -> list[Path]:
