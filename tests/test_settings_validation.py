@@ -142,3 +142,13 @@ def test_real_cli_rejects_before_importing_model_libraries(normal: Path, tmp_pat
     unknown = _cli_in_subprocess(run_args(normal, tmp_path, "--profile", "paper", "--detector", "acme/ghost-dino"), tmp_path)
     assert unknown["status"] == 2 and "acme/ghost-dino" in unknown["stderr"]
     assert not unknown["torch"] and not unknown["transformers"]
+
+
+def test_out_paths_of_the_wrong_kind(app: typer.Typer, normal: Path, tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("x")
+    result = CliRunner().invoke(app, ["run", "--normal", str(normal), "--images", str(normal), "--out",
+                                      str(tmp_path / "a_file"), "--profile", "offline"])
+    assert result.exit_code == 2 and "is not a folder" in result.stderr
+    result = CliRunner().invoke(app, ["prompts", "--normal", str(normal), "--out", str(tmp_path), "--profile", "offline"])
+    assert result.exit_code == 2 and "is a folder" in result.stderr
+    assert MeanDiffProfile.instances == 0

@@ -239,6 +239,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
         check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
+        if out.is_dir():
+            raise SettingsError(f"--out {out} is a folder; give the context file to write, e.g. {out / 'context.json'}")
         context = _pipeline(config).fit(normal)
         context.save(out)
         err_console.print(f"context written to {out} (profile {context.profile}); final prompt: {', '.join(context.final_prompt) or '-'}")
