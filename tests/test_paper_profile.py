@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from iapas.config import PipelineConfig
@@ -223,3 +224,13 @@ def test_empty_final_prompt_is_a_settings_error():
 
     with pytest.raises(SettingsError, match="empty final prompt"):
         prof.predict(_loaded(), Context(profile="paper", config=cfg))
+
+
+def test_half_precision_models_give_float32_maps(fitted, tiny_gdino, tiny_sam):
+    """The GPU dtype path (inputs cast to the model dtype, outputs back to float32), run in bfloat16 on CPU."""
+    _, ctx = fitted
+    prof = PaperProfile(_config(tiny_gdino, tiny_sam, dtype="bfloat16", use_filter=False))
+    assert prof.detector.model.dtype == torch.bfloat16 and prof.segmenter.model.dtype == torch.bfloat16
+    pred = prof.predict(_loaded(seed=7), ctx)
+    assert pred.boxes and pred.score_map.dtype == np.float32 and pred.score_map.shape == (60, 90)
+    assert all(isinstance(b.score, float) and 0.0 < b.score <= 1.0 for b in pred.boxes)
