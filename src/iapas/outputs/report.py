@@ -364,7 +364,10 @@ class _Writer:
         out = []
         legend = ('<p class="note">Green outline: ground truth. White outline: pixels at or above the pixel F1-max '
                   "threshold. Magenta boxes: kept detections; dashed grey: removed by the size filter.</p>")
-        for title, items, why, tag in (("Worst false positives", fps, fp_why, "fp"), ("Misses", misses, miss_why, "miss")):
+        fp_title = ("Worst false positives: normal images with the highest scores" if normal else
+                    "Worst false positives: highest scores outside the defects")
+        miss_title = "Misses: anomalous images with the lowest scores"
+        for title, items, why, tag in ((fp_title, fps, fp_why, "fp"), (miss_title, misses, miss_why, "miss")):
             if not items:
                 continue
             figs = []
