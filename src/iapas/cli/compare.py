@@ -19,7 +19,8 @@ Example:
 
 
 def compare(
-    folders: Annotated[list[Path], typer.Argument(help="two or more output folders of run, segment or evaluate")],
+    folders: Annotated[list[Path], typer.Argument(metavar="FOLDER FOLDER...",
+                                                  help="two or more output folders of run, segment or evaluate")],
     out: Annotated[Path, typer.Option("--out", help="folder for the panels and compare.html")],
     images: Annotated[int, typer.Option("--images", help="how many matched images to show")] = 8,
 ) -> None:
@@ -39,4 +40,6 @@ def compare(
 
 def register(app: typer.Typer) -> None:
     """Add `iapas compare` to the app."""
-    app.command("compare", help=COMPARE_HELP)(user_errors(compare))
+    app.command("compare", help=COMPARE_HELP,
+                short_help="Comparison panels over two or more result folders (run, segment, evaluate).")(
+        user_errors(compare))
