@@ -19,7 +19,7 @@ Example:
 
 
 def compare(
-    folders: Annotated[list[Path], typer.Argument(metavar="FOLDER FOLDER...",
+    folders: Annotated[list[Path], typer.Argument(metavar="FOLDER",
                                                   help="two or more output folders of run, segment or evaluate")],
     out: Annotated[Path, typer.Option("--out", help="folder for the panels and compare.html")],
     images: Annotated[int, typer.Option("--images", help="how many matched images to show")] = 8,
