@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate on a benchmark: per-category pixel/image AP, F1-max, AUROC, AUPRO and the mean row."""
         from iapas.evaluation.harness import run_evaluation
 
-        seed_list = parse_seeds(seeds) if seeds else [flags.get("seed") or 111]
+        seed_list = parse_seeds(seeds) if seeds else [flags["seed"] if flags.get("seed") is not None else 111]
         config = o.config_from_flag_dict(flags)
         from iapas.cli.run import output_folder
         from iapas.models.preflight import check_models
