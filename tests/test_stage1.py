@@ -70,6 +70,8 @@ def test_full_stage1_with_tiny_models(models: dict[str, str]) -> None:
     assert ctx.models["tagger"] == {"id": models["tagger"], "revision": "local"}
     assert ctx.models["llm"] == {"id": models["llm"], "revision": "local"}
     assert ctx.models["detector"]["id"] == "stub-grounding"
+    scores = ctx.model_dump(mode="json")["object_tag_scores"]
+    assert max(scores, key=scores.get) == ctx.object_tag and scores[ctx.object_tag] == pytest.approx(0.6)
 
 
 def test_same_inputs_same_context_json(models: dict[str, str], tmp_path: Path) -> None:

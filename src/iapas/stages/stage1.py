@@ -62,8 +62,8 @@ def _tags_and_object(ctx: Context, normal: list[LoadedImage], config: PipelineCo
     )
     ctx.object_tag = choice.tag
     ctx.warnings.extend(choice.warnings)
-    if choice.scores:
-        ctx.reference.setdefault("object_tag_scores", choice.scores)
+    if choice.scores:  # best grounding score per tag, for review (an extra Context field)
+        setattr(ctx, "object_tag_scores", choice.scores)
 
 
 def _ask_llm(ctx: Context, config: PipelineConfig) -> None:
