@@ -42,6 +42,7 @@ def test_answer_shapes(name: str, answer: str, expected: list[str]) -> None:
         "image, defect list, defects",
         "I am sorry, I cannot see any image here.",
         "It may be fine. There is none.",
+        "1. No defects: No visible defects or anomalies.\n2. No defects: The tile is perfectly smooth.",
     ],
 )
 def test_unusable_answers_give_nothing(answer: str) -> None:

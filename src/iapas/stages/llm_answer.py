@@ -41,6 +41,8 @@ SENTENCE_WORDS: frozenset[str] = frozenset(
         "should", "will", "may", "might", "have", "has", "had", "do", "does", "not", "see", "sure", "please",
         "which", "what", "if", "as", "shows", "show", "appear", "appears", "nothing", "else", "anything",
         "something", "everything", "seen",
+        # negation and normality: "no defects", "perfectly smooth" describe a good part
+        "no", "none", "without", "normal", "perfect", "perfectly", "good", "fine", "ok", "okay", "flawless",
     }
 )
 FILLER: frozenset[str] = frozenset({"of", "on", "in", "the", "a", "an", "with", "to", "at", "and", "or", "for"})
