@@ -23,8 +23,11 @@ def _colour_bar(height: int, width: int, vrange: tuple[float, float], threshold:
     """Vertical colour bar (high at the top) with ticks and an optional threshold marker."""
     bar = Image.new("RGB", (width, height), d.HEADER_BG)
     draw = ImageDraw.Draw(bar)
+    font_size = max(6, min(font_size, height // 6))  # short, wide images get a short bar
     fnt = d.font(font_size)
     top, bottom = font_size, height - font_size
+    if bottom - top < 4:
+        top, bottom = 0, height
     strip_w = max(10, width // 5)
     x0 = 6
     ramp = np.linspace(1.0, 0.0, max(2, bottom - top))[:, None].repeat(strip_w, axis=1)
