@@ -124,7 +124,8 @@ def test_paper_protocol_reuses_cache_and_skips_normals(tmp_path: Path, mtd_root:
     row = m["categories"]["mtd"]
     assert m["protocol"] == "paper" and "official" in m["protocol_note"]
     assert (row["n_images"], row["n_anomalous"]) == (6, 6)
-    assert row["image_auroc"] is None and any("no negative" in n for n in row["notes"])
+    assert row["image_auroc"] is None and row["image_ap"] is None and row["image_f1_max"] is None
+    assert any("no normal test image" in n for n in row["notes"])
     recs = [r for r in iter_records(out, "mtd", 111) if r.label == 1]
     maps = [(r.score_map - r.score_map.min()) / (r.score_map.max() - r.score_map.min()) for r in recs]
     s = np.concatenate([x.ravel() for x in maps])

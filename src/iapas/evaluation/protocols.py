@@ -73,7 +73,12 @@ def category_metrics(
     if np.isnan(out["pixel_aupro"]):
         notes.append("pixel: AUPRO undefined (no defect region or no normal pixel)")
     im = pixel_metrics(image_scores, labels)
-    notes += [f"image: {n}" for n in im["notes"]]
+    if im["n_neg"] == 0:
+        # AP and F1 would be a trivial 1.0 without a single normal image to rank against
+        notes.append("image: no normal test image, image-level metrics are undefined (NaN)")
+        im["ap"] = im["auroc"] = im["f1_max"] = float("nan")
+    else:
+        notes += [f"image: {n}" for n in im["notes"]]
     out["image_ap"], out["image_auroc"], out["image_f1_max"] = im["ap"], im["auroc"], im["f1_max"]
     out["notes"] = notes
     return out
