@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from iapas.models.backbone import LiteFeatures
 
 AUGMENTATIONS = ("none", "hflip", "vflip", "rot180", "rot90", "rot270")
+AUTO_AUGMENT = ("none", "hflip", "vflip", "rot180")
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,10 @@ class ReferenceSettings:
     max_long_side: int = 1536  # bound on the long side; beyond it the whole image shrinks (aspect kept)
     stages: tuple[int, ...] = (2, 3, 4)
     pool: int = 3  # local neighbourhood aggregation (odd, 1 = off)
-    augment: tuple[str, ...] = ("none", "hflip", "vflip", "rot180")
+    augment: tuple[str, ...] = ("auto",)  # "auto": flips/rot180 while the bank stays under max_bank
     k: int = 1
     sigma: float = 4.0  # gaussian smoothing of the map, in pixels of the original image
-    max_bank: int = 8192  # patches kept in the bank (greedy coreset above that), bounds kNN cost
+    max_bank: int = 16384  # patches kept in the bank (greedy coreset above that), bounds kNN cost
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -126,7 +127,7 @@ def nn_distance(queries: "torch.Tensor", bank: "torch.Tensor", k: int = 1, chunk
     return torch.cat(out)
 
 
-def coreset(features: np.ndarray, n: int, dim: int = 128, seed: int = 0) -> np.ndarray:
+def coreset(features: np.ndarray, n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     """Indices of a greedy k-center coreset (PatchCore): n rows that cover the bank's feature space.
 
     Distances are computed on a fixed random projection to `dim` dimensions to keep fitting fast.
@@ -164,11 +165,20 @@ class MemoryBank:
 
 
 def build_bank(backbone: "LiteFeatures", normals: list[np.ndarray], settings: ReferenceSettings) -> MemoryBank:
-    """Embed every normal image under every augmentation; subsample above max_bank rows."""
+    """Embed every normal image under every augmentation; coreset above max_bank rows.
+
+    With augment ("auto",), flips and a 180 degree rotation are added only while the bank stays under
+    max_bank: a small bank (few or small normal images) gains orientations of the texture, a large one
+    keeps its exact patches and its kNN cost.
+    """
     feats, srcs = [], []
-    for i, rgb in enumerate(normals):
-        base = prepare(rgb, settings)
-        for aug in settings.augment:
+    prepared = [prepare(rgb, settings) for rgb in normals]
+    augs = settings.augment
+    if augs == ("auto",):
+        grid = sum((p.shape[0] // 8) * (p.shape[1] // 8) for p in prepared)
+        augs = AUTO_AUGMENT if grid * len(AUTO_AUGMENT) <= settings.max_bank else ("none",)
+    for i, base in enumerate(prepared):
+        for aug in augs:
             e, _ = embed(backbone, augment(base, aug), settings)
             feats.append(e.numpy())
             srcs.append(np.full(e.shape[0], i, dtype=np.int32))
