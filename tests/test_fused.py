@@ -1,0 +1,117 @@
+"""The fused profile: paper regions re-scored by the visual prior. Exact flow on scripted doubles, then
+the real path with tiny random Grounding DINO and SAM (built from configs, loaded from disk)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from iapas.config import PipelineConfig
+from iapas.context import Context
+from iapas.data.synthetic import load_texture
+from iapas.io.images import LoadedImage
+from iapas.pipeline import Pipeline
+from iapas.profiles.fused import FusedProfile, region_mask
+from iapas.profiles.paper import PaperProfile
+from iapas.types import Box
+from tiny.stage2_fixtures import one_torch_thread, tiny_gdino, tiny_sam  # noqa: F401
+
+TAG = "surface"
+S = 96
+
+
+def _img(gray: np.ndarray, name: str = "x.png") -> LoadedImage:
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    return LoadedImage(path=name, rgb=rgb, original_size=(rgb.shape[1], rgb.shape[0]))
+
+
+def _normals() -> list[LoadedImage]:
+    tex = load_texture("brick")
+    return [_img(tex[y : y + S, x : x + S].copy(), f"n{i}.png") for i, (y, x) in enumerate([(0, 0), (0, 200), (200, 0), (300, 300), (100, 400)])]
+
+
+class TwoBoxDetector:
+    """Finds the same two regions on every image: one on a drawn hole, one on plain texture."""
+
+    model_id, revision = "scripted", "test"
+
+    def detect(self, rgb, phrases, box_threshold, text_threshold):
+        if phrases == [TAG]:
+            return []
+        return [Box((30, 30, 50, 50), "hole", 0.8), Box((60, 60, 80, 80), "defect", 0.8)]
+
+
+class RectSegmenter:
+    model_id = "rect"
+
+    def segment(self, rgb, boxes):
+        out = np.zeros((len(boxes), *rgb.shape[:2]), dtype=bool)
+        for i, b in enumerate(boxes):
+            x0, y0, x1, y1 = (int(v) for v in b.xyxy)
+            out[i, y0:y1, x0:x1] = True
+        return out
+
+
+def _config(**kw) -> PipelineConfig:
+    base = dict(profile="fused", tagger="none", object_name=TAG, llm="none", device="cpu", num_normal=5,
+                feature_size=128, box_threshold=0.2, text_threshold=0.2)
+    base.update(kw)
+    return PipelineConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    cfg = _config()
+    prof = FusedProfile(cfg, detector=TwoBoxDetector(), segmenter=RectSegmenter())
+    ctx = prof.fit(_normals(), cfg)
+    return prof, ctx
+
+
+def test_region_on_a_defect_keeps_its_score_and_one_on_normal_surface_is_suppressed(scripted) -> None:
+    prof, ctx = scripted
+    assert ctx.profile == "fused" and ctx.object_tag == TAG and "bank_features" in ctx.arrays
+    test = load_texture("brick")[400:400 + S, 100:100 + S].copy()
+    yy, xx = np.mgrid[:S, :S]
+    test[(yy - 40) ** 2 + (xx - 40) ** 2 <= 64] = 0  # a dark hole inside the first box only
+    img = _img(test)
+    paper = PaperProfile(prof.config, detector=TwoBoxDetector(), segmenter=RectSegmenter()).predict(img, ctx)
+    fused = prof.predict(img, ctx)
+    by_phrase = {b.phrase: b.score for b in fused.boxes}
+    assert {b.phrase for b in paper.boxes} == set(by_phrase)
+    assert by_phrase["hole"] > 0.6, "the region on the hole keeps most of its score"
+    assert by_phrase["defect"] < 0.6 * by_phrase["hole"], "the region on normal texture is suppressed"
+    assert fused.boxes[0].phrase == "hole" and fused.profile == "fused"
+    # the map is the paper's Step 2-4 with the new scores
+    assert fused.score_map[40, 40] == pytest.approx(by_phrase["hole"], rel=1e-5)
+    assert fused.score_map[70, 70] == pytest.approx(by_phrase["defect"], rel=1e-5)
+    assert fused.score_map[10, 10] == 0.0
+    assert fused.image_score == pytest.approx(float(fused.score_map.max()))
+    assert all(f.score <= p.score + 1e-9 for f, p in zip(sorted(fused.boxes, key=lambda b: b.phrase),
+                                                          sorted(paper.boxes, key=lambda b: b.phrase)))
+
+
+def test_region_mask_clips_to_the_image() -> None:
+    support = np.ones((10, 20), dtype=bool)
+    m = region_mask(Box((15.2, -3, 40, 4.5), "x", 1.0), support)
+    assert m.sum() == 5 * 5 and m[0:5, 15:20].all()
+
+
+def test_fused_with_tiny_grounding_dino_and_sam(tiny_gdino, tiny_sam, tmp_path) -> None:
+    cfg = _config(detector=str(tiny_gdino), segmenter=str(tiny_sam), num_normal=3, feature_size=64)
+    pipe = Pipeline(cfg)
+    assert pipe.profile == "fused"
+    ctx = pipe.runner.fit(_normals()[:3], cfg)
+    path = ctx.save(tmp_path / "ctx.json")
+    back = Context.load(path)
+    img = _img(load_texture("grass")[:60, :90].copy())
+    a = pipe.predict_one(img, ctx)
+    b = Pipeline(back.config).predict_one(img, back)
+    assert a.profile == "fused" and a.score_map.shape == (60, 90)
+    assert 0.0 <= a.score_map.min() and a.score_map.max() <= 1.0
+    np.testing.assert_array_equal(a.score_map, b.score_map)
+    paper = PaperProfile(cfg).predict(img, ctx)
+    assert len(a.boxes) == len(paper.boxes)
+    assert sum(x.score for x in a.boxes) <= sum(x.score for x in paper.boxes) + 1e-6
