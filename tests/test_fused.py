@@ -57,7 +57,7 @@ class RectSegmenter:
 
 def _config(**kw) -> PipelineConfig:
     base = dict(profile="fused", tagger="none", object_name=TAG, llm="none", device="cpu", num_normal=5,
-                feature_size=128, box_threshold=0.2, text_threshold=0.2)
+                feature_size=128, box_threshold=0.2, text_threshold=0.2, reference_stages=[2, 3, 4])
     base.update(kw)
     return PipelineConfig(**base)
 

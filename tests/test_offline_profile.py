@@ -20,6 +20,7 @@ from iapas.profiles.offline import OfflineProfile
 from iapas.stages.reference import raw_map
 
 SIZE = 96
+FINE = [2, 3, 4]  # stride 8/16 stages: 96 px crops and 2 px lines need finer features than the default (5, 6)
 
 
 def loaded(rgb: np.ndarray, name: str = "mem.png") -> LoadedImage:
@@ -31,7 +32,7 @@ def loaded(rgb: np.ndarray, name: str = "mem.png") -> LoadedImage:
 def brick(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("syn")
     cat = make_category(root, "brick", n_normal=6, n_test=8, size=(SIZE, SIZE), anomalous_fraction=0.75, seed=3)
-    config = build_config(profile="offline", num_normal=6, feature_size=128)
+    config = build_config(profile="offline", num_normal=6, feature_size=128, reference_stages=FINE)
     pipe = Pipeline(config)
     ctx = pipe.fit(cat.root / "normal")
     return cat, pipe, ctx
@@ -96,7 +97,7 @@ def test_elongated_strip_keeps_a_thin_line_defect() -> None:
     mask = np.zeros(test.shape, dtype=bool)
     mask[60:340, 31:33] = True  # a 2 px wide, 280 px long dark line along the strip
     test[mask] = 0
-    prof = OfflineProfile(build_config(profile="offline", num_normal=5, feature_size=128))
+    prof = OfflineProfile(build_config(profile="offline", num_normal=5, feature_size=128, reference_stages=FINE))
     ctx = prof.fit(normals, prof.config)
     pred = prof.predict(loaded(test), ctx)
     assert pred.score_map.shape == (400, 64)

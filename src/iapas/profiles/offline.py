@@ -27,7 +27,10 @@ MIN_REGION_PIXELS = 4
 
 
 def settings_from_config(config: PipelineConfig) -> ReferenceSettings:
-    return ReferenceSettings(backbone=config.backbone, feature_size=config.feature_size)
+    stages = tuple(sorted(set(config.reference_stages)))
+    if not stages or min(stages) < 0 or max(stages) > 6:
+        raise SettingsError(f"reference_stages must be backbone stages 0..6, got {config.reference_stages}")
+    return ReferenceSettings(backbone=config.backbone, feature_size=config.feature_size, stages=stages)
 
 
 def calibrated(raw: np.ndarray, threshold: float) -> np.ndarray:
