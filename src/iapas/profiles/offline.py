@@ -18,6 +18,7 @@ from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
+from iapas.models.device import resolve_device
 from iapas.stages.reference import MemoryBank, ReferenceSettings, build_bank, raw_map
 from iapas.stages.regions import mask_regions
 from iapas.types import Prediction
@@ -36,14 +37,6 @@ def settings_from_config(config: PipelineConfig) -> ReferenceSettings:
 def calibrated(raw: np.ndarray, threshold: float) -> np.ndarray:
     """Map raw distances to [0, 1): d / (d + t); equals 0.5 at the mask threshold t."""
     return (raw / (raw + threshold)).astype(np.float32)
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class OfflineProfile:
