@@ -53,7 +53,7 @@ class PipelineConfig(BaseModel):
     use_filter: bool = True
     # offline / fused profile
     backbone: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = "efficientnet-lite0"
-    feature_size: int = Field(384, ge=64, le=2048, description="short side fed to the backbone")
+    feature_size: int = Field(320, ge=64, le=2048, description="short side fed to the backbone")
     reference_stages: list[int] = Field(
         default_factory=lambda: [5, 6], description="backbone stages of the reference features (0-6; 5-6 = stride 32)"
     )
