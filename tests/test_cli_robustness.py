@@ -310,6 +310,7 @@ def test_evaluate_unknown_dataset_and_help(eval_app: typer.Typer, tmp_path: Path
     code, _, err = invoke(eval_app, "evaluate", "--dataset", "mvtek", "--root", tmp_path, "--out", tmp_path / "o")
     assert code == 2 and "unknown dataset 'mvtek'" in err and "mvtec" in err and "allowed" in err
     assert MeanDiffProfile.instances == 0
+    assert not (tmp_path / "o").exists(), "settings are rejected before the output folder is created"
     result = CliRunner().invoke(eval_app, ["evaluate", "--help"], env={"COLUMNS": "200"})
     assert "Examples:" in result.output and "iapas evaluate --dataset" in result.output
     for code_text in ("3 some inputs failed", "4 nothing could be processed", "2 invalid settings", "130 interrupted"):

@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         from iapas.models.preflight import check_models
         from iapas.pipeline import resolve_profile
 
+        from iapas.data.base import get_reader
+
+        get_reader(dataset)  # unknown dataset: exit 2 before --out is created
         check_models(config, resolve_profile(config))  # unknown model ids: exit 2 before any model loads
         with output_folder(out, subdirs=("cache", "contexts")):  # one writer; partial files of a killed run go
             metrics = run_evaluation(
