@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 
+from iapas.outputs.progress import images_progress
 from iapas.errors import (
     EXIT_BAD_SETTINGS,
     EXIT_INTERRUPTED,
@@ -79,12 +80,4 @@ def user_errors(func: F) -> F:
 
 def progress_bar() -> Progress:
     """A progress bar on stderr with images/s; hidden when stderr is not a terminal."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
-    )
+    return images_progress(enabled=sys.stderr.isatty())

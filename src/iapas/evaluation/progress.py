@@ -3,23 +3,14 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from iapas.outputs.progress import images_progress
 
 
 class EvalProgress:
     """Context manager: `describe(text)`, `advance()`; the rate counts only predicted images."""
 
     def __init__(self, total: int, enabled: bool = True) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not enabled,
-        )
+        self._progress = images_progress(enabled)
         self._task = self._progress.add_task("evaluate", total=total, rate="")
         self._done = 0
         self._t0 = time.perf_counter()

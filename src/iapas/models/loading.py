@@ -46,6 +46,17 @@ class LoadedModel:
         return {"id": self.ref, "revision": self.revision, "model_type": self.model_type}
 
 
+class ModelBackend:
+    """Base of the stage backends (detectors, segmenters): the loaded model and where it came from."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model_id = loaded.ref
+        self.revision = loaded.revision
+        self.model = loaded.model
+        self.processor = loaded.processor
+
+
 def looks_like_path(ref: str) -> bool:
     """A reference meant as a local path (hub ids are 'name' or 'org/name')."""
     return ref.startswith(("/", "./", "../", "~", "\\")) or "\\" in ref or ref.count("/") > 1 or ref in (".", "..")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from iapas.errors import ModelLoadError
-from iapas.models.loading import LoadedModel, load_model
+from iapas.models.loading import LoadedModel, ModelBackend, load_model
 from iapas.types import Box
 
 GROUNDING_TYPES = ("grounding-dino", "mm-grounding-dino")
@@ -118,15 +118,11 @@ def _float_outputs(outputs: Any) -> SimpleNamespace:
     return SimpleNamespace(logits=outputs.logits.float().cpu(), pred_boxes=outputs.pred_boxes.float().cpu())
 
 
-class GroundingDinoDetector:
+class GroundingDinoDetector(ModelBackend):
     """Grounding DINO / MM-Grounding-DINO through transformers; implements profiles.base.DetectorLike."""
 
     def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
-        self.model_id = loaded.ref
-        self.revision = loaded.revision
-        self.model = loaded.model
-        self.processor = loaded.processor
+        super().__init__(loaded)
         cfg = self.model.config
         limits = [int(cfg.max_text_len), int(getattr(cfg.text_config, "max_position_embeddings", 10**6))]
         tok_max = getattr(self.processor.tokenizer, "model_max_length", None)
@@ -199,15 +195,11 @@ class GroundingDinoDetector:
         return boxes
 
 
-class OwlDetector:
+class OwlDetector(ModelBackend):
     """OWLv2 / OWL-ViT: one text query per phrase; the text threshold does not apply."""
 
     def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
-        self.model_id = loaded.ref
-        self.revision = loaded.revision
-        self.model = loaded.model
-        self.processor = loaded.processor
+        super().__init__(loaded)
         self.pads_to_square = loaded.model_type == "owlv2"
 
     def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:

@@ -11,21 +11,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from iapas.models.loading import LoadedModel, load_model
+from iapas.models.loading import LoadedModel, ModelBackend, load_model
 from iapas.types import Box
 
 SEGMENTER_TYPES = ("sam", "sam_hq")
 
 
-class SamSegmenter:
+class SamSegmenter(ModelBackend):
     """Box-prompted masks from a SAM-family checkpoint."""
 
     def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
-        self.model_id = loaded.ref
-        self.revision = loaded.revision
-        self.model = loaded.model
-        self.processor = loaded.processor
+        super().__init__(loaded)
         self.is_hq = loaded.model_type == "sam_hq"
 
     def segment(self, rgb: np.ndarray, boxes: Sequence[Box] | np.ndarray) -> np.ndarray:
