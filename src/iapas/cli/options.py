@@ -32,52 +32,6 @@ DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, c
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
 
 
-def config_from_flags(
-    config_file: Path | None,
-    *,
-    profile: str | None = None,
-    detector: str | None = None,
-    segmenter: str | None = None,
-    tagger: str | None = None,
-    llm: str | None = None,
-    llm_base_url: str | None = None,
-    object_name: str | None = None,
-    kind: str | None = None,
-    no_filter: bool = False,
-    baseline: bool = False,
-    num_normal: int | None = None,
-    seed: int | None = None,
-    box_threshold: float | None = None,
-    text_threshold: float | None = None,
-    size_threshold: float | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    **extra: Any,
-) -> PipelineConfig:
-    """Build the validated config: file first, then the flags that were given."""
-    return build_config(
-        config_file,
-        profile=profile,
-        detector=detector,
-        segmenter=segmenter,
-        tagger=tagger,
-        llm=llm,
-        llm_base_url=llm_base_url,
-        object_name=object_name,
-        kind=kind,
-        use_filter=False if no_filter else None,
-        baseline=True if baseline else None,
-        num_normal=num_normal,
-        seed=seed,
-        box_threshold=box_threshold,
-        text_threshold=text_threshold,
-        size_threshold=size_threshold,
-        device=device,
-        dtype=dtype,
-        **extra,
-    )
-
-
 # Name, annotation and default of each pipeline flag, in the order `--help` shows them.
 PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("profile", ProfileOpt, None),
@@ -127,5 +81,7 @@ def with_pipeline_flags(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig:
     """PipelineConfig from the dict that `with_pipeline_flags` passes."""
-    flags = dict(flags)
-    return config_from_flags(flags.pop("config_file"), **flags, **extra)
+    fields = {k: v for k, v in flags.items() if k not in ("config_file", "no_filter", "baseline")}
+    fields["use_filter"] = False if flags.get("no_filter") else None  # switches: None = not given
+    fields["baseline"] = True if flags.get("baseline") else None
+    return build_config(flags.get("config_file"), **fields, **extra)
