@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+
 from PIL import Image
 from typer.testing import CliRunner
 
+from cli_apps import command_app
 from corpus import Case, build_corpus, encode, pattern, write_normals
 from fake_profile import MeanDiffProfile, use_mean_diff
 from iapas.cli import run as run_cmd
@@ -28,14 +30,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 @pytest.fixture()
 def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     use_mean_diff(monkeypatch)
-    app = typer.Typer(epilog=EPILOG)
-
-    @app.callback()
-    def main() -> None:
-        """test app"""
-
-    run_cmd.register(app)
-    return app
+    return command_app(run_cmd, epilog=EPILOG)
 
 
 def invoke(app: typer.Typer, *args: str | Path) -> tuple[int, str, str]:
@@ -280,14 +275,7 @@ def eval_app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     from iapas.cli import evaluate as eval_cmd
 
     use_mean_diff(monkeypatch)
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """test app"""
-
-    eval_cmd.register(app)
-    return app
+    return command_app(eval_cmd)
 
 
 def test_evaluate_records_mask_problems_per_file_and_goes_on(eval_app: typer.Typer, tmp_path: Path) -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+
 from PIL import Image
 from typer.testing import CliRunner
 
+from cli_apps import command_app
 from _report_data import make_dataset, make_eval_folder, make_run_folder
 from iapas.cli import compare as compare_cli
 from iapas.errors import EXIT_BAD_SETTINGS, EXIT_NOTHING_DONE, SettingsError
@@ -31,14 +33,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """test app holding only the compare command"""
-
-    compare_cli.register(app)
-    return app
+    return command_app(compare_cli)
 
 
 def test_two_run_folders(folders: dict[str, Path], tmp_path: Path) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import typer
+
 from typer.testing import CliRunner
 
+from cli_apps import command_app
 from iapas.cli import doctor
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -16,14 +18,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 @pytest.fixture()
 def app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:  # keeps `doctor` a sub-command
-        """test app"""
-
-    doctor.register(app)
-    return app
+    return command_app(doctor)
 
 
 def _run(app: typer.Typer, *args: str) -> tuple[int, str]:

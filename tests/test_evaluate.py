@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
+
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 from typer.testing import CliRunner
 
 import iapas.pipeline
+from cli_apps import command_app
 from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.errors import SettingsError
@@ -229,13 +230,7 @@ def test_settings_are_checked_before_any_model_loads(tmp_path: Path, mtd_root: P
 def test_cli_evaluate(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) -> None:
     from iapas.cli import evaluate
 
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """test app"""
-
-    evaluate.register(app)
+    app = command_app(evaluate)
     cli = CliRunner()
     out = tmp_path / "o"
     res = cli.invoke(app, ["evaluate", "--dataset", "mtd", "--root", str(mtd_root), "--out", str(out),

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import typer
+
 from typer.testing import CliRunner
 
+from cli_apps import command_app
 from corpus import write_normals
 from fake_profile import MeanDiffProfile, use_mean_diff
 from iapas.cli import run as run_cmd
@@ -24,14 +26,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 @pytest.fixture()
 def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     use_mean_diff(monkeypatch)
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """test app"""
-
-    run_cmd.register(app)
-    return app
+    return command_app(run_cmd)
 
 
 @pytest.fixture()
