@@ -1,6 +1,7 @@
 """Offline profile on the real MTD (Magnetic Tile Defect) dataset, both protocols, through the real harness.
 
     python bench/bench_mtd.py --root ../shared/datasets/mtd --out /tmp/bench_mtd [--feature-size N] [--limit N]
+                              [--refine segments]
 
 Runs `run_evaluation` once with --protocol standard (every test image is predicted and cached), then
 again with --protocol paper (reuses the cached records, so no image is predicted twice), and prints
@@ -25,12 +26,14 @@ def main() -> None:
     ap.add_argument("--feature-size", type=int, default=None)
     ap.add_argument("--backbone", default=None)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--refine", choices=("none", "segments"), default=None)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from iapas.config import build_config
     from iapas.evaluation.harness import run_evaluation
 
-    config = build_config(profile="offline", feature_size=args.feature_size, backbone=args.backbone)
+    config = build_config(profile="offline", feature_size=args.feature_size, backbone=args.backbone,
+                          refine=args.refine)
     rows = {}
     for protocol in ("standard", "paper"):
         m = run_evaluation("mtd", Path(args.root), Path(args.out), config, protocol=protocol, limit=args.limit,

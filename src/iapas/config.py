@@ -57,6 +57,10 @@ class PipelineConfig(BaseModel):
     reference_stages: list[int] = Field(
         default_factory=lambda: [5, 6], description="backbone stages of the reference features (0-6; 5-6 = stride 32)"
     )
+    refine: Literal["none", "segments"] = Field(
+        "segments", description="segments: average the map inside image segments (sharper outlines, ~2x slower)"
+    )
+    segment_size: int = Field(112, ge=32, le=1024, description="short side at which images are segmented for refine")
     mask_percentile: float = Field(99.5, gt=50.0, le=100.0, description="percentile of normal scores for the mask threshold")
     # runtime
     device: str = "auto"  # auto, cpu, cuda, mps

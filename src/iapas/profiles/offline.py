@@ -21,6 +21,7 @@ from iapas.io.images import LoadedImage
 from iapas.models.device import resolve_device
 from iapas.stages.reference import MemoryBank, ReferenceSettings, build_bank, raw_map
 from iapas.stages.regions import mask_regions
+from iapas.stages.segment_pooling import DEFAULT_LEVELS
 from iapas.types import Prediction
 
 MIN_REGION_FRACTION = 2e-4  # components smaller than this fraction of the image are noise
@@ -31,7 +32,11 @@ def settings_from_config(config: PipelineConfig) -> ReferenceSettings:
     stages = tuple(sorted(set(config.reference_stages)))
     if not stages or min(stages) < 0 or max(stages) > 6:
         raise SettingsError(f"reference_stages must be backbone stages 0..6, got {config.reference_stages}")
-    return ReferenceSettings(backbone=config.backbone, feature_size=config.feature_size, stages=stages)
+    levels = DEFAULT_LEVELS if config.refine == "segments" else ()
+    return ReferenceSettings(
+        backbone=config.backbone, feature_size=config.feature_size, stages=stages,
+        segment_levels=levels, segment_size=config.segment_size,
+    )
 
 
 def calibrated(raw: np.ndarray, threshold: float) -> np.ndarray:

@@ -39,11 +39,15 @@ class ReferenceSettings:
     k: int = 1
     sigma: float = 4.0  # gaussian smoothing of the map, in pixels of the original image
     max_bank: int = 16384  # patches kept in the bank (greedy coreset above that), bounds kNN cost
+    # edge-aware refinement (stages.segment_pooling): (scale, sigma, min_size) levels; () = off
+    segment_levels: tuple[tuple[float, float, int], ...] = ()
+    segment_size: int = 112  # short side at which the image is segmented (config.segment_size)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["stages"] = list(self.stages)
         d["augment"] = list(self.augment)
+        d["segment_levels"] = [list(level) for level in self.segment_levels]
         return d
 
     @classmethod
@@ -51,6 +55,8 @@ class ReferenceSettings:
         d = dict(d)
         d["stages"] = tuple(d.get("stages", cls.stages))
         d["augment"] = tuple(d.get("augment", cls.augment))
+        # contexts written before the refinement existed have no key: they were made without it
+        d["segment_levels"] = tuple((float(a), float(b), int(c)) for a, b, c in d.get("segment_levels", ()))
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -201,6 +207,8 @@ def raw_map(
     """Smoothed kNN-distance map at the image's own size (float32, unbounded, >= 0).
 
     `exclude_source` leaves one normal image's patches out (used to score normals honestly).
+    With `segment_levels` set, the map is averaged inside image segments (stages.segment_pooling),
+    for the normal images of calibration exactly as for test images.
     """
     import torch
     import torch.nn.functional as F
@@ -215,4 +223,8 @@ def raw_map(
     up = F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
     if s.sigma > 0:
         up = gaussian_filter(up, sigma=s.sigma, mode="nearest")
+    if s.segment_levels:
+        from iapas.stages.segment_pooling import refine_map
+
+        up = refine_map(up, rgb, s.segment_levels, s.segment_size)
     return up.astype(np.float32)

@@ -1,0 +1,100 @@
+"""Segment pooling: exact segment means, sharper outlines on a real texture, settings stored and honoured."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from sklearn.metrics import average_precision_score
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from iapas.config import build_config
+from iapas.data.synthetic import load_texture, make_category
+from iapas.pipeline import Pipeline
+from iapas.stages.reference import ReferenceSettings
+from iapas.stages.segment_pooling import DEFAULT_LEVELS, pool_in_segments, refine_map, working_gray
+
+
+def test_pool_in_segments_gives_each_pixel_its_segment_mean() -> None:
+    rng = np.random.default_rng(0)
+    score = rng.random((40, 60)).astype(np.float32)
+    labels = rng.integers(0, 7, size=(40, 60)).astype(np.int32)
+    labels[labels == 3] = 5  # an unused label must not break the lookup
+    out = pool_in_segments(score, labels)
+    for lab in np.unique(labels):
+        sel = labels == lab
+        np.testing.assert_allclose(out[sel], score[sel].mean(), rtol=1e-5)
+
+
+def test_pool_in_segments_resizes_coarse_labels_to_the_map() -> None:
+    labels = np.zeros((10, 20), dtype=np.int32)
+    labels[:, 10:] = 1  # left and right halves
+    score = np.zeros((40, 80), dtype=np.float32)
+    score[:, 40:] = 1.0
+    score[0, 0] = 4.0
+    out = pool_in_segments(score, labels)
+    assert out.shape == (40, 80)
+    np.testing.assert_allclose(out[:, 40:], 1.0)
+    np.testing.assert_allclose(out[:, :40], 4.0 / (40 * 40), rtol=1e-5)
+
+
+def test_working_gray_keeps_aspect_and_never_upscales() -> None:
+    rgb = np.zeros((300, 900, 3), dtype=np.uint8)
+    assert working_gray(rgb, 128).shape == (128, 384)
+    small = np.zeros((50, 70, 3), dtype=np.uint8)
+    assert working_gray(small, 128).shape == (50, 70)
+
+
+def test_refined_map_follows_a_dark_spot_better_than_the_blurred_blob() -> None:
+    texture = load_texture("brick")[:192, :256].astype(np.float32)
+    yy, xx = np.mgrid[:192, :256]
+    spot = (yy - 96) ** 2 + (xx - 128) ** 2 <= 14**2
+    img = texture.copy()
+    img[spot] *= 0.25  # a dark blowhole-like spot
+    rgb = np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    # what a stride-32 reference map looks like: a wide blob, off the spot's centre by a patch fraction
+    blob = gaussian_filter(np.roll(spot, (10, 12), axis=(0, 1)).astype(np.float32), 16)
+    blob += 0.02 * np.random.default_rng(1).random(spot.shape)
+    refined = refine_map(blob.astype(np.float32), rgb)
+    ap_blob = average_precision_score(spot.ravel(), blob.ravel())
+    ap_refined = average_precision_score(spot.ravel(), refined.ravel())
+    assert ap_refined > ap_blob + 0.1, (ap_blob, ap_refined)
+
+
+def test_no_levels_is_the_identity_and_sizes_must_match() -> None:
+    score = np.random.default_rng(2).random((30, 40)).astype(np.float32)
+    rgb = np.zeros((30, 40, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(refine_map(score, rgb, levels=()), score)
+    with pytest.raises(ValueError, match="differ in size"):
+        refine_map(score, np.zeros((31, 40, 3), dtype=np.uint8))
+
+
+def test_levels_round_trip_and_old_contexts_mean_off() -> None:
+    s = ReferenceSettings(segment_levels=DEFAULT_LEVELS, segment_size=96)
+    back = ReferenceSettings.from_json(s.to_json())
+    assert back == s
+    old = s.to_json()
+    del old["segment_levels"]
+    assert ReferenceSettings.from_json(old).segment_levels == ()
+
+
+def test_refine_option_reaches_the_saved_context_and_changes_the_maps(tmp_path: Path) -> None:
+    cat = make_category(tmp_path / "syn", "brick", n_normal=4, n_test=2, size=(96, 96), anomalous_fraction=1.0, seed=5)
+    maps = {}
+    for refine in ("none", "segments"):
+        config = build_config(profile="offline", num_normal=4, feature_size=128, reference_stages=[2, 3, 4], refine=refine)
+        pipe = Pipeline(config)
+        ctx = pipe.fit(cat.root / "normal")
+        levels = ctx.reference["settings"]["segment_levels"]
+        assert (levels != []) == (refine == "segments")
+        pred = pipe.predict_one(cat.test[0], ctx)
+        maps[refine] = pred.score_map
+        # the threshold is calibrated on refined normal maps too, so a clean normal stays mostly below it
+        normal = pipe.predict_one(sorted((cat.root / "normal").iterdir())[0], ctx)
+        assert (normal.score_map >= 0.5).mean() < 0.05
+    assert not np.allclose(maps["none"], maps["segments"])
+    # segment means are piecewise constant: far fewer distinct values than the smooth map
+    assert np.unique(maps["segments"]).size < np.unique(maps["none"]).size / 4
