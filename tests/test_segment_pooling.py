@@ -15,7 +15,7 @@ from iapas.config import build_config
 from iapas.data.synthetic import load_texture, make_category
 from iapas.pipeline import Pipeline
 from iapas.stages.reference import ReferenceSettings
-from iapas.stages.segment_pooling import DEFAULT_LEVELS, pool_in_segments, refine_map, working_gray
+from iapas.stages.segment_pooling import DEFAULT_LEVELS, pool_in_segments, refine_map, segment, working_gray
 
 
 def test_pool_in_segments_gives_each_pixel_its_segment_mean() -> None:
@@ -39,6 +39,19 @@ def test_pool_in_segments_resizes_coarse_labels_to_the_map() -> None:
     assert out.shape == (40, 80)
     np.testing.assert_allclose(out[:, 40:], 1.0)
     np.testing.assert_allclose(out[:, :40], 4.0 / (40 * 40), rtol=1e-5)
+
+
+@pytest.mark.parametrize("level", DEFAULT_LEVELS)
+def test_segments_never_cross_a_strong_edge(level: tuple[float, float, int]) -> None:
+    rng = np.random.default_rng(3)
+    gray = np.full((80, 120), 60, dtype=np.float32)
+    gray[:, 70:] = 190  # a straight edge between two flat, noisy regions
+    gray = np.clip(gray + rng.normal(0, 4, gray.shape), 0, 255).astype(np.uint8)
+    labels = segment(gray, level)
+    assert labels.shape == gray.shape and labels.dtype == np.int32 and labels.min() == 0
+    left, right = set(np.unique(labels[:, :68])), set(np.unique(labels[:, 72:]))
+    assert not left & right, "a segment spans both sides of the edge"
+    assert len(left | right) < 40, "flat regions should merge into few segments"
 
 
 def test_working_gray_keeps_aspect_and_never_upscales() -> None:

