@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from iapas.errors import SettingsError
+from iapas.stages.segment_pooling import DEFAULT_WORKING_SIZE
 
 Profile = Literal["paper", "offline", "fused"]
 Kind = Literal["object", "texture"]
@@ -60,7 +61,7 @@ class PipelineConfig(BaseModel):
     refine: Literal["none", "segments"] = Field(
         "segments", description="segments: average the map inside image segments (sharper outlines, ~2x slower)"
     )
-    segment_size: int = Field(112, ge=32, le=1024, description="short side at which images are segmented for refine")
+    segment_size: int = Field(DEFAULT_WORKING_SIZE, ge=32, le=1024, description="short side at which images are segmented for refine")
     mask_percentile: float = Field(99.5, gt=50.0, le=100.0, description="percentile of normal scores for the mask threshold")
     # runtime
     device: str = "auto"  # auto, cpu, cuda, mps

@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from iapas.stages.segment_pooling import DEFAULT_WORKING_SIZE, refine_map
+
 if TYPE_CHECKING:
     import torch
 
@@ -41,7 +43,7 @@ class ReferenceSettings:
     max_bank: int = 16384  # patches kept in the bank (greedy coreset above that), bounds kNN cost
     # edge-aware refinement (stages.segment_pooling): (scale, sigma, min_size) levels; () = off
     segment_levels: tuple[tuple[float, float, int], ...] = ()
-    segment_size: int = 112  # short side at which the image is segmented (config.segment_size)
+    segment_size: int = DEFAULT_WORKING_SIZE  # short side at which the image is segmented
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -224,7 +226,5 @@ def raw_map(
     if s.sigma > 0:
         up = gaussian_filter(up, sigma=s.sigma, mode="nearest")
     if s.segment_levels:
-        from iapas.stages.segment_pooling import refine_map
-
         up = refine_map(up, rgb, s.segment_levels, s.segment_size)
     return up.astype(np.float32)

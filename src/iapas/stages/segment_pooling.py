@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 # (scale, sigma, min_size) of each Felzenszwalb level; fine to coarse
 DEFAULT_LEVELS: tuple[tuple[float, float, int], ...] = ((30.0, 0.8, 20), (100.0, 0.8, 20), (250.0, 0.8, 20))
@@ -59,10 +58,10 @@ def pool_in_segments(score: np.ndarray, labels: np.ndarray) -> np.ndarray:
     h, w = score.shape
     if labels.shape != (h, w):
         labels = np.asarray(Image.fromarray(labels.astype(np.int32), mode="I").resize((w, h), Image.Resampling.NEAREST))
-    index = np.arange(int(labels.max()) + 1)
-    counts = np.bincount(labels.ravel(), minlength=index.size)
-    sums = ndimage.sum_labels(score, labels=labels, index=index)
-    means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    flat = labels.ravel()
+    counts = np.bincount(flat)
+    sums = np.bincount(flat, weights=score.ravel())
+    means = sums / np.maximum(counts, 1)  # unused labels have no pixel, so their value is never read
     return means[labels].astype(np.float32)
 
 
