@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy.ndimage import gaussian_filter
+from scipy.stats import gmean
 from sklearn.metrics import average_precision_score
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -15,7 +17,14 @@ from iapas.config import build_config
 from iapas.data.synthetic import load_texture, make_category
 from iapas.pipeline import Pipeline
 from iapas.stages.reference import ReferenceSettings
-from iapas.stages.segment_pooling import DEFAULT_LEVELS, pool_in_segments, refine_map, segment, working_gray
+from iapas.stages.segment_pooling import (
+    DEFAULT_LEVELS,
+    combine_levels,
+    pool_in_segments,
+    refine_map,
+    segment,
+    working_gray,
+)
 
 
 def test_pool_in_segments_gives_each_pixel_its_segment_mean() -> None:
@@ -77,6 +86,42 @@ def test_refined_map_follows_a_dark_spot_better_than_the_blurred_blob() -> None:
     assert ap_refined > ap_blob + 0.1, (ap_blob, ap_refined)
 
 
+def test_levels_combine_by_geometric_or_arithmetic_mean() -> None:
+    rng = np.random.default_rng(4)
+    pooled = [rng.random((12, 16)).astype(np.float32) + 0.01 for _ in range(4)]
+    np.testing.assert_allclose(combine_levels(pooled, "geometric"), gmean(np.stack(pooled), axis=0), rtol=1e-5)
+    np.testing.assert_allclose(combine_levels(pooled, "mean"), np.mean(pooled, axis=0), rtol=1e-6)
+    pooled[2][3, 5] = 0.0  # one level says "clean": the soft AND gives ~0, not a quarter of the others
+    assert combine_levels(pooled, "geometric")[3, 5] < 1e-6
+    with pytest.raises(ValueError, match="unknown level combination"):
+        combine_levels(pooled, "max")
+
+
+def _step_case(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """An image with one vertical edge at the middle, and a score map that is 1 on its right side."""
+    rng = np.random.default_rng(6)
+    gray = np.full((height, width), 60.0)
+    gray[:, width // 2 :] = 200.0
+    gray = np.clip(gray + rng.normal(0, 3, gray.shape), 0, 255).astype(np.uint8)
+    score = np.full((height, width), 0.1, dtype=np.float32)
+    score[:, width // 2 :] = 1.0
+    return score, np.repeat(gray[..., None], 3, axis=2)
+
+
+def test_smoothing_is_one_working_pixel_at_any_image_size() -> None:
+    levels = ((100.0, 0.8, 20),)
+    for height, width, px in ((112, 160, 1), (448, 640, 4)):  # one working pixel = 1 and 4 image pixels
+        score, rgb = _step_case(height, width)
+        edge = width // 2
+        sharp = refine_map(score, rgb, levels, working_size=112, smooth=0.0)
+        assert np.unique(sharp).size <= 4, "without smoothing, segment means are piecewise constant"
+        soft = refine_map(score, rgb, levels, working_size=112, smooth=1.0)
+        row = soft[height // 2]
+        assert row[edge - 6 * px] == pytest.approx(sharp[height // 2, edge - 6 * px], abs=0.02)
+        assert row[edge - px] > sharp[height // 2, edge - px] + 0.05, "the border must be softened..."
+        assert row[edge - 3 * px] < row[edge - px], "...by about a working pixel, not flattened"
+
+
 def test_no_levels_is_the_identity_and_sizes_must_match() -> None:
     score = np.random.default_rng(2).random((30, 40)).astype(np.float32)
     rgb = np.zeros((30, 40, 3), dtype=np.uint8)
@@ -90,13 +135,16 @@ def test_levels_round_trip_and_old_contexts_mean_off() -> None:
     back = ReferenceSettings.from_json(s.to_json())
     assert back == s
     old = s.to_json()
+    del old["segment_combine"], old["segment_smooth"]
+    first = ReferenceSettings.from_json(old)  # written by the first refinement: plain mean, no smoothing
+    assert (first.segment_combine, first.segment_smooth, first.segment_levels) == ("mean", 0.0, DEFAULT_LEVELS)
     del old["segment_levels"]
     assert ReferenceSettings.from_json(old).segment_levels == ()
 
 
 def test_refine_option_reaches_the_saved_context_and_changes_the_maps(tmp_path: Path) -> None:
     cat = make_category(tmp_path / "syn", "brick", n_normal=4, n_test=2, size=(96, 96), anomalous_fraction=1.0, seed=5)
-    maps = {}
+    maps, thresholds = {}, {}
     for refine in ("none", "segments"):
         config = build_config(profile="offline", num_normal=4, feature_size=128, reference_stages=[2, 3, 4], refine=refine)
         pipe = Pipeline(config)
@@ -105,9 +153,16 @@ def test_refine_option_reaches_the_saved_context_and_changes_the_maps(tmp_path: 
         assert (levels != []) == (refine == "segments")
         pred = pipe.predict_one(cat.test[0], ctx)
         maps[refine] = pred.score_map
+        thresholds[refine] = float(ctx.reference["mask_threshold"])
+        settings = ReferenceSettings.from_json(ctx.reference["settings"])
         # the threshold is calibrated on refined normal maps too, so a clean normal stays mostly below it
         normal = pipe.predict_one(sorted((cat.root / "normal").iterdir())[0], ctx)
         assert (normal.score_map >= 0.5).mean() < 0.05
     assert not np.allclose(maps["none"], maps["segments"])
-    # segment means are piecewise constant: far fewer distinct values than the smooth map
-    assert np.unique(maps["segments"]).size < np.unique(maps["none"]).size / 4
+    # same bank either way, so the refined map is exactly the unrefined distance map, refined with the
+    # context's stored settings (distance recovered from the score d / (d + t))
+    raw = thresholds["none"] * maps["none"] / (1.0 - maps["none"])
+    rgb = np.asarray(Image.open(cat.test[0]).convert("RGB"))
+    refined = refine_map(raw, rgb, settings.segment_levels, settings.segment_size,
+                         settings.segment_combine, settings.segment_smooth)
+    np.testing.assert_allclose(maps["segments"], refined / (refined + thresholds["segments"]), rtol=1e-4, atol=1e-5)

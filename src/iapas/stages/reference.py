@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from iapas.stages.segment_pooling import DEFAULT_WORKING_SIZE, refine_map
+from iapas.stages.segment_pooling import DEFAULT_COMBINE, DEFAULT_SMOOTH, DEFAULT_WORKING_SIZE, refine_map
 
 if TYPE_CHECKING:
     import torch
@@ -44,6 +44,8 @@ class ReferenceSettings:
     # edge-aware refinement (stages.segment_pooling): (scale, sigma, min_size) levels; () = off
     segment_levels: tuple[tuple[float, float, int], ...] = ()
     segment_size: int = DEFAULT_WORKING_SIZE  # short side at which the image is segmented
+    segment_combine: str = DEFAULT_COMBINE  # how the levels are merged: "geometric" or "mean"
+    segment_smooth: float = DEFAULT_SMOOTH  # gaussian after pooling, in working pixels
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -59,6 +61,9 @@ class ReferenceSettings:
         d["augment"] = tuple(d.get("augment", cls.augment))
         # contexts written before the refinement existed have no key: they were made without it
         d["segment_levels"] = tuple((float(a), float(b), int(c)) for a, b, c in d.get("segment_levels", ()))
+        if "segment_combine" not in d:
+            # contexts of the first refinement merged the levels by their plain mean, unsmoothed
+            d["segment_combine"], d["segment_smooth"] = "mean", 0.0
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -226,5 +231,5 @@ def raw_map(
     if s.sigma > 0:
         up = gaussian_filter(up, sigma=s.sigma, mode="nearest")
     if s.segment_levels:
-        up = refine_map(up, rgb, s.segment_levels, s.segment_size)
+        up = refine_map(up, rgb, s.segment_levels, s.segment_size, s.segment_combine, s.segment_smooth)
     return up.astype(np.float32)

@@ -3,12 +3,16 @@
 Why: the reference features have stride 32, so a raw map is a blurred blob that spills over the
 defect's edges and splits one large defect into uneven patches. Felzenszwalb's graph segmentation
 cuts the image along intensity edges at several scales; replacing the score of every pixel by the
-mean score of its segment, averaged over the scales, gives maps that follow the defect's outline
-(small segments around blowholes and cracks, large ones over uniform surface).
+mean score of its segment gives maps that follow the defect's outline (small segments around
+blowholes and cracks, large ones over uniform surface). The levels run fine to coarse; the coarsest
+one segments a smoothed image (sigma 3), so its large segments follow the diffuse borders of uneven
+brightness, which the fine levels cut into pieces.
+The levels are combined by their geometric mean, a soft AND: a pixel stays high only if its segment
+is high at every scale, so a single level's stray segment does not light up. A final gaussian of one
+working pixel softens the blocky segment borders that come from segmenting at a small working size.
 The segmentation is OpenCV's (ximgproc): the same algorithm as scikit-image's `felzenszwalb` (same
 scale/sigma/min_size meaning on 0-255 images) but 2.5x faster and free of the GIL, so the levels
-really run in parallel; with scikit-image the refinement alone cost ~66 ms per MTD image, with OpenCV
-~28 ms. Measured on MTD: see bench/bench_mtd.py and the README.
+really run in parallel. Measured on MTD: see bench/bench_mtd.py and the README.
 """
 from __future__ import annotations
 
@@ -17,10 +21,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 # (scale, sigma, min_size) of each Felzenszwalb level; fine to coarse
-DEFAULT_LEVELS: tuple[tuple[float, float, int], ...] = ((30.0, 0.8, 20), (100.0, 0.8, 20), (250.0, 0.8, 20))
+DEFAULT_LEVELS: tuple[tuple[float, float, int], ...] = (
+    (30.0, 0.8, 20), (60.0, 0.8, 20), (100.0, 0.8, 20), (175.0, 0.8, 20), (250.0, 0.8, 20), (500.0, 3.0, 100),
+)
 DEFAULT_WORKING_SIZE = 112  # short side at which the image is segmented (aspect kept)
+COMBINES = ("geometric", "mean")  # how the levels' pooled maps are merged ("mean": contexts of the first refinement)
+DEFAULT_COMBINE = "geometric"
+DEFAULT_SMOOTH = 1.0  # gaussian sigma after pooling, in working pixels
 
 _executor: ThreadPoolExecutor | None = None
 
@@ -65,17 +75,38 @@ def pool_in_segments(score: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return means[labels].astype(np.float32)
 
 
+def combine_levels(pooled: list[np.ndarray], combine: str) -> np.ndarray:
+    """Merge the levels' pooled maps: geometric mean (soft AND over scales) or arithmetic mean."""
+    if combine == "mean":
+        return np.mean(pooled, axis=0)
+    if combine == "geometric":
+        # a segment whose mean is exactly 0 makes the pixel ~0, as a soft AND should; log(0) is avoided
+        logs = np.log(np.maximum(np.stack(pooled), np.finfo(np.float32).tiny))
+        return np.exp(logs.mean(axis=0))
+    raise ValueError(f"unknown level combination {combine!r}; allowed: {', '.join(COMBINES)}")
+
+
 def refine_map(
     score: np.ndarray,
     rgb: np.ndarray,
     levels: tuple[tuple[float, float, int], ...] = DEFAULT_LEVELS,
     working_size: int = DEFAULT_WORKING_SIZE,
+    combine: str = DEFAULT_COMBINE,
+    smooth: float = DEFAULT_SMOOTH,
 ) -> np.ndarray:
-    """Mean over `levels` of the segment-pooled map; `score` is HxW at the image's own size."""
+    """Segment-pooled `score` (HxW, the image's own size), levels merged by `combine`, then smoothed.
+
+    `smooth` is a gaussian sigma in working pixels, so it scales with the image: one working pixel
+    is min(H, W) / working_size image pixels (never less than one).
+    """
     if not levels:
         return score.astype(np.float32)
     if score.shape != rgb.shape[:2]:
         raise ValueError(f"score map {score.shape} and image {rgb.shape[:2]} differ in size")
     gray = working_gray(rgb, working_size)
     pooled = list(level_executor().map(lambda level: pool_in_segments(score, segment(gray, level)), levels))
-    return np.mean(pooled, axis=0).astype(np.float32)
+    out = combine_levels(pooled, combine)
+    if smooth > 0:
+        sigma = smooth * max(1.0, min(score.shape) / working_size)
+        out = gaussian_filter(out, sigma=sigma, mode="nearest")
+    return out.astype(np.float32)
