@@ -8,7 +8,7 @@ blowholes and cracks, large ones over uniform surface). The levels run fine to c
 one segments a smoothed image (sigma 3), so its large segments follow the diffuse borders of uneven
 brightness, which the fine levels cut into pieces.
 The levels are combined by their geometric mean, a soft AND: a pixel stays high only if its segment
-is high at every scale, so a single level's stray segment does not light up. A final gaussian of one
+is high at every scale, so a single level's stray segment does not light up. A final gaussian of half a
 working pixel softens the blocky segment borders that come from segmenting at a small working size.
 The segmentation is OpenCV's (ximgproc): the same algorithm as scikit-image's `felzenszwalb` (same
 scale/sigma/min_size meaning on 0-255 images) but 2.5x faster and free of the GIL, so the levels
@@ -30,7 +30,7 @@ DEFAULT_LEVELS: tuple[tuple[float, float, int], ...] = (
 DEFAULT_WORKING_SIZE = 112  # short side at which the image is segmented (aspect kept)
 COMBINES = ("geometric", "mean")  # how the levels' pooled maps are merged ("mean": contexts of the first refinement)
 DEFAULT_COMBINE = "geometric"
-DEFAULT_SMOOTH = 1.0  # gaussian sigma after pooling, in working pixels
+DEFAULT_SMOOTH = 0.5  # gaussian sigma after pooling, in working pixels
 
 _executor: ThreadPoolExecutor | None = None
 
