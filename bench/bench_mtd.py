@@ -14,25 +14,26 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import get_args
 
 PAPER = {"pixel_ap": 27.77, "pixel_f1_max": 41.63}
 KEYS = ("pixel_ap", "pixel_f1_max", "pixel_auroc", "pixel_aupro", "image_auroc")
 
 
 def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from iapas.config import PipelineConfig, build_config
+    from iapas.evaluation.harness import run_evaluation
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mtd"))
     ap.add_argument("--out", default="/tmp/bench_mtd")
     ap.add_argument("--feature-size", type=int, default=None)
     ap.add_argument("--backbone", default=None)
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--refine", choices=("none", "segments"), default=None)
+    ap.add_argument("--refine", choices=get_args(PipelineConfig.model_fields["refine"].annotation), default=None)
     ap.add_argument("--seed", type=int, default=111, help="seed of the r = 10 normal-image sample")
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from iapas.config import build_config
-    from iapas.evaluation.harness import run_evaluation
-
     config = build_config(profile="offline", feature_size=args.feature_size, backbone=args.backbone,
                           refine=args.refine)
     rows = {}

@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from iapas.errors import ModelLoadError
-from iapas.models.backbone import backbone_available, load_backbone, weights_path
+from iapas.models.backbone import backbone_available, load_backbone, packaged_model, weights_path
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +55,8 @@ def test_unknown_or_missing_backbone_says_what_to_do() -> None:
 def test_folded_batch_norms_give_the_same_features(lite0) -> None:
     """Folding must not change what the network computes: compare with the unfolded packaged model."""
     import torch
-    from efficientnet_lite_pytorch import EfficientNet
 
-    ref = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-    ref.load_state_dict(torch.load(weights_path("efficientnet-lite0"), map_location="cpu", weights_only=True))
-    ref.eval()
+    ref = packaged_model("efficientnet-lite0")
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.model._blocks.modules())
     x = lite0.to_tensor(np.random.default_rng(1).integers(0, 255, size=(96, 160, 3), dtype=np.uint8))
     with torch.inference_mode():

@@ -59,7 +59,7 @@ class PipelineConfig(BaseModel):
         default_factory=lambda: [5, 6], description="backbone stages of the reference features (0-6; 5-6 = stride 32)"
     )
     refine: Literal["none", "segments"] = Field(
-        "segments", description="segments: average the map inside image segments (sharper outlines, ~2x slower)"
+        "segments", description="segments: average the map inside image segments (sharper outlines, ~1.6x slower)"
     )
     segment_size: int = Field(DEFAULT_WORKING_SIZE, ge=32, le=1024, description="short side at which images are segmented for refine")
     mask_percentile: float = Field(99.5, gt=50.0, le=100.0, description="percentile of normal scores for the mask threshold")

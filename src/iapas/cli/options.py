@@ -28,7 +28,7 @@ SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="seed of the norm
 BoxThrOpt = Annotated[Optional[float], typer.Option("--box-threshold", help="detector box threshold in [0, 1]")]
 TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", help="detector text threshold in [0, 1]")]
 SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", help="keep boxes with area < this x object area (0.8)")]
-RefineOpt = Annotated[Optional[str], typer.Option("--refine", help="offline/fused map refinement: segments (default; maps follow image edges) or none (2x faster)")]
+RefineOpt = Annotated[Optional[str], typer.Option("--refine", help="offline/fused map refinement: segments (default; maps follow image edges) or none (~1.6x faster)")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
 

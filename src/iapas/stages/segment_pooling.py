@@ -40,7 +40,7 @@ def level_executor() -> ThreadPoolExecutor:
     """Threads for the levels: OpenCV and numpy release the GIL, so the levels overlap on 2 cores."""
     global _executor
     if _executor is None:
-        workers = max(1, min(len(DEFAULT_LEVELS), os.cpu_count() or 1))
+        workers = os.cpu_count() or 1  # idle threads cost nothing; a call with fewer levels uses fewer
         _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iapas-segments")
     return _executor
 
