@@ -1,0 +1,48 @@
+"""The per-image decision an inspector acts on: `defect` or `ok`, with the threshold that made it.
+
+One function so that `run`, `segment`, the report, `serve` and the Ray engine all decide alike.
+The threshold is on the image-score scale of the profile that made the prediction:
+- a context may store its own calibrated decision threshold as `context.thresholds["verdict"]`;
+- otherwise the offline profile's maps are calibrated so that 0.5 is the mask threshold, and the
+  paper/fused profiles' image score is the largest sum of box confidence x mask, so any kept box
+  (confidence >= the box threshold) makes the image a defect.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from iapas.context import Context
+from iapas.types import Prediction
+
+OFFLINE_MAP_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """`label` is "defect" when `score` >= `threshold`."""
+
+    label: Literal["defect", "ok"]
+    score: float
+    threshold: float
+
+    def to_json(self) -> dict[str, float | str]:
+        return {"verdict": self.label, "image_score": round(self.score, 6), "threshold": round(self.threshold, 6)}
+
+
+def decision_threshold(context: Context) -> float:
+    """The image-score threshold of this context (see the module docstring for the rule)."""
+    stored = context.thresholds.get("verdict")
+    if stored is not None:
+        return float(stored)
+    if context.profile == "offline":
+        return OFFLINE_MAP_THRESHOLD
+    box = context.thresholds.get("box_threshold")
+    return float(box) if box is not None else context.config.effective_box_threshold
+
+
+def decide(prediction: Prediction, context: Context) -> Verdict:
+    """`defect` or `ok` for one prediction made with `context`."""
+    threshold = decision_threshold(context)
+    score = float(prediction.image_score)
+    return Verdict("defect" if score >= threshold else "ok", score, threshold)
