@@ -24,6 +24,7 @@ DEFAULT_TAGGER = "openai/clip-vit-base-patch32"
 DEFAULT_LLM = "meta-llama/Meta-Llama-3-8B-Instruct"
 FIXED_PROMPTS = ("abnormal", "defect")
 KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}
+RUNTIME_FIELDS = ("batch_size", "threads")  # settings that change speed only, never a result
 
 
 class PipelineConfig(BaseModel):
@@ -54,19 +55,25 @@ class PipelineConfig(BaseModel):
     use_filter: bool = True
     # offline / fused profile
     backbone: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = "efficientnet-lite0"
-    feature_size: int = Field(320, ge=64, le=2048, description="short side fed to the backbone")
-    reference_stages: list[int] = Field(
-        default_factory=lambda: [5, 6], description="backbone stages of the reference features (0-6; 5-6 = stride 32)"
+    feature_size: int | None = Field(None, ge=64, le=2048, description="short side fed to the backbone; None = preset of --kind")
+    reference_stages: list[int] | None = Field(
+        None, description="backbone stages of the reference features (0-6; 2-3 = stride 8/16, 5-6 = stride 32); None = preset of --kind"
     )
-    refine: Literal["none", "segments"] = Field(
-        "segments", description="segments: average the map inside image segments (sharper outlines, ~1.6x slower)"
+    refine: Literal["none", "segments"] | None = Field(
+        None, description="segments: average the map inside image segments (sharper outlines on textures); None = preset of --kind"
     )
     segment_size: int = Field(DEFAULT_WORKING_SIZE, ge=32, le=1024, description="short side at which images are segmented for refine")
+    zero_shot_references: int = Field(24, ge=1, le=1024, description="zero-shot: other images of the batch each image is scored against")
+    zero_shot_keep: float = Field(0.3, gt=0.0, le=1.0, description="zero-shot: share of the closest references averaged per patch")
+    zero_shot_chunk: int = Field(128, ge=2, le=100000, description="zero-shot: images mutually scored together (bounds memory)")
     mask_percentile: float = Field(99.5, gt=50.0, le=100.0, description="percentile of normal scores for the mask threshold")
     # runtime
     device: str = "auto"  # auto, cpu, cuda, mps
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     batch_size: int = Field(8, ge=1)
+    threads: int | None = Field(
+        None, ge=1, le=1024, description="threads of torch, OpenCV, BLAS and the segment pool; None = CPUs this process may use"
+    )
 
     @field_validator("tagger", "llm", "detector", "segmenter")
     @classmethod
@@ -153,6 +160,7 @@ def settings_digest(config: PipelineConfig, profile: str, **extra: Any) -> str:
     from iapas import __version__
 
     payload = {"config": config.model_dump(mode="json"), "profile": profile, "version": __version__, **extra}
-    payload["config"].pop("batch_size", None)
+    for runtime_only in RUNTIME_FIELDS:  # they change speed, never a prediction
+        payload["config"].pop(runtime_only, None)
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

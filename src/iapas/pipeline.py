@@ -66,6 +66,9 @@ class Pipeline:
     @property
     def runner(self) -> ProfileRunner:
         if self._runner is None:
+            from iapas.threads import apply_threads
+
+            apply_threads(self.config.threads)  # before any model loads: one budget for every native pool
             self._runner = make_runner(self.profile, self.config)
         return self._runner
 
@@ -88,6 +91,16 @@ class Pipeline:
         context = self.runner.fit(images, self.config)
         context.warnings.extend(f"normal image skipped: {p}" for p in problems)
         return context
+
+    def fit_zero_shot(self, images: list[str | Path]) -> Context:
+        """Zero-shot mode (no normal images): a context under which the images score each other.
+
+        Only the offline profile has this mode (mutual scoring, stages.mutual).
+        """
+        runner = self.runner
+        if not hasattr(runner, "fit_zero_shot"):
+            raise SettingsError(f"zero-shot mode (no --normal) needs the offline profile, not {self.profile}")
+        return runner.fit_zero_shot([Path(p) for p in images], self.config)  # type: ignore[attr-defined]
 
     def predict_one(self, image: str | Path | LoadedImage, context: Context) -> Prediction:
         loaded = image if isinstance(image, LoadedImage) else load_image(image)

@@ -32,6 +32,9 @@ def _register_all() -> None:
 
 
 def main() -> None:
+    from iapas.threads import passive_wait
+
+    passive_wait()  # before torch loads: idle OpenMP workers sleep instead of spinning on a shared machine
     _register_all()
     try:
         app()

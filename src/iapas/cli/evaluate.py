@@ -8,7 +8,7 @@ import typer
 
 from iapas.cli import options as o
 from iapas.cli.common import EXIT_STATUS_HELP, err_console, user_errors
-from iapas.config import read_config_file
+from iapas.config import PipelineConfig, read_config_file
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, SettingsError
 
 EXAMPLES = """
@@ -21,6 +21,8 @@ Examples:
   iapas evaluate --dataset mvtec --root data/mvtec --out eval/base --baseline --profile paper   # Table 3 'base'
 
   iapas evaluate --dataset mvtec --root data/mvtec --out eval/q --categories bottle,screw --limit 20
+
+  iapas evaluate --dataset mtd --root ../shared/datasets/mtd --out eval/mtd-zs --zero-shot   # no normal images
 
   (killed or Ctrl-C? run the same command again: cached per-image results are reused)
 
@@ -51,6 +53,15 @@ def kind_from_dataset(flags: dict[str, Any]) -> bool:
     return not (cfg_file and "kind" in read_config_file(cfg_file))
 
 
+def zero_shot_config(config: PipelineConfig) -> PipelineConfig:
+    """Zero-shot mode is the offline profile's: choose it when no profile is given, refuse another one."""
+    if config.profile is None:
+        return config.model_copy(update={"profile": "offline"})
+    if config.profile != "offline":
+        raise SettingsError(f"zero-shot mode (no normal images) needs --profile offline, not {config.profile}")
+    return config
+
+
 def write_report(out: Path) -> None:
     try:
         from iapas.outputs.report import write_evaluation_report
@@ -76,6 +87,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[Optional[int], typer.Option("--limit", help="evaluate at most N test images per category (evenly spread)")] = None,
         eval_size: Annotated[int, typer.Option("--eval-size", help="square resolution maps and masks are compared at")] = 256,
         report: Annotated[bool, typer.Option("--report", help="also write the HTML report")] = False,
+        zero_shot: Annotated[bool, typer.Option("--zero-shot", help="no normal images: score each test image against the other test images (offline profile)")] = False,
         *,
         flags: dict[str, Any],
     ) -> None:
@@ -84,6 +96,8 @@ def register(app: typer.Typer) -> None:
 
         seed_list = parse_seeds(seeds) if seeds else [flags["seed"] if flags.get("seed") is not None else 111]
         config = o.config_from_flag_dict(flags)
+        if zero_shot:
+            config = zero_shot_config(config)
         from iapas.cli.run import output_folder
         from iapas.models.preflight import check_models
         from iapas.pipeline import resolve_profile
@@ -96,10 +110,12 @@ def register(app: typer.Typer) -> None:
             metrics = run_evaluation(
                 dataset, root, out, config, categories=parse_categories(categories), protocol=protocol,
                 seeds=seed_list, limit=limit, eval_size=eval_size, progress=True, auto_kind=kind_from_dataset(flags),
+                zero_shot=zero_shot,
             )
         if metrics.get("profile_note"):
             err_console.print(f"note: {metrics['profile_note']}")
         typer.echo((out / "metrics.md").read_text(encoding="utf-8"))
+        typer.echo(f"mode: {metrics['mode_note']}")
         typer.echo(f"images/s: {metrics['images_per_second']}; predicted {metrics['n_predicted']}, "
                    f"from cache {metrics['n_cached']}; written to {out}")
         if report:

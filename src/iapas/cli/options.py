@@ -30,6 +30,7 @@ TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", help="d
 SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", help="keep boxes with area < this x object area (0.8)")]
 RefineOpt = Annotated[Optional[str], typer.Option("--refine", help="offline/fused map refinement: segments (default; maps follow image edges) or none (~1.6x faster)")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="threads for torch, OpenCV, BLAS and the segment pool (default: the CPUs this process may use)")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
 
 
@@ -54,6 +55,7 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("refine", RefineOpt, None),
     ("device", DeviceOpt, None),
     ("dtype", DtypeOpt, None),
+    ("threads", ThreadsOpt, None),
 ]
 
 

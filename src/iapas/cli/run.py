@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from iapas.cli import options as o
 from iapas.cli.common import EXIT_STATUS_HELP, err_console, progress_bar, user_errors
-from iapas.config import PipelineConfig, settings_digest
+from iapas.config import RUNTIME_FIELDS, PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, IapasError, InputError, SettingsError
 from iapas.io.images import SUPPORTED_TEXT, list_images, load_image
@@ -104,6 +104,12 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
         raise SettingsError(f"--out {out} exists and is not a folder") from None
 
 
+def same_settings(a: PipelineConfig, b: PipelineConfig) -> bool:
+    """Equal in everything that changes a result (thread and batch counts only change speed)."""
+    drop = set(RUNTIME_FIELDS)
+    return a.model_dump(exclude=drop) == b.model_dump(exclude=drop)
+
+
 def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
     """Stage 1, reusing OUT/context.json when it was made from the same settings and normal images."""
     ctx_path = out / "context.json"
@@ -111,7 +117,7 @@ def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
     if ctx_path.is_file():
         try:
             old = Context.load(ctx_path)
-            if old.config == pipeline.config and old.normal_images == chosen and old.profile == pipeline.profile:
+            if same_settings(old.config, pipeline.config) and old.normal_images == chosen and old.profile == pipeline.profile:
                 err_console.print(f"reusing Stage 1 context {escape(str(ctx_path))}")
                 return old
         except SettingsError:
@@ -119,6 +125,27 @@ def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
     context = pipeline.fit(normal)
     context.save(ctx_path)
     return context
+
+
+def zero_shot_or_reuse(pipeline: Pipeline, paths: list[Path], out: Path) -> Context:
+    """The zero-shot context of this batch (OUT/context.json is reused when it was made for the same batch)."""
+    ctx_path = out / "context.json"
+    context = pipeline.fit_zero_shot(paths)
+    if ctx_path.is_file():
+        try:
+            old = Context.load(ctx_path)
+            if same_settings(old.config, pipeline.config) and old.reference == context.reference:
+                return old
+        except SettingsError:
+            pass
+    context.save(ctx_path)
+    return context
+
+
+def show_warnings(context: Context) -> None:
+    """Print the context's warnings (odd normal images, in-sample calibration, ...) on the console."""
+    for warning in context.warnings:
+        err_console.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
 
 
 def _cached_item(out: Path, name: str) -> dict[str, Any]:
@@ -148,7 +175,8 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     """
     digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
     names = output_names(paths)
-    summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file))
+    summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file),
+                         mode=context.reference.get("mode"))
     for path in paths:
         summary.record(path, names[path], "pending")
     summary.save()
@@ -186,7 +214,7 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     reused = f" ({n_cached} reused from an earlier run)" if n_cached else ""
     err_console.print(
         f"{n_ok} processed{reused}, {n_failed} failed; results in {escape(str(out))} (summary.json), "
-        f"profile: {context.profile}",
+        f"profile: {context.profile}" + (f", mode: {context.reference['mode']}" if context.reference.get("mode") else ""),
         soft_wrap=True,
     )
     if n_failed and not n_ok:
@@ -215,17 +243,27 @@ def register(app: typer.Typer) -> None:
     @o.with_pipeline_flags
     def run(
         ctx: typer.Context,
-        normal: Annotated[Path, typer.Option("--normal", help="folder of normal (good) images")],
         images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check (several after one --images)")],
         out: Annotated[Path, typer.Option("--out", help="output folder")],
+        normal: Annotated[Optional[Path], typer.Option("--normal", help="folder of normal (good) images; without it: zero-shot mode (offline profile), the images are scored against each other")] = None,
         flags: dict | None = None,
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
-        check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
+        if normal is None:
+            from iapas.cli.evaluate import zero_shot_config
+
+            config = zero_shot_config(config)
+        else:
+            check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
         paths = collect_images(images, ctx.args, out)
         pipeline = _pipeline(config)
         with output_folder(out):
-            context = fit_or_reuse(pipeline, normal, out)
+            if normal is None:
+                err_console.print(f"zero-shot mode: no --normal given, the {len(paths)} images are scored against each other")
+                context = zero_shot_or_reuse(pipeline, paths, out)
+            else:
+                context = fit_or_reuse(pipeline, normal, out)
+            show_warnings(context)
             code = process_images(pipeline, context, paths, out, out / "context.json")
         raise typer.Exit(code)
 
@@ -242,6 +280,7 @@ def register(app: typer.Typer) -> None:
         if out.is_dir():
             raise SettingsError(f"--out {out} is a folder; give the context file to write, e.g. {out / 'context.json'}")
         context = _pipeline(config).fit(normal)
+        show_warnings(context)
         context.save(out)
         err_console.print(f"context written to {out} (profile {context.profile}); final prompt: {', '.join(context.final_prompt) or '-'}")
 
@@ -257,10 +296,12 @@ def register(app: typer.Typer) -> None:
         images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check")],
         out: Annotated[Path, typer.Option("--out", help="output folder")],
         device: o.DeviceOpt = None,
+        threads: o.ThreadsOpt = None,
     ) -> None:
         context = Context.load(context_file)
         paths = collect_images(images, ctx.args, out)
-        config = context.config.model_copy(update={"profile": context.profile, **({"device": device} if device else {})})
+        update = {"profile": context.profile, **({"device": device} if device else {}), **({"threads": threads} if threads else {})}
+        config = context.config.model_copy(update=update)
         pipeline = _pipeline(config, stage2_only=True)
         with output_folder(out):
             _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error

@@ -7,7 +7,8 @@
 
 A test image is anomalous when its mask has a defect pixel; without a mask it is normal. The
 category is ROOT's folder name. Normal and test images live in different folders, so the pool never
-overlaps the test set.
+overlaps the test set. Without a normal folder the pool is empty: only zero-shot evaluation
+(`iapas evaluate --zero-shot`) accepts such a root; the normal modes stop with a message that says so.
 """
 from __future__ import annotations
 
@@ -48,8 +49,6 @@ class Folder(DatasetReader):
     def load(self, root: Path, category: str) -> DatasetSplit:
         root = self.check_root(root)
         normal_dir = _first_dir(root, NORMAL_DIRS)
-        if normal_dir is None:
-            raise DatasetError(f"folder: {root} needs a normal image folder: one of {', '.join(NORMAL_DIRS)}")
         if not (root / "test").is_dir():
             raise DatasetError(f"folder: {root / 'test'} is missing (the test images)")
         index = _mask_index(_first_dir(root, MASK_DIRS))
@@ -65,7 +64,10 @@ class Folder(DatasetReader):
                 anomalous = True
             defect = rel.parts[0] if len(rel.parts) > 1 else ("defect" if anomalous else "good")
             test.append(Sample(img, mask, int(anomalous), category, defect))
-        pool = images_in(normal_dir, recursive=True)
         if not test:
             raise DatasetError(f"folder: no images in {root / 'test'}")
+        if normal_dir is None:
+            rule = f"none: {root} has no normal image folder ({', '.join(NORMAL_DIRS)}); use --zero-shot"
+            return DatasetSplit("folder", category, test, [], rule, notes=notes)
+        pool = images_in(normal_dir, recursive=True)
         return DatasetSplit("folder", category, test, pool, f"{normal_dir.name}/ images", notes=notes)

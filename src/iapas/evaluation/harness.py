@@ -60,6 +60,7 @@ def plan_evaluation(
     seeds: list[int],
     limit: int | None,
     eval_size: int,
+    zero_shot: bool = False,
 ) -> Plan:
     """Validate the settings and read the dataset's splits (no model is loaded here)."""
     if protocol not in PROTOCOLS:
@@ -84,7 +85,7 @@ def plan_evaluation(
     splits = {c: reader.load(root, c) for c in chosen}
     plan = Plan(dataset, root, Path(out), protocol, list(seeds), limit, eval_size, splits)
     for c, s in splits.items():
-        if not s.normal_pool:
+        if not s.normal_pool and not zero_shot:
             raise SettingsError(f"{dataset}/{c}: no normal images for Stage 1 (rule: {s.pool_rule})")
         plan.notes += [f"{c}: {n}" for n in s.notes]
     return plan
@@ -169,14 +170,17 @@ def run_evaluation(
     eval_size: int = 256,
     progress: bool = True,
     auto_kind: bool = False,
+    zero_shot: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a dataset end to end and write metrics.json/.csv/.md under `out`; return the JSON dict.
 
     `auto_kind=True` uses each category's object/texture threshold preset (the paper's choice)
-    instead of `config.kind`.
+    instead of `config.kind`. `zero_shot=True` uses no normal image: each category's test images are
+    scored against each other (the offline profile's mutual scoring); the test set is the same as with
+    normal images, so the two modes compare on the same images.
     """
     seeds = [111] if seeds is None else list(seeds)
-    plan = plan_evaluation(dataset, root, out, categories, protocol, seeds, limit, eval_size)
+    plan = plan_evaluation(dataset, root, out, categories, protocol, seeds, limit, eval_size, zero_shot)
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(config)
@@ -192,9 +196,9 @@ def run_evaluation(
             cfg = config.model_copy(update={"seed": seed, **({"kind": split.kind} if auto_kind else {})})
             kinds[cat] = cfg.kind
             pipeline.config = cfg
-            sampled = pipeline.select_normal(list(split.normal_pool))
+            sampled = pipeline.select_normal(list(split.normal_pool)) if split.normal_pool else []
             test = limit_samples(split.test_for(sampled), limit)
-            digest = eval_digest(cfg, pipeline.profile, eval_size)
+            digest = eval_digest(cfg, pipeline.profile, eval_size) + ("-zero-shot" if zero_shot else "")
             dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
             jobs.append((cat, seed, cfg, split, sampled, test, digest, dests))
     total_todo = sum(sum(not d.is_file() for d in j[7]) for j in jobs)
@@ -205,7 +209,10 @@ def run_evaluation(
             n_cached += len(test) - len(todo)
             if todo:
                 bar.describe(f"{cat} seed {seed}: Stage 1")
-                ctx = fit_or_load(pipeline, list(split.normal_pool), sampled, context_path(out, cat, seed), digest)
+                if zero_shot:  # the whole test list is the batch, so a resumed run scores alike
+                    ctx = pipeline.fit_zero_shot([s.image_path for s in test])
+                else:
+                    ctx = fit_or_load(pipeline, list(split.normal_pool), sampled, context_path(out, cat, seed), digest)
                 bar.describe(f"{cat} seed {seed}")
                 for sample, dest in todo:
                     try:
@@ -230,6 +237,9 @@ def run_evaluation(
         "protocol": protocol,
         "protocol_note": PROTOCOL_NOTES[protocol],
         "seeds": seeds,
+        "mode": "zero-shot" if zero_shot else "few-shot",
+        "mode_note": ("zero-shot: no normal image; each test image scored against the other test images" if zero_shot
+                      else f"few-shot: r = {config.num_normal} normal images per category and seed"),
         "categories": cats,
         "mean": mean,
         "images_per_second": (total_records / total_seconds) if total_seconds > 0 else None,

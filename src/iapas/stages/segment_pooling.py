@@ -17,7 +17,6 @@ for 3). Measured on MTD: see bench/bench_mtd.py and the README.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,14 +33,34 @@ DEFAULT_COMBINE = "geometric"
 DEFAULT_SMOOTH = 0.5  # gaussian sigma after pooling, in working pixels
 
 _executor: ThreadPoolExecutor | None = None
+_workers: int | None = None  # None: one per CPU this process may use (iapas.threads sets it from --threads)
+
+
+def level_workers() -> int:
+    """Threads the levels run on (at most this many levels are segmented at once)."""
+    if _workers is not None:
+        return _workers
+    from iapas.threads import default_threads
+
+    return default_threads()
+
+
+def set_level_workers(n: int) -> None:
+    """Size the level pool to n threads (from `--threads`); the next refinement uses the new pool."""
+    global _executor, _workers
+    if n < 1:
+        raise ValueError(f"level workers must be at least 1, got {n}")
+    if n != _workers:
+        old, _executor, _workers = _executor, None, n
+        if old is not None:
+            old.shutdown(wait=False)
 
 
 def level_executor() -> ThreadPoolExecutor:
     """Threads for the levels: OpenCV and numpy release the GIL, so the levels overlap on 2 cores."""
     global _executor
     if _executor is None:
-        workers = os.cpu_count() or 1  # idle threads cost nothing; a call with fewer levels uses fewer
-        _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iapas-segments")
+        _executor = ThreadPoolExecutor(max_workers=level_workers(), thread_name_prefix="iapas-segments")
     return _executor
 
 

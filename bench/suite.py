@@ -1,0 +1,195 @@
+"""The development suite: the offline profile on every development dataset present, both protocols.
+
+    python bench/suite.py [--datasets mtd,bottle,synthetic] [--synthetic-only] [--limit N] [--out DIR]
+                          [--zero-shot] [--set FIELD=VALUE ...] [--kind object|texture]
+
+Datasets: MTD (`../shared/datasets/mtd`, reader `mtd`, a texture), MVTec-AD bottle
+(`../shared/datasets/mvtec`, reader `mvtec`, category bottle, an object) and the synthetic demo set
+(scikit-image textures with drawn defects, generated under OUT; always present). Datasets whose folder is
+missing are skipped with a note; `$IAPAS_DATASETS` overrides where they are looked for.
+Every dataset runs through `run_evaluation`, the harness behind `iapas evaluate`: the standard protocol
+predicts and caches every test image, the paper protocol reuses those records. One row per dataset
+(a dataset with several categories shows their mean) with pixel AP, F1-max, AUROC, AUPRO, image AUROC
+and images/s, then the mean over the datasets. Defaults are chosen on the standard-protocol mean.
+`--set FIELD=VALUE` overrides a config field (YAML value, e.g. `--set reference_stages=[2,3]`) so
+that every variant in docs/offline-tuning.md is one command. Writes OUT/suite.json and OUT/suite.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+KEYS = ("pixel_ap", "pixel_f1_max", "pixel_auroc", "pixel_aupro", "image_auroc")
+HEADERS = ("pixel AP", "F1-max", "AUROC", "AUPRO", "image AUROC", "images/s")
+PROTOCOLS = ("standard", "paper")
+
+
+@dataclass(frozen=True)
+class SuiteDataset:
+    """One row of the suite: which reader reads which root, and which categories."""
+
+    name: str
+    reader: str
+    root: Path
+    categories: tuple[str, ...] | None
+
+
+def dataset_roots() -> list[Path]:
+    """Folders that may hold `mtd/` and `mvtec/`: $IAPAS_DATASETS, then ../shared/datasets of the checkout."""
+    here = Path(__file__).resolve().parent
+    found = [Path(os.environ["IAPAS_DATASETS"])] if os.environ.get("IAPAS_DATASETS") else []
+    found += [parent / "shared" / "datasets" for parent in here.parents]
+    return found
+
+
+def find_dataset(rel: str) -> Path | None:
+    return next((base / rel for base in dataset_roots() if (base / rel).is_dir()), None)
+
+
+def synthetic_dataset(out: Path) -> list[SuiteDataset]:
+    """The demo's synthetic textures, written once under OUT (one `folder` root per texture)."""
+    from iapas.data.synthetic import TEXTURES, make_dataset
+
+    root = out / "synthetic-data"
+    if not all((root / t / "defects.json").is_file() for t in TEXTURES):
+        make_dataset(root, n_normal=10, n_test=12, size=(192, 192), seed=0)
+    return [SuiteDataset("synthetic", "folder", root / t, None) for t in TEXTURES]
+
+
+def suite_datasets(names: list[str], out: Path) -> tuple[list[list[SuiteDataset]], list[str]]:
+    """The datasets asked for that are present, grouped by row; notes about the missing ones."""
+    rows: list[list[SuiteDataset]] = []
+    notes: list[str] = []
+    for name in names:
+        if name == "synthetic":
+            rows.append(synthetic_dataset(out))
+        elif name == "mtd":
+            root = find_dataset("mtd")
+            rows.append([SuiteDataset("mtd", "mtd", root, None)]) if root else notes.append("mtd: not found, skipped")
+        elif name == "bottle":
+            root = find_dataset("mvtec/bottle")
+            if root:
+                rows.append([SuiteDataset("bottle", "mvtec", root.parent, ("bottle",))])
+            else:
+                notes.append("mvtec/bottle: not found, skipped")
+        else:
+            raise SystemExit(f"unknown suite dataset {name!r}; allowed: mtd, bottle, synthetic")
+    return rows, notes
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """--set FIELD=VALUE pairs, values parsed as YAML (numbers, lists, strings)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes FIELD=VALUE, got {item!r}")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def evaluate_row(parts: list[SuiteDataset], out: Path, config: Any, protocol: str, limit: int | None,
+                 auto_kind: bool, zero_shot: bool) -> dict[str, Any]:
+    """Run the harness on every part of one row; the row is the mean over its categories."""
+    from iapas.evaluation.harness import run_evaluation
+
+    values: dict[str, list[float]] = {k: [] for k in KEYS}
+    images = seconds = 0.0
+    n_images = 0
+    for part in parts:
+        dest = out / part.name / (part.root.name if part.reader == "folder" else "")
+        extra = {"zero_shot": True} if zero_shot else {}
+        m = run_evaluation(part.reader, part.root, dest, config, categories=list(part.categories or []) or None,
+                           protocol=protocol, limit=limit, progress=False, auto_kind=auto_kind, **extra)
+        for cat in m["categories"].values():
+            n_images += int(cat.get("n_images", 0))
+            for k in KEYS:
+                v = cat.get(k)
+                if v is not None and v == v:
+                    values[k].append(float(v))
+        if m.get("images_per_second"):
+            count = sum(int(c.get("n_images", 0)) for c in m["categories"].values())
+            images += count
+            seconds += count / m["images_per_second"]
+    row: dict[str, Any] = {k: (sum(v) / len(v) if v else None) for k, v in values.items()}
+    row["images_per_second"] = images / seconds if seconds > 0 else None
+    row["n_images"] = n_images
+    return row
+
+
+def mean_row(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in (*KEYS, "images_per_second"):
+        vals = [r[k] for r in rows.values() if r.get(k) is not None]
+        out[k] = sum(vals) / len(vals) if vals else None
+    return out
+
+
+def markdown(results: dict[str, dict[str, dict[str, Any]]], header: str) -> str:
+    lines = [header, ""]
+    for protocol, rows in results.items():
+        lines += [f"### {protocol} protocol", "", "| dataset | " + " | ".join(HEADERS) + " | images |",
+                  "|---" * (len(HEADERS) + 2) + "|"]
+        for name, row in rows.items():
+            cells = [("-" if row.get(k) is None else f"{100 * row[k]:.2f}") for k in KEYS]
+            ips = row.get("images_per_second")
+            cells.append("-" if ips is None else f"{ips:.1f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {row.get('n_images', '')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default="mtd,bottle,synthetic", help="comma-separated: mtd, bottle, synthetic")
+    ap.add_argument("--synthetic-only", action="store_true", help="only the synthetic set (what CI runs)")
+    ap.add_argument("--limit", type=int, default=None, help="at most N test images per category (evenly spread)")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/iapas-suite"))
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS))
+    ap.add_argument("--zero-shot", action="store_true", help="no normal images: mutual scoring of the test images")
+    ap.add_argument("--kind", choices=("object", "texture"), default=None, help="one kind for every dataset "
+                    "(default: each dataset's own kind)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE")
+    args = ap.parse_args(argv)
+
+    from iapas.config import build_config
+
+    names = ["synthetic"] if args.synthetic_only else [n.strip() for n in args.datasets.split(",") if n.strip()]
+    overrides = parse_sets(args.sets)
+    config = build_config(profile="offline", kind=args.kind, **overrides)
+    args.out.mkdir(parents=True, exist_ok=True)
+    groups, notes = suite_datasets(names, args.out)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    t0 = time.perf_counter()
+    for protocol in [p.strip() for p in args.protocols.split(",") if p.strip()]:
+        rows = {}
+        for parts in groups:
+            rows[parts[0].name] = evaluate_row(parts, args.out, config, protocol, args.limit,
+                                               auto_kind=args.kind is None, zero_shot=args.zero_shot)
+        rows["mean"] = mean_row(rows)
+        results[protocol] = rows
+    mode = "zero-shot (no normal images)" if args.zero_shot else f"r = {config.num_normal} normal images"
+    header = (f"## offline profile suite: {mode}, limit {args.limit or 'none'}, overrides {overrides or 'none'}, "
+              f"{time.perf_counter() - t0:.0f} s")
+    text = markdown(results, header)
+    print(text)
+    payload = {"mode": "zero-shot" if args.zero_shot else "few-shot", "limit": args.limit, "overrides": overrides,
+               "kind": args.kind, "results": results, "notes": notes}
+    (args.out / "suite.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    (args.out / "suite.md").write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Zero-shot mode of the offline profile: a batch of test images and no normal image.
+
+The context records the batch (every image it may be asked about) and the feature settings. When an
+image is predicted, its whole chunk (stages.mutual) is embedded and mutually scored once, the chunk's
+maps are calibrated on the chunk itself (median over its images of per-image percentiles: defects
+are rare, so the median image is clean), and the chunk's predictions are kept until an image of
+another chunk is asked for. One chunk's features and maps are in memory at a time.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iapas.config import PipelineConfig
+from iapas.context import Context
+from iapas.errors import InputError, SettingsError
+from iapas.io.images import LoadedImage, load_image
+from iapas.stages.calibration import calibrate, calibrated
+from iapas.stages.mutual import MutualSettings, chunks, score_chunk
+from iapas.stages.reference import ReferenceSettings, embed, finish_map, prepare
+from iapas.types import Prediction
+
+MODE = "zero-shot"
+ZERO_SHOT_NOTE = "zero-shot: scored against the other images of its batch (mutual scoring), no normal images"
+FLOOR_PERCENTILE = 90.0  # per-image percentile of the batch's distances below which a pixel scores 0
+MIN_BATCH = 2
+
+
+def image_key(path: str | Path) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def mutual_settings(config: PipelineConfig) -> MutualSettings:
+    return MutualSettings(references=config.zero_shot_references, keep_fraction=config.zero_shot_keep,
+                          chunk=config.zero_shot_chunk, seed=config.seed)
+
+
+def zero_shot_context(profile: str, batch: list[Path], settings: ReferenceSettings, config: PipelineConfig) -> Context:
+    """The context of a zero-shot run over `batch` (no bank; the batch is the reference)."""
+    if len(batch) < MIN_BATCH:
+        raise SettingsError(f"zero-shot mode scores images against each other: give at least {MIN_BATCH} images "
+                            "(10 or more work best), or normal images with --normal")
+    mutual = mutual_settings(config)
+    ctx = Context(
+        profile=profile, config=config, normal_images=[], seed=config.seed,
+        reference={
+            "mode": MODE,
+            "settings": settings.to_json(),
+            "mutual": {"references": mutual.references, "keep_fraction": mutual.keep_fraction, "chunk": mutual.chunk},
+            "batch": [image_key(p) for p in batch],
+            "mask_percentile": config.mask_percentile,
+            "floor_percentile": FLOOR_PERCENTILE,
+            "calibration": "per chunk of the batch: median over its images of per-image percentiles",
+            "score_mapping": "score = e / (e + t - f), e = max(d - f, 0), d = mean of the closest "
+                             f"{mutual.keep_fraction:g} of nearest-patch distances to up to {mutual.references} "
+                             "other images of the batch",
+        },
+        models={"backbone": {"id": settings.backbone, "revision": "pypi"}},
+    )
+    if len(batch) < 10:
+        ctx.warnings.append(f"zero-shot mode with only {len(batch)} images: mutual scoring needs a batch in which "
+                            "most images are defect-free; 10 or more work best")
+    return ctx
+
+
+class ZeroShotBatch:
+    """Predictions of one zero-shot context, computed a chunk at a time."""
+
+    def __init__(self, context: Context, backbone: Callable[[str], Any]) -> None:
+        ref = context.reference
+        self.context = context
+        self.settings = ReferenceSettings.from_json(ref.get("settings", {}))
+        m = ref.get("mutual", {})
+        self.mutual = MutualSettings(references=int(m.get("references", 24)), keep_fraction=float(m.get("keep_fraction", 0.3)),
+                                     chunk=int(m.get("chunk", 128)), seed=context.seed)
+        self.batch: list[str] = list(ref.get("batch", []))
+        self.index = {p: i for i, p in enumerate(self.batch)}
+        self.parts = chunks(len(self.batch), self.mutual.chunk)
+        self.percentile = float(ref.get("mask_percentile", context.config.mask_percentile))
+        self.floor_percentile = float(ref.get("floor_percentile", FLOOR_PERCENTILE))
+        self.backbone = backbone(self.settings.backbone)
+        self._done: dict[int, Prediction | InputError] = {}
+        self._part: int | None = None
+
+    def serves(self, context: Context) -> bool:
+        return context is self.context
+
+    def predict(self, image: LoadedImage) -> Prediction:
+        key = image_key(image.path)
+        if key not in self.index:
+            raise InputError(image.path, "not part of this zero-shot batch (zero-shot contexts score only the images "
+                                         "they were made for)")
+        i = self.index[key]
+        part = next(k for k, r in enumerate(self.parts) if i in r)
+        if part != self._part:
+            self._run_part(part, given={i: image})
+        out = self._done[i]
+        if isinstance(out, InputError):
+            raise out
+        return out
+
+    def _run_part(self, part: int, given: dict[int, LoadedImage]) -> None:
+        """Embed, mutually score and calibrate one chunk; unreadable images are left out of it."""
+        members = list(self.parts[part])
+        images: dict[int, LoadedImage] = {}
+        self._done = {}
+        for i in members:
+            try:
+                images[i] = given[i] if i in given else load_image(self.batch[i])
+            except InputError as exc:
+                self._done[i] = exc
+        order = sorted(images)
+        if len(order) < MIN_BATCH:
+            for i in order:
+                self._done[i] = InputError(self.batch[i], "zero-shot: no other readable image in its batch to compare with")
+            self._part = part
+            return
+        feats = [embed(self.backbone, prepare(images[i].rgb, self.settings), self.settings) for i in order]
+        rng = np.random.default_rng([self.mutual.seed, part])
+        grids = score_chunk(feats, self.mutual, rng)
+        del feats
+        maps = [finish_map(g, images[i].rgb, self.settings) for g, i in zip(grids, order)]
+        cal = calibrate(maps, self.percentile, min(self.floor_percentile, self.percentile - 1e-3))
+        from iapas.profiles.offline import prediction_from_map
+
+        for i, raw in zip(order, maps):
+            score = calibrated(raw, cal.threshold, cal.floor)
+            self._done[i] = prediction_from_map(images[i].path, score, "offline", [ZERO_SHOT_NOTE])
+        self._part = part

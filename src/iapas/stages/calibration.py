@@ -1,0 +1,131 @@
+"""Calibration of distance maps into scores, robust to an odd image, and warnings about the normal set.
+
+Why robust: the mask threshold used to be one percentile of every normal pixel pooled together, so
+a single odd normal image (a 2000x60 strip among 900x900 photos, a frame from another product) with
+many high-distance pixels moved it: one such image raised it from 41.6 to 99.3 and every defect mask
+came out empty. Here each normal image gives its own percentile and the threshold is their median:
+one image in ten cannot move a median far. The same rule calibrates zero-shot batches, whose
+"normal images" are the test images themselves (defects are rare, so the median image is clean).
+
+The score map is relu(d - floor) / (relu(d - floor) + threshold - floor): exactly zero where the distance
+is at most the floor (the image looks normal there), 0.5 at the threshold, monotone in between and
+above (rankings above the floor are those of the raw distance), and below 1.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CONSTANT_STD = 2.0  # grey-level standard deviation (0-255) under which an image counts as near-constant
+OUTLIER_SCORE_RATIO = 3.0  # an image whose percentile is this many times the median one is an outlier
+OUTLIER_SHAPE_RATIO = 2.0  # aspect ratio or side length this many times off the median: an outlier
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Floor and threshold of raw distances, from per-image percentiles."""
+
+    floor: float
+    threshold: float
+    image_thresholds: tuple[float, ...]  # each image's own high percentile
+
+    def to_json(self) -> dict[str, object]:
+        return {"mask_threshold": self.threshold, "score_floor": self.floor,
+                "image_thresholds": [round(v, 6) for v in self.image_thresholds]}
+
+
+def calibrate(maps: Sequence[np.ndarray], percentile: float, floor_percentile: float) -> Calibration:
+    """Median over the images of each map's `percentile` (threshold) and `floor_percentile` (floor).
+
+    Args:
+        maps: raw distance maps (any shapes), one per image scored as normal.
+        percentile: high percentile that defines the mask threshold, e.g. 99.5.
+        floor_percentile: lower percentile that defines the floor, e.g. 95 (must be below `percentile`).
+
+    Returns:
+        The calibration; threshold > floor >= 0 always (degenerate sets get a tiny positive span).
+    """
+    if not maps:
+        raise ValueError("calibration needs at least one map")
+    highs = np.array([float(np.percentile(m, percentile)) for m in maps])
+    lows = np.array([float(np.percentile(m, floor_percentile)) for m in maps])
+    threshold = float(np.median(highs))
+    floor = max(0.0, float(np.median(lows)))
+    if threshold <= floor:  # constant maps (blank normal images): keep the mapping defined
+        top = max(float(max(m.max() for m in maps)), threshold, 0.0)
+        floor, threshold = min(floor, top), max(top, floor) + 1e-6
+    return Calibration(floor=floor, threshold=threshold, image_thresholds=tuple(float(v) for v in highs))
+
+
+def calibrated(raw: np.ndarray, threshold: float, floor: float = 0.0) -> np.ndarray:
+    """Raw distances -> scores in [0, 1): 0 up to `floor`, 0.5 at `threshold`.
+
+    Args:
+        raw: (H, W) raw distances.
+        threshold: the mask threshold (score 0.5), above `floor`.
+        floor: distances at or below it score exactly 0.
+
+    Returns:
+        (H, W) float32 scores.
+    """
+    span = max(float(threshold) - float(floor), 1e-12)
+    excess = np.maximum(raw - floor, 0.0)
+    return (excess / (excess + span)).astype(np.float32)
+
+
+def score_outliers(image_thresholds: Sequence[float], ratio: float = OUTLIER_SCORE_RATIO) -> list[int]:
+    """Indices of images whose own threshold is `ratio` times the median of the others' (needs 3+ images)."""
+    values = np.asarray(image_thresholds, dtype=float)
+    if values.size < 3:
+        return []
+    out = []
+    for i, v in enumerate(values):
+        rest = float(np.median(np.delete(values, i)))
+        if rest > 0 and v > ratio * rest:
+            out.append(i)
+    return out
+
+
+def shape_outliers(sizes: Sequence[tuple[int, int]], ratio: float = OUTLIER_SHAPE_RATIO) -> list[int]:
+    """Indices of (width, height) sizes whose aspect ratio or long side is `ratio` times off the median."""
+    if len(sizes) < 3:
+        return []
+    aspect = np.array([w / max(h, 1) for w, h in sizes], dtype=float)
+    side = np.array([max(w, h) for w, h in sizes], dtype=float)
+    ma, ms = float(np.median(aspect)), float(np.median(side))
+    return [i for i in range(len(sizes))
+            if max(aspect[i] / ma, ma / aspect[i]) >= ratio or max(side[i] / ms, ms / side[i]) >= ratio]
+
+
+def is_near_constant(rgb: np.ndarray, std: float = CONSTANT_STD) -> bool:
+    """True when the image's grey levels barely vary (blank, black or saturated frames)."""
+    grey = rgb.astype(np.float32).mean(axis=-1) if rgb.ndim == 3 else rgb.astype(np.float32)
+    return float(grey.std()) < std
+
+
+def normal_set_warnings(paths: Sequence[str], rgbs: Sequence[np.ndarray], image_thresholds: Sequence[float]) -> list[str]:
+    """What is odd about a set of normal images, one sentence each (empty when nothing is).
+
+    Args:
+        paths: the normal images' paths, for the messages.
+        rgbs: their (H, W, 3) pixels.
+        image_thresholds: each one's own calibration percentile (leave-one-out distances).
+
+    Returns:
+        Warnings for near-constant images, images of another shape, and images unlike the others.
+    """
+    warnings = []
+    for p, rgb in zip(paths, rgbs):
+        if is_near_constant(rgb):
+            warnings.append(f"normal image {p} is nearly constant (grey std < {CONSTANT_STD:g}): a blank or black "
+                            "frame? Textured parts of every test image will look abnormal against it")
+    sizes = [(int(r.shape[1]), int(r.shape[0])) for r in rgbs]
+    for i in shape_outliers(sizes):
+        warnings.append(f"normal image {paths[i]} is {sizes[i][0]}x{sizes[i][1]}, unlike the other normal images "
+                        "(check that it shows the same product); calibration uses the median image, not this one")
+    for i in score_outliers(image_thresholds):
+        warnings.append(f"normal image {paths[i]} looks unlike the other normal images (its calibration distance "
+                        f"is over {OUTLIER_SCORE_RATIO:g}x theirs); calibration uses the median image, not this one")
+    return warnings
