@@ -38,6 +38,7 @@ class SuiteDataset:
     reader: str
     root: Path
     categories: tuple[str, ...] | None
+    kind: str | None = None  # None: the reader's kind per category (mvtec bottle: object, mtd: texture)
 
 
 def dataset_roots() -> list[Path]:
@@ -59,7 +60,7 @@ def synthetic_dataset(out: Path) -> list[SuiteDataset]:
     root = out / "synthetic-data"
     if not all((root / t / "defects.json").is_file() for t in TEXTURES):
         make_dataset(root, n_normal=10, n_test=12, size=(192, 192), seed=0)
-    return [SuiteDataset("synthetic", "folder", root / t, None) for t in TEXTURES]
+    return [SuiteDataset("synthetic", "folder", root / t, None, kind="texture") for t in TEXTURES]
 
 
 def suite_datasets(names: list[str], out: Path) -> tuple[list[list[SuiteDataset]], list[str]]:
@@ -107,8 +108,11 @@ def evaluate_row(parts: list[SuiteDataset], out: Path, config: Any, protocol: st
     for part in parts:
         dest = out / part.name / (part.root.name if part.reader == "folder" else "")
         extra = {"zero_shot": True} if zero_shot else {}
-        m = run_evaluation(part.reader, part.root, dest, config, categories=list(part.categories or []) or None,
-                           protocol=protocol, limit=limit, progress=False, auto_kind=auto_kind, **extra)
+        cfg, auto = config, auto_kind
+        if auto_kind and part.kind:  # the folder reader cannot know that the synthetic set is textures
+            cfg, auto = config.model_copy(update={"kind": part.kind}), False
+        m = run_evaluation(part.reader, part.root, dest, cfg, categories=list(part.categories or []) or None,
+                           protocol=protocol, limit=limit, progress=False, auto_kind=auto, **extra)
         for cat in m["categories"].values():
             n_images += int(cat.get("n_images", 0))
             for k in KEYS:

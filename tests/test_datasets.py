@@ -107,8 +107,12 @@ def test_malformed_layouts_name_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="'nope'.*bottle"):
         get_reader("mvtec").load(tmp_path / "mv", "nope")
     (tmp_path / "f" / "test").mkdir(parents=True)
-    with pytest.raises(DatasetError, match="normal"):
+    with pytest.raises(DatasetError, match="no images"):
         get_reader("folder").load(tmp_path / "f", "f")
+    # without a normal folder the pool is empty and says why (only zero-shot evaluation takes it)
+    Image.new("L", (8, 8)).save(tmp_path / "f" / "test" / "a.png")
+    split = get_reader("folder").load(tmp_path / "f", "f")
+    assert split.normal_pool == [] and "normal" in split.pool_rule and "--zero-shot" in split.pool_rule
 
 
 def test_missing_mask_of_an_anomalous_image_is_reported_per_image(tmp_path: Path) -> None:

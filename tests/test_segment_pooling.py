@@ -15,7 +15,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from iapas.config import build_config
 from iapas.data.synthetic import load_texture, make_category
+from iapas.io.images import load_image
 from iapas.pipeline import Pipeline
+from iapas.stages.calibration import calibrated
 from iapas.stages.reference import ReferenceSettings
 from iapas.stages.segment_pooling import (
     DEFAULT_LEVELS,
@@ -144,7 +146,7 @@ def test_levels_round_trip_and_old_contexts_mean_off() -> None:
 
 def test_refine_option_reaches_the_saved_context_and_changes_the_maps(tmp_path: Path) -> None:
     cat = make_category(tmp_path / "syn", "brick", n_normal=4, n_test=2, size=(96, 96), anomalous_fraction=1.0, seed=5)
-    maps, thresholds = {}, {}
+    maps, thresholds, floors, raws = {}, {}, {}, {}
     for refine in ("none", "segments"):
         config = build_config(profile="offline", num_normal=4, feature_size=128, reference_stages=[2, 3, 4], refine=refine)
         pipe = Pipeline(config)
@@ -154,15 +156,18 @@ def test_refine_option_reaches_the_saved_context_and_changes_the_maps(tmp_path: 
         pred = pipe.predict_one(cat.test[0], ctx)
         maps[refine] = pred.score_map
         thresholds[refine] = float(ctx.reference["mask_threshold"])
+        floors[refine] = float(ctx.reference["score_floor"])
+        raws[refine] = pipe.runner.reference_map(load_image(cat.test[0]), ctx)
         settings = ReferenceSettings.from_json(ctx.reference["settings"])
         # the threshold is calibrated on refined normal maps too, so a clean normal stays mostly below it
         normal = pipe.predict_one(sorted((cat.root / "normal").iterdir())[0], ctx)
         assert (normal.score_map >= 0.5).mean() < 0.05
     assert not np.allclose(maps["none"], maps["segments"])
     # same bank either way, so the refined map is exactly the unrefined distance map, refined with the
-    # context's stored settings (distance recovered from the score d / (d + t))
-    raw = thresholds["none"] * maps["none"] / (1.0 - maps["none"])
+    # context's stored settings, then calibrated with the refined context's floor and threshold
     rgb = np.asarray(Image.open(cat.test[0]).convert("RGB"))
-    refined = refine_map(raw, rgb, settings.segment_levels, settings.segment_size,
+    refined = refine_map(raws["none"], rgb, settings.segment_levels, settings.segment_size,
                          settings.segment_combine, settings.segment_smooth)
-    np.testing.assert_allclose(maps["segments"], refined / (refined + thresholds["segments"]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(raws["segments"], refined, rtol=1e-4, atol=1e-5)
+    expected = calibrated(refined, thresholds["segments"], floors["segments"])
+    np.testing.assert_allclose(maps["segments"], expected, rtol=1e-4, atol=1e-5)

@@ -71,7 +71,8 @@ class FusedProfile:
     def fit(self, normal: list[LoadedImage], config: PipelineConfig) -> Context:
         """Paper Stage 1, plus the reference bank and its calibration on the same normal images."""
         ctx = self.paper.fit(normal, config)
-        bank, reference = self.offline.build_reference(normal, config)
+        bank, reference, warnings = self.offline.build_reference(normal, config)
+        ctx.warnings.extend(warnings)
         ctx.profile = PROFILE
         ctx.reference = {**ctx.reference, **reference, "fusion": "score_i * clip((mean distance in region - normal_pixel_mean) / (mask_threshold - normal_pixel_mean), 0, 1)"}
         ctx.models["backbone"] = {"id": bank.settings.backbone, "revision": "pypi"}
