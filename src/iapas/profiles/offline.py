@@ -38,7 +38,7 @@ from iapas.types import Prediction
 
 MIN_REGION_FRACTION = 2e-4  # components smaller than this fraction of the image are noise
 MIN_REGION_PIXELS = 4
-FLOOR_PERCENTILE = 95.0  # per-image percentile of normal distances below which a pixel scores exactly 0
+FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which a pixel scores exactly 0
 
 # Features per kind, chosen on the suite mean (docs/offline-tuning.md); config fields that are set win.
 KIND_PRESETS: dict[str, dict[str, object]] = {
