@@ -303,6 +303,7 @@ def register(app: typer.Typer) -> None:
         update = {"profile": context.profile, **({"device": device} if device else {}), **({"threads": threads} if threads else {})}
         config = context.config.model_copy(update=update)
         pipeline = _pipeline(config, stage2_only=True)
+        show_warnings(context)
         with output_folder(out):
             _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error
             code = process_images(pipeline, context, paths, out, context_file)
