@@ -112,3 +112,16 @@ def test_run_without_normal_is_zero_shot_and_says_so(batch, tmp_path: Path) -> N
     assert any("zero-shot" in n for n in one["notes"])
     ctx = json.loads((out / "context.json").read_text())
     assert ctx["reference"]["mode"] == "zero-shot" and len(ctx["reference"]["batch"]) == 12
+
+
+def test_evaluate_zero_shot_flag_on_a_folder_without_normal_images(batch, tmp_path: Path) -> None:
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text("feature_size: 128\nreference_stages: [2, 3]\nrefine: none\n")
+    app = command_app(run_cmd, evaluate_cmd)
+    base = ["evaluate", "--dataset", "folder", "--root", str(batch.root), "--config", str(cfg), "--kind", "texture"]
+    refused = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "few")])
+    assert refused.exit_code == 2 and "zero-shot" in " ".join(refused.output.split())
+    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "zs"), "--zero-shot"])
+    assert result.exit_code == 0, result.output
+    assert "mode: zero-shot" in result.output
+    assert json.loads((tmp_path / "zs" / "metrics.json").read_text())["mode"] == "zero-shot"
