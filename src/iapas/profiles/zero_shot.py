@@ -1,10 +1,12 @@
 """Zero-shot mode of the offline profile: a batch of test images and no normal image.
 
 The context records the batch (every image it may be asked about) and the feature settings. When an
-image is predicted, its whole chunk (stages.mutual) is embedded and mutually scored once, the chunk's
-maps are calibrated on the chunk itself (median over its images of per-image percentiles: defects
-are rare, so the median image is clean), and the chunk's predictions are kept until an image of
-another chunk is asked for. One chunk's features and maps are in memory at a time.
+image is predicted, its whole chunk (stages.mutual: interleaved, so each chunk is a sample of the whole
+batch) is embedded and mutually scored once, and the chunk's predictions are kept until an image of
+another chunk is asked for. One chunk's features and maps are in memory at a time. The maps are
+calibrated on the first chunk (median over its images of per-image percentiles: defects are rare, so
+the median image is clean) and that calibration serves every chunk, so image scores compare across
+the whole batch.
 """
 from __future__ import annotations
 
@@ -84,6 +86,7 @@ class ZeroShotBatch:
         self.backbone = backbone(self.settings.backbone)
         self._done: dict[int, Prediction | InputError] = {}
         self._part: int | None = None
+        self._calibration: Any = None  # stages.calibration.Calibration of the first chunk
 
     def serves(self, context: Context) -> bool:
         return context is self.context
@@ -95,6 +98,8 @@ class ZeroShotBatch:
                                          "they were made for)")
         i = self.index[key]
         part = next(k for k, r in enumerate(self.parts) if i in r)
+        if self._calibration is None and part != 0:
+            self._run_part(0, given={})  # the first chunk calibrates every chunk
         if part != self._part:
             self._run_part(part, given={i: image})
         out = self._done[i]
@@ -123,7 +128,9 @@ class ZeroShotBatch:
         grids = score_chunk(feats, self.mutual, rng)
         del feats
         maps = [finish_map(g, images[i].rgb, self.settings) for g, i in zip(grids, order)]
-        cal = calibrate(maps, self.percentile, min(self.floor_percentile, self.percentile - 1e-3))
+        if self._calibration is None:
+            self._calibration = calibrate(maps, self.percentile, min(self.floor_percentile, self.percentile - 1e-3))
+        cal = self._calibration
         from iapas.profiles.offline import prediction_from_map
 
         for i, raw in zip(order, maps):

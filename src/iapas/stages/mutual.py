@@ -8,8 +8,8 @@ That statistic stays low for normal patches even when some references are defect
 defective reference only removes one of many good matches), and stays high for a defect, unless the
 same defect repeats in more than `keep_fraction` of the references.
 
-Batches are scored in chunks of `chunk` images (features of one chunk in memory at a time); each
-image's references are drawn from its own chunk, at most `references` of them, with a fixed seed.
+Batches are scored in interleaved chunks of `chunk` images (features of one chunk in memory at a time);
+each image's references are drawn from its own chunk, at most `references` of them, with a fixed seed.
 """
 from __future__ import annotations
 
@@ -46,19 +46,21 @@ class MutualSettings:
 
 
 def chunks(n: int, size: int) -> list[range]:
-    """Split n images into near-equal chunks of at most `size` (never a lone image at the end).
+    """Split n images into near-equal, interleaved chunks of at most `size` (never a lone image).
+
+    Chunk k holds images k, k + c, k + 2c, ... (c chunks): batches are often sorted by defect type
+    (MTD's folders), and a chunk made of one defect type would make that defect common, not rare.
 
     Args:
         n: number of images; size: largest chunk.
 
     Returns:
-        Consecutive index ranges covering 0..n-1.
+        Index ranges (each a strided range) covering 0..n-1 once.
     """
     if n <= 0:
         return []
     count = max(1, -(-n // size))
-    bounds = np.linspace(0, n, count + 1).round().astype(int)
-    return [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [range(k, n, count) for k in range(count)]
 
 
 def reference_indices(i: int, members: Sequence[int], references: int, rng: np.random.Generator) -> list[int]:
@@ -136,7 +138,7 @@ def mutual_scores(
         settings: references per image, kept fraction, chunk size and seed.
 
     Yields:
-        (image index, (h, w) float32 distance grid), in index order.
+        (image index, (h, w) float32 distance grid), chunk by chunk.
     """
     rng = np.random.default_rng(settings.seed)
     for part in chunks(count, settings.chunk):
