@@ -22,7 +22,7 @@ from iapas.errors import SettingsError
 from iapas.evaluation.harness import run_evaluation
 from iapas.io.images import load_image
 from iapas.pipeline import Pipeline
-from iapas.stages.mutual import MutualSettings, chunks, mutual_distance, mutual_scores
+from iapas.stages.mutual import MutualSettings, chunks, mutual_distance, mutual_scores, reference_pool
 from tests.cli_apps import command_app
 
 SIZE = 112
@@ -51,16 +51,18 @@ def test_mutual_distance_keeps_the_closest_references_only() -> None:
 
 def test_chunks_cover_every_image_once_and_bound_the_size() -> None:
     parts = chunks(130, 64)
-    assert sorted(i for p in parts for i in p) == list(range(130))
+    assert [i for p in parts for i in p] == list(range(130))
     assert max(len(p) for p in parts) <= 64 and min(len(p) for p in parts) >= 2
-    # interleaved: a batch sorted by defect type still gives every chunk every type
-    assert all(max(p) >= 120 and min(p) <= 2 for p in parts)
+    # the reference pool spans the whole batch: a batch sorted by defect type gives references of every type
+    pool = reference_pool(1000, 24)
+    assert len(pool) == 48 and pool[0] == 0 and pool[-1] == 999
+    assert reference_pool(7, 24) == list(range(7))
     seen = []
     feats = {i: (torch.randn(4, 3, generator=torch.Generator().manual_seed(i)), (2, 2)) for i in range(7)}
     for i, grid in mutual_scores(7, lambda i: feats[i], MutualSettings(references=3, chunk=3)):
         seen.append(i)
         assert grid.shape == (2, 2) and np.isfinite(grid).all()
-    assert sorted(seen) == list(range(7))
+    assert seen == list(range(7))
 
 
 def test_zero_shot_finds_the_drawn_defects(batch) -> None:
@@ -127,3 +129,15 @@ def test_evaluate_zero_shot_flag_on_a_folder_without_normal_images(batch, tmp_pa
     assert result.exit_code == 0, result.output
     assert "mode: zero-shot" in result.output
     assert json.loads((tmp_path / "zs" / "metrics.json").read_text())["mode"] == "zero-shot"
+
+
+def test_chunk_size_bounds_memory_but_never_changes_a_score(batch) -> None:
+    whole = Pipeline(build_config(profile="offline", kind="texture", **FAST))
+    small = Pipeline(build_config(profile="offline", kind="texture", zero_shot_chunk=3, zero_shot_references=4, **FAST))
+    small_refs = Pipeline(build_config(profile="offline", kind="texture", zero_shot_references=4, **FAST))
+    ctx_s, ctx_r = small.fit_zero_shot(batch.test), small_refs.fit_zero_shot(batch.test)
+    assert ctx_s.reference["mutual"]["chunk"] == 3
+    for img in batch.test[::5]:
+        np.testing.assert_allclose(small.predict_one(img, ctx_s).score_map, small_refs.predict_one(img, ctx_r).score_map,
+                                   rtol=1e-5, atol=1e-6)
+    assert whole.fit_zero_shot(batch.test).reference["mutual"]["chunk"] == 128

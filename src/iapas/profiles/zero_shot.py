@@ -1,12 +1,12 @@
 """Zero-shot mode of the offline profile: a batch of test images and no normal image.
 
-The context records the batch (every image it may be asked about) and the feature settings. When an
-image is predicted, its whole chunk (stages.mutual: interleaved, so each chunk is a sample of the whole
-batch) is embedded and mutually scored once, and the chunk's predictions are kept until an image of
-another chunk is asked for. One chunk's features and maps are in memory at a time. The maps are
-calibrated on the first chunk (median over its images of per-image percentiles: defects are rare, so
-the median image is clean) and that calibration serves every chunk, so image scores compare across
-the whole batch.
+The context records the batch (every image it may be asked about) and the feature settings. On first
+use the reference pool (stages.mutual: up to 2 x references images spread over the batch) is embedded
+and mutually scored; the pool's maps calibrate every image (median over them of per-image
+percentiles: defects are rare, so the median image is clean), so image scores compare across the
+batch. An image asked for is then scored with its whole chunk of consecutive images, whose
+predictions are kept until an image of another chunk is asked for: memory holds the pool's features
+and one chunk, whatever the batch size.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from iapas.context import Context
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
 from iapas.stages.calibration import calibrate, calibrated
-from iapas.stages.mutual import MutualSettings, chunks, score_chunk
+from iapas.stages.mutual import MutualSettings, chunks, reference_pool, score_image
 from iapas.stages.reference import ReferenceSettings, embed, finish_map, prepare
 from iapas.types import Prediction
 
@@ -86,7 +86,8 @@ class ZeroShotBatch:
         self.backbone = backbone(self.settings.backbone)
         self._done: dict[int, Prediction | InputError] = {}
         self._part: int | None = None
-        self._calibration: Any = None  # stages.calibration.Calibration of the first chunk
+        self._pool: dict[int, Any] | None = None  # index -> (patch features, grid) of the reference pool
+        self._calibration: Any = None  # stages.calibration.Calibration from the pool's maps
 
     def serves(self, context: Context) -> bool:
         return context is self.context
@@ -97,9 +98,9 @@ class ZeroShotBatch:
             raise InputError(image.path, "not part of this zero-shot batch (zero-shot contexts score only the images "
                                          "they were made for)")
         i = self.index[key]
+        if self._pool is None:
+            self._build_pool()
         part = next(k for k, r in enumerate(self.parts) if i in r)
-        if self._calibration is None and part != 0:
-            self._run_part(0, given={})  # the first chunk calibrates every chunk
         if part != self._part:
             self._run_part(part, given={i: image})
         out = self._done[i]
@@ -107,33 +108,40 @@ class ZeroShotBatch:
             raise out
         return out
 
-    def _run_part(self, part: int, given: dict[int, LoadedImage]) -> None:
-        """Embed, mutually score and calibrate one chunk; unreadable images are left out of it."""
-        members = list(self.parts[part])
+    def _features(self, rgb: np.ndarray) -> Any:
+        return embed(self.backbone, prepare(rgb, self.settings), self.settings)
+
+    def _build_pool(self) -> None:
+        """Embed the reference pool (unreadable images are left out) and calibrate on its maps."""
         images: dict[int, LoadedImage] = {}
-        self._done = {}
-        for i in members:
+        for j in reference_pool(len(self.batch), self.mutual.references):
             try:
-                images[i] = given[i] if i in given else load_image(self.batch[i])
-            except InputError as exc:
-                self._done[i] = exc
-        order = sorted(images)
-        if len(order) < MIN_BATCH:
-            for i in order:
-                self._done[i] = InputError(self.batch[i], "zero-shot: no other readable image in its batch to compare with")
-            self._part = part
-            return
-        feats = [embed(self.backbone, prepare(images[i].rgb, self.settings), self.settings) for i in order]
-        rng = np.random.default_rng([self.mutual.seed, part])
-        grids = score_chunk(feats, self.mutual, rng)
-        del feats
-        maps = [finish_map(g, images[i].rgb, self.settings) for g, i in zip(grids, order)]
-        if self._calibration is None:
-            self._calibration = calibrate(maps, self.percentile, min(self.floor_percentile, self.percentile - 1e-3))
-        cal = self._calibration
+                images[j] = load_image(self.batch[j])
+            except InputError:
+                continue
+        if len(images) < MIN_BATCH:
+            raise SettingsError("zero-shot mode: fewer than 2 readable images in the batch's reference pool")
+        self._pool = {j: self._features(im.rgb) for j, im in images.items()}
+        refs = {j: f[0] for j, f in self._pool.items()}
+        maps = [finish_map(score_image(j, self._pool[j], refs, self.mutual), im.rgb, self.settings)
+                for j, im in images.items()]
+        self._calibration = calibrate(maps, self.percentile, min(self.floor_percentile, self.percentile - 1e-3))
+
+    def _run_part(self, part: int, given: dict[int, LoadedImage]) -> None:
+        """Score one chunk of consecutive images against the pool; unreadable images become errors."""
         from iapas.profiles.offline import prediction_from_map
 
-        for i, raw in zip(order, maps):
-            score = calibrated(raw, cal.threshold, cal.floor)
-            self._done[i] = prediction_from_map(images[i].path, score, "offline", [ZERO_SHOT_NOTE])
+        assert self._pool is not None
+        refs = {j: f[0] for j, f in self._pool.items()}
+        self._done = {}
+        for i in self.parts[part]:
+            try:
+                image = given[i] if i in given else load_image(self.batch[i])
+            except InputError as exc:
+                self._done[i] = exc
+                continue
+            feats = self._pool[i] if i in self._pool else self._features(image.rgb)
+            raw = finish_map(score_image(i, feats, refs, self.mutual), image.rgb, self.settings)
+            score = calibrated(raw, self._calibration.threshold, self._calibration.floor)
+            self._done[i] = prediction_from_map(image.path, score, "offline", [ZERO_SHOT_NOTE])
         self._part = part

@@ -8,8 +8,11 @@ That statistic stays low for normal patches even when some references are defect
 defective reference only removes one of many good matches), and stays high for a defect, unless the
 same defect repeats in more than `keep_fraction` of the references.
 
-Batches are scored in interleaved chunks of `chunk` images (features of one chunk in memory at a time);
-each image's references are drawn from its own chunk, at most `references` of them, with a fixed seed.
+References come from a pool of up to 2 x `references` images spread evenly over the whole batch (a
+batch sorted by defect type, like MTD's folders, still gives every image references of every kind);
+each image draws its own `references` from the pool with a seed of its own, so its score does not depend
+on how the batch is cut. The pool's features stay in memory; the other images are embedded in
+consecutive chunks of `chunk` images, so memory is bounded by pool + chunk, whatever the batch size.
 """
 from __future__ import annotations
 
@@ -46,28 +49,33 @@ class MutualSettings:
 
 
 def chunks(n: int, size: int) -> list[range]:
-    """Split n images into near-equal, interleaved chunks of at most `size` (never a lone image).
-
-    Chunk k holds images k, k + c, k + 2c, ... (c chunks): batches are often sorted by defect type
-    (MTD's folders), and a chunk made of one defect type would make that defect common, not rare.
+    """Split n images into consecutive, near-equal chunks of at most `size`.
 
     Args:
         n: number of images; size: largest chunk.
 
     Returns:
-        Index ranges (each a strided range) covering 0..n-1 once.
+        Consecutive index ranges covering 0..n-1.
     """
     if n <= 0:
         return []
     count = max(1, -(-n // size))
-    return [range(k, n, count) for k in range(count)]
+    bounds = np.linspace(0, n, count + 1).round().astype(int)
+    return [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def reference_indices(i: int, members: Sequence[int], references: int, rng: np.random.Generator) -> list[int]:
-    """Up to `references` members other than i, drawn without replacement."""
-    others = [m for m in members if m != i]
+def reference_pool(n: int, references: int) -> list[int]:
+    """Up to 2 x `references` image indices spread evenly over 0..n-1 (all of them for small batches)."""
+    size = min(n, 2 * references)
+    return sorted({int(round(v)) for v in np.linspace(0, n - 1, size)}) if size > 0 else []
+
+
+def reference_indices(i: int, pool: Sequence[int], references: int, seed: int) -> list[int]:
+    """Up to `references` pool members other than i, drawn with a seed of image i's own."""
+    others = [m for m in pool if m != i]
     if len(others) <= references:
         return others
+    rng = np.random.default_rng([seed, i])
     return sorted(rng.choice(others, size=references, replace=False).tolist())
 
 
@@ -102,27 +110,24 @@ def mutual_distance(queries: "torch.Tensor", references: list["torch.Tensor"], k
     return per_ref.sort(dim=0).values[:keep].mean(0)
 
 
-def score_chunk(
-    features: list[tuple["torch.Tensor", tuple[int, int]]], settings: MutualSettings, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Mutual distance grids of one chunk of images, each scored against the others of the chunk.
+def score_image(
+    i: int, features: tuple["torch.Tensor", tuple[int, int]], pool: dict[int, "torch.Tensor"], settings: MutualSettings
+) -> np.ndarray:
+    """Mutual distance grid of image i against its references from the pool.
 
     Args:
-        features: per image, (h*w, C) patch features and the (h, w) grid.
-        settings: references per image and kept fraction.
-        rng: draws the references when the chunk has more images than `settings.references` + 1.
+        i: the image's index in the batch (never its own reference).
+        features: its (h*w, C) patch features and (h, w) grid.
+        pool: index -> (m, C) patch features of the reference pool.
+        settings: references per image, kept fraction, seed.
 
     Returns:
-        Per image, an (h, w) float32 distance grid.
+        (h, w) float32 distances.
     """
-    members = list(range(len(features)))
-    out = []
-    for i in members:
-        refs = reference_indices(i, members, settings.references, rng)
-        q, grid = features[i]
-        d = mutual_distance(q, [features[j][0] for j in refs], settings.keep_fraction)
-        out.append(d.reshape(grid).numpy().astype(np.float32))
-    return out
+    refs = reference_indices(i, sorted(pool), settings.references, settings.seed)
+    q, grid = features
+    d = mutual_distance(q, [pool[j] for j in refs], settings.keep_fraction)
+    return d.reshape(grid).numpy().astype(np.float32)
 
 
 def mutual_scores(
@@ -130,17 +135,19 @@ def mutual_scores(
     embed: Callable[[int], tuple["torch.Tensor", tuple[int, int]]],
     settings: MutualSettings,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Zero-shot distance grids of `count` images, chunk by chunk.
+    """Zero-shot distance grids of `count` images, in index order.
 
     Args:
         count: number of images in the batch.
-        embed: image index -> ((h*w, C) patch features, (h, w) grid); called once per image.
+        embed: image index -> ((h*w, C) patch features, (h, w) grid).
         settings: references per image, kept fraction, chunk size and seed.
 
     Yields:
-        (image index, (h, w) float32 distance grid), chunk by chunk.
+        (image index, (h, w) float32 distance grid).
     """
-    rng = np.random.default_rng(settings.seed)
+    pool_feats = {j: embed(j) for j in reference_pool(count, settings.references)}
+    pool = {j: f[0] for j, f in pool_feats.items()}
     for part in chunks(count, settings.chunk):
-        grids = score_chunk([embed(i) for i in part], settings, rng)
-        yield from zip(part, grids)
+        feats = {i: pool_feats[i] if i in pool_feats else embed(i) for i in part}
+        for i in part:
+            yield i, score_image(i, feats[i], pool, settings)
