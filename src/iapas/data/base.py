@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from iapas.errors import DatasetError, InputError, SettingsError
-from iapas.io.images import is_image_file
+from iapas.io.images import check_decode_size, check_regular_file, is_image_file
 
 
 @dataclass(frozen=True)
@@ -139,10 +139,13 @@ def mask_array(path: str | Path) -> np.ndarray:
     its defect-adjacent pixels at values 1..127). 16-bit masks: >= 32768 unless at most 2.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "mask file is missing")
+    try:
+        check_regular_file(p, what="mask")
+    except InputError as exc:
+        raise InputError(p, "mask file is missing" if exc.reason.endswith("does not exist") else exc.reason) from None
     try:
         with Image.open(p) as im:
+            check_decode_size(p, im.size, what="mask")
             im.load()
             if im.mode == "P":
                 return np.asarray(im) > 0
@@ -151,6 +154,8 @@ def mask_array(path: str | Path) -> np.ndarray:
             arr = np.asarray(im if im.mode in ("L", "I", "I;16", "I;16B", "I;16L", "F") else im.convert("L"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(p, f"cannot read mask ({exc})") from None
+    except MemoryError:
+        raise InputError(p, "not enough memory to decode this mask") from None
     top = float(arr.max()) if arr.size else 0.0
     if top <= 2:
         return arr > 0
