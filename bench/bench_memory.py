@@ -5,7 +5,7 @@
 
 Each case runs `load_image` / `load_mask` / the dataset readers' `mask_array` in a fresh subprocess
 (so one case's memory never counts towards another) and reports that process's peak RSS
-(`ru_maxrss`). A guard (`--guard-gb`, RLIMIT_AS) stops a runaway case with MemoryError instead of
+(VmHWM; `ru_maxrss` would include the parent's peak, which it keeps across exec). A guard (`--guard-gb`, RLIMIT_AS) stops a runaway case with MemoryError instead of
 starving the machine. The inputs are small files with huge dimensions, written row by row
 (PNG with a streaming zlib), so making them needs little memory either.
 """
@@ -125,7 +125,9 @@ except InputError as exc:
     result = "refused: " + exc.reason
 except MemoryError:
     result = "MemoryError at the guard"
-print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "result": result}))
+# VmHWM is this process's own peak: ru_maxrss would carry over the parent's peak across exec
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"peak_mb": int(hwm.split()[1]) / 1024, "result": result}))
 """
 
 

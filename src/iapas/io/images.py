@@ -156,23 +156,31 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, str]:
     if im.mode.startswith("I;16"):
         return Image.fromarray(_scale_16bit(np.asarray(im)), mode="L").convert("RGB"), "16-bit image scaled to 8 bits"
     if im.mode in ("I", "F"):
-        arr = np.asarray(im, dtype=np.float32)
+        arr = np.array(im, dtype=np.float32)  # one working copy, scaled in place (bounded memory)
         finite = np.isfinite(arr)
-        vals = arr[finite]
+        all_finite = bool(finite.all())
+        vals = arr if all_finite else arr[finite]
         lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 0.0)
+        del vals
+        unit = im.mode == "F" and lo >= 0.0 and hi <= 1.0
+        if not all_finite:
+            arr[~finite] = 0.0 if (unit or im.mode == "I") else lo
+        del finite
         if im.mode == "I" and lo >= 0 and hi <= 65535:
-            ints = np.where(finite, arr, 0)
             if hi <= 255:
-                out, how = ints.astype(np.uint8), ""
+                out, how = arr.astype(np.uint8), ""
             else:
-                out, how = _scale_16bit(ints.astype(np.uint16)), "16-bit image scaled to 8 bits"
-        elif im.mode == "F" and lo >= 0.0 and hi <= 1.0:
-            out = np.round(np.where(finite, arr, 0) * 255.0).astype(np.uint8)
+                out, how = _scale_16bit(arr.astype(np.uint16)), "16-bit image scaled to 8 bits"
+        elif unit:
+            out = np.round(np.multiply(arr, 255.0, out=arr), out=arr).astype(np.uint8)
             how = "float image in [0, 1] scaled to 8 bits"
         else:
             scale = 255.0 / (hi - lo) if hi > lo else 0.0
-            out = np.clip(np.round((np.where(finite, arr, lo) - lo) * scale), 0, 255).astype(np.uint8)
+            arr -= lo
+            arr *= scale
+            out = np.clip(np.round(arr, out=arr), 0, 255, out=arr).astype(np.uint8)
             how = f"{'float' if im.mode == 'F' else '32-bit'} image min-max scaled from [{lo:g}, {hi:g}] to 8 bits"
+        del arr
         return Image.fromarray(out, mode="L").convert("RGB"), how
     if im.mode == "RGB":
         return im, ""
@@ -215,22 +223,26 @@ def _downscaled_rgb(im: Image.Image, size: tuple[int, int]) -> tuple[Image.Image
     """`im` as 8-bit RGB at `size` without a second full-size copy of a huge image.
 
     Converting first (RGBA compositing, 16-bit or float scaling, Pillow's premultiplied RGBA resize)
-    copies the whole decoded image several times: a 15500x15500 RGBA file peaked at 5 GB. So 1- and
-    3-channel images are resized in their own mode and converted after; the other modes are box-reduced
-    by an integer factor strip by strip (each strip converted on its own, or, for float and 32-bit
-    images whose 8-bit scaling needs the whole range, kept in their mode) and converted at the end.
+    copies the whole decoded image several times: a 15500x15500 RGBA file peaked at 5 GB. So images are
+    downscaled in their own mode and converted after: 1- and 3-channel ones by a plain resize, the others
+    box-reduced by an integer factor strip by strip (each strip converted on its own, except float and
+    32-bit images, whose 8-bit scaling needs the whole range). `im` is closed (its full-size pixels
+    freed) as soon as the small image exists, before that is converted.
     """
     if im.size == size:
         return _to_rgb(im)
-    if im.mode in _NATIVE_RESIZE_MODES:
-        gap = None if im.mode.startswith("I;16") else 2.0  # Pillow cannot reduce() 16-bit images
-        return _to_rgb(im.resize(size, Image.Resampling.BILINEAR, reducing_gap=gap))
     factor = int(min(im.size[0] / size[0], im.size[1] / size[1]))
+    keep_mode = im.mode in ("F", "I")
+    if im.mode in _NATIVE_RESIZE_MODES or (keep_mode and factor < 2):
+        gap = None if im.mode.startswith("I;16") else 2.0  # Pillow cannot reduce() 16-bit images
+        small = im.resize(size, Image.Resampling.BILINEAR, reducing_gap=gap)
+        im.close()
+        return _to_rgb(small)
     if factor < 2:  # at most 2x the target: a full-size conversion is bounded by MAX_SIDE
         rgb, how = _to_rgb(im)
+        im.close()
         return rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), how
     w, h = im.size
-    keep_mode = im.mode in ("F", "I")
     rows = max(factor, (_STRIP_BYTES // (4 * w)) // factor * factor)
     canvas = Image.new(im.mode if keep_mode else "RGB", (-(-w // factor), -(-h // factor)))
     how = ""
@@ -239,9 +251,9 @@ def _downscaled_rgb(im: Image.Image, size: tuple[int, int]) -> tuple[Image.Image
         if not keep_mode:
             strip, how = _to_rgb(strip)
         canvas.paste(strip.reduce(factor), (0, y // factor))
-    if keep_mode:
-        canvas, how = _to_rgb(canvas)
-    return canvas.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), how
+    im.close()
+    small = canvas.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return _to_rgb(small) if keep_mode else (small, how)
 
 
 def load_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
