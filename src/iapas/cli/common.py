@@ -10,10 +10,10 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
+from iapas.cli.console import SafeConsole, printable
 from iapas.outputs.progress import images_progress
 from iapas.errors import (
     EXIT_BAD_SETTINGS,
@@ -24,7 +24,7 @@ from iapas.errors import (
     SettingsError,
 )
 
-err_console = Console(stderr=True, highlight=False)
+err_console = SafeConsole(stderr=True, highlight=False)  # control characters never reach the terminal raw
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -37,7 +37,7 @@ INTERRUPTED_MESSAGE = "interrupted; finished results are kept, rerun the same co
 
 
 def fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(printable(message, keep_newlines=True))}", soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.markup import escape
 
 from iapas.cli import options as o
 from iapas.cli.common import EXIT_STATUS_HELP, err_console, progress_bar, user_errors
 from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, IapasError, InputError, SettingsError
-from iapas.io.images import SUPPORTED_TEXT, list_images, load_image
+from iapas.cli.console import printable, safe
+from iapas.cli.inputs import list_checked, warn_few_normals
+from iapas.io.images import load_image
 from iapas.models.preflight import check_models
 from iapas.outputs.writer import (
     OutputDirLocked,
@@ -65,27 +66,31 @@ Examples:
 """
 
 
-def check_normal_folder(normal: Path, config: PipelineConfig, r_given: bool) -> None:
-    """Reject unusable normal folders and impossible r before any model loads."""
+def check_normal_folder(
+    normal: Path, config: PipelineConfig, r_given: bool, out: Path | None = None,
+    include: list[str] | None = None, exclude: list[str] | None = None,
+) -> list[Path]:
+    """The normal images Stage 1 samples from (no output folder, no masks); reject unusable folders
+    and impossible r before any model loads."""
     if not normal.exists():
-        raise SettingsError(f"--normal {normal} does not exist")
-    found = [p for p in list_images([normal]) if not p.is_dir()]
-    if not found:
-        raise SettingsError(f"--normal {normal} holds no images ({SUPPORTED_TEXT})")
+        raise SettingsError(f"--normal {printable(normal)} does not exist")
+    found = [p for p in list_checked([normal], "--normal", out, include or (), exclude or ()) if not p.is_dir()]
     r_given = r_given or "num_normal" in config.model_fields_set  # from a flag or the config file
     if r_given and config.num_normal > len(found):
         raise SettingsError(
-            f"--num-normal {config.num_normal} is larger than the {len(found)} normal images in {normal}; "
-            f"allowed: 1..{len(found)}"
+            f"--num-normal {config.num_normal} is larger than the {len(found)} normal images in "
+            f"{printable(normal)}; allowed: 1..{len(found)}"
         )
+    warn_few_normals(len(found), config.num_normal, normal)
+    return found
 
 
-def collect_images(images: list[Path], extra: list[str], out: Path | None = None) -> list[Path]:
-    """All inputs (files as given, folders expanded), never the run's own output folder."""
-    paths = list_images([*images, *map(Path, extra)], exclude=[out] if out is not None else None)
-    if not paths:
-        raise SettingsError("no images given: --images takes image files and/or folders")
-    return paths
+def collect_images(
+    images: list[Path], extra: list[str], out: Path | None = None,
+    include: list[str] | None = None, exclude: list[str] | None = None,
+) -> list[Path]:
+    """All inputs (files as given, folders expanded), never the run's own output folder nor mask files."""
+    return list_checked([*images, *map(Path, extra)], "--images", out, include or (), exclude or ())
 
 
 @contextmanager
@@ -96,7 +101,7 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
         with lock_output_dir(out):
             stale = remove_stale_temp_files(out, subdirs)
             if stale:
-                err_console.print(f"removed {len(stale)} partial file(s) left by an interrupted run in {escape(str(out))}")
+                err_console.print(f"removed {len(stale)} partial file(s) left by an interrupted run in {safe(out)}")
             yield
     except OutputDirLocked as exc:
         raise SettingsError(f"{exc}; wait for it to finish or choose another --out") from None
@@ -104,7 +109,7 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
         raise SettingsError(f"--out {out} exists and is not a folder") from None
 
 
-def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
+def fit_or_reuse(pipeline: Pipeline, normal: Path | list[Path], out: Path) -> Context:
     """Stage 1, reusing OUT/context.json when it was made from the same settings and normal images."""
     ctx_path = out / "context.json"
     chosen = [str(p) for p in pipeline.select_normal(normal)]
@@ -112,7 +117,7 @@ def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
         try:
             old = Context.load(ctx_path)
             if old.config == pipeline.config and old.normal_images == chosen and old.profile == pipeline.profile:
-                err_console.print(f"reusing Stage 1 context {escape(str(ctx_path))}")
+                err_console.print(f"reusing Stage 1 context {safe(ctx_path)}")
                 return old
         except SettingsError:
             pass
@@ -165,13 +170,13 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
                         summary.record(path, name, "ok", **_predict_and_write(pipeline, context, path, out, name, digest))
                         done_now += 1
                     except InputError as exc:
-                        err_console.print(f"[red]failed[/] {escape(display_path(exc.path))}: {escape(exc.reason)}", soft_wrap=True)
+                        err_console.print(f"[red]failed[/] {safe(display_path(exc.path))}: {safe(exc.reason)}", soft_wrap=True)
                         summary.record(path, name, "failed", error=exc.reason)
                     except IapasError:
                         raise  # model or settings problems stop the run with their own message
                     except (MemoryError, RuntimeError, ValueError, ArithmeticError, IndexError, TypeError) as exc:
                         reason = f"unexpected error while processing ({type(exc).__name__}: {exc})"
-                        err_console.print(f"[red]failed[/] {escape(display_path(path))}: {escape(reason)}", soft_wrap=True)
+                        err_console.print(f"[red]failed[/] {safe(display_path(path))}: {safe(reason)}", soft_wrap=True)
                         summary.record(path, name, "failed", error=reason)
                 summary.save()
                 rate = done_now / max(time.perf_counter() - start, 1e-9)
@@ -185,7 +190,7 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     n_cached = sum(1 for i in summary.items.values() if i.get("cached"))
     reused = f" ({n_cached} reused from an earlier run)" if n_cached else ""
     err_console.print(
-        f"{n_ok} processed{reused}, {n_failed} failed; results in {escape(str(out))} (summary.json), "
+        f"{n_ok} processed{reused}, {n_failed} failed; results in {safe(out)} (summary.json), "
         f"profile: {context.profile}",
         soft_wrap=True,
     )
@@ -218,14 +223,16 @@ def register(app: typer.Typer) -> None:
         normal: Annotated[Path, typer.Option("--normal", help="folder of normal (good) images")],
         images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check (several after one --images)")],
         out: Annotated[Path, typer.Option("--out", help="output folder")],
+        include: o.IncludeOpt = None,
+        exclude: o.ExcludeOpt = None,
         flags: dict | None = None,
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
-        check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
-        paths = collect_images(images, ctx.args, out)
+        normals = check_normal_folder(normal, config, (flags or {}).get("num_normal") is not None, out, include, exclude)
+        paths = collect_images(images, ctx.args, out, include, exclude)
         pipeline = _pipeline(config)
         with output_folder(out):
-            context = fit_or_reuse(pipeline, normal, out)
+            context = fit_or_reuse(pipeline, normals, out)
             code = process_images(pipeline, context, paths, out, out / "context.json")
         raise typer.Exit(code)
 
@@ -235,13 +242,15 @@ def register(app: typer.Typer) -> None:
     def prompts(
         normal: Annotated[Path, typer.Option("--normal", help="folder of normal (good) images")],
         out: Annotated[Path, typer.Option("--out", help="context JSON to write")],
+        include: o.IncludeOpt = None,
+        exclude: o.ExcludeOpt = None,
         flags: dict | None = None,
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
-        check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
+        normals = check_normal_folder(normal, config, (flags or {}).get("num_normal") is not None, None, include, exclude)
         if out.is_dir():
             raise SettingsError(f"--out {out} is a folder; give the context file to write, e.g. {out / 'context.json'}")
-        context = _pipeline(config).fit(normal)
+        context = _pipeline(config).fit(normals)
         context.save(out)
         err_console.print(f"context written to {out} (profile {context.profile}); final prompt: {', '.join(context.final_prompt) or '-'}")
 
@@ -257,9 +266,11 @@ def register(app: typer.Typer) -> None:
         images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check")],
         out: Annotated[Path, typer.Option("--out", help="output folder")],
         device: o.DeviceOpt = None,
+        include: o.IncludeOpt = None,
+        exclude: o.ExcludeOpt = None,
     ) -> None:
         context = Context.load(context_file)
-        paths = collect_images(images, ctx.args, out)
+        paths = collect_images(images, ctx.args, out, include, exclude)
         config = context.config.model_copy(update={"profile": context.profile, **({"device": device} if device else {})})
         pipeline = _pipeline(config, stage2_only=True)
         with output_folder(out):

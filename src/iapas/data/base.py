@@ -8,8 +8,9 @@ normal test images and the sampled ones are removed from the test set per seed
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,24 @@ class DatasetSplit:
     kind: str = "object"  # "object" or "texture": the paper's threshold preset for this category
     notes: list[str] = field(default_factory=list)
 
+    def excluding(self, folder: Path) -> DatasetSplit:
+        """This split without any image or mask under `folder` (the evaluation's own output folder,
+        which may sit inside the dataset): a rerun must never score its own report images."""
+        from iapas.io.listing import location
+
+        top = Path(os.path.realpath(folder))
+
+        def inside(p: Path | None) -> bool:
+            return p is not None and location(Path(p)).is_relative_to(top)
+
+        test = [s for s in self.test if not (inside(s.image_path) or inside(s.mask_path))]
+        pool = [p for p in self.normal_pool if not inside(p)]
+        dropped = len(self.test) - len(test) + len(self.normal_pool) - len(pool)
+        if not dropped:
+            return self
+        note = f"left out {dropped} image(s) under the output folder {folder} (never evaluated on its own outputs)"
+        return replace(self, test=test, normal_pool=pool, notes=[*self.notes, note])
+
     def test_for(self, sampled_normals: list[Path]) -> list[Sample]:
         """Test samples for one seed: never any image that Stage 1 sampled."""
         if not self.pool_overlaps_test:
@@ -56,9 +75,19 @@ class DatasetReader:
 
     name: str = ""
     textures: frozenset[str] = frozenset()  # categories the paper treats as textures
+    layout: str = ""  # the publisher's folder layout, quoted when a root does not match it
 
     def categories(self, root: Path) -> list[str]:
         raise NotImplementedError
+
+    def find_categories(self, root: Path) -> list[str]:
+        """`categories(root)`, refusing a root that holds none with the layout this reader expects
+        (a wrong --dataset or --root must not evaluate 0 images and exit 0)."""
+        found = self.categories(root)
+        if not found:
+            raise DatasetError(f"{self.name}: no category found under {root}; expected the {self.name} layout: "
+                               f"{self.layout}")
+        return found
 
     def load(self, root: Path, category: str) -> DatasetSplit:
         raise NotImplementedError
@@ -112,11 +141,15 @@ def get_reader(name: str) -> DatasetReader:
 
 
 def images_in(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files of a folder, sorted; masks named *_mask / *_label / *_GT are not images."""
+    """Image-named entries of a folder, sorted; hidden files are skipped.
+
+    Entries that are not regular files (FIFOs, symlink loops, broken links) are kept: they then fail
+    per image with their own reason instead of vanishing from the evaluation without a note.
+    """
     if not folder.is_dir():
         return []
     it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+    return sorted(p for p in it if not p.is_dir() and is_image_file(p) and not p.name.startswith("."))
 
 
 def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")) -> Path | None:

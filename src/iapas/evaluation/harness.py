@@ -21,7 +21,7 @@ from iapas import __version__
 from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.data import DatasetSplit, Sample, get_reader, mask_array
-from iapas.errors import InputError, SettingsError
+from iapas.errors import DatasetError, InputError, SettingsError
 from iapas.evaluation.cache import context_path, eval_digest, record_path
 from iapas.evaluation.progress import EvalProgress
 from iapas.evaluation.protocols import PAPER_KEEPS_NORMALS, PROTOCOL_NOTES, PROTOCOLS, category_metrics
@@ -74,18 +74,21 @@ def plan_evaluation(
         raise SettingsError(f"--limit must be at least 1, got {limit}")
     reader = get_reader(dataset)
     root = Path(root).expanduser().resolve()
-    available = reader.categories(root)
+    available = reader.find_categories(root)  # none: DatasetError naming the expected layout
     chosen = list(categories) if categories else available
     unknown = [c for c in chosen if c not in available]
     if unknown:
         raise SettingsError(
             f"{dataset}: unknown categories {', '.join(unknown)}; found under {root}: {', '.join(available)}"
         )
-    splits = {c: reader.load(root, c) for c in chosen}
+    splits = {c: reader.load(root, c).excluding(Path(out)) for c in chosen}  # never read our own outputs
     plan = Plan(dataset, root, Path(out), protocol, list(seeds), limit, eval_size, splits)
     for c, s in splits.items():
         if not s.normal_pool:
             raise SettingsError(f"{dataset}/{c}: no normal images for Stage 1 (rule: {s.pool_rule})")
+        if not s.test:
+            raise DatasetError(f"{dataset}/{c}: no test images under {root}; expected the {dataset} layout: "
+                               f"{reader.layout}")
         plan.notes += [f"{c}: {n}" for n in s.notes]
     return plan
 
