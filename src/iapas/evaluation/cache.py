@@ -7,6 +7,7 @@ not part of it: both protocols are computed from the same raw maps.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from iapas.config import PipelineConfig, settings_digest
@@ -18,7 +19,7 @@ def eval_digest(config: PipelineConfig, profile: str, eval_size: int) -> str:
 
 
 def record_key(image_path: str | Path, digest: str) -> str:
-    text = f"{Path(image_path).resolve()}|{digest}"
+    text = f"{os.path.realpath(image_path)}|{digest}"  # as Path.resolve(), but a symlink loop cannot raise
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
