@@ -30,8 +30,8 @@ TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", help="d
 SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", help="keep boxes with area < this x object area (0.8)")]
 RefineOpt = Annotated[Optional[str], typer.Option("--refine", help="offline/fused map refinement: segments (default; maps follow image edges) or none (~1.6x faster)")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps")]
-IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", help="in input folders, only files matching this glob (name or path inside the folder, e.g. '*.jpg', 'lotA/*'); repeat for several")]
-ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", help="in input folders, leave out files matching this glob; repeat for several")]
+IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="in input folders, only files matching this glob (name or path inside the folder, e.g. '*.jpg', 'lotA/*'); repeat for several")]
+ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="in input folders, leave out files matching this glob; repeat for several")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
 
 
