@@ -24,6 +24,7 @@ from iapas.stages.presets import category_kind
 from iapas.stages.prompting import OFFICIAL_SYSTEM_PROMPT, official_messages
 from iapas.stages.stage1 import build_context
 from iapas.types import Box
+from tiny.stage2_fixtures import tiny_gdino, tiny_sam  # noqa: F401
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -310,3 +311,37 @@ def test_clip_stand_in_is_flagged_in_context_and_predictions(tiny_clip: str) -> 
     clean.__pydantic_extra__["fidelity"] = {"tagger": "ram (as in the paper)"}
     notes = PaperProfile(cfg, detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], clean).notes
     assert notes and not any("deviates" in n for n in notes)
+
+
+# ---------------------------------------------------------------- the named options through the CLI
+
+
+def test_named_options_reach_the_context_through_iapas_prompts(tmp_path: Path, tiny_gdino: Path, tiny_sam: Path) -> None:
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from cli_apps import command_app
+    from iapas.cli import run as run_cmd
+
+    normal = tmp_path / "good"
+    normal.mkdir()
+    for i, im in enumerate(_normal(2)):
+        Image.fromarray(im.rgb).save(normal / f"{i}.png")
+    answer = "Sure! Here are defects:\n1. Crack\n2. Dent\n3. Burr"
+    with FakeOpenAI(answer) as srv:
+        args = ["prompts", "--normal", normal, "--out", tmp_path / "ctx.json", "--profile", "paper",
+                "--detector", tiny_gdino, "--segmenter", tiny_sam, "--tagger", "none", "--object", "gear",
+                "--llm", "openai:m", "--llm-base-url", srv.url, "--llm-prompt", "expert", "--llm-decoding", "greedy",
+                "--llm-parse", "iapas", "--max-phrases", "2", "--drop-object-boxes", "--texture-preset", "per-category"]
+        result = CliRunner().invoke(command_app(run_cmd), [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    ctx = json.loads((tmp_path / "ctx.json").read_text(encoding="utf-8"))
+    assert srv.requests[0]["temperature"] == 0 and "top_p" not in srv.requests[0]
+    assert srv.requests[0]["messages"][0]["content"] != SYSTEM  # the expert template
+    assert ctx["defect_words"] == ["crack", "dent"] and ctx["final_prompt"] == ["crack", "dent", "abnormal", "defect", "gear"]
+    assert ctx["fidelity"] == {
+        "object_tag_rule": "official", "llm_prompt": "expert", "llm_decoding": "greedy", "llm_max_new_tokens": 512,
+        "llm_parse": "iapas", "max_phrases": 2, "object_boxes": "dropped", "size_filter": True,
+        "texture_preset": "per-category", "tagger": "none",
+    }
+    assert ctx["config"]["drop_object_boxes"] is True and ctx["config"]["texture_preset"] == "per-category"
