@@ -28,32 +28,18 @@ class PRCurve:
 
 
 def pr_curve(scores: np.ndarray, labels: np.ndarray) -> PRCurve:
-    """Curve and AP / F1-max from the project's metrics (one sort), so plots match metrics.json.
-
-    Falls back to scikit-learn when iapas.metrics is not importable.
-    """
+    """Curve and AP / F1-max from the project's metrics (one sort), so plots match metrics.json."""
     s = np.asarray(scores).ravel()
     y = np.asarray(labels).ravel().astype(bool)
     if y.all() or not y.any():
         raise ValueError("a precision-recall curve needs both positive and negative samples")
-    try:
-        from iapas.metrics.curve import curve_ap, rank_curve
-    except ImportError:  # pragma: no cover - metrics ship with the package; kept for partial installs
-        return _pr_curve_sklearn(s, y)
+    from iapas.metrics.curve import curve_ap, rank_curve
+
     c = rank_curve(s, y)
     tps, fps = c.tps.astype(np.float64), c.fps.astype(np.float64)
     precision = tps / np.maximum(tps + fps, 1.0)
     recall = tps / c.n_pos
     return _finish(precision, recall, c.thresholds, curve_ap(c), float(y.mean()))
-
-
-def _pr_curve_sklearn(s: np.ndarray, y: np.ndarray) -> PRCurve:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
-    precision, recall, thresholds = precision_recall_curve(y, s)
-    # scikit-learn: increasing thresholds plus a final (P=1, R=0) point without threshold
-    return _finish(precision[:-1][::-1], recall[:-1][::-1], thresholds[::-1],
-                   float(average_precision_score(y, s)), float(y.mean()))
 
 
 def _finish(precision: np.ndarray, recall: np.ndarray, thresholds: np.ndarray, ap: float, rate: float) -> PRCurve:
