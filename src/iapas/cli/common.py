@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from iapas.outputs.progress import images_progress
+from iapas.outputs.progress import images_progress, stderr_is_terminal
 from iapas.errors import (
     EXIT_BAD_SETTINGS,
     EXIT_INTERRUPTED,
@@ -30,7 +29,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_STATUS_HELP = (
     "Exit status: 0 all inputs processed; 3 some inputs failed (summary.json lists each file and why); "
-    "4 nothing could be processed; 2 invalid settings (rejected before any model loads); "
+    "4 nothing could be processed; 2 invalid settings or missing models (rejected before any model loads); "
+    "5 with --fail-on-defect: every input processed and at least one image is a defect; "
     "130 interrupted (Ctrl-C or SIGTERM; rerun the same command to resume)."
 )
 INTERRUPTED_MESSAGE = "interrupted; finished results are kept, rerun the same command to resume"
@@ -80,4 +80,4 @@ def user_errors(func: F) -> F:
 
 def progress_bar() -> Progress:
     """A progress bar on stderr with images/s; hidden when stderr is not a terminal."""
-    return images_progress(enabled=sys.stderr.isatty())
+    return images_progress(enabled=stderr_is_terminal())

@@ -30,6 +30,8 @@ TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", help="d
 SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", help="keep boxes with area < this x object area (0.8)")]
 RefineOpt = Annotated[Optional[str], typer.Option("--refine", help="offline/fused map refinement: segments (default; maps follow image edges) or none (~1.6x faster)")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps")]
+ExportOpt = Annotated[Optional[str], typer.Option("--export", help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
+FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
 
 
@@ -87,3 +89,38 @@ def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig
     fields["use_filter"] = False if flags.get("no_filter") else None  # switches: None = not given
     fields["baseline"] = True if flags.get("baseline") else None
     return build_config(flags.get("config_file"), **fields, **extra)
+
+
+def hide_flag_types() -> None:
+    """typer prints `<bool>` as the value type of on/off flags, even of `--help`, though a flag takes no
+    value; show nothing there instead (idempotent)."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "_iapas_flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else original(self, ctx)
+
+    display_type_rich._iapas_flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+def parse_export(value: str | None) -> tuple[str, ...]:
+    """`--export coco` (comma-separated for several formats) checked before any model loads."""
+    from iapas.errors import SettingsError
+    from iapas.outputs.run_items import EXPORT_FORMATS
+
+    if not value:
+        return ()
+    chosen = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    bad = [v for v in chosen if v not in EXPORT_FORMATS]
+    if bad:
+        raise SettingsError(f"--export {', '.join(bad)}: unknown format; allowed: {', '.join(EXPORT_FORMATS)}")
+    if "coco" in chosen:
+        import importlib.util
+
+        if importlib.util.find_spec("pycocotools") is None:
+            raise SettingsError("--export coco needs pycocotools: pip install 'iapas[export]'")
+    return chosen

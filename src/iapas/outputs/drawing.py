@@ -166,7 +166,7 @@ def anchored_colours(values: np.ndarray, threshold: float, top: float) -> tuple[
     first = t[:, None] < 0.5
     colour = np.where(first, low + (mid - low) * (2 * t[:, None]), mid + (high - mid) * (2 * t[:, None] - 1))
     fade = np.clip((v - (threshold - FADE * span)) / (FADE * span), 0.0, 1.0)
-    alpha = np.where(v >= threshold, 0.45 + 0.3 * t, 0.15 * fade)
+    alpha = np.where(v >= threshold, 0.3 + 0.45 * t, 0.12 * fade)
     colour = np.where((v >= threshold)[:, None], colour, low)
     return (colour + 0.5).astype(np.uint8), alpha
 
