@@ -21,9 +21,16 @@ def _grey(w: int, h: int) -> np.ndarray:
 
 
 def _layout(img_w: int, img_h: int, out) -> tuple[int, int, float]:
-    """(header height, drawn image width, scale) of an overlay for an input of img_w x img_h."""
-    w, h = d.fit_size(img_w, img_h)
-    return out.height - h, w, w / img_w
+    """(top of the picture, drawn image width, scale) of an overlay for an input of img_w x img_h."""
+    x, y, w, h = out.info["image_box"]
+    assert (w, h) == d.fit_size(img_w, img_h) and x == 0
+    return y, w, w / img_w
+
+
+def _picture(out) -> np.ndarray:
+    """The picture part of an overlay (no header, colour bar or legend)."""
+    x, y, w, h = out.info["image_box"]
+    return np.asarray(out)[y:y + h, x:x + w]
 
 
 def _is(px: np.ndarray, colour: tuple[int, int, int], tol: int = 10) -> np.ndarray:
@@ -39,10 +46,11 @@ def test_small_images_are_scaled_up_and_big_ones_capped() -> None:
     assert wb == 1600 and big.width < 1800 and big.height < 1200
 
 
-def test_heat_is_hot_on_the_defect_and_cold_elsewhere() -> None:
+def test_jet_heat_is_hot_on_the_defect_and_cold_elsewhere() -> None:
     pred = _prediction(400, 300)
-    arr = np.asarray(render_overlay(_grey(400, 300), pred))
-    head, _, s = _layout(400, 300, render_overlay(_grey(400, 300), pred))
+    out = render_overlay(_grey(400, 300), pred)
+    arr = np.asarray(out)
+    head, _, s = _layout(400, 300, out)
     hot = arr[head + int(90 * s), int(120 * s)].astype(int)  # peak of the blob
     cold = arr[head + int(270 * s), int(370 * s)].astype(int)
     assert hot[0] > hot[2] + 80  # red over blue
@@ -55,7 +63,7 @@ def test_kept_boxes_solid_removed_boxes_dashed_grey() -> None:
     pred = _prediction(400, 300, boxes=[kept], removed=[removed])
     out = render_overlay(_grey(400, 300), pred)
     arr = np.asarray(out)
-    head = out.height - 300
+    head = out.info["image_box"][1]
     # kept: continuous magenta left edge over its whole height
     left = arr[head + 160: head + 245, 200]
     assert _is(left, d.KEPT_COLOUR).all()
@@ -63,14 +71,13 @@ def test_kept_boxes_solid_removed_boxes_dashed_grey() -> None:
     bottom = _is(arr[head + 280, 25:175], d.REMOVED_COLOUR, tol=20)
     assert 0.25 < bottom.mean() < 0.8
     # no magenta outside the kept box and its label
-    magenta = _is(arr[head:, :400], d.KEPT_COLOUR)
+    magenta = _is(arr[head:head + 300, :400], d.KEPT_COLOUR)
     ys, xs = np.nonzero(magenta)
     assert xs.min() >= 198 and ys.max() <= 252
 
 
 def test_no_boxes_means_no_box_colours() -> None:
-    arr = np.asarray(render_overlay(_grey(400, 300), _prediction(400, 300)))
-    assert not _is(arr, d.KEPT_COLOUR).any()
+    assert not _is(_picture(render_overlay(_grey(400, 300), _prediction(400, 300))), d.KEPT_COLOUR).any()
 
 
 def test_object_box_and_ground_truth_outline() -> None:
@@ -79,17 +86,17 @@ def test_object_box_and_ground_truth_outline() -> None:
     obj = Box((10.0, 10.0, 390.0, 290.0), "magnetic tile", 0.9)
     out = render_overlay(_grey(400, 300), _prediction(400, 300, obj=obj), gt_mask=gt)
     arr = np.asarray(out)
-    head = out.height - 300
+    head = out.info["image_box"][1]
     assert _is(arr[head + 50: head + 120, 60], d.GT_COLOUR).mean() > 0.9
     white_dots = _is(arr[head + 10, 20:380], d.OBJECT_COLOUR, tol=5)
     assert 0.2 < white_dots.mean() < 0.9  # dotted, thin
 
 
-def test_colour_bar_runs_from_red_at_top_to_blue_at_bottom() -> None:
+def test_jet_colour_bar_runs_from_red_at_top_to_blue_at_bottom() -> None:
     out = render_overlay(_grey(400, 300), _prediction(400, 300), threshold=0.5)
     arr = np.asarray(out).astype(int)
-    head = out.height - 300
-    col = arr[head + 20: out.height - 20, 400 + 12]
+    head = out.info["image_box"][1]
+    col = arr[head + 20: head + 300 - 20, 400 + 12]
     assert col[0][0] > 100 and col[0][2] < 60  # top: dark red
     assert col[-1][2] > 100 and col[-1][0] < 60  # bottom: dark blue
 
@@ -106,10 +113,9 @@ def test_threshold_outlines_the_region_above_it() -> None:
 def test_raw_scores_use_the_given_range() -> None:
     pred = _prediction(400, 300)
     pred.score_map = pred.score_map * 40.0  # raw, unnormalised scores
-    clipped = np.asarray(render_overlay(_grey(400, 300), pred)).astype(int)
-    ranged = np.asarray(render_overlay(_grey(400, 300), pred, vrange=(0.0, 40.0))).astype(int)
-    head = clipped.shape[0] - 300
-    edge = (head + 90, 160)  # blob flank: saturates without the range
+    clipped = _picture(render_overlay(_grey(400, 300), pred)).astype(int)
+    ranged = _picture(render_overlay(_grey(400, 300), pred, vrange=(0.0, 40.0))).astype(int)
+    edge = (90, 160)  # blob flank: saturates without the range
     assert clipped[edge][0] > ranged[edge][0] + 30
 
 

@@ -150,44 +150,38 @@ def blend_heat(rgb: np.ndarray, score01: np.ndarray, cmap: str = CMAP) -> np.nda
 ANCHOR_LOW = (255, 225, 0)
 ANCHOR_MID = (255, 135, 0)
 ANCHOR_HIGH = (255, 0, 0)
-FADE = 0.25  # a faint yellow ramp over the last quarter of (top - threshold) below the threshold
 
 
 def anchored_colours(values: np.ndarray, threshold: float, top: float) -> tuple[np.ndarray, np.ndarray]:
     """Colour (Nx3 uint8) and opacity (N, 0-1) of scores on the threshold-anchored scale.
 
-    Far below the threshold: opacity 0 (the image shows as it is); just below: a faint yellow; from the
-    threshold up: opaque yellow -> orange -> red, full red at `top` and above.
+    Below the threshold: opacity 0, so a clean area shows the image exactly as it is; from the threshold
+    up: yellow -> orange -> red with growing opacity, full red at `top` and above.
     """
     v = np.asarray(values, dtype=np.float64).ravel()
-    span = max(top - threshold, 1e-6)
-    t = np.clip((v - threshold) / span, 0.0, 1.0)
+    t = np.clip((v - threshold) / max(top - threshold, 1e-6), 0.0, 1.0)[:, None]
     low, mid, high = (np.array(c, dtype=np.float64) for c in (ANCHOR_LOW, ANCHOR_MID, ANCHOR_HIGH))
-    first = t[:, None] < 0.5
-    colour = np.where(first, low + (mid - low) * (2 * t[:, None]), mid + (high - mid) * (2 * t[:, None] - 1))
-    fade = np.clip((v - (threshold - FADE * span)) / (FADE * span), 0.0, 1.0)
-    alpha = np.where(v >= threshold, 0.3 + 0.45 * t, 0.12 * fade)
-    colour = np.where((v >= threshold)[:, None], colour, low)
+    colour = np.where(t < 0.5, low + (mid - low) * (2 * t), mid + (high - mid) * (2 * t - 1))
+    alpha = np.where(v >= threshold, 0.3 + 0.45 * t[:, 0], 0.0)
     return (colour + 0.5).astype(np.uint8), alpha
 
 
 @lru_cache(maxsize=16)
-def _anchored_tables(threshold: float, top: float) -> tuple[float, float, list[int], list[int]]:
-    """(lo, hi, palette, opacity) over 256 score levels spanning [threshold - fade, top]."""
-    span = max(top - threshold, 1e-6)
-    lo, hi = threshold - FADE * span, top
-    levels = lo + (hi - lo) * np.arange(256) / 255.0
-    levels[0] = lo - 1.0  # index 0 (everything far below) must be fully transparent
+def _anchored_tables(threshold: float, top: float) -> tuple[list[int], list[int]]:
+    """Palette and opacity of index 0 (below the threshold) and 1..255 (threshold .. top)."""
+    levels = threshold + (top - threshold) * (np.arange(256) - 1) / 254.0
+    levels[0] = threshold - 1.0
     colour, alpha = anchored_colours(levels, threshold, top)
-    return lo, hi, [int(v) for v in colour.ravel()], [int(round(255 * a)) for a in alpha]
+    return [int(v) for v in colour.ravel()], [int(round(255 * a)) for a in alpha]
 
 
 def blend_anchored(rgb: np.ndarray, score: np.ndarray, threshold: float, top: float) -> np.ndarray:
-    """Scores over the image on the threshold-anchored scale (see `anchored_colours`); raw scores in."""
-    lo, hi, palette, opacity = _anchored_tables(float(threshold), float(top))
+    """Raw scores over the image on the threshold-anchored scale (see `anchored_colours`)."""
+    palette, opacity = _anchored_tables(float(threshold), float(top))
     s = np.nan_to_num(np.asarray(score, dtype=np.float32), nan=-np.inf)
-    idx_arr = np.clip(np.floor((s - lo) / (hi - lo) * 255.0), 0, 255).astype(np.uint8)  # never rounds up past the threshold
-    idx = Image.fromarray(idx_arr, mode="L")
+    span = max(float(top) - float(threshold), 1e-6)
+    above = 1 + np.floor(np.clip((s - threshold) / span, 0.0, 1.0) * 254.0)  # never rounds up past a level
+    idx = Image.fromarray(np.where(s >= threshold, above, 0).astype(np.uint8), mode="L")
     heat = idx.copy()
     heat.putpalette(palette)
     heat = heat.convert("RGB")

@@ -147,12 +147,14 @@ def write_prediction(
     try:
         overlay = render_overlay(rgb, pred, scale=scale)
     except Exception as exc:  # noqa: BLE001 - a drawing problem must not cost the image its results
-        overlay = plain_overlay(rgb, pred.mask)
+        overlay = Image.fromarray(plain_overlay(rgb, pred.mask))
         pred.notes.append(f"overlay drawn in plain form ({type(exc).__name__}: {exc})")
     atomic_write_image(out_dir / files["overlay"], overlay)
     atomic_write_image(out_dir / files["thumb"], thumbnail(overlay), fmt="JPEG")
     meta = pred.to_json()
     meta.update({"name": name, "files": files, "settings_digest": digest, **(extra or {})})
+    if overlay.info.get("image_box"):  # where the picture sits inside the overlay (header above, legend below)
+        meta["overlay_image_box"] = [int(v) for v in overlay.info["image_box"]]
     if original_size is not None:
         meta["original_size"] = [int(original_size[0]), int(original_size[1])]
     if source is not None:
