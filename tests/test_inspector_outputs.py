@@ -91,9 +91,12 @@ def test_offline_like_map_shows_nothing_below_the_threshold_and_red_on_the_defec
     rgb = np.repeat(img[..., None], 3, axis=2)
     write_prediction(tmp_path, "blowhole", rgb, pred, "d", scale=(0.5, 2 / 3), extra={"verdict": "defect"})
     pic = _picture(tmp_path, "blowhole")
-    far = ~binary_dilation(gt, iterations=40)
-    assert np.array_equal(pic[far], d.resize_rgb(rgb, (200, 200)).astype(int)[far])  # untouched, not even tinted
-    assert _red(pic[binary_erosion(gt, iterations=3)]).mean() > 0.9
+    size = (pic.shape[1], pic.shape[0])  # small images are drawn larger
+    gt_shown = d.resize_mask(gt, size)
+    far = ~binary_dilation(gt_shown, iterations=80)
+    assert far.mean() > 0.5
+    assert np.array_equal(pic[far], d.resize_rgb(rgb, size).astype(int)[far])  # untouched, not even tinted
+    assert _red(pic[binary_erosion(gt_shown, iterations=4)]).mean() > 0.9
     assert verdict_fields(pred, _offline_context())["verdict"] == "defect"
 
 
