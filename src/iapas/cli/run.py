@@ -16,7 +16,7 @@ from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.errors import EXIT_BAD_SETTINGS, IapasError, InputError, SettingsError
 from iapas.io.images import SUPPORTED_TEXT, list_images
-from iapas.models.preflight import check_models
+from iapas.models.preflight import ModelsMissing, check_models
 from iapas.outputs.progress import PlainProgress, stderr_is_terminal
 from iapas.outputs.run_items import cached_item, exit_code, finalize_run, process_one
 from iapas.outputs.writer import (
@@ -194,11 +194,12 @@ def input_roots(images: list[Path], extra: list[str]) -> list[Path]:
     return [p for p in (*images, *map(Path, extra)) if p.is_dir()]
 
 
-def models_missing(out: Path, config: PipelineConfig, profile: str, exc: SettingsError) -> None:
+def models_missing(out: Path, profile: str, exc: ModelsMissing) -> None:
     """Record in OUT/summary.json that the run stopped before any image because models are missing."""
     try:
         summary = RunSummary(out_dir=out, profile=profile, settings_digest="", setup_error={
-            "kind": "models_missing", "message": str(exc), "exit_status": EXIT_BAD_SETTINGS})
+            "kind": "models_missing", "message": str(exc), "exit_status": EXIT_BAD_SETTINGS,
+            "missing": [{"flag": m.flag, "ref": m.ref, "reason": m.reason, "fetch": m.fetch} for m in exc.missing]})
         out.mkdir(parents=True, exist_ok=True)
         summary.save()
     except OSError:
@@ -211,9 +212,9 @@ def _pipeline(config: PipelineConfig, stage2_only: bool = False, out: Path | Non
     pipeline = Pipeline(config)
     try:
         check_models(config, pipeline.profile, stage2_only=stage2_only)
-    except SettingsError as exc:
+    except ModelsMissing as exc:
         if out is not None:
-            models_missing(out, config, pipeline.profile, exc)
+            models_missing(out, pipeline.profile, exc)
         raise
     if config.profile is None:
         err_console.print(f"profile: {pipeline.profile} (auto: {'hub weights found' if pipeline.profile == 'paper' else 'no hub weights present'})")
