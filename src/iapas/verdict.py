@@ -50,8 +50,13 @@ def display_top(context: Context, threshold: float | None = None) -> float:
     box threshold (0.5 for objects, 0.25 for textures).
     """
     thr = decision_threshold(context) if threshold is None else float(threshold)
-    top = thr + (1.0 - thr) / 3.0 if context.profile == "offline" else 2.5 * thr
-    return float(min(1.0, max(top, thr + 0.05)))
+    return display_scale(context.profile, thr)[1]
+
+
+def display_scale(profile: str, threshold: float) -> tuple[float, float]:
+    """(threshold, top) of the overlay colours for maps of `profile` judged at `threshold` (see display_top)."""
+    top = threshold + (1.0 - threshold) / 3.0 if profile == "offline" else 2.5 * threshold
+    return float(threshold), float(min(1.0, max(top, threshold + 0.05)))
 
 
 def decide(prediction: Prediction, context: Context) -> Verdict:

@@ -57,18 +57,29 @@ def normalise(score: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
 
 
 def display_range(maps: list[np.ndarray]) -> tuple[float, float]:
-    """One colour scale for a set of maps: [0, 1] when they already live there, else min..99.9th pct."""
+    """One jet colour scale for a set of maps (comparison panels, paper-protocol overlays): from their
+    1st to their 99.9th percentile, so maps that live in a narrow band (offline scores sit in 0.4-0.65)
+    still spread over the colours instead of all looking teal."""
     if not maps:
         return (0.0, 1.0)
-    lo = min(float(np.nanmin(m)) for m in maps)
-    hi = max(float(np.nanmax(m)) for m in maps)
-    if lo >= 0.0 and hi <= 1.0:
-        return (0.0, 1.0)
     flat = np.concatenate([np.asarray(m, dtype=np.float32).ravel()[:: max(1, m.size // 50_000)] for m in maps])
-    hi = float(np.nanpercentile(flat, 99.9))
+    flat = flat[np.isfinite(flat)]
+    if not flat.size:
+        return (0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(flat, [1.0, 99.9]))
+    if not hi > lo:
+        lo, hi = float(flat.min()), float(flat.max())
     if not hi > lo:
         hi = lo + 1.0
     return (lo, hi)
+
+
+def anchored_scale(threshold: float | None, hi: float) -> tuple[float, float] | None:
+    """(threshold, top) for overlays judged at `threshold` whose maps reach `hi` (their 99.9th percentile):
+    full red halfway from the threshold to `hi` (at least 0.05 above the threshold); None without one."""
+    if threshold is None:
+        return None
+    return (float(threshold), float(max(threshold + (hi - threshold) / 2.0, threshold + 0.05)))
 
 
 def fit_size(width: int, height: int, min_side: int = 384, max_side: int = 1600) -> tuple[int, int]:
