@@ -129,3 +129,68 @@ def test_extreme_aspect_ratios_render(size: tuple[int, int]) -> None:
     out = render_overlay(_grey(w, h), pred)
     dw, dh = d.fit_size(w, h)
     assert out.width > dw and out.height >= dh  # image plus colour bar beside it
+
+
+def test_anchored_scale_leaves_scores_below_the_threshold_untouched_and_turns_red_above_top() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.integers(60, 200, (300, 400, 1)).repeat(3, axis=2).astype(np.uint8)
+    score = np.full((300, 400), 0.46, np.float32)  # an offline map of clean surface: just under 0.5
+    score[100:160, 100:180] = 0.58  # above the threshold, below top
+    score[120:140, 120:160] = 0.8  # far above: full red
+    pred = Prediction(path="a.png", score_map=score, mask=score >= 0.5, boxes=[], image_score=0.8, profile="offline")
+    out = render_overlay(base, pred, scale=(0.5, 2 / 3))
+    pic = _picture(out).astype(int)
+    clean = np.ones((300, 400), bool)
+    clean[95:165, 95:185] = False  # the mask outline sits on the region's edge
+    assert np.array_equal(pic[clean], base[clean].astype(int))
+    core = pic[125:135, 125:155]
+    assert (core[..., 0] > 180).all() and (core[..., 1] < 100).all() and (core[..., 2] < 100).all()
+    mid = pic[105:115, 105:115]  # between threshold and top: orange-yellow, not red
+    assert (mid[..., 1] > mid[..., 2] + 20).all()
+
+
+def test_every_overlay_has_a_legend_naming_what_is_drawn() -> None:
+    kept = Box((200.0, 150.0, 300.0, 250.0), "scratch", 0.77)
+    removed = Box((20.0, 150.0, 180.0, 280.0), "abnormal", 0.31, removed_by="size_filter")
+    plain = render_overlay(_grey(400, 300), _prediction(400, 300), scale=(0.5, 0.7))
+    full = render_overlay(_grey(400, 300), _prediction(400, 300, boxes=[kept], removed=[removed]), scale=(0.5, 0.7),
+                          gt_mask=np.zeros((300, 400), bool))
+    for out, rows in ((plain, 3), (full, 5)):
+        x, y, w, h = out.info["image_box"]
+        legend = np.asarray(out)[y + h:]
+        assert legend.shape[0] > 10 * rows  # one text line per item at this width, at least
+        assert _is(legend, d.KEPT_COLOUR).any()  # the box swatch
+        assert _is(legend, d.ANCHOR_HIGH, tol=40).any()  # the yellow-to-red ramp
+    assert np.asarray(full).shape[0] - sum(full.info["image_box"][1::2]) > np.asarray(plain).shape[0] - sum(plain.info["image_box"][1::2])
+
+
+def test_labels_of_overlapping_boxes_do_not_collide() -> None:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (400, 300))
+    draw = ImageDraw.Draw(img)
+    taken: list = []
+    fnt = d.font(14)
+    rects = [d.label(draw, (100 + i * 3, 100 + i * 2), f"anomaly 0.{50 + i}", fnt, bg=d.KEPT_COLOUR, bounds=(400, 300),
+                     taken=taken, bottom=150) for i in range(6)]
+    for i, a in enumerate(rects):
+        assert 0 <= a[0] and a[2] <= 400 and 0 <= a[1] and a[3] <= 300
+        for b in rects[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+
+
+@pytest.mark.parametrize("size", [(30, 400), (400, 30)])
+def test_header_of_a_narrow_image_wraps_instead_of_being_cut(size: tuple[int, int]) -> None:
+    w, h = size
+    pred = Prediction(path="/plant/line3/camera_left/lot_2024_11_29/part_000123_long_name.png",
+                      score_map=np.zeros((h, w), np.float32), mask=np.zeros((h, w), bool), boxes=[],
+                      image_score=0.123, profile="offline")
+    out = render_overlay(_grey(w, h), pred, scale=(0.5, 0.7))
+    arr = np.asarray(out).astype(int)
+    head = arr[: out.info["image_box"][1]]
+    assert out.width >= 360  # a readable canvas even for a strip
+    text = np.abs(head - np.array(d.HEADER_BG)).sum(axis=-1) > 120
+    cols = np.nonzero(text.any(axis=0))[0]
+    assert cols.max() < out.width - 4  # nothing runs off the right edge
+    rows = np.nonzero(text.any(axis=1))[0]
+    assert rows.max() - rows.min() > 20  # wrapped onto a second line: score and profile are kept

@@ -172,7 +172,11 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
                     plain.update(i, done_now, f"; {v['defect']} defect, {summary.counts().get('failed', 0)} failed")
     except KeyboardInterrupt:
         summary.interrupted = True
-        finalize_run(out, summary, context, export)
+        summary.save()
+        try:  # results.csv and report.html of what was done; the interrupt goes on up whatever happens
+            finalize_run(out, summary, context, export)
+        except Exception:  # noqa: BLE001
+            pass
         raise
     files = finalize_run(out, summary, context, export)
     counts, verdicts = summary.counts(), summary.verdicts()
