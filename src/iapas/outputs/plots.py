@@ -114,16 +114,18 @@ def pr_curve_figure(series: dict[str, PRCurve], title: str):  # type: ignore[no-
 def histogram_png(
     normal: np.ndarray, anomalous: np.ndarray, title: str, xlabel: str,
     threshold: float | None = None, names: tuple[str, str] = ("normal", "anomalous"),
+    threshold_name: str = "F1-max threshold",
 ) -> bytes:
     """PNG of `histogram_figure`."""
-    return _to_png(histogram_figure(normal, anomalous, title, xlabel, threshold, names))
+    return _to_png(histogram_figure(normal, anomalous, title, xlabel, threshold, names, threshold_name))
 
 
 def histogram_figure(
     normal: np.ndarray, anomalous: np.ndarray, title: str, xlabel: str,
     threshold: float | None = None, names: tuple[str, str] = ("normal", "anomalous"),
+    threshold_name: str = "F1-max threshold",
 ):  # type: ignore[no-untyped-def]
-    """Overlaid histograms of normal vs anomalous scores, with the F1-max threshold when given.
+    """Overlaid histograms of normal vs anomalous scores, with the F1-max (or decision) threshold when given.
 
     Pixel-sized samples (classes differ by orders of magnitude) are shown as log densities; image-sized
     samples as plain counts, where every image is one visible unit.
@@ -141,7 +143,7 @@ def histogram_figure(
             ax.hist(values, bins=bins, density=large, alpha=0.55, color=colour, label=f"{name} (n={values.size:,})",
                     log=large)
     if threshold is not None:
-        ax.axvline(threshold, color="black", ls="--", lw=1.2, label=f"F1-max threshold {threshold:.3g}")
+        ax.axvline(threshold, color="black", ls="--", lw=1.2, label=f"{threshold_name} {threshold:.3g}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density (log scale)" if large else "count")
     ax.set_title(title, fontsize=10)

@@ -160,7 +160,8 @@ def write_run_report(run_dir: Path, title: str | None = None) -> Path:
     scores = np.array([float(m.get("image_score", 0.0)) for m in items])
     if scores.size:
         atomic_write_bytes(run_dir / "report_assets" / "image_scores.png", histogram_png(
-            scores, np.zeros(0), "image scores of this run", "image score", threshold, names=("images", "")))
+            scores, np.zeros(0), "image scores of this run", "image score", threshold, names=("images", ""),
+            threshold_name="decision threshold"))
         parts.append('<section class="card" id="scores"><h2>Image scores</h2>' + h.figure(
             "report_assets/image_scores.png", "Distribution of image scores; the dashed line is the decision threshold.",
             alt="image scores") + '<p class="note">Every image with its verdict: <a href="results.csv">results.csv</a>; '
