@@ -67,12 +67,23 @@ def check_models(config: PipelineConfig, profile: str, stage2_only: bool = False
         problems.append(f"--llm '{config.llm}': an OpenAI-compatible server needs --llm-base-url URL")
     if profile in ("offline", "fused"):
         problems.extend(_backbone_problems(config.backbone))
+    if config.llm_base_url and profile in ("paper", "fused") and not stage2_only:
+        _check_llm_server(config)
     if problems:
         raise SettingsError(
             "model(s) not available:\n  " + "\n  ".join(problems) + "\n  allowed: a local model folder, a Hugging "
             "Face id already in the local cache (`iapas doctor` lists them), or 'none' for --tagger/--llm; "
             "or use --profile offline, which needs no hub weights"
         )
+
+
+def _check_llm_server(config: PipelineConfig) -> None:
+    """The server URL must be safe to send the API key to (https, or loopback, or an explicit opt-in)."""
+    from iapas.stages.llm import api_key_from_env
+    from iapas.stages.llm_http import check_base_url
+
+    if config.llm.lower() != "none" and not config.baseline:
+        check_base_url(config.llm_base_url or "", bool(api_key_from_env()), config.llm_allow_insecure_http)
 
 
 def _backbone_problems(name: str) -> list[str]:
