@@ -81,6 +81,22 @@ class PipelineConfig(BaseModel):
             raise ValueError("must be a model id, a local path, or 'none'")
         return v.strip()
 
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        import urllib.parse
+
+        if v is None:
+            return v
+        try:
+            parts = urllib.parse.urlsplit(v.strip())
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://localhost:8000/v1")
+        return v.strip()
+
     @field_serializer("llm_base_url")
     def _hide_url_password(self, v: str | None) -> str | None:
         """A `user:pass@` never reaches context.json, summaries or digests."""
