@@ -28,6 +28,7 @@ class Context(BaseModel):
     profile: str
     config: PipelineConfig
     normal_images: list[str] = Field(default_factory=list, description="the r sampled normal images")
+    normal_fingerprint: str | None = Field(None, description="hash of the sampled normal images' content")
     seed: int = 111
     tags: list[str] = Field(default_factory=list, description="tags after removing anomaly-like ones")
     removed_tags: list[str] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from iapas.cli.common import EXIT_STATUS_HELP, err_console, progress_bar, user_e
 from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, IapasError, InputError, SettingsError
+from iapas.io.fingerprint import files_fingerprint
 from iapas.io.images import SUPPORTED_TEXT, list_images, load_image
 from iapas.models.preflight import check_models
 from iapas.outputs.writer import (
@@ -105,18 +106,23 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
 
 
 def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
-    """Stage 1, reusing OUT/context.json when it was made from the same settings and normal images."""
+    """Stage 1, reusing OUT/context.json when it was made from the same settings and the same normal
+    images, by content (files overwritten under the same names redo Stage 1)."""
     ctx_path = out / "context.json"
-    chosen = [str(p) for p in pipeline.select_normal(normal)]
+    sampled = pipeline.select_normal(normal)
+    chosen, fingerprint = [str(p) for p in sampled], files_fingerprint(sampled)
     if ctx_path.is_file():
         try:
             old = Context.load(ctx_path)
-            if old.config == pipeline.config and old.normal_images == chosen and old.profile == pipeline.profile:
+            same_config = old.config.model_dump(mode="json") == pipeline.config.model_dump(mode="json")
+            if same_config and old.normal_images == chosen and old.profile == pipeline.profile \
+                    and old.normal_fingerprint == fingerprint:
                 err_console.print(f"reusing Stage 1 context {escape(str(ctx_path))}")
                 return old
         except SettingsError:
             pass
     context = pipeline.fit(normal)
+    context.normal_fingerprint = fingerprint
     context.save(ctx_path)
     return context
 

@@ -10,11 +10,14 @@ import hashlib
 from pathlib import Path
 
 from iapas.config import PipelineConfig, settings_digest
+from iapas.io.fingerprint import files_fingerprint
 
 
-def eval_digest(config: PipelineConfig, profile: str, eval_size: int) -> str:
-    """Digest of everything that changes a cached record."""
-    return settings_digest(config, profile, eval_size=eval_size, purpose="evaluate")
+def eval_digest(config: PipelineConfig, profile: str, eval_size: int, normals: list[Path] | None = None) -> str:
+    """Digest of everything that changes a cached record; with `normals` (the sampled Stage 1 images)
+    also their content, so normal images overwritten under the same names recompute the records."""
+    extra = {"normals": files_fingerprint(normals)} if normals is not None else {}
+    return settings_digest(config, profile, eval_size=eval_size, purpose="evaluate", **extra)
 
 
 def record_key(image_path: str | Path, digest: str) -> str:
