@@ -128,13 +128,17 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def clip(text: str, limit: int = MAX_QUOTE_CHARS) -> str:
+    """`text` cut to `limit` characters (with '...'), for messages that may hold a user's input."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def quote(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
     """repr of a user's value for an error message, bounded in length (and in work for nested values)."""
     r = reprlib.Repr()
     r.maxstring = r.maxother = limit
     r.maxlist = r.maxdict = r.maxtuple = r.maxset = 20
-    text = r.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(r.repr(value), limit)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -153,7 +157,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = raw.decode("utf-8")
         data = tomllib.loads(text) if p.suffix.lower() == ".toml" else yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"config file {p} cannot be parsed: {quote(str(exc), 400)}") from None
+        raise SettingsError(f"config file {p} cannot be parsed: {clip(str(exc), 400)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -198,7 +202,7 @@ def build_config(file: str | Path | None = None, **overrides: Any) -> PipelineCo
             value = err.get("input")
             if where == "llm_base_url" and isinstance(value, str):
                 value = redact_url(value)
-            lines.append(f"{where}{flag}: {str(err['msg'])[:MAX_QUOTE_CHARS]}{allowed} (got {quote(value)})")
+            lines.append(f"{where}{flag}: {clip(str(err['msg']))}{allowed} (got {quote(value)})")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
 
 
