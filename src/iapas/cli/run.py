@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from iapas.cli import options as o
-from iapas.cli.common import EXIT_STATUS_HELP, err_console, progress_bar, user_errors
+from iapas.cli.common import EXIT_STATUS_HELP, check_output_file, err_console, progress_bar, user_errors
 from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, IapasError, InputError, SettingsError
@@ -247,6 +247,7 @@ def register(app: typer.Typer) -> None:
         check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
         if out.is_dir():
             raise SettingsError(f"--out {out} is a folder; give the context file to write, e.g. {out / 'context.json'}")
+        check_output_file(out)
         context = _pipeline(config).fit(normal)
         context.save(out)
         err_console.print(f"context written to {out} (profile {context.profile}); final prompt: {', '.join(context.final_prompt) or '-'}")
