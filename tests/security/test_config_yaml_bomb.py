@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from iapas.config import MAX_QUOTE_CHARS, build_config
+from iapas.config import build_config
 from iapas.errors import SettingsError
+
+MAX_QUOTE_CHARS = 200  # "a few hundred characters" of user input per quoted value
 
 BOMB = textwrap.dedent(
     """\
