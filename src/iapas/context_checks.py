@@ -79,14 +79,14 @@ def settings_problems(settings: Any) -> list[str]:
         problems.append(f"reference.settings.pool: must be odd (got {pool})")
     levels = settings.get("segment_levels", [])
     ok = isinstance(levels, list) and len(levels) <= MAX_SEGMENT_LEVELS and all(
-        isinstance(lv, list | tuple) and len(lv) == 3 and _finite(lv[0], 0.0, True) and lv[0] <= 8
+        isinstance(lv, list | tuple) and len(lv) == 3 and _finite(lv[0], 0.0, True) and lv[0] <= 100_000
         and _finite(lv[1], 0.0) and lv[1] <= 64 and isinstance(lv[2], int) and 1 <= lv[2] <= 1_000_000
         for lv in levels
     )
     if not ok:
         problems.append(
-            f"reference.settings.segment_levels: up to {MAX_SEGMENT_LEVELS} [scale in (0, 8], sigma in [0, 64], "
-            f"min_size in [1, 1000000]] (got {quote(levels)})"
+            f"reference.settings.segment_levels: up to {MAX_SEGMENT_LEVELS} [Felzenszwalb scale in (0, 100000], "
+            f"sigma in [0, 64], min_size in [1, 1000000]] (got {quote(levels)})"
         )
     return problems
 

@@ -32,8 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_STATUS_HELP = (
     "Exit status: 0 all inputs processed; 3 some inputs failed (summary.json lists each file and why); "
-    "4 nothing could be processed (or the outputs could not be written, e.g. disk full); "
-    "2 invalid settings (rejected before any model loads); "
+    "4 nothing could be processed (or written: disk full); 2 invalid settings (rejected before any model loads); "
     "130 interrupted (Ctrl-C or SIGTERM; rerun the same command to resume)."
 )
 INTERRUPTED_MESSAGE = "interrupted; finished results are kept, rerun the same command to resume"
