@@ -1,8 +1,8 @@
 """Where each test image's evaluation record lives under --out, keyed so reruns resume safely.
 
 The key hashes the image's absolute path with a settings digest (config, profile, evaluation size,
-package version), so changing any of these never reuses a stale prediction, while the protocol is
-not part of it: both protocols are computed from the same raw maps.
+package version, resampling), so changing any of these never reuses a stale prediction. The two
+protocols resize differently (bilinear 256 px vs the official bicubic 400 px), so each has its records.
 """
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import hashlib
 from pathlib import Path
 
 from iapas.config import PipelineConfig, settings_digest
-from iapas.io.fingerprint import files_fingerprint
 
 
-def eval_digest(config: PipelineConfig, profile: str, eval_size: int, normals: list[Path] | None = None) -> str:
-    """Digest of everything that changes a cached record; with `normals` (the sampled Stage 1 images)
-    also their content, so normal images overwritten under the same names recompute the records."""
-    extra = {"normals": files_fingerprint(normals)} if normals is not None else {}
+def eval_digest(config: PipelineConfig, profile: str, eval_size: int, resample: str = "bilinear",
+                normals: str | None = None) -> str:
+    """Digest of everything that changes a cached record; `normals` is `files_fingerprint` of the sampled
+    Stage 1 images, so normal images overwritten under the same names recompute the records."""
+    extra = {"resample": resample} if resample != "bilinear" else {}
+    if normals is not None:
+        extra["normals"] = normals
     return settings_digest(config, profile, eval_size=eval_size, purpose="evaluate", **extra)
 
 
