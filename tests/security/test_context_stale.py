@@ -19,7 +19,6 @@ from fake_profile import MeanDiffProfile, use_mean_diff  # noqa: E402
 from iapas.cli import run as run_cmd  # noqa: E402
 from iapas.config import PipelineConfig  # noqa: E402
 from iapas.evaluation.cache import eval_digest  # noqa: E402
-from iapas.io.fingerprint import files_fingerprint  # noqa: E402
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -66,6 +65,8 @@ def test_item04_overwritten_normals_redo_stage1(tmp_path: Path, monkeypatch: pyt
 
 
 def test_item04_evaluation_cache_key_follows_normal_content(tmp_path: Path) -> None:
+    from iapas.io.fingerprint import files_fingerprint
+
     paths = write_normals(tmp_path / "normal", 20)
     cfg = PipelineConfig(profile="offline")
     before = eval_digest(cfg, "offline", 256, normals=files_fingerprint(paths))
