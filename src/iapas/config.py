@@ -19,6 +19,11 @@ from iapas.stages.segment_pooling import DEFAULT_WORKING_SIZE
 
 Profile = Literal["paper", "offline", "fused"]
 Kind = Literal["object", "texture"]
+ObjectTagRule = Literal["official", "match"]
+LlmPrompt = Literal["official", "expert"]
+LlmDecoding = Literal["sample", "greedy"]
+LlmParse = Literal["official", "iapas"]
+TexturePreset = Literal["paper", "per-category"]
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
@@ -47,8 +52,20 @@ class PipelineConfig(BaseModel):
     llm_allow_insecure_http: bool = Field(False, description="allow sending the API key over plain http to a non-loopback host")
     llm_timeout: float = Field(60.0, gt=0)
     llm_retries: int = Field(2, ge=0)
-    llm_max_new_tokens: int = Field(128, ge=8)
-    baseline: bool = False  # paper's "base": fixed prompts only
+    llm_max_new_tokens: int = Field(512, ge=8, description="official code: 512")
+    baseline: bool = False  # paper's "base": fixed prompts only, no size filter
+    # Stage 1 fidelity switches: the defaults are the official code's (docs/fidelity.md); the others are iapas's own
+    object_tag_rule: ObjectTagRule = Field(
+        "official", description="official: each normal image grounded with its own tags, top phrase as it comes; "
+        "match: all tags on all images, phrase mapped back to one tag"
+    )
+    llm_prompt: LlmPrompt = Field("official", description="official: the paper's system + user messages; expert: iapas's template")
+    llm_decoding: LlmDecoding = Field("sample", description="sample: temperature / top_p, seeded; greedy: temperature 0")
+    llm_temperature: float = Field(0.6, gt=0.0, le=2.0, description="sampling temperature (official 0.6)")
+    llm_top_p: float = Field(0.9, gt=0.0, le=1.0, description="nucleus sampling top_p (official 0.9)")
+    llm_seed: int | None = Field(None, description="seed of the LLM sampling; None = --seed")
+    llm_parse: LlmParse = Field("official", description="official: clean_string rules; iapas: robust phrase parser")
+    max_phrases: int | None = Field(None, ge=1, description="cap on the parsed LLM phrases; None = no cap (official)")
     # Stage 2
     detector: str = DEFAULT_DETECTOR
     segmenter: str = DEFAULT_SEGMENTER
@@ -58,6 +75,10 @@ class PipelineConfig(BaseModel):
     nms_iou: float = Field(0.5, ge=0.0, le=1.0)
     size_threshold: float = Field(0.8, gt=0.0, le=1.0)
     use_filter: bool = True
+    drop_object_boxes: bool = Field(False, description="drop anomaly boxes labelled with the object tag (iapas); official keeps them")
+    texture_preset: TexturePreset = Field(
+        "paper", description="paper: Table 1's dataset presets (all MVTec-AD at 0.2); per-category: MVTec's 5 textures at 0.1"
+    )
     # offline / fused profile
     backbone: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = "efficientnet-lite0"
     feature_size: int = Field(320, ge=64, le=2048, description="short side fed to the backbone")

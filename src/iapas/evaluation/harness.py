@@ -32,6 +32,7 @@ from iapas.evaluation.tables import write_csv, write_markdown
 from iapas.io.atomic import atomic_write_json
 from iapas.io.images import load_image
 from iapas.pipeline import Pipeline
+from iapas.stages.presets import category_kind
 
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
 
@@ -204,7 +205,8 @@ def run_evaluation(
     jobs = []
     for cat, split in plan.splits.items():
         for seed in seeds:
-            cfg = config.model_copy(update={"seed": seed, **({"kind": split.kind} if auto_kind else {})})
+            kind = split.kind if pipeline.profile == "offline" else category_kind(dataset, split.kind, config.texture_preset)
+            cfg = config.model_copy(update={"seed": seed, **({"kind": kind} if auto_kind else {})})
             kinds[cat] = cfg.kind
             pipeline.config = cfg
             sampled = pipeline.select_normal(list(split.normal_pool))

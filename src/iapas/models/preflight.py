@@ -33,7 +33,9 @@ def model_roles(config: PipelineConfig, profile: str, stage2_only: bool = False)
     roles["--detector"] = config.detector
     roles["--segmenter"] = config.segmenter
     if not config.baseline and not stage2_only:
-        tagger = config.tagger.lower()
+        from iapas.stages.tagging import preferred_tagger  # RAM replaces the default CLIP when installed
+
+        tagger = preferred_tagger(config.tagger).lower()
         if tagger != "none" and not tagger.startswith("ram") and not config.object_name:
             roles["--tagger"] = config.tagger
         llm = config.llm
