@@ -109,9 +109,6 @@ def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig
     fields = {k: v for k, v in flags.items() if k not in ("config_file", "no_filter", "baseline", "drop_object_boxes")}
     fields["use_filter"] = False if flags.get("no_filter") else None  # switches: None = not given
     fields["baseline"] = True if flags.get("baseline") else None
-<<<<<<< HEAD
-    fields["llm_allow_insecure_http"] = True if flags.get("llm_allow_insecure_http") else None
-=======
     fields["drop_object_boxes"] = True if flags.get("drop_object_boxes") else None
->>>>>>> main
+    fields["llm_allow_insecure_http"] = True if flags.get("llm_allow_insecure_http") else None
     return build_config(flags.get("config_file"), **fields, **extra)
