@@ -75,7 +75,9 @@ def describe_role(role: str, ref: str, config: PipelineConfig) -> dict[str, Any]
         note = f"needs {' and '.join(deps)}: pip install {' '.join(deps)}" if deps else "packaged GGUF"
         return {**base, "source": "missing" if deps else "package", "path": path, "note": note}
     if role == "llm" and (low.startswith("openai:") or config.llm_base_url):
-        url = config.llm_base_url
+        from iapas.stages.llm_http import redact_url
+
+        url = redact_url(config.llm_base_url)
         return {**base, "source": "server" if url else "missing", "path": url,
                 "note": "server not contacted" if url else "set llm_base_url"}
     info = describe_model(ref)

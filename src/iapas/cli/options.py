@@ -24,6 +24,7 @@ LlmOpt = Annotated[Optional[str], typer.Option("--llm", help=(
     "chat model id or dir, a .gguf file, 'smollm2', 'openai:MODEL', or 'none'. 'none' is the official prompt "
     "ablation: prompt = 'abnormal, defect' only (the object tag still bounds the size filter)"))]
 LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server URL; key from $IAPAS_LLM_API_KEY or $OPENAI_API_KEY")]
+LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", help="allow the API key over plain http to a non-loopback --llm-base-url")]
 ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
 KindOpt = Annotated[Optional[str], typer.Option("--kind", help="object or texture: threshold preset 0.2 / 0.1")]
 NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2), as the official filter ablation")]
@@ -57,6 +58,7 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("tagger", TaggerOpt, None),
     ("llm", LlmOpt, None),
     ("llm_base_url", LlmUrlOpt, None),
+    ("llm_allow_insecure_http", LlmInsecureOpt, False),
     ("object_name", ObjectOpt, None),
     ("kind", KindOpt, None),
     ("no_filter", NoFilterOpt, False),
@@ -110,6 +112,7 @@ def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig
     fields["use_filter"] = False if flags.get("no_filter") else None  # switches: None = not given
     fields["baseline"] = True if flags.get("baseline") else None
     fields["drop_object_boxes"] = True if flags.get("drop_object_boxes") else None
+    fields["llm_allow_insecure_http"] = True if flags.get("llm_allow_insecure_http") else None
     return build_config(flags.get("config_file"), **fields, **extra)
 
 

@@ -11,10 +11,11 @@ import typer
 from rich.markup import escape
 
 from iapas.cli import options as o
-from iapas.cli.common import EXIT_STATUS_HELP, err_console, progress_bar, user_errors
+from iapas.cli.common import EXIT_STATUS_HELP, check_output_file, err_console, progress_bar, user_errors
 from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.errors import EXIT_BAD_SETTINGS, IapasError, InputError, SettingsError
+from iapas.io.fingerprint import files_fingerprint
 from iapas.io.images import SUPPORTED_TEXT, list_images
 from iapas.models.preflight import ModelsMissing, check_models
 from iapas.outputs.progress import PlainProgress, stderr_is_terminal
@@ -110,18 +111,23 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
 
 
 def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
-    """Stage 1, reusing OUT/context.json when it was made from the same settings and normal images."""
+    """Stage 1, reusing OUT/context.json when it was made from the same settings and the same normal
+    images, by content (files overwritten under the same names redo Stage 1)."""
     ctx_path = out / "context.json"
-    chosen = [str(p) for p in pipeline.select_normal(normal)]
+    sampled = pipeline.select_normal(normal)
+    chosen, fingerprint = [str(p) for p in sampled], files_fingerprint(sampled)
     if ctx_path.is_file():
         try:
             old = Context.load(ctx_path)
-            if old.config == pipeline.config and old.normal_images == chosen and old.profile == pipeline.profile:
+            same_config = old.config.model_dump(mode="json") == pipeline.config.model_dump(mode="json")
+            if same_config and old.normal_images == chosen and old.profile == pipeline.profile \
+                    and old.normal_fingerprint == fingerprint:
                 err_console.print(f"reusing Stage 1 context {escape(str(ctx_path))}")
                 return old
         except SettingsError:
             pass
     context = pipeline.fit(normal)
+    context.normal_fingerprint = fingerprint
     context.save(ctx_path)
     return context
 
@@ -267,6 +273,7 @@ def register(app: typer.Typer) -> None:
         check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
         if out.is_dir():
             raise SettingsError(f"--out {out} is a folder; give the context file to write, e.g. {out / 'context.json'}")
+        check_output_file(out)
         context = _pipeline(config).fit(normal)
         context.save(out)
         err_console.print(f"context written to {out} (profile {context.profile}); final prompt: {', '.join(context.final_prompt) or '-'}")

@@ -105,7 +105,10 @@ class ModelsMissing(SettingsError):
 
 
 def check_models(config: PipelineConfig, profile: str, stage2_only: bool = False) -> None:
-    """Raise ModelsMissing naming every model reference that cannot load, each with what to do."""
+    """Raise ModelsMissing naming every model reference that cannot load, each with what to do; refuse an
+    LLM server URL that the API key must not be sent to."""
+    if config.llm_base_url and profile in ("paper", "fused") and not stage2_only:
+        _check_llm_server(config)
     problems = missing_models(config, profile, stage2_only)
     if problems:
         raise ModelsMissing(
@@ -115,6 +118,15 @@ def check_models(config: PipelineConfig, profile: str, stage2_only: bool = False
             "or use --profile offline, which needs no hub weights",
             problems,
         )
+
+
+def _check_llm_server(config: PipelineConfig) -> None:
+    """The server URL must be safe to send the API key to (https, or loopback, or an explicit opt-in)."""
+    from iapas.stages.llm import api_key_from_env
+    from iapas.stages.llm_http import check_base_url
+
+    if config.llm.lower() != "none" and not config.baseline:
+        check_base_url(config.llm_base_url or "", bool(api_key_from_env()), config.llm_allow_insecure_http)
 
 
 def _backbone_problems(name: str) -> list[str]:
