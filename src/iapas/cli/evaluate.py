@@ -101,7 +101,9 @@ def register(app: typer.Typer) -> None:
         if metrics.get("profile_note"):
             err_console.print(f"note: {metrics['profile_note']}")
         echo((out / "metrics.md").read_text(encoding="utf-8"))
-        typer.echo(f"images/s: {metrics['images_per_second']}; predicted {metrics['n_predicted']}, "
+        ips = metrics.get("images_per_second")
+        typer.echo(f"images/s: {ips:.2f}" if isinstance(ips, (int, float)) else "images/s: n/a", nl=False)
+        typer.echo(f"; predicted {metrics['n_predicted']}, "
                    f"from cache {metrics['n_cached']}; written to {out}")
         if report:
             write_report(out)

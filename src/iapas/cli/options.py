@@ -24,6 +24,7 @@ LlmOpt = Annotated[Optional[str], typer.Option("--llm", help=(
     "chat model id or dir, a .gguf file, 'smollm2', 'openai:MODEL', or 'none'. 'none' is the official prompt "
     "ablation: prompt = 'abnormal, defect' only (the object tag still bounds the size filter)"))]
 LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server URL; key from $IAPAS_LLM_API_KEY or $OPENAI_API_KEY")]
+LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", help="allow the API key over plain http to a non-loopback --llm-base-url")]
 ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
 KindOpt = Annotated[Optional[str], typer.Option("--kind", help="object or texture: threshold preset 0.2 / 0.1")]
 NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2), as the official filter ablation")]
@@ -45,6 +46,8 @@ RefineOpt = Annotated[Optional[str], typer.Option("--refine", help="offline/fuse
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps")]
 IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="in input folders, only files matching this glob (name or path inside the folder, e.g. '*.jpg', 'lotA/*'); repeat for several")]
 ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="in input folders, leave out files matching this glob; repeat for several")]
+ExportOpt = Annotated[Optional[str], typer.Option("--export", help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
+FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
 
 
@@ -57,6 +60,7 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("tagger", TaggerOpt, None),
     ("llm", LlmOpt, None),
     ("llm_base_url", LlmUrlOpt, None),
+    ("llm_allow_insecure_http", LlmInsecureOpt, False),
     ("object_name", ObjectOpt, None),
     ("kind", KindOpt, None),
     ("no_filter", NoFilterOpt, False),
@@ -110,4 +114,40 @@ def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig
     fields["use_filter"] = False if flags.get("no_filter") else None  # switches: None = not given
     fields["baseline"] = True if flags.get("baseline") else None
     fields["drop_object_boxes"] = True if flags.get("drop_object_boxes") else None
+    fields["llm_allow_insecure_http"] = True if flags.get("llm_allow_insecure_http") else None
     return build_config(flags.get("config_file"), **fields, **extra)
+
+
+def hide_flag_types() -> None:
+    """typer prints `<bool>` as the value type of on/off flags, even of `--help`, though a flag takes no
+    value; show nothing there instead (idempotent)."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "_iapas_flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else original(self, ctx)
+
+    display_type_rich._iapas_flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+def parse_export(value: str | None) -> tuple[str, ...]:
+    """`--export coco` (comma-separated for several formats) checked before any model loads."""
+    from iapas.errors import SettingsError
+    from iapas.outputs.run_items import EXPORT_FORMATS
+
+    if not value:
+        return ()
+    chosen = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    bad = [v for v in chosen if v not in EXPORT_FORMATS]
+    if bad:
+        raise SettingsError(f"--export {', '.join(bad)}: unknown format; allowed: {', '.join(EXPORT_FORMATS)}")
+    if "coco" in chosen:
+        import importlib.util
+
+        if importlib.util.find_spec("pycocotools") is None:
+            raise SettingsError("--export coco needs pycocotools: pip install 'iapas[export]'")
+    return chosen

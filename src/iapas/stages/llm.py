@@ -13,7 +13,6 @@ import json
 import os
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from iapas.config import PipelineConfig
 from iapas.errors import ModelLoadError
 from iapas.models.device import resolve_device, resolve_dtype
 from iapas.models.loading import model_revision
+from iapas.stages.llm_http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
 
 Messages = list[dict[str, str]]
 API_KEY_VARS = ("IAPAS_LLM_API_KEY", "OPENAI_API_KEY")
@@ -158,8 +158,10 @@ class OpenAICompatLLM:
         timeout: float = 60.0,
         retries: int = 2,
         backoff: float = 1.0,
+        allow_insecure_http: bool = False,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        check_base_url(base_url, bool(api_key), allow_insecure_http)
+        self.base_url, self._auth = split_credentials(base_url.rstrip("/"))
         self.model_id = model
         self.revision = "server"
         self.api_key = api_key
@@ -172,18 +174,21 @@ class OpenAICompatLLM:
 
     def chat(self, messages: Messages, max_new_tokens: int, sampling: Sampling | None = None) -> str:
         body = json.dumps(chat_payload(self.model_id, messages, max_new_tokens, sampling)).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **self._auth}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         last = ""
+        attempts = 0
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            req = urllib.request.Request(self._url(), data=body, headers=headers, method="POST")
+            attempts += 1
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    payload = json.loads(resp.read().decode("utf-8"))
+                payload = json.loads(post_json(self._url(), headers, body, self.timeout).decode("utf-8"))
                 return str(payload["choices"][0]["message"]["content"] or "").strip()
+            except RedirectRefused as exc:
+                last = f"{exc}; point llm_base_url at the final address"
+                break  # following it would send the key to another place; retrying gives the same answer
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code} {exc.reason}"
                 if exc.code < 500 and exc.code not in (408, 429):
@@ -193,8 +198,8 @@ class OpenAICompatLLM:
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 last = f"malformed response ({_first_line(exc)})"
         raise ModelLoadError(
-            f"{self.model_id} at {self.base_url}",
-            f"the LLM server did not answer ({last}; {self.retries + 1} attempt(s), timeout {self.timeout:g} s)",
+            f"{self.model_id} at {redact_url(self.base_url)}",
+            f"the LLM server did not answer ({last}; {attempts} attempt(s), timeout {self.timeout:g} s)",
             "check llm_base_url and the API key ($IAPAS_LLM_API_KEY or $OPENAI_API_KEY), or use --llm none",
         )
 
@@ -227,10 +232,13 @@ def load_llm(config: PipelineConfig) -> LLMBackend | None:
         model = ref.split(":", 1)[1] if ref.startswith("openai:") else ref
         if not config.llm_base_url:
             raise ModelLoadError(ref, "no server address", "set llm_base_url (e.g. http://localhost:8000/v1)")
-        key: tuple[Any, ...] = ("openai", config.llm_base_url, model, config.llm_timeout, config.llm_retries)
+        key: tuple[Any, ...] = (
+            "openai", config.llm_base_url, model, config.llm_timeout, config.llm_retries, config.llm_allow_insecure_http
+        )
         if key not in _LLMS:
             _LLMS[key] = OpenAICompatLLM(
-                config.llm_base_url, model, api_key_from_env(), config.llm_timeout, config.llm_retries
+                config.llm_base_url, model, api_key_from_env(), config.llm_timeout, config.llm_retries,
+                allow_insecure_http=config.llm_allow_insecure_http,
             )
         return _LLMS[key]
     key = ("local", ref, config.device, config.dtype)
