@@ -8,7 +8,7 @@ import typer
 
 from iapas.cli import options as o
 from iapas.cli.common import EXIT_STATUS_HELP, err_console, user_errors
-from iapas.cli.console import echo, safe
+from iapas.cli.console import echo, printable, safe
 from iapas.config import read_config_file
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, SettingsError
 
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         ips = metrics.get("images_per_second")
         typer.echo(f"images/s: {ips:.2f}" if isinstance(ips, (int, float)) else "images/s: n/a", nl=False)
         typer.echo(f"; predicted {metrics['n_predicted']}, "
-                   f"from cache {metrics['n_cached']}; written to {out}")
+                   f"from cache {metrics['n_cached']}; written to {printable(out)}")
         if report:
             write_report(out)
         if metrics["failures"]:
