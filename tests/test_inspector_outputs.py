@@ -35,7 +35,7 @@ def mixed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     masks = write_tiles(root, n_normal=6, defects=CASES, size=160)
     result = CliRunner().invoke(command_app(run_cli), [
         "run", "--normal", str(root / "normal"), "--images", str(root / "check"), "--out", str(root / "out"),
-        "-r", "6", "--export", "coco", "--fail-on-defect"])
+        "-r", "6", "--export", "coco", "--fail-on-defect", "--kind", "texture"])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return root, masks, result.exit_code
 
@@ -129,7 +129,7 @@ def test_rerun_without_the_flag_exits_0_and_reuses_verdicts(mixed_run) -> None: 
     out = root / "out"
     before = (out / "results.csv").read_text()
     result = CliRunner().invoke(command_app(run_cli), [
-        "run", "--normal", str(root / "normal"), "--images", str(root / "check"), "--out", str(out), "-r", "6"])
+        "run", "--normal", str(root / "normal"), "--images", str(root / "check"), "--out", str(out), "-r", "6", "--kind", "texture"])
     assert result.exit_code == 0, result.output
     assert (out / "results.csv").read_text() == before
     assert all(i.get("cached") for i in json.loads((out / "summary.json").read_text())["inputs"])
