@@ -348,7 +348,7 @@ def test_named_options_reach_the_context_through_iapas_prompts(tmp_path: Path, t
 
 
 def test_preflight_does_not_ask_for_clip_when_ram_is_preferred(ram_package: Path) -> None:
-    from iapas.models.preflight import model_roles
+    from iapas.preflight import model_roles
 
     assert "--tagger" not in model_roles(PipelineConfig(profile="paper"), "paper")
     assert model_roles(PipelineConfig(profile="paper", tagger="org/clip"), "paper")["--tagger"] == "org/clip"
