@@ -2,12 +2,10 @@
 the real path with tiny random Grounding DINO and SAM (built from configs, loaded from disk)."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from iapas.config import PipelineConfig
 from iapas.context import Context
@@ -17,7 +15,6 @@ from iapas.pipeline import Pipeline
 from iapas.profiles.fused import FusedProfile, region_mask
 from iapas.profiles.paper import PaperProfile
 from iapas.types import Box
-from tiny.stage2_fixtures import one_torch_thread, tiny_gdino, tiny_sam  # noqa: F401
 
 TAG = "surface"
 S = 96

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import sys
 import threading
 from pathlib import Path
@@ -24,9 +23,7 @@ from iapas.stages.presets import category_kind
 from iapas.stages.prompting import OFFICIAL_SYSTEM_PROMPT, official_messages
 from iapas.stages.stage1 import build_context
 from iapas.types import Box
-from tiny.stage2_fixtures import tiny_gdino, tiny_sam  # noqa: F401
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 SYSTEM = "The assistant should always answer only by listing lowercase words in the following format: 'word, word'"
 USER = (

@@ -20,7 +20,6 @@ from iapas.config import build_config
 from iapas.errors import SettingsError
 from iapas.preflight import check_models
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture()
