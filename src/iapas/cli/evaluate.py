@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         if zero_shot:
             config = zero_shot_config(config)
         from iapas.cli.run import output_folder
-        from iapas.models.preflight import check_models
+        from iapas.preflight import check_models
         from iapas.pipeline import resolve_profile
 
         from iapas.data.base import get_reader
