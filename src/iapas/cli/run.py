@@ -12,10 +12,12 @@ import typer
 from rich.markup import escape
 
 from iapas.cli import options as o
+from iapas.cli.engine_options import EngineOpt, RayActorsOpt, RayAddressOpt, engine_choice
 from iapas.cli.common import EXIT_STATUS_HELP, err_console, progress_bar, user_errors
 from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
-from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, IapasError, InputError, SettingsError
+from iapas.engines import EngineChoice, ImageJob, make_engine
+from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, InputError, SettingsError
 from iapas.io.images import SUPPORTED_TEXT, list_images, load_image
 from iapas.models.preflight import check_models
 from iapas.outputs.writer import (
@@ -140,11 +142,16 @@ def _predict_and_write(pipeline: Pipeline, context: Context, path: Path, out: Pa
     return {"image_score": round(float(pred.image_score), 6), "notes": pred.notes}
 
 
-def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out: Path, context_file: Path) -> int:
+def process_images(
+    pipeline: Pipeline, context: Context, paths: list[Path], out: Path, context_file: Path,
+    engine: EngineChoice | None = None,
+) -> int:
     """Stage 2 over all paths: skip finished ones, record failures, keep going; return the exit code.
 
-    summary.json is rewritten after every image (atomically), so a killed run leaves an accurate record;
-    on Ctrl-C / SIGTERM it is saved with `interrupted: true` and the KeyboardInterrupt goes on up.
+    The images still to do go to the engine (`local`: this process; `ray`: a Ray actor pool), which yields
+    one outcome per image in any order. summary.json is rewritten after every outcome (atomically), so a
+    killed run leaves an accurate record; on Ctrl-C / SIGTERM it is saved with `interrupted: true` and the
+    KeyboardInterrupt goes on up.
     """
     digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
     names = output_names(paths)
@@ -156,23 +163,25 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     try:
         with progress_bar() as bar:
             task = bar.add_task(f"{context.profile} profile", total=len(paths), rate="")
+            todo: list[ImageJob] = []
             for path in paths:
                 name = names[path]
                 if is_done(out, name, digest, source=path):
                     summary.record(path, name, "ok", cached=True, **_cached_item(out, name))
+                    bar.update(task, advance=1)
                 else:
-                    try:
-                        summary.record(path, name, "ok", **_predict_and_write(pipeline, context, path, out, name, digest))
-                        done_now += 1
-                    except InputError as exc:
-                        err_console.print(f"[red]failed[/] {escape(display_path(exc.path))}: {escape(exc.reason)}", soft_wrap=True)
-                        summary.record(path, name, "failed", error=exc.reason)
-                    except IapasError:
-                        raise  # model or settings problems stop the run with their own message
-                    except (MemoryError, RuntimeError, ValueError, ArithmeticError, IndexError, TypeError) as exc:
-                        reason = f"unexpected error while processing ({type(exc).__name__}: {exc})"
-                        err_console.print(f"[red]failed[/] {escape(display_path(path))}: {escape(reason)}", soft_wrap=True)
-                        summary.record(path, name, "failed", error=reason)
+                    todo.append(ImageJob(path, name))
+            summary.save()
+            for outcome in make_engine(engine, _predict_and_write, pipeline, context, out, digest).map(todo):
+                if outcome.fatal is not None:
+                    raise outcome.fatal  # model or settings problems stop the run with their own message
+                if outcome.status == "ok":
+                    summary.record(outcome.path, outcome.name, "ok", **(outcome.extra or {}))
+                    done_now += 1
+                else:
+                    reason = outcome.error or "failed"
+                    err_console.print(f"[red]failed[/] {escape(display_path(outcome.path))}: {escape(reason)}", soft_wrap=True)
+                    summary.record(outcome.path, outcome.name, "failed", error=reason)
                 summary.save()
                 rate = done_now / max(time.perf_counter() - start, 1e-9)
                 bar.update(task, advance=1, rate=f"{rate:.1f} img/s")
@@ -218,15 +227,19 @@ def register(app: typer.Typer) -> None:
         normal: Annotated[Path, typer.Option("--normal", help="folder of normal (good) images")],
         images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check (several after one --images)")],
         out: Annotated[Path, typer.Option("--out", help="output folder")],
+        engine: EngineOpt = "local",
+        ray_address: RayAddressOpt = None,
+        ray_actors: RayActorsOpt = None,
         flags: dict | None = None,
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
         check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
+        chosen = engine_choice(engine, ray_address, ray_actors)
         paths = collect_images(images, ctx.args, out)
         pipeline = _pipeline(config)
         with output_folder(out):
             context = fit_or_reuse(pipeline, normal, out)
-            code = process_images(pipeline, context, paths, out, out / "context.json")
+            code = process_images(pipeline, context, paths, out, out / "context.json", chosen)
         raise typer.Exit(code)
 
     @app.command(help="Run Stage 1 only: write a reviewable, editable context JSON.", epilog=PROMPTS_EXAMPLES)
@@ -257,12 +270,17 @@ def register(app: typer.Typer) -> None:
         images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check")],
         out: Annotated[Path, typer.Option("--out", help="output folder")],
         device: o.DeviceOpt = None,
+        engine: EngineOpt = "local",
+        ray_address: RayAddressOpt = None,
+        ray_actors: RayActorsOpt = None,
     ) -> None:
+        chosen = engine_choice(engine, ray_address, ray_actors)
         context = Context.load(context_file)
         paths = collect_images(images, ctx.args, out)
         config = context.config.model_copy(update={"profile": context.profile, **({"device": device} if device else {})})
         pipeline = _pipeline(config, stage2_only=True)
         with output_folder(out):
-            _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error
-            code = process_images(pipeline, context, paths, out, context_file)
+            if chosen.name == "local":
+                _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error
+            code = process_images(pipeline, context, paths, out, context_file, chosen)
         raise typer.Exit(code)
