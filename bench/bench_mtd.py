@@ -3,8 +3,9 @@
     python bench/bench_mtd.py --root ../shared/datasets/mtd --out /tmp/bench_mtd [--feature-size N] [--limit N]
                               [--refine segments] [--seed N]
 
-Runs `run_evaluation` once with --protocol standard (every test image is predicted and cached), then
-again with --protocol paper (reuses the cached records, so no image is predicted twice), and prints
+Runs `run_evaluation` once with --protocol standard (256 px bilinear records) and once with --protocol
+paper (the official IAP-AS evaluation: its selection, 400 px bicubic records, per-map and per-category
+min-max; Stage 1 is reused, Stage 2 runs again for the other resolution), and prints
 pixel AP / F1-max / AUROC / AUPRO (%) and images/s (model loading and Stage 1 excluded) for both,
 next to the paper's IAP-AS numbers on MTD (pixel AP 27.77, F1-max 41.63).
 """

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from PIL import Image
 from scipy import ndimage
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 from typer.testing import CliRunner
@@ -116,24 +117,39 @@ def test_standard_protocol_end_to_end(tmp_path: Path, mtd_root: Path, runner: Br
     assert json.loads((out / "metrics_standard.json").read_text()) == m
 
 
-def test_paper_protocol_reuses_cache_and_skips_normals(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) -> None:
+def test_paper_protocol_reproduces_the_official_evaluation(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) -> None:
+    """MTD under --protocol paper: MT_Free kept, per-map then per-category min-max, bicubic, 100 thresholds."""
+    import cv2
+
     out = tmp_path / "eval"
     std = run_evaluation("mtd", mtd_root, out, cfg(), eval_size=32, progress=False)
-    calls = (runner.fits, runner.predicts)
+    fits = runner.fits
     m = run_evaluation("mtd", mtd_root, out, cfg(), protocol="paper", eval_size=32, progress=False)
-    assert (runner.fits, runner.predicts) == calls  # nothing recomputed: records are protocol-free
+    assert runner.fits == fits  # Stage 1 is reused: it does not depend on the protocol
     row = m["categories"]["mtd"]
-    assert m["protocol"] == "paper" and "official" in m["protocol_note"]
-    assert (row["n_images"], row["n_anomalous"]) == (6, 6)
-    assert row["image_auroc"] is None and row["image_ap"] is None and row["image_f1_max"] is None
-    assert any("no normal test image" in n for n in row["notes"])
-    recs = [r for r in iter_records(out, "mtd", 111) if r.label == 1]
-    maps = [(r.score_map - r.score_map.min()) / (r.score_map.max() - r.score_map.min()) for r in recs]
-    s = np.concatenate([x.ravel() for x in maps])
-    y = np.concatenate([r.gt_mask.ravel() for r in recs])
-    assert row["pixel_ap"] == pytest.approx(average_precision_score(y, s), abs=1e-6)
-    grid = max(2 * np.sum((s >= t) & y) / (np.sum(s >= t) + y.sum()) for t in np.linspace(0, 1, 100))
-    assert row["pixel_f1_max"] == pytest.approx(grid, abs=1e-9)
+    assert m["protocol"] == "paper" and "official" in m["protocol_note"] and m["resample"] == "cubic"
+    assert "MT_Free included" in m["selection"]["mtd"]
+    assert (row["n_images"], row["n_anomalous"]) == (16, 6)  # 20 tiles minus the 4 Stage 1 images
+    # the official steps, recomputed here from full-resolution maps
+    ctx = json.loads((out / "contexts" / "mtd" / "seed111.json").read_text())
+    mean = ctx["reference"]["mean"]
+    scored = [p for p in sorted(mtd_root.glob("MT_*/Imgs/*.jpg")) if str(p) not in ctx["normal_images"]]
+    maps, gts = [], []
+    for img_path in scored:
+        gray = np.asarray(Image.open(img_path).convert("RGB"), dtype=np.float32).mean(axis=2) / 255.0
+        s = np.clip(ndimage.gaussian_filter(gray, 1.5) - mean, 0, 1).astype(np.float32)
+        s = (s - s.min()) / (s.max() - s.min()) if s.max() > s.min() else np.zeros_like(s)
+        maps.append(cv2.resize(s, (32, 32), interpolation=cv2.INTER_CUBIC))
+        g = (np.asarray(Image.open(img_path.with_suffix(".png")).convert("L")) >= 128).astype(np.uint8)
+        gts.append(cv2.resize(g, (32, 32), interpolation=cv2.INTER_NEAREST))
+    s = np.array(maps)
+    s = (s - s.min()) / (s.max() - s.min())
+    y = np.array(gts).ravel().astype(bool)
+    assert row["pixel_ap"] == pytest.approx(average_precision_score(y, s.ravel()), abs=1e-5)
+    grid = max(2 * np.sum((s.ravel() >= t) & y) / (np.sum(s.ravel() >= t) + y.sum()) for t in np.linspace(0, 1, 100))
+    assert row["pixel_f1_max"] == pytest.approx(grid, abs=1e-6)
+    labels = np.array([0 if p.parent.parent.name == "MT_Free" else 1 for p in scored])
+    assert row["image_auroc"] == pytest.approx(roc_auc_score(labels, s.reshape(len(s), -1).max(axis=1)), abs=1e-9)
     assert row["pixel_ap"] != std["categories"]["mtd"]["pixel_ap"]
     assert "protocol `paper`" in (out / "metrics.md").read_text()
     assert (out / "metrics_standard.md").is_file() and (out / "metrics_paper.md").is_file()

@@ -169,11 +169,14 @@ def test_panel_selection_round_robins_defect_types_then_one_normal() -> None:
     assert choose_panel_records(recs, 0) == []
 
 
-def test_paper_protocol_view_normalises_each_map_and_skips_normals() -> None:
+def test_paper_protocol_view_normalises_per_map_then_per_category() -> None:
+    # the harness already kept the official selection; the view applies the official normalisation
     recs = [_rec(1, "crack", 0.5, "a"), _rec(0, "good", 0.9, "b")]
+    recs[1].map_range = [0.1, 2.0]  # the full-resolution maximum was above the resized map's
     paper = protocol_view(recs, "paper", "mtd")
-    assert len(paper) == 1 and paper[0][0].min() == 0.0 and paper[0][0].max() == pytest.approx(1.0)
-    assert len(protocol_view(recs, "paper", "mvtec")) == 2
+    assert len(paper) == 2
+    assert paper[0][0].min() == 0.0 and paper[0][0].max() == pytest.approx(1.0)  # largest after per-map min-max
+    assert paper[1][0].max() == pytest.approx(0.9 / 1.9)  # its own range, then the category's
     standard = protocol_view(recs, "standard", "mtd")
     assert len(standard) == 2 and standard[1][0].max() == pytest.approx(1.0)
 

@@ -42,13 +42,33 @@ class DatasetSplit:
     pool_overlaps_test: bool = False  # True: sampled normal images are removed from the test set
     kind: str = "object"  # "object" or "texture": the paper's threshold preset for this category
     notes: list[str] = field(default_factory=list)
+    # what the official IAP-AS evaluation loop scores (`--protocol paper`); None = official_keep(test)
+    paper_test: list[Sample] | None = None
+    paper_rule: str = "test images with a mask file, except folders literally named `good`"
 
-    def test_for(self, sampled_normals: list[Path]) -> list[Sample]:
-        """Test samples for one seed: never any image that Stage 1 sampled."""
+    def test_for(self, sampled_normals: list[Path], protocol: str = "standard") -> list[Sample]:
+        """Test samples of one seed under a protocol: never any image that Stage 1 sampled.
+
+        Args:
+            sampled_normals: the r normal images Stage 1 used for this seed.
+            protocol: "standard" (every test image) or "paper" (the official code's selection).
+        """
+        samples = self.test if protocol != "paper" else (
+            self.paper_test if self.paper_test is not None else [s for s in self.test if official_keep(s)]
+        )
         if not self.pool_overlaps_test:
-            return list(self.test)
+            return list(samples)
         taken = {str(Path(p)) for p in sampled_normals}
-        return [s for s in self.test if str(s.image_path) not in taken]
+        return [s for s in samples if str(s.image_path) not in taken]
+
+
+def official_keep(sample: Sample) -> bool:
+    """The official evaluation loop's rule: skip images without a mask file and folders named `good`.
+
+    (test_zsas.py: `if gt_path == None or (sub_name == 'good' and dataset_name != 'mvtec'): continue`;
+    readers whose official loop keeps normal images without a mask file set `paper_test` themselves.)
+    """
+    return sample.mask_path is not None and sample.image_path.parent.name != "good"
 
 
 class DatasetReader:

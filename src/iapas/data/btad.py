@@ -34,4 +34,5 @@ class BTAD(DatasetReader):
         for img in images_in(require_dir(base / "test" / "ko", f"btad {category} anomalous test images")):
             mask = find_mask(gt, img.stem, ("", "_mask")) or gt / f"{img.stem}.png"
             test.append(Sample(img, mask, 1, category, "ko"))
-        return DatasetSplit("btad", category, test, pool, "train/ok")
+        return DatasetSplit("btad", category, test, pool, "train/ok",
+                            paper_rule="test/ko only (the official code lists only the ko folder)")

@@ -64,4 +64,10 @@ class DAGM2007(DatasetReader):
         train = self._split(require_dir(base / "Train", f"dagm2007 {category}"), category)
         test = self._split(require_dir(base / "Test", f"dagm2007 {category}"), category)
         pool = [s.image_path for s in train if s.label == 0]
-        return DatasetSplit("dagm2007", category, test, pool, "defect-free Train images", kind="texture")
+        return DatasetSplit(
+            "dagm2007", category, test, pool, "defect-free Train images", kind="texture",
+            paper_test=[s for s in test + train if s.label == 1],
+            paper_rule=("images with a Label/ mask file from Test and Train (the official loop lists both folders "
+                        "and skips images without a label); normal pool: defect-free Train images, not the "
+                        "official Label/ draw, which samples defective images as normal ones"),
+        )

@@ -61,4 +61,6 @@ class KSDD1(DatasetReader):
             "ksdd1", CATEGORY, test, pool,
             "defect-free parts (empty label); the r sampled ones are removed from the test set",
             pool_overlaps_test=True, kind="texture", notes=notes,
+            paper_rule=("every part of every kosNN folder, defect-free parts included, pooled into one category "
+                        "(the official code makes each kosNN a category, most with no defect pixel)"),
         )

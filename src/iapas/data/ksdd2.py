@@ -58,4 +58,5 @@ class KSDD2(DatasetReader):
             test.append(Sample(img, gt, int(defect), CATEGORY, "defect" if defect else "good"))
         if not test:
             raise DatasetError(f"ksdd2: no test images in {root / 'test'}")
-        return DatasetSplit("ksdd2", CATEGORY, test, pool, "train images with an empty GT", kind="texture", notes=notes)
+        return DatasetSplit("ksdd2", CATEGORY, test, pool, "train images with an empty GT", kind="texture", notes=notes,
+                            paper_rule="every test image with its _GT mask, defect-free ones included")

@@ -50,4 +50,5 @@ class MTD(DatasetReader):
             "mtd", CATEGORY, test, pool,
             "MT_Free images; the r sampled ones are removed from the test set", pool_overlaps_test=True,
             kind="texture",
+            paper_rule="every MT_<type> image with its .png mask, MT_Free included (minus the r Stage 1 images)",
         )

@@ -18,6 +18,8 @@ NORMAL_NAMES = ("good",)
 class MVTecLike(DatasetReader):
     """Reader of the MVTec-AD folder layout."""
 
+    paper_keeps_good = False  # the official loop skips test/good on every dataset but MVTec-AD
+
     def categories(self, root: Path) -> list[str]:
         root = self.check_root(root)
         return sorted(d.name for d in root.iterdir() if d.is_dir() and (d / "test").is_dir())
@@ -37,12 +39,19 @@ class MVTecLike(DatasetReader):
                     # a missing mask is reported per image (InputError) with the path it expected
                     mask = find_mask(gt_dir, img.stem) or gt_dir / f"{img.stem}_mask.png"
                 test.append(Sample(img, mask, 0 if normal else 1, category, "good" if normal else d.name))
-        return DatasetSplit(self.name, category, test, pool, "train/good", kind=self.kind_of(category))
+        split = DatasetSplit(self.name, category, test, pool, "train/good", kind=self.kind_of(category))
+        if self.paper_keeps_good:
+            split.paper_test = list(test)
+            split.paper_rule = "every test image, test/good included (official: good maps scored against an empty mask)"
+        else:
+            split.paper_rule = "test/good skipped (the official loop skips folders literally named `good`)"
+        return split
 
 
 @register("mvtec")
 class MVTec(MVTecLike):
     textures = MVTEC_TEXTURES
+    paper_keeps_good = True
 
 
 @register("mpdd")

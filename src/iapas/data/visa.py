@@ -51,4 +51,7 @@ class VisA(DatasetReader):
             elif r["split"] == "test":
                 mask = root / r["mask"] if r["mask"] else None
                 test.append(Sample(img, mask, int(anomalous), category, "anomaly" if anomalous else "good"))
-        return DatasetSplit("visa", category, test, sorted(pool), "split_csv/1cls.csv train rows")
+        return DatasetSplit(
+            "visa", category, test, sorted(pool), "split_csv/1cls.csv train rows", paper_test=list(test),
+            paper_rule="every test image, Normal included (the official loop only skips folders named `good`)",
+        )

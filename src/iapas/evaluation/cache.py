@@ -1,8 +1,8 @@
 """Where each test image's evaluation record lives under --out, keyed so reruns resume safely.
 
 The key hashes the image's absolute path with a settings digest (config, profile, evaluation size,
-package version), so changing any of these never reuses a stale prediction, while the protocol is
-not part of it: both protocols are computed from the same raw maps.
+package version, resampling), so changing any of these never reuses a stale prediction. The two
+protocols resize differently (bilinear 256 px vs the official bicubic 400 px), so each has its records.
 """
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 from iapas.config import PipelineConfig, settings_digest
 
 
-def eval_digest(config: PipelineConfig, profile: str, eval_size: int) -> str:
+def eval_digest(config: PipelineConfig, profile: str, eval_size: int, resample: str = "bilinear") -> str:
     """Digest of everything that changes a cached record."""
-    return settings_digest(config, profile, eval_size=eval_size, purpose="evaluate")
+    extra = {"resample": resample} if resample != "bilinear" else {}
+    return settings_digest(config, profile, eval_size=eval_size, purpose="evaluate", **extra)
 
 
 def record_key(image_path: str | Path, digest: str) -> str:

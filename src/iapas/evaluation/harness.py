@@ -24,7 +24,7 @@ from iapas.data import DatasetSplit, Sample, get_reader, mask_array
 from iapas.errors import InputError, SettingsError
 from iapas.evaluation.cache import context_path, eval_digest, record_path
 from iapas.evaluation.progress import EvalProgress
-from iapas.evaluation.protocols import PAPER_KEEPS_NORMALS, PROTOCOL_NOTES, PROTOCOLS, category_metrics
+from iapas.evaluation.protocols import PROTOCOL_NOTES, PROTOCOLS, RESAMPLE, category_metrics, default_eval_size
 from iapas.evaluation.records import EvalRecord, load_record, save_record
 from iapas.evaluation.resample import resize_map, resize_mask
 from iapas.evaluation.summary import combine_seeds, json_safe
@@ -114,7 +114,9 @@ def fit_or_load(pipeline: Pipeline, pool: list[Path], sampled: list[Path], ctx_f
     return ctx
 
 
-def evaluate_one(pipeline: Pipeline, ctx: Context, sample: Sample, seed: int, size: int, dest: Path) -> None:
+def evaluate_one(
+    pipeline: Pipeline, ctx: Context, sample: Sample, seed: int, size: int, dest: Path, resample: str = "bilinear"
+) -> None:
     """Predict one test image, bring map and ground truth to size x size, save the record."""
     t0 = time.perf_counter()
     loaded = load_image(sample.image_path)
@@ -126,7 +128,7 @@ def evaluate_one(pipeline: Pipeline, ctx: Context, sample: Sample, seed: int, si
     else:
         gt = np.zeros((h, w), dtype=bool)
     pred = pipeline.predict_one(loaded, ctx)
-    score = resize_map(pred.score_map, size)
+    score = resize_map(pred.score_map, size, resample)
     if not np.isfinite(score).all():
         raise InputError(sample.image_path, "the profile returned a score map with NaN or infinite values")
     info = pred.to_json()
@@ -136,25 +138,36 @@ def evaluate_one(pipeline: Pipeline, ctx: Context, sample: Sample, seed: int, si
         EvalRecord(
             category=sample.category, seed=seed, image_path=str(sample.image_path),
             mask_path=str(sample.mask_path) if sample.mask_path else None, defect_type=sample.defect_type,
-            label=int(sample.label), score_map=score, gt_mask=resize_mask(gt, size),
+            label=int(sample.label), score_map=score, gt_mask=resize_mask(gt, size, resample),
             image_score=float(pred.image_score), prediction=info,
+            map_range=[float(pred.score_map.min()), float(pred.score_map.max())],
         ),
     )
 
 
-def gather(paths: list[Path], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """Stack cached records into preallocated arrays: maps, masks, labels, image scores, seconds."""
+@dataclass
+class Gathered:
+    """A category's cached records stacked: maps/masks (N, S, S), labels/scores (N,), ranges (N, 2)."""
+
+    maps: np.ndarray
+    masks: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+    ranges: np.ndarray
+    seconds: float
+
+
+def gather(paths: list[Path], size: int) -> Gathered:
+    """Stack cached records into preallocated arrays (one category at a time keeps memory bounded)."""
     n = len(paths)
-    maps = np.empty((n, size, size), dtype=np.float32)
-    masks = np.empty((n, size, size), dtype=bool)
-    labels = np.empty(n, dtype=bool)
-    scores = np.empty(n, dtype=np.float64)
-    seconds = 0.0
+    g = Gathered(np.empty((n, size, size), dtype=np.float32), np.empty((n, size, size), dtype=bool),
+                 np.empty(n, dtype=bool), np.empty(n, dtype=np.float64), np.empty((n, 2), dtype=np.float64), 0.0)
     for i, p in enumerate(paths):
         rec = load_record(p)
-        maps[i], masks[i], labels[i], scores[i] = rec.score_map, rec.gt_mask, bool(rec.label), rec.image_score
-        seconds += float(rec.prediction.get("eval_seconds", 0.0))
-    return maps, masks, labels, scores, seconds
+        g.maps[i], g.masks[i], g.labels[i], g.scores[i] = rec.score_map, rec.gt_mask, bool(rec.label), rec.image_score
+        g.ranges[i] = rec.map_range if rec.map_range else (float(rec.score_map.min()), float(rec.score_map.max()))
+        g.seconds += float(rec.prediction.get("eval_seconds", 0.0))
+    return g
 
 
 def run_evaluation(
@@ -166,16 +179,18 @@ def run_evaluation(
     protocol: str = "standard",
     seeds: list[int] | None = None,
     limit: int | None = None,
-    eval_size: int = 256,
+    eval_size: int | None = None,
     progress: bool = True,
     auto_kind: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a dataset end to end and write metrics.json/.csv/.md under `out`; return the JSON dict.
 
     `auto_kind=True` uses each category's object/texture threshold preset (the paper's choice)
-    instead of `config.kind`.
+    instead of `config.kind`. `eval_size=None` takes the protocol's size (400 paper, 256 standard).
     """
     seeds = [111] if seeds is None else list(seeds)
+    eval_size = default_eval_size(protocol) if eval_size is None else eval_size
+    resample = RESAMPLE.get(protocol, "bilinear")
     plan = plan_evaluation(dataset, root, out, categories, protocol, seeds, limit, eval_size)
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
@@ -193,8 +208,8 @@ def run_evaluation(
             kinds[cat] = cfg.kind
             pipeline.config = cfg
             sampled = pipeline.select_normal(list(split.normal_pool))
-            test = limit_samples(split.test_for(sampled), limit)
-            digest = eval_digest(cfg, pipeline.profile, eval_size)
+            test = limit_samples(split.test_for(sampled, protocol), limit)
+            digest = eval_digest(cfg, pipeline.profile, eval_size, resample)
             dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
             jobs.append((cat, seed, cfg, split, sampled, test, digest, dests))
     total_todo = sum(sum(not d.is_file() for d in j[7]) for j in jobs)
@@ -205,24 +220,23 @@ def run_evaluation(
             n_cached += len(test) - len(todo)
             if todo:
                 bar.describe(f"{cat} seed {seed}: Stage 1")
-                ctx = fit_or_load(pipeline, list(split.normal_pool), sampled, context_path(out, cat, seed), digest)
+                ctx = fit_or_load(pipeline, list(split.normal_pool), sampled, context_path(out, cat, seed),
+                                  eval_digest(cfg, pipeline.profile, 0))  # Stage 1 does not depend on the protocol
                 bar.describe(f"{cat} seed {seed}")
                 for sample, dest in todo:
                     try:
-                        evaluate_one(pipeline, ctx, sample, seed, eval_size, dest)
+                        evaluate_one(pipeline, ctx, sample, seed, eval_size, dest, resample)
                         n_predicted += 1
                     except InputError as exc:
                         failures.append({"path": exc.path, "error": exc.reason, "category": cat, "seed": seed,
                                          "image": str(sample.image_path)})
                     bar.advance()
-            keep = [(s, d) for s, d in zip(test, dests) if d.is_file()]
-            if protocol == "paper" and dataset not in PAPER_KEEPS_NORMALS:
-                keep = [(s, d) for s, d in keep if s.label == 1]
-            maps, masks, labels, scores, secs = gather([d for _, d in keep], eval_size)
-            total_seconds += secs
+            keep = [d for d in dests if d.is_file()]
+            g = gather(keep, eval_size)
+            total_seconds += g.seconds
             total_records += len(keep)
-            per_seed[seed][cat] = category_metrics(maps, masks, labels, scores, protocol)
-            del maps, masks
+            per_seed[seed][cat] = category_metrics(g.maps, g.masks, g.labels, g.scores, protocol, g.ranges)
+            del g
     cats, mean, std_cat, std_mean = combine_seeds(per_seed)
     metrics: dict[str, Any] = {
         "dataset": dataset,
@@ -235,6 +249,10 @@ def run_evaluation(
         "images_per_second": (total_records / total_seconds) if total_seconds > 0 else None,
         "failures": failures,
         "eval_size": eval_size,
+        "resample": resample,
+        "selection": {c: (s.paper_rule if protocol == "paper" else "every test image (normal ones included), "
+                          "minus the r Stage 1 images where the pool overlaps the test set")
+                      for c, s in plan.splits.items()},
         "limit": limit,
         "n_predicted": n_predicted,
         "n_cached": n_cached,

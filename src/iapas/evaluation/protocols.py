@@ -1,10 +1,23 @@
 """The two evaluation protocols and the metrics of one category under each.
 
-standard (the field's protocol): every test image, normal ones included, raw score maps, exact
-    F1-max over all thresholds.
-paper (what the official IAP-AS code does): every map min-max normalised on its own, normal test
-    images skipped on every dataset except MVTec-AD, F1-max over 100 fixed thresholds in [0, 1].
+standard (the field's protocol): every test image, normal ones included, raw score maps resized
+    bilinearly to the evaluation size (256 px by default), exact F1-max over all thresholds.
+paper (the official IAP-AS evaluation, github sybeam27/IAP-ZSAS test_zsas.py + utils/function.py):
+    - selection: the reader's official rule (`DatasetSplit.paper_test` / `data.base.official_keep`):
+      only test folders literally named `good` and images without a mask file are skipped, so MTD
+      keeps MT_Free, KSDD1 its defect-free parts, MVTec-AD its good images; MPDD, DTD-Synthetic and
+      BTAD lose their normal test images;
+    - every map min-max normalised on its own at full resolution right after prediction (a constant
+      map becomes all zeros);
+    - maps resized to 400 x 400 with OpenCV bicubic, masks with nearest neighbour;
+    - the category's maps min-max normalised together; image score = max of that map;
+    - AP over all pixels (scikit-learn's definition), F1-max over np.linspace(0, 1, 100) with >=;
+    - the dataset figure is the mean over categories.
     Its numbers are not comparable with standard ones; every output says which protocol made it.
+
+Exactness of the cached form: a record stores the raw map already resized (bicubic for paper) plus
+the raw map's full-resolution min and max. Bicubic resizing is linear with weights summing to one,
+so normalising the resized raw map with the full-resolution range equals resizing the normalised map.
 """
 from __future__ import annotations
 
@@ -13,26 +26,43 @@ from typing import Any
 import numpy as np
 
 from iapas.metrics import aupro, pixel_metrics
+
 PROTOCOLS = ("standard", "paper")
 METRIC_KEYS = (
     "pixel_ap", "pixel_f1_max", "pixel_auroc", "pixel_aupro", "image_ap", "image_auroc", "image_f1_max",
 )
-PAPER_KEEPS_NORMALS = frozenset({"mvtec"})
 PAPER_THRESHOLDS = 100
+PAPER_EVAL_SIZE = 400
+STANDARD_EVAL_SIZE = 256
+RESAMPLE = {"standard": "bilinear", "paper": "cubic"}
 PROTOCOL_NOTES = {
     "standard": "standard protocol: all test images including normal ones, raw score maps, exact F1-max",
     "paper": (
-        "paper protocol (reproduces the official IAP-AS evaluation code): each map min-max normalised on its "
-        "own, normal test images skipped except on MVTec-AD, F1-max over 100 fixed thresholds; "
-        "not comparable with standard-protocol numbers"
+        "paper protocol (the official IAP-AS evaluation code): the official image selection (only folders named "
+        "`good` and images without a mask file are skipped), each map min-max normalised on its own, 400x400 "
+        "bicubic maps / nearest masks, category maps min-max normalised together, F1-max over 100 fixed "
+        "thresholds; not comparable with standard-protocol numbers"
     ),
 }
 
 
-def minmax_per_image(maps: np.ndarray) -> np.ndarray:
-    """Normalise each map to [0, 1] on its own, in place; constant maps become all zero."""
-    for m in maps:
-        lo, hi = float(m.min()), float(m.max())
+def default_eval_size(protocol: str) -> int:
+    """400 px under the paper protocol (the official eval_resolution), 256 px under the standard one."""
+    return PAPER_EVAL_SIZE if protocol == "paper" else STANDARD_EVAL_SIZE
+
+
+def minmax_per_image(maps: np.ndarray, ranges: np.ndarray | None = None) -> np.ndarray:
+    """Normalise each map to [0, 1] on its own, in place; constant maps become all zero.
+
+    Args:
+        maps: (N, H, W) float32 maps, modified in place.
+        ranges: optional (N, 2) [min, max] of each map at full resolution (the official code
+            normalises before resizing); by default each map's own min and max.
+    Returns:
+        `maps`.
+    """
+    for i, m in enumerate(maps):
+        lo, hi = (float(ranges[i][0]), float(ranges[i][1])) if ranges is not None else (float(m.min()), float(m.max()))
         if hi > lo:
             m -= lo
             m /= hi - lo
@@ -41,17 +71,44 @@ def minmax_per_image(maps: np.ndarray) -> np.ndarray:
     return maps
 
 
-def paper_selection(dataset: str, labels: np.ndarray) -> np.ndarray:
-    """Which test images the paper protocol keeps."""
-    if dataset in PAPER_KEEPS_NORMALS:
-        return np.ones(labels.shape, dtype=bool)
-    return labels.astype(bool)
+def minmax_together(maps: np.ndarray) -> np.ndarray:
+    """Normalise all maps of a category with one min and max, in place (official `normalize(list)`)."""
+    if maps.size == 0:
+        return maps
+    lo, hi = float(maps.min()), float(maps.max())
+    if hi > lo:
+        maps -= lo
+        maps /= hi - lo
+    else:
+        maps[...] = 0.0
+    return maps
+
+
+def paper_maps(maps: np.ndarray, ranges: np.ndarray | None) -> np.ndarray:
+    """The official normalisation of a category's resized maps: per map, then all together (in place)."""
+    return minmax_together(minmax_per_image(maps, ranges))
 
 
 def category_metrics(
-    maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, image_scores: np.ndarray, protocol: str
+    maps: np.ndarray,
+    masks: np.ndarray,
+    labels: np.ndarray,
+    image_scores: np.ndarray,
+    protocol: str,
+    ranges: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """All metrics of one category (maps: N x S x S float32, modified in place under `paper`)."""
+    """All metrics of one category.
+
+    Args:
+        maps: (N, S, S) float32 raw maps at the evaluation size; normalised in place under `paper`.
+        masks: (N, S, S) bool ground truth.
+        labels: (N,) 1 for anomalous images.
+        image_scores: (N,) the profile's image scores (standard protocol).
+        protocol: "standard" or "paper".
+        ranges: (N, 2) full-resolution [min, max] of each raw map (paper protocol).
+    Returns:
+        metric name -> value (fractions), plus n_images, n_anomalous and notes.
+    """
     notes: list[str] = []
     out: dict[str, Any] = {"n_images": int(labels.size), "n_anomalous": int(labels.sum())}
     if labels.size == 0:
@@ -60,15 +117,13 @@ def category_metrics(
         out["notes"] = ["no evaluated images"]
         return out
     if protocol == "paper":
-        minmax_per_image(maps)
+        paper_maps(maps, ranges)
+        image_scores = maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float64)
     px = pixel_metrics(maps.ravel(), masks.ravel(), f1_grid=PAPER_THRESHOLDS if protocol == "paper" else None)
     notes += [f"pixel: {n}" for n in px["notes"]]
     out["pixel_ap"] = px["ap"]
     out["pixel_auroc"] = px["auroc"]
-    if protocol == "paper":
-        out["pixel_f1_max"] = px["f1_max_grid"]
-    else:
-        out["pixel_f1_max"] = px["f1_max"]
+    out["pixel_f1_max"] = px["f1_max_grid"] if protocol == "paper" else px["f1_max"]
     out["pixel_aupro"] = aupro(maps, masks)
     if np.isnan(out["pixel_aupro"]):
         notes.append("pixel: AUPRO undefined (no defect region or no normal pixel)")

@@ -32,6 +32,7 @@ class EvalRecord:
     gt_mask: np.ndarray  # same shape, bool
     image_score: float
     prediction: dict[str, Any]  # Prediction.to_json() (boxes in the loaded image's pixels)
+    map_range: list[float] | None = None  # [min, max] of the raw map at full resolution (paper protocol)
 
 
 def save_record(path: str | Path, rec: EvalRecord) -> Path:
@@ -44,6 +45,7 @@ def save_record(path: str | Path, rec: EvalRecord) -> Path:
         "label": rec.label,
         "image_score": rec.image_score,
         "prediction": rec.prediction,
+        "map_range": rec.map_range,
     }
     return atomic_write_npz(
         path,

@@ -56,21 +56,16 @@ class _Shown:
 def protocol_view(records: list[EvalRecord], protocol: str, dataset: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """(score map, gt) pairs as the protocol scores them, with the evaluation harness's own rules.
 
-    paper: every map min-max normalised on its own; normal test images skipped except on MVTec-AD
-    (the official code's evaluation). standard: raw maps, all images.
+    The harness already evaluated only the protocol's selection, so every record is shown; under
+    `paper` the maps get the official normalisation (per map, then over the category).
     """
-    from iapas.evaluation.protocols import minmax_per_image, paper_selection
+    from iapas.evaluation.protocols import paper_maps
 
-    if protocol == "paper":
-        keep = paper_selection(dataset, np.array([r.label for r in records], dtype=int))
-        records = [r for r, k in zip(records, keep) if k]
-    out = []
-    for r in records:
-        s = np.array(r.score_map, dtype=np.float32)  # a copy: min-max works in place
-        if protocol == "paper":
-            s = minmax_per_image(s[None])[0]
-        out.append((s, np.asarray(r.gt_mask, dtype=bool)))
-    return out
+    maps = np.array([r.score_map for r in records], dtype=np.float32)  # a copy: normalisation works in place
+    if protocol == "paper" and len(records):
+        ranges = np.array([r.map_range or (float(r.score_map.min()), float(r.score_map.max())) for r in records])
+        paper_maps(maps, ranges)
+    return [(m, np.asarray(r.gt_mask, dtype=bool)) for m, r in zip(maps, records)]
 
 
 def _curve(view: list[tuple[np.ndarray, np.ndarray]]) -> PRCurve | None:

@@ -155,7 +155,7 @@ class EvalFolder:
             cfg = PipelineConfig(**self.metrics["config"])
             kind = (self.metrics.get("kinds") or {}).get(category)
             cfg = cfg.model_copy(update={"seed": seed, **({"kind": kind} if kind else {})})
-            return eval_digest(cfg, self.profile, int(self.metrics["eval_size"]))
+            return eval_digest(cfg, self.profile, int(self.metrics["eval_size"]), str(self.metrics.get("resample", "bilinear")))
         except (ImportError, KeyError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
             return None
 
