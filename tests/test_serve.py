@@ -85,7 +85,7 @@ def _inspect(url: str, path: Path, **params: str) -> httpx.Response:
 
 
 def test_answers_equal_iapas_segment(server: Server, data: Path, segmented: Path) -> None:
-    from iapas.serve.inspect import decode_mask
+    from iapas.serve.answers import decode_mask
 
     verdicts = set()
     for path in sorted((data / "imgs").iterdir()):

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import importlib.util
 import signal
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from iapas.cli.common import err_console, user_errors
 from iapas.errors import SettingsError
+
+if TYPE_CHECKING:
+    from iapas.serve.settings import ServeSettings
 
 SERVE_EXAMPLES = """
 Examples:
@@ -73,17 +76,15 @@ def register(app: typer.Typer) -> None:
         run_server(contexts, bind_host(host, token), port, settings)
 
 
-def run_server(contexts: list[str], host: str, port: int, settings: object) -> None:
+def run_server(contexts: list[str], host: str, port: int, settings: ServeSettings) -> None:
     """Load the lines and their models, then serve until SIGTERM / Ctrl-C (in-flight requests finish)."""
     import uvicorn
 
     from iapas.serve.accesslog import event, setup_logging
     from iapas.serve.app import create_app
     from iapas.serve.lines import load_lines
-    from iapas.serve.settings import ServeSettings
     from iapas.serve.workers import ModelWorkers
 
-    assert isinstance(settings, ServeSettings)
     lines = load_lines(contexts)
     setup_logging()
     if settings.token is None and host not in (LOOPBACK, "localhost", "::1"):
@@ -94,7 +95,9 @@ def run_server(contexts: list[str], host: str, port: int, settings: object) -> N
     workers = ModelWorkers(lines, list(settings.devices), settings.queue_size)
     workers.start()
     config = uvicorn.Config(create_app(lines, workers, settings), host=host, port=port, log_config=None,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=int(settings.timeout_s) + 5)
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=int(settings.timeout_s) + 5,
+                            # open connections are bounded too (each may buffer one upload): uvicorn answers 503 beyond
+                            limit_concurrency=max(64, 4 * settings.queue_size))
     server = uvicorn.Server(config)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; absorb it so a clean stop exits 0
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}

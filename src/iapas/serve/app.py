@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional
 
 from iapas.errors import InputError
 from iapas.serve.accesslog import access, event
-from iapas.serve.inspect import TooManyPixels, answer, decode_upload
+from iapas.serve.answers import TooManyPixels, answer, decode_upload
 from iapas.serve.limits import ApiError, BodyLimit, Receive, Scope, Send, check_token
 from iapas.serve.lines import Line
 from iapas.serve.metrics import Metrics
