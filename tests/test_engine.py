@@ -1,6 +1,7 @@
 """The engine layer without Ray: flag validation, the per-image error rule, and errors crossing processes."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,37 @@ def test_local_engine_yields_one_outcome_per_job_in_order(tmp_path: Path) -> Non
     outcomes = list(engine.map([ImageJob(Path(f"{n}.png"), n) for n in "abc"]))
     assert engine.name == "local" and seen == ["a", "b", "c"]
     assert [(o.name, o.status) for o in outcomes] == [("a", "ok"), ("b", "failed"), ("c", "ok")]
+
+
+def test_ray_worker_reports_a_model_problem_as_fatal_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The actor body without Ray: a model that cannot load makes every row 'fatal' with its error type, which
+    the driver turns back into the same error (and exit status) as a local run."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    import iapas.pipeline
+    from fake_profile import use_mean_diff
+    from iapas.cli.run import _predict_and_write
+    from iapas.engines.ray_engine import StageTwoWorker
+
+    Image.fromarray(np.full((32, 40, 3), 90, np.uint8)).save(tmp_path / "a.png")
+    batch = {"path": np.array([os.fsencode(tmp_path / "a.png")], dtype=object), "name": np.array(["a"], dtype=object)}
+    config = build_config(profile="offline")
+
+    def broken(profile, config):  # type: ignore[no-untyped-def]
+        raise ModelLoadError("org/detector", "weights not found", "pass a local folder")
+
+    monkeypatch.setattr(iapas.pipeline, "make_runner", broken)
+    rows = StageTwoWorker(_predict_and_write, config, _ctx(), str(tmp_path / "out"), "d")(batch)
+    assert rows["status"] == ["fatal"] and rows["error_type"] == ["ModelLoadError"]
+    err = fatal_error(rows["error_type"][0], rows["error"][0])
+    assert isinstance(err, ModelLoadError) and "org/detector" in str(err)
+
+    use_mean_diff(monkeypatch)
+    ctx = Context(profile="offline", config=config, reference={"mean_grey": 0.2})
+    rows = StageTwoWorker(_predict_and_write, config, ctx, str(tmp_path / "out"), "d")(batch)
+    assert rows["status"] == ["ok"] and rows["error"] == [""]
+    assert json.loads(rows["extra"][0])["image_score"] > 0
+    assert (tmp_path / "out" / "a.json").is_file() and (tmp_path / "out" / "a_mask.png").is_file()
