@@ -115,7 +115,7 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         start = time.perf_counter()
         if line not in lines:
             raise ApiError(404, "unknown_line", f"no line {line!r}; this server has: {', '.join(lines)}")
-        request.scope["iapas"]["line"] = line
+        request.scope.setdefault("iapas", {})["line"] = line
         data = await file.read()
         name = file.filename or "upload"
         try:
@@ -140,7 +140,7 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         stats["mean_inference_s"] = 0.8 * stats["mean_inference_s"] + 0.2 * result.inference_s
         metrics.inference.labels(line).observe(result.inference_s)
         metrics.verdicts.labels(line, result.verdict.label).inc()
-        request.scope["iapas"]["verdict"] = result.verdict.label
+        request.scope.setdefault("iapas", {})["verdict"] = result.verdict.label
         return await run_in_threadpool(answer, lines[line], image, result, mask, overlay, time.perf_counter() - start)
 
     @api.get("/v1/lines", summary="The loaded product lines and their provenance", dependencies=guarded)
