@@ -5,9 +5,10 @@
 
 Prints both throughputs, the fixed cost of each engine (a 2-image run: process start, model loading and,
 for Ray, starting a local Ray instance and its actors) and the steady rate after it, and checks that the
-two output folders hold the same files. On one machine Ray adds its start-up cost and gains nothing: the
-local engine already uses every core through torch's threads. Its point is the path to many machines
-(docs/deploy.md). Each Ray actor gets one CPU and so one torch thread; float sums inside a convolution
+two output folders hold the same files. On one machine Ray adds its start-up cost and runs one process
+per CPU with one torch thread each, where the local engine runs one image at a time on all cores through
+torch's threads; which is faster depends on the image size and on other load. Ray's point is the path to
+many machines (docs/deploy.md). Each Ray actor gets one CPU and so one torch thread; float sums inside a convolution
 depend on the thread count, so score maps can differ from a multi-threaded local run in the last bits
 (~1e-7): the bench then repeats the local run with one thread and requires byte-identical files.
 """
