@@ -114,6 +114,29 @@ def test_grounding_dino_scales_normalised_boxes_to_pixels(tiny_gdino):
     assert out[1].score == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-5)
 
 
+def test_raw_labels_keep_the_detectors_merged_phrase(tiny_gdino):
+    """Official object-tag rule: the label is the prompt tokens above the text threshold, merged as they come."""
+    det = load_detector(str(tiny_gdino), "cpu")
+    chunk = ["crack", "scratch"]
+    text, char_spans = caption(chunk)
+    enc = det.processor.tokenizer(text, return_offsets_mapping=True)
+    spans = token_spans([tuple(o) for o in enc["offset_mapping"]], char_spans)
+    input_ids = torch.tensor([enc["input_ids"]])
+    logits = torch.full((1, 2, 16), -10.0)
+    logits[0, :, len(enc["input_ids"]) :] = float("-inf")
+    logits[0, 0, 1] = 3.0  # query 0 -> "crack" and "scratch" both above the text threshold
+    logits[0, 0, 3] = 2.0
+    logits[0, 1, 3] = 4.0  # query 1 -> "scratch" only
+    boxes = torch.tensor([[[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.1]]])
+    args = (SimpleNamespace(logits=logits, pred_boxes=boxes), input_ids, spans, chunk, 0.5, 0.6, (100, 200))
+    assert [b.phrase for b in det.boxes_from_outputs(*args)] == ["crack", "scratch"]
+    raw = det.boxes_from_outputs(*args, raw_labels=True)
+    assert [b.phrase for b in raw] == ["crack scratch", "scratch"]
+    assert [b.xyxy for b in raw] == [b.xyxy for b in det.boxes_from_outputs(*args)]
+    real = det.detect_raw(_image(), ["crack", "scratch"], 0.0, 0.0)
+    assert real and all(set(b.phrase.split()) <= {"crack", "scratch"} for b in real)
+
+
 def test_owlv2_scales_by_padded_square_side(tiny_owlv2):
     det = load_detector(str(tiny_owlv2), "cpu")
     assert isinstance(det, OwlDetector) and det.pads_to_square
@@ -152,8 +175,8 @@ def test_long_prompt_is_chunked_and_all_chunks_are_merged(tiny_gdino, monkeypatc
     seen: list[list[str]] = []
     real = det._detect_chunk
 
-    def spy(image, chunk, bt, tt):
-        out = real(image, chunk, bt, tt)
+    def spy(image, chunk, bt, tt, **kw):
+        out = real(image, chunk, bt, tt, **kw)
         seen.append([b.phrase for b in out])
         assert all(b.phrase in chunk for b in out)  # a chunk only names its own phrases
         return out
@@ -170,7 +193,9 @@ def test_mm_grounding_dino_uses_the_grounding_backend(tiny_mm_gdino):
     assert isinstance(det, GroundingDinoDetector)
     assert det.loaded.model_type == "mm-grounding-dino"
     assert type(det.model).__name__ == "MMGroundingDinoForObjectDetection"
-    for b in det.detect(_image(40, 60), ["crack", "hole"], 0.0, 0.0):
+    boxes = det.detect(_image(40, 60), ["crack", "hole"], 0.0, 0.0)
+    assert boxes, "every query passes threshold 0"
+    for b in boxes:
         assert b.phrase in ("crack", "hole")
         assert 0 <= b.xyxy[0] < b.xyxy[2] <= 60 and 0 <= b.xyxy[1] < b.xyxy[3] <= 40
 

@@ -85,3 +85,39 @@ def test_human_output(app: typer.Typer) -> None:
 def test_bad_settings_exit_code(app: typer.Typer) -> None:
     code, out = _run(app, "--box-threshold", "3")
     assert code == 2 and "box_threshold" in out
+
+
+def test_missing_paper_models_are_all_listed_with_their_fetch_command(app: typer.Typer) -> None:
+    code, out = _run(app, "--json", "--profile", "paper", "--llm", "none")
+    missing = json.loads(out)["missing"]
+    assert code == 0 and missing["profile"] == "paper"
+    flags = [m["flag"] for m in missing["models"]]
+    assert flags == ["--detector", "--segmenter", "--tagger"]  # --llm none needs nothing
+    for m in missing["models"]:
+        assert m["fetch"] == f"huggingface-cli download {m['ref']}" and "point at a local copy" in m["text"]
+    code, text = _run(app, "--profile", "paper", "--llm", "none")
+    assert code == 0 and "Missing for the paper profile" in text and text.count("huggingface-cli download") >= 3
+
+
+def test_run_with_paper_models_missing_lists_all_exits_2_and_writes_summary(tmp_path: Path) -> None:
+    import time
+
+    from PIL import Image
+
+    from iapas.cli import run as run_cli
+
+    normal = tmp_path / "normal"
+    normal.mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 32), (i * 40, 90, 90)).save(normal / f"n{i}.png")
+    start = time.perf_counter()
+    result = CliRunner().invoke(command_app(run_cli), ["run", "--normal", str(normal), "--images", str(normal),
+                                                       "--out", str(tmp_path / "out"), "--profile", "paper"])
+    assert result.exit_code == 2 and time.perf_counter() - start < 5  # nothing loaded
+    err = " ".join(result.stderr.split())
+    for flag in ("--detector", "--segmenter", "--tagger", "--llm"):
+        assert f"{flag} '" in err
+    assert err.count("huggingface-cli download") >= 4 and "point at a local copy" in err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["complete"] is False and summary["setup_error"]["kind"] == "models_missing"
+    assert [m["flag"] for m in summary["setup_error"]["missing"]] == ["--detector", "--segmenter", "--tagger", "--llm"]

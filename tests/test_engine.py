@@ -93,7 +93,7 @@ def test_ray_worker_reports_a_model_problem_as_fatal_rows(tmp_path: Path, monkey
 
     import iapas.pipeline
     from fake_profile import use_mean_diff
-    from iapas.cli.run import _predict_and_write
+    from iapas.outputs.run_items import process_one
     from iapas.engines.ray_engine import StageTwoWorker
 
     Image.fromarray(np.full((32, 40, 3), 90, np.uint8)).save(tmp_path / "a.png")
@@ -104,14 +104,14 @@ def test_ray_worker_reports_a_model_problem_as_fatal_rows(tmp_path: Path, monkey
         raise ModelLoadError("org/detector", "weights not found", "pass a local folder")
 
     monkeypatch.setattr(iapas.pipeline, "make_runner", broken)
-    rows = StageTwoWorker(_predict_and_write, config, _ctx(), str(tmp_path / "out"), "d")(batch)
+    rows = StageTwoWorker(process_one, config, _ctx(), str(tmp_path / "out"), "d")(batch)
     assert rows["status"] == ["fatal"] and rows["error_type"] == ["ModelLoadError"]
     err = fatal_error(rows["error_type"][0], rows["error"][0])
     assert isinstance(err, ModelLoadError) and "org/detector" in str(err)
 
     use_mean_diff(monkeypatch)
     ctx = Context(profile="offline", config=config, reference={"mean_grey": 0.2})
-    rows = StageTwoWorker(_predict_and_write, config, ctx, str(tmp_path / "out"), "d")(batch)
+    rows = StageTwoWorker(process_one, config, ctx, str(tmp_path / "out"), "d")(batch)
     assert rows["status"] == ["ok"] and rows["error"] == [""]
     assert json.loads(rows["extra"][0])["image_score"] > 0
     assert (tmp_path / "out" / "a.json").is_file() and (tmp_path / "out" / "a_mask.png").is_file()

@@ -262,3 +262,28 @@ def test_cli_evaluate(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) 
     res = cli.invoke(app, ["evaluate", "--dataset", "mtd", "--root", str(mtd_root), "--out", str(out),
                            "--seeds", "1,x"])
     assert res.exit_code == 2
+
+
+def test_paper_preset_puts_every_mvtec_category_at_the_object_threshold(tmp_path: Path, runner: BrightnessRunner) -> None:
+    """Table 1 lists MVTec-AD among the object datasets: 0.2 on carpet too; per-category keeps 0.1."""
+    make_mvtec_like(tmp_path / "mv")
+    paper = PipelineConfig(profile="paper", num_normal=4)
+    m = run_evaluation("mvtec", tmp_path / "mv", tmp_path / "o1", paper, eval_size=16, progress=False, auto_kind=True)
+    assert m["kinds"] == {"bottle": "object", "carpet": "object"}
+    ours = paper.model_copy(update={"texture_preset": "per-category"})
+    m = run_evaluation("mvtec", tmp_path / "mv", tmp_path / "o2", ours, eval_size=16, progress=False, auto_kind=True)
+    assert m["kinds"] == {"bottle": "object", "carpet": "texture"}
+
+
+def test_overwritten_normal_images_refit_and_recompute(tmp_path: Path, runner: BrightnessRunner) -> None:
+    """Issue 12 item 4 for `evaluate`: the cache follows the sampled normal images' content, not their names."""
+    root = tmp_path / "mtd"
+    make_mtd(root)
+    run_evaluation("mtd", root, tmp_path / "o", cfg(), eval_size=16, progress=False)
+    fits, predicts = runner.fits, runner.predicts
+    run_evaluation("mtd", root, tmp_path / "o", cfg(), eval_size=16, progress=False)
+    assert (runner.fits, runner.predicts) == (fits, predicts)  # unchanged inputs: all from cache
+    for p in sorted((root / "MT_Free" / "Imgs").glob("*.jpg")):
+        Image.fromarray(np.full((28, 40), 90, np.uint8)).save(p)  # same names, new content
+    run_evaluation("mtd", root, tmp_path / "o", cfg(), eval_size=16, progress=False)
+    assert runner.fits == fits + 1 and runner.predicts == 2 * predicts  # Stage 1 and every record redone

@@ -49,7 +49,7 @@ def fitted(tiny_gdino, tiny_sam):
 def test_fit_builds_the_context_and_records_models(fitted, tiny_gdino, tiny_sam):
     prof, ctx = fitted
     assert ctx.profile == "paper" and ctx.object_tag == TAG
-    assert TAG in ctx.final_prompt and "defect" in ctx.final_prompt
+    assert ctx.final_prompt == ["abnormal", "defect"]  # --llm none: the official prompt ablation
     assert ctx.thresholds["box_threshold"] == 0.2 and ctx.thresholds["size_threshold"] == 0.8
     assert ctx.models["detector"] == {"id": str(tiny_gdino), "revision": "local"}
     assert ctx.models["segmenter"] == {"id": str(tiny_sam), "revision": "local"}
@@ -60,15 +60,19 @@ def test_fit_with_tagging_grounds_the_object_tag_with_the_detector(tiny_gdino, t
     from tiny.stage1_models import build_tiny_clip
 
     clip = build_tiny_clip(tmp_path / "clip")
-    cfg = _config(tiny_gdino, tiny_sam, tagger=str(clip), object_name=None)
+    # threshold 0: every query of the random detector passes, so each normal image gives a top box
+    cfg = _config(tiny_gdino, tiny_sam, tagger=str(clip), object_name=None, box_threshold=0.0, text_threshold=0.0)
     prof = PaperProfile(cfg)
     ctx = prof.fit([_loaded(seed=s) for s in range(2)], cfg)
     assert prof._detector is not None, "Stage 1 grounded the tags with the paper detector"
-    assert ctx.tags and (ctx.object_tag is None or ctx.object_tag in ctx.tags)
+    scores = ctx.model_dump(mode="json")["object_tag_scores"]
+    assert ctx.tags and scores and ctx.object_tag == max(scores, key=scores.get)
+    assert not any("found none of the tags" in w for w in ctx.warnings)
+    # official rule: the detector's phrase as it comes, made of the normal images' tag words
+    tag_words = {w for t in ctx.tags for w in t.replace("-", " ").split()}
+    assert ctx.object_tag and set(ctx.object_tag.split()) <= tag_words
     assert set(ctx.models) >= {"tagger", "detector", "segmenter"}
     assert ctx.models["detector"]["id"] == str(tiny_gdino)
-    if ctx.object_tag:
-        assert ctx.object_tag in ctx.final_prompt
 
 
 def test_predict_with_tiny_models(fitted):
@@ -78,11 +82,11 @@ def test_predict_with_tiny_models(fitted):
     h, w = image.rgb.shape[:2]
     assert pred.profile == "paper" and pred.path == "img.png"
     assert pred.score_map.shape == (h, w) and pred.score_map.dtype == np.float32
-    assert 0.0 <= pred.score_map.min() and pred.score_map.max() <= 1.0
+    assert 0.0 <= pred.score_map.min()  # the raw sum of s_i m_i: not clipped
     assert np.array_equal(pred.mask, pred.score_map > 0)
     assert pred.image_score == pytest.approx(float(pred.score_map.max()))
     assert pred.boxes or pred.removed_boxes, "a random detector at threshold 0.2 finds boxes"
-    assert all(b.phrase in ctx.final_prompt and b.phrase != TAG for b in pred.boxes + pred.removed_boxes)
+    assert all(b.phrase in ctx.final_prompt for b in pred.boxes + pred.removed_boxes)
     assert pred.object_box is None or pred.object_box.phrase == TAG
     # size filter: kept boxes are below the limit, removed ones are not
     area = 1.0 if pred.object_box is None else pred.object_box.area / (h * w)
@@ -101,14 +105,16 @@ def test_no_filter_keeps_large_boxes(fitted, tiny_gdino, tiny_sam):
     # the map is exactly sum s_i m_i of SAM's masks for the kept boxes
     masks = prof.segmenter.segment(image.rgb, pred.boxes)
     assert masks.any()
-    assert np.array_equal(pred.score_map, score_map(masks, [b.score for b in pred.boxes], image.rgb.shape[:2]))
+    assert np.array_equal(pred.score_map, score_map(masks, [b.score for b in pred.boxes], image.rgb.shape[:2], clip=False))
     assert {b.xyxy for b in pred.boxes} == {b.xyxy for b in with_filter.boxes} | {b.xyxy for b in with_filter.removed_boxes}
 
 
 def test_owlv2_detector_in_the_paper_profile(tiny_owlv2, tiny_sam, fitted):
     _, ctx = fitted
-    pred = PaperProfile(_config(tiny_owlv2, tiny_sam, box_threshold=0.0)).predict(_loaded(seed=2), ctx)
+    pred = PaperProfile(_config(tiny_owlv2, tiny_sam, box_threshold=0.0, use_filter=False)).predict(_loaded(seed=2), ctx)
+    assert pred.boxes, "threshold 0 and no filter: OWLv2's boxes reach the map"
     assert pred.score_map.shape == (60, 90) and all(b.phrase in ctx.final_prompt for b in pred.boxes)
+    assert pred.score_map.max() > 0
 
 
 def test_pipeline_runs_the_paper_profile(tmp_path, tiny_gdino, tiny_sam):
@@ -182,11 +188,13 @@ def test_stage2_flow_exact():
     assert det.calls[0] == ([TAG], 0.2, 0.2) and det.calls[1][0] == ["crack", "defect", TAG]
     assert pred.object_box is not None and pred.object_box.xyxy == (0, 0, 60, 50)
     assert [(b.phrase, b.score) for b in pred.boxes] == [("defect", 0.7), ("crack", 0.6)]
-    assert [(b.xyxy, b.removed_by) for b in pred.removed_boxes] == [((0, 0, 49, 50), "size_filter")]
+    # the object-tag box is kept as an anomaly box (as in the paper) and then falls to the size filter
+    assert [(b.xyxy, b.phrase, b.removed_by) for b in pred.removed_boxes] == [
+        ((0, 0, 100, 50), TAG, "size_filter"), ((0, 0, 49, 50), "defect", "size_filter")]
     assert pred.score_map[12, 12] == pytest.approx(0.6)
-    assert pred.score_map[17, 17] == pytest.approx(1.0)  # 0.6 + 0.7 clipped
+    assert pred.score_map[17, 17] == pytest.approx(1.3)  # 0.6 + 0.7: the raw sum, not clipped
     assert pred.score_map[22, 22] == pytest.approx(0.7)
-    assert pred.score_map[35, 75] == 0.0 and pred.image_score == pytest.approx(1.0)
+    assert pred.score_map[35, 75] == 0.0 and pred.image_score == pytest.approx(1.3)
     assert int(pred.mask.sum()) == 100 + 100 - 25
     assert pred.notes == []
     ctx.models["detector"] = {"id": "IDEA-Research/grounding-dino-tiny", "revision": "abc"}
@@ -221,3 +229,38 @@ def test_half_precision_models_give_float32_maps(fitted, tiny_gdino, tiny_sam):
     pred = prof.predict(_loaded(seed=7), ctx)
     assert pred.boxes and pred.score_map.dtype == np.float32 and pred.score_map.shape == (60, 90)
     assert all(isinstance(b.score, float) and 0.0 < b.score <= 1.0 for b in pred.boxes)
+
+
+# ---------------------------------------------------------------- ablations and named options (official test_ablation.py)
+
+
+def _ablation_run(**kw):
+    """Stage 2 on the scripted image: object box 60 x 50; an object-tag box of the whole object (3000 px,
+    kept by the filter only when it is off) and a small crack."""
+    object_boxes = [Box((0, 0, 60, 50), TAG, 0.9)]
+    prompt_boxes = [Box((0, 0, 60, 50), TAG, 0.8), Box((70, 10, 80, 20), "crack", 0.6)]
+    det = ScriptedDetector(object_boxes, prompt_boxes)
+    cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none", box_threshold=0.2, **kw)
+    img = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), dtype=np.uint8), original_size=(100, 50))
+    return det, PaperProfile(cfg, detector=det, segmenter=RectSegmenter()).predict(img, _context(cfg))
+
+
+def test_object_tag_boxes_are_kept_unless_the_named_option_drops_them():
+    _, kept = _ablation_run(use_filter=False)
+    assert [b.phrase for b in kept.boxes] == [TAG, "crack"] and kept.score_map[25, 30] == pytest.approx(0.8)
+    _, dropped = _ablation_run(use_filter=False, drop_object_boxes=True)
+    assert [b.phrase for b in dropped.boxes] == ["crack"] and dropped.score_map[25, 30] == 0.0
+
+
+def test_filter_on_removes_the_object_sized_box_and_no_filter_keeps_it():
+    _, on = _ablation_run()
+    assert [b.phrase for b in on.boxes] == ["crack"] and [b.phrase for b in on.removed_boxes] == [TAG]
+    _, off = _ablation_run(use_filter=False)
+    assert off.removed_boxes == [] and off.object_box is not None  # the object box is still found, unused
+
+
+def test_baseline_runs_no_object_pass_and_no_size_filter():
+    det, pred = _ablation_run(baseline=True)
+    assert all(call[0] != [TAG] for call in det.calls), "no object-tag pass in the official 'base'"
+    assert pred.object_box is None and pred.removed_boxes == []
+    assert [b.phrase for b in pred.boxes] == [TAG, "crack"]

@@ -25,3 +25,19 @@ def test_fewer_images_than_r_uses_all() -> None:
 def test_empty_pool_is_an_error() -> None:
     with pytest.raises(SettingsError, match="no images"):
         sample_normal_paths([], 10, 111)
+
+
+def test_python_api_fit_folder_skips_mask_files(tmp_path) -> None:
+    """`Pipeline.select_normal("good/")` on photos with their masks beside them samples only the photos."""
+    import numpy as np
+    from PIL import Image
+
+    from iapas.config import build_config
+    from iapas.pipeline import Pipeline
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / f"t{i}.jpg")
+        Image.fromarray(np.zeros((20, 24), np.uint8)).save(tmp_path / f"t{i}.png")  # MTD-style black mask
+    chosen = Pipeline(build_config(profile="offline", num_normal=10)).select_normal(tmp_path)
+    assert sorted(p.name for p in chosen) == [f"t{i}.jpg" for i in range(4)]

@@ -10,7 +10,6 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from iapas.outputs.plots import (
-    _pr_curve_sklearn,
     histogram_figure,
     histogram_png,
     pr_curve,
@@ -36,8 +35,8 @@ def test_curve_matches_scikit_learn(ties: bool) -> None:
     assert c.f1_max == pytest.approx(f1.max(), abs=1e-12)
     assert c.f1_threshold == pytest.approx(t[np.argmax(f1)])
     assert np.all(np.diff(c.recall) >= 0)
-    ref = _pr_curve_sklearn(s, y)
-    assert np.allclose(ref.precision, c.precision) and np.allclose(ref.recall, c.recall)
+    precision, recall, _ = precision_recall_curve(y, s)  # increasing thresholds, then a final (P=1, R=0) point
+    assert np.allclose(precision[:-1][::-1], c.precision) and np.allclose(recall[:-1][::-1], c.recall)
 
 
 def test_curve_needs_both_classes() -> None:

@@ -245,10 +245,46 @@ def test_run_report_ranks_images_and_lists_failures(tmp_path: Path) -> None:
     parsed = _parse(page)
     html = page.read_text()
     assert all((run / src).is_file() for src in parsed.imgs) and len(parsed.imgs) == len(items) + 1
-    scores = [float(x) for x in re.findall(r'<td class="num">(\d\.\d{4})</td>', html)]
-    assert len(scores) == len(items) and scores == sorted(scores, reverse=True)
+    scores = [float(x) for x in re.findall(r"<figcaption>#\d+ \S+ (\d\.\d{3})</figcaption>", html)]
+    assert len(scores) == len(items) and scores == sorted(scores, reverse=True)  # no verdicts recorded: all clean
     assert "/lot7/unreadable.png" in html and "magnetic tile" in html and "blowhole" in html
-    assert "removed by size filter" in html
+    assert "threshold: <b>not recorded" in html
+
+
+def test_run_report_pages_defects_first_then_clean_and_drops_stale_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of images stay usable: defects and clean images are split into pages (here 2 per page)."""
+    from _report_data import make_run_folder
+    from iapas.outputs import run_report
+
+    monkeypatch.setattr(run_report, "DEFECTS_PER_PAGE", 2)
+    monkeypatch.setattr(run_report, "CLEAN_PER_PAGE", 2)
+    items = make_dataset(tmp_path / "data", categories=("tile",), n_good=3, n_bad=4)
+    run = make_run_folder(tmp_path / "run", items, "offline", 0.8, overlays=True)
+    summary = json.loads((run / "summary.json").read_text())
+    scores = {}
+    for item in summary["inputs"]:
+        if item["status"] == "ok":
+            scores[item["name"]] = json.loads((run / f"{item['name']}.json").read_text())["image_score"]
+    cut = sorted(scores.values())[2]  # the 3 lowest are clean, the 4 highest defects
+    for item in summary["inputs"]:
+        if item["status"] == "ok":
+            item["verdict"] = "defect" if scores[item["name"]] > cut else "ok"
+    summary["threshold"] = cut + 1e-9
+    (run / "summary.json").write_text(json.dumps(summary))
+    page = run_report.write_run_report(run)
+    html = page.read_text()
+    first_defects = html.split('id="clean"')[0]
+    assert first_defects.count('<figure class="defect">') == 2 and 'report_pages/defects_002.html' in html
+    assert html.count('<figure class="tile">') == 2 and 'report_pages/clean_002.html' in html
+    second = run / "report_pages" / "defects_002.html"
+    sub = _parse(second)
+    assert len(sub.imgs) == 2 and all((second.parent / src).resolve().is_file() for src in sub.imgs)
+    ranked = [float(x) for x in re.findall(r"image score (\d\.\d{3})", first_defects + second.read_text())]
+    assert ranked == sorted(ranked, reverse=True) and min(ranked[:4]) > cut
+    assert 'href="../report.html"' in second.read_text()
+    monkeypatch.setattr(run_report, "DEFECTS_PER_PAGE", 10)
+    run_report.write_run_report(run)
+    assert not second.exists() and (run / "report_pages" / "clean_002.html").exists()
 
 
 def test_run_report_needs_a_run_folder(tmp_path: Path) -> None:

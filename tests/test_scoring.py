@@ -1,4 +1,4 @@
-"""Step 2-4: score map = clip(sum_i s_i m_i, 0, 1), image score = max, binary mask."""
+"""Step 2-4: score map = sum_i s_i m_i (raw in the paper profile, or clipped to [0, 1]), image score = max, mask."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,3 +52,11 @@ def test_mismatched_inputs_are_rejected():
         score_map(_masks(), [0.3, 0.5], (4, 5))
     with pytest.raises(ValueError):
         score_map(_masks(), [0.3, 0.5, 0.2], (5, 4))
+
+
+def test_paper_profile_keeps_the_raw_sum_and_its_max_is_the_image_score():
+    """clip=False (the paper profile): overlaps exceed 1, as sum_i s_i m_i does in the paper and official code."""
+    smap = score_map(_masks(), [0.7, 0.6, 0.1], (4, 5), clip=False)
+    assert smap[1, 1] == pytest.approx(1.3) and smap[0, 0] == pytest.approx(0.7)
+    assert image_score(smap) == pytest.approx(1.3)
+    assert score_map(_masks(), [0.7, 0.6, 0.1], (4, 5))[1, 1] == pytest.approx(1.0)

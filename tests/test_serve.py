@@ -96,7 +96,8 @@ def test_answers_equal_iapas_segment(server: Server, data: Path, segmented: Path
         for box in body["boxes"]:  # the server adds each box's area in pixels
             x0, y0, x1, y1 = box["xyxy"]
             assert box.pop("area") == pytest.approx((x1 - x0) * (y1 - y0), abs=0.01)
-        for key in ("image_score", "profile", "size", "boxes", "phrases", "scores", "removed_boxes", "object_box", "notes"):
+        for key in ("verdict", "image_score", "threshold", "largest_region_area", "top_phrase", "profile", "size",
+                    "boxes", "phrases", "scores", "removed_boxes", "object_box", "notes"):
             assert body[key] == ref[key], key
         ref_mask = np.asarray(Image.open(segmented / f"{path.stem}_mask.png")) > 0
         assert np.array_equal(decode_mask(body["mask"]), ref_mask)

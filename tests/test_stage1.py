@@ -55,12 +55,18 @@ def _normal(n: int = 3) -> list[LoadedImage]:
 
 
 def test_full_stage1_with_tiny_models(models: dict[str, str]) -> None:
-    cfg = PipelineConfig(tagger=models["tagger"], llm=models["llm"], kind="texture", device="cpu", llm_max_new_tokens=16)
+    cfg = PipelineConfig(
+        tagger=models["tagger"], llm=models["llm"], kind="texture", device="cpu", llm_max_new_tokens=16,
+        object_tag_rule="match", llm_prompt="expert", llm_parse="iapas",
+    )
     det = GroundingStub()
     ctx = build_context(_normal(), cfg, det, "paper")
     assert det.calls == 3
     assert ctx.profile == "paper" and ctx.seed == 111 and ctx.normal_images == [f"/data/good/{i:03d}.png" for i in range(3)]
-    assert ctx.tags and ctx.object_tag == ctx.tags[1]  # highest grounding score
+    assert ctx.tags and ctx.object_tag == ctx.tags[1]  # 'match' rule: highest grounding score, mapped to a tag
+    fidelity = ctx.model_dump(mode="json")["fidelity"]
+    assert fidelity["object_tag_rule"] == "match" and fidelity["llm_prompt"] == "expert" and fidelity["llm_parse"] == "iapas"
+    assert fidelity["tagger"].startswith("clip stand-in") and any("deviates from the paper" in w for w in ctx.warnings)
     assert not set(ctx.tags) & set(ctx.removed_tags)
     assert ctx.llm_request and ctx.object_tag in ctx.llm_request
     assert ctx.llm_raw_answer is not None
@@ -89,12 +95,12 @@ def test_baseline_is_fixed_prompts_only() -> None:
     assert ctx.tags == [] and ctx.object_tag is None and ctx.llm_request is None and ctx.models == {}
 
 
-def test_llm_none_gives_fixed_prompts_and_object_tag(models: dict[str, str]) -> None:
+def test_llm_none_gives_fixed_prompts_only_as_the_official_ablation(models: dict[str, str]) -> None:
     cfg = PipelineConfig(tagger=models["tagger"], llm="none", device="cpu")
     ctx = build_context(_normal(), cfg, None, "paper")
-    assert ctx.object_tag == ctx.tags[0]  # no detector -> top tag, with a warning
+    assert ctx.object_tag == ctx.tags[0]  # no detector -> top tag, with a warning; it still bounds the size filter
     assert any("no detector" in w for w in ctx.warnings)
-    assert ctx.final_prompt == [*FIXED_PROMPTS, ctx.object_tag]
+    assert ctx.final_prompt == list(FIXED_PROMPTS)  # test_ablation.py: anomaly_tags = 'defect, abnormal'
     assert ctx.llm_request is None and "llm" not in ctx.models
 
 
@@ -102,23 +108,26 @@ def test_tagger_none_uses_the_given_object() -> None:
     cfg = PipelineConfig(tagger="none", object_name="magnetic tile", llm="none", profile="paper")
     ctx = build_context(_normal(), cfg, GroundingStub(), "paper")
     assert ctx.tags == ["magnetic tile"] and ctx.object_tag == "magnetic tile"
-    assert ctx.final_prompt == [*FIXED_PROMPTS, "magnetic tile"]
+    assert ctx.final_prompt == list(FIXED_PROMPTS)
 
 
 def test_llm_words_from_server_lead_the_prompt() -> None:
+    """iapas's named options: expert template + robust parser (the official ones are in test_paper_fidelity)."""
     answer = "Here are common defects of a magnetic tile:\n1. Crack\n2. Blowhole\n3. Fray\n4. Uneven surface\n5. Defect"
     with _Server([(200, answer, 0.0)]) as srv:
-        cfg = PipelineConfig(tagger="none", object_name="magnetic tile", llm="openai:m", llm_base_url=srv.url)
+        cfg = PipelineConfig(tagger="none", object_name="magnetic tile", llm="openai:m", llm_base_url=srv.url,
+                             llm_prompt="expert", llm_parse="iapas", llm_decoding="greedy")
         ctx = build_context(_normal(), cfg, None, "paper")
     assert "magnetic tile" in srv.requests[0]["messages"][1]["content"]
     assert ctx.llm_raw_answer == answer and ctx.defect_words == ["crack", "blowhole", "fray", "uneven surface"]
     assert ctx.final_prompt == ["crack", "blowhole", "fray", "uneven surface", "abnormal", "defect", "magnetic tile"]
     assert ctx.models["llm"] == {"id": "m", "revision": "server"}
+    assert srv.requests[0]["temperature"] == 0 and "top_p" not in srv.requests[0]  # greedy
 
 
 def test_unusable_answer_falls_back_with_warning() -> None:
     with _Server([(200, "I am sorry, I cannot see any image here.", 0.0)]) as srv:
-        cfg = PipelineConfig(tagger="none", object_name="bottle", llm="openai:m", llm_base_url=srv.url)
+        cfg = PipelineConfig(tagger="none", object_name="bottle", llm="openai:m", llm_base_url=srv.url, llm_parse="iapas")
         ctx = build_context(_normal(), cfg, None, "paper")
     assert ctx.defect_words == [] and ctx.final_prompt == [*FIXED_PROMPTS, "bottle"]
     assert any("no usable defect phrase" in w for w in ctx.warnings)

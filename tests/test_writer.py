@@ -39,33 +39,55 @@ segment = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist
                   max_size=12).filter(lambda s: s not in (".", ".."))
 
 
+@pytest.mark.parametrize("mirror", [False, True])
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.lists(segment, max_size=3), segment, st.sampled_from([".png", ".jpg", ".PNG", ".tif", ""])),
+@given(specs=st.lists(st.tuples(st.lists(segment, max_size=3), segment, st.sampled_from([".png", ".jpg", ".PNG", ".tif", ""])),
                 min_size=1, max_size=12))
-def test_output_names_distinct_and_safe(specs: list[tuple[list[str], str, str]]) -> None:
+def test_output_names_distinct_and_safe(specs: list[tuple[list[str], str, str]], mirror: bool) -> None:
     paths = list(dict.fromkeys(Path("/data", *dirs, stem + suf) for dirs, stem, suf in specs))
-    names = output_names(paths)
+    names = output_names(paths, [Path("/data")] if mirror else None)
     assert set(names) == set(paths)
     folded = [n.casefold() for n in names.values()]
     assert len(folded) == len(set(folded)), names  # distinct even on case-insensitive file systems
     for n in names.values():
-        assert "/" not in n and "\x00" not in n and n not in ("", ".", "..")
-        assert len(f".{n}_overlay.png.abcdefgh.tmp".encode()) <= 255
-        assert n.casefold() not in ("summary", "context")
+        parts = n.split("/")
+        assert "\x00" not in n and all(x not in ("", ".", "..") for x in parts)
+        assert all(len(f".{x}_overlay.png.abcdefgh.tmp".encode()) <= 255 for x in parts)
+        assert n.casefold() not in ("summary", "context", "report", "results", "annotations")
 
 
 def test_output_names_keep_plain_stems_and_widen_only_on_collision() -> None:
     paths = [Path("lot/a.png"), Path("lot/a.jpg"), Path("x/b.png"), Path("y/b.png"), Path("lot/c d ü.png")]
     names = output_names(paths)
     assert names[Path("lot/a.png")] == "a_png" and names[Path("lot/a.jpg")] == "a_jpg"
-    assert names[Path("x/b.png")] != names[Path("y/b.png")]
-    assert "x" in names[Path("x/b.png")].split("__") and "y" in names[Path("y/b.png")].split("__")
+    assert names[Path("x/b.png")] == "x/b_png" and names[Path("y/b.png")] == "y/b_png"  # folder as sub-folder
     assert names[Path("lot/c d ü.png")] == "c_d_ü"
 
 
+def test_nested_input_folders_are_mirrored_and_clashes_stay_stable() -> None:
+    root = Path("in")
+    paths = [root / "lotA" / "part1.png", root / "lotA" / "part1.jpg", root / "lotB" / "part1.png",
+             root / "top.png", root / "report_assets" / "x.png", Path("elsewhere/top.png")]
+    names = output_names(paths, [root])
+    assert names[root / "lotB" / "part1.png"] == "lotB/part1"  # mirrored, no flattening prefix
+    assert names[root / "lotA" / "part1.png"] == "lotA/part1_png" and names[root / "lotA" / "part1.jpg"] == "lotA/part1_jpg"
+    assert names[root / "report_assets" / "x.png"] == "report_assets_input/x"  # never inside the report's own folder
+    assert names[root / "top.png"] == "top_png__1" or names[root / "top.png"] == "in/top_png"
+    assert len({n.casefold() for n in names.values()}) == len(paths)
+    assert output_names(list(reversed(paths)), [root])[root / "lotB" / "part1.png"] == "lotB/part1"
+
+
+def test_nested_outputs_are_written_in_sub_folders_and_found_done(tmp_path: Path) -> None:
+    files = write_prediction(tmp_path, "lotA/part1", np.zeros((20, 30, 3), np.uint8), _pred(), "d1")
+    assert (tmp_path / "lotA" / "part1_overlay.png").is_file() and (tmp_path / files["thumb"]).is_file()
+    assert is_done(tmp_path, "lotA/part1", "d1")
+
+
 def test_reserved_and_long_names() -> None:
-    names = output_names([Path("summary.png"), Path("Context.png"), Path("a" * 300 + ".png"), Path("a" * 299 + "b.png")])
+    names = output_names([Path("summary.png"), Path("Context.png"), Path("a" * 300 + ".png"), Path("a" * 299 + "b.png"),
+                          Path("results.png"), Path("report.png")])
     assert names[Path("summary.png")] == "summary_input" and names[Path("Context.png")] == "Context_input"
+    assert names[Path("results.png")] == "results_input" and names[Path("report.png")] == "report_input"
     long_names = [names[Path("a" * 300 + ".png")], names[Path("a" * 299 + "b.png")]]
     assert len(set(long_names)) == 2 and all(len(n.encode()) <= MAX_NAME_BYTES for n in long_names)
 

@@ -5,18 +5,25 @@ NMS IoU 0.5, size threshold 0.8). Invalid values are rejected here, before any m
 """
 from __future__ import annotations
 
+import reprlib
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from iapas.errors import SettingsError
+from iapas.stages.llm_http import redact_url
 from iapas.stages.segment_pooling import DEFAULT_WORKING_SIZE
 
 Profile = Literal["paper", "offline", "fused"]
 Kind = Literal["object", "texture"]
+ObjectTagRule = Literal["official", "match"]
+LlmPrompt = Literal["official", "expert"]
+LlmDecoding = Literal["sample", "greedy"]
+LlmParse = Literal["official", "iapas"]
+TexturePreset = Literal["paper", "per-category"]
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
@@ -24,12 +31,15 @@ DEFAULT_TAGGER = "openai/clip-vit-base-patch32"
 DEFAULT_LLM = "meta-llama/Meta-Llama-3-8B-Instruct"
 FIXED_PROMPTS = ("abnormal", "defect")
 KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}
+MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes; more is a mistake or an attack
+MAX_QUOTE_CHARS = 200  # how much of a user's value an error message repeats
 
 
 class PipelineConfig(BaseModel):
     """Every setting of Stage 1 and Stage 2; the CLI flags map one to one onto these fields."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `.inf` / `.nan` in a file would pass ge/gt bounds and break sockets or thresholds
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     profile: Profile | None = Field(None, description="paper, offline or fused; None = auto (offline without hub weights)")
     # Stage 1
@@ -39,10 +49,23 @@ class PipelineConfig(BaseModel):
     object_name: str | None = Field(None, description="object tag given by the user (with tagger none)")
     llm: str = DEFAULT_LLM  # model id, local dir, .gguf file, 'smollm2', 'openai:<model>', or 'none'
     llm_base_url: str | None = None  # OpenAI-compatible server; key from $OPENAI_API_KEY / $IAPAS_LLM_API_KEY
+    llm_allow_insecure_http: bool = Field(False, description="allow sending the API key over plain http to a non-loopback host")
     llm_timeout: float = Field(60.0, gt=0)
     llm_retries: int = Field(2, ge=0)
-    llm_max_new_tokens: int = Field(128, ge=8)
-    baseline: bool = False  # paper's "base": fixed prompts only
+    llm_max_new_tokens: int = Field(512, ge=8, description="official code: 512")
+    baseline: bool = False  # paper's "base": fixed prompts only, no size filter
+    # Stage 1 fidelity switches: the defaults are the official code's (docs/fidelity.md); the others are iapas's own
+    object_tag_rule: ObjectTagRule = Field(
+        "official", description="official: each normal image grounded with its own tags, top phrase as it comes; "
+        "match: all tags on all images, phrase mapped back to one tag"
+    )
+    llm_prompt: LlmPrompt = Field("official", description="official: the paper's system + user messages; expert: iapas's template")
+    llm_decoding: LlmDecoding = Field("sample", description="sample: temperature / top_p, seeded; greedy: temperature 0")
+    llm_temperature: float = Field(0.6, gt=0.0, le=2.0, description="sampling temperature (official 0.6)")
+    llm_top_p: float = Field(0.9, gt=0.0, le=1.0, description="nucleus sampling top_p (official 0.9)")
+    llm_seed: int | None = Field(None, description="seed of the LLM sampling; None = --seed")
+    llm_parse: LlmParse = Field("official", description="official: clean_string rules; iapas: robust phrase parser")
+    max_phrases: int | None = Field(None, ge=1, description="cap on the parsed LLM phrases; None = no cap (official)")
     # Stage 2
     detector: str = DEFAULT_DETECTOR
     segmenter: str = DEFAULT_SEGMENTER
@@ -52,6 +75,10 @@ class PipelineConfig(BaseModel):
     nms_iou: float = Field(0.5, ge=0.0, le=1.0)
     size_threshold: float = Field(0.8, gt=0.0, le=1.0)
     use_filter: bool = True
+    drop_object_boxes: bool = Field(False, description="drop anomaly boxes labelled with the object tag (iapas); official keeps them")
+    texture_preset: TexturePreset = Field(
+        "paper", description="paper: Table 1's dataset presets (all MVTec-AD at 0.2); per-category: MVTec's 5 textures at 0.1"
+    )
     # offline / fused profile
     backbone: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = "efficientnet-lite0"
     feature_size: int = Field(320, ge=64, le=2048, description="short side fed to the backbone")
@@ -75,6 +102,27 @@ class PipelineConfig(BaseModel):
             raise ValueError("must be a model id, a local path, or 'none'")
         return v.strip()
 
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        import urllib.parse
+
+        if v is None:
+            return v
+        try:
+            parts = urllib.parse.urlsplit(v.strip())
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://localhost:8000/v1")
+        return v.strip()
+
+    @field_serializer("llm_base_url")
+    def _hide_url_password(self, v: str | None) -> str | None:
+        """A `user:pass@` never reaches context.json, summaries or digests."""
+        return redact_url(v)
+
     @model_validator(mode="after")
     def _check_tagger_object(self) -> "PipelineConfig":
         if self.tagger == "none" and not self.object_name and self.profile in ("paper", "fused"):
@@ -90,16 +138,47 @@ class PipelineConfig(BaseModel):
         return self.text_threshold if self.text_threshold is not None else KIND_THRESHOLDS[self.kind]
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (`*name`): a settings file never needs them, and nested aliases
+    expand exponentially ("billion laughs") in memory."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in config files", mark)
+        return super().compose_node(parent, index)
+
+
+def clip(text: str, limit: int = MAX_QUOTE_CHARS) -> str:
+    """`text` cut to `limit` characters (with '...'), for messages that may hold a user's input."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quote(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
+    """repr of a user's value for an error message, bounded in length (and in work for nested values)."""
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    r.maxlist = r.maxdict = r.maxtuple = r.maxset = 20
+    return clip(r.repr(value), limit)
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or TOML file into a dict of PipelineConfig fields."""
+    """Read a YAML or TOML file into a dict of PipelineConfig fields (at most 1 MiB, no YAML aliases)."""
     p = Path(path)
     if not p.is_file():
         raise SettingsError(f"config file {p} does not exist")
     try:
-        text = p.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else yaml.safe_load(text)
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise SettingsError(f"config file {p} cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise SettingsError(f"config file {p} is larger than {MAX_CONFIG_BYTES // 1024} KiB; a settings file is much smaller")
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"config file {p} cannot be parsed: {exc}") from None
+        raise SettingsError(f"config file {p} cannot be parsed: {clip(str(exc), 400)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -141,7 +220,10 @@ def build_config(file: str | Path | None = None, **overrides: Any) -> PipelineCo
             where = ".".join(str(x) for x in err["loc"]) or "settings"
             allowed = _allowed_range(str(err["loc"][0])) if err["loc"] else ""
             flag = f" (--{where.replace('_', '-')})" if where in PipelineConfig.model_fields else ""
-            lines.append(f"{where}{flag}: {err['msg']}{allowed} (got {err.get('input')!r})")
+            value = err.get("input")
+            if where == "llm_base_url" and isinstance(value, str):
+                value = redact_url(value)
+            lines.append(f"{where}{flag}: {clip(str(err['msg']))}{allowed} (got {quote(value)})")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
 
 

@@ -28,6 +28,7 @@ class Context(BaseModel):
     profile: str
     config: PipelineConfig
     normal_images: list[str] = Field(default_factory=list, description="the r sampled normal images")
+    normal_fingerprint: str | None = Field(None, description="hash of the sampled normal images' content")
     seed: int = 111
     tags: list[str] = Field(default_factory=list, description="tags after removing anomaly-like ones")
     removed_tags: list[str] = Field(default_factory=list)
@@ -63,23 +64,30 @@ class Context(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> "Context":
         path = Path(path)
+        from iapas.context_checks import bank_path, check_context, load_bank
+
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
         except FileNotFoundError:
             raise SettingsError(f"context file {path} does not exist (create it with `iapas prompts`)") from None
-        except json.JSONDecodeError as exc:
-            raise SettingsError(f"context file {path} is not valid JSON: {exc}") from None
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise SettingsError(f"context file {path} is not valid JSON: {str(exc)[:300]}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"context file {path} cannot be read: {str(exc)[:300]}") from None
+        if not isinstance(data, dict):
+            raise SettingsError(f"context file {path} must hold a JSON object")
         if data.get("version") != CONTEXT_VERSION:
             raise SettingsError(f"context file {path} has version {data.get('version')}, expected {CONTEXT_VERSION}")
         try:
             ctx = cls(**data)
         except ValidationError as exc:
-            raise SettingsError(f"context file {path} is malformed: {exc}") from None
-        bank_name = ctx.reference.get("bank_file")
-        if bank_name:
-            bank = path.parent / bank_name
-            if not bank.is_file():
-                raise SettingsError(f"context {path} refers to {bank}, which is missing")
-            with np.load(bank, allow_pickle=False) as npz:
-                ctx.set_arrays(**{k: npz[k] for k in npz.files})
+            raise SettingsError(f"context file {path} is malformed: {str(exc)[:1000]}") from None
+        check_context(path, ctx.thresholds, ctx.reference)
+        if "bank_file" in ctx.reference:
+            ctx.set_arrays(**load_bank(path, bank_path(path, ctx.reference["bank_file"])))
         return ctx
+
+
+def _no_constant(name: str) -> None:
+    """JSON has no NaN or Infinity; Python's parser accepts them unless told otherwise."""
+    raise ValueError(f"{name} is not a JSON number")

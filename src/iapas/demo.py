@@ -32,6 +32,7 @@ def write_overlays(eval_dir: Path, dest: Path) -> list[Path]:
     from iapas.evaluation.records import iter_records
     from iapas.outputs.overlay import render_overlay
     from iapas.types import Box, Prediction
+    from iapas.verdict import display_scale
 
     written = []
     for rec in iter_records(eval_dir):
@@ -41,7 +42,7 @@ def write_overlays(eval_dir: Path, dest: Path) -> list[Path]:
         boxes = [Box(tuple(b["xyxy"]), b["phrase"], b["score"]) for b in info.get("boxes", [])]
         pred = Prediction(path=rec.image_path, score_map=rec.score_map, mask=rec.score_map >= 0.5, boxes=boxes,
                           image_score=rec.image_score, profile=info.get("profile", DEMO_PROFILE))
-        img = render_overlay(rgb, pred, threshold=0.5, gt_mask=gt, min_side=256)
+        img = render_overlay(rgb, pred, threshold=0.5, scale=display_scale("offline", 0.5), gt_mask=gt, min_side=256)
         written.append(atomic_write_image(dest / rec.category / f"{Path(rec.image_path).stem}.png", img))
     return written
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.errors import InputError, SettingsError
-from iapas.io.images import LoadedImage, list_images, load_image
+from iapas.io.images import LoadedImage, load_image
 from iapas.profiles.base import ProfileRunner
 from iapas.types import Prediction
 
@@ -70,8 +70,12 @@ class Pipeline:
         return self._runner
 
     def select_normal(self, normal: str | Path | list[str | Path]) -> list[Path]:
+        """The r normal images Stage 1 uses: folders are scanned without mask-like files (x.png beside x.jpg,
+        *_mask, *_label, *_GT); files named explicitly are kept as given."""
+        from iapas.io.listing import list_inputs
+
         items = normal if isinstance(normal, list) else [normal]
-        return sample_normal_paths(list_images(items), self.config.num_normal, self.config.seed)
+        return sample_normal_paths(list_inputs(items, skip_masks=True).paths, self.config.num_normal, self.config.seed)
 
     def fit(self, normal: str | Path | list[str | Path]) -> Context:
         """Stage 1: sample r normal images with the seed, load them, build the context."""

@@ -37,7 +37,7 @@ class Prediction:
     """Everything Stage 2 says about one image."""
 
     path: str
-    score_map: np.ndarray  # HxW float32 in [0, 1], same size as the loaded image
+    score_map: np.ndarray  # HxW float32, same size as the loaded image; offline in [0, 1), paper/fused the raw sum of s x m (may exceed 1)
     mask: np.ndarray  # HxW bool
     boxes: list[Box]  # kept regions
     image_score: float

@@ -41,6 +41,24 @@ def decision_threshold(context: Context) -> float:
     return float(box) if box is not None else context.config.effective_box_threshold
 
 
+def display_top(context: Context, threshold: float | None = None) -> float:
+    """Score at which the overlay's colour reaches full red (the threshold itself is where colour starts).
+
+    Why: an offline score is d/(d+t), so the whole useful range is about 0.4-0.7; on a 0-1 scale every map
+    looks the same. Offline: full red where the distance to normal is twice the calibrated limit (d = 2t,
+    score 2/3 for threshold 0.5). Paper/fused: box confidences rarely pass 0.5, so full red at 2.5 x the
+    box threshold (0.5 for objects, 0.25 for textures).
+    """
+    thr = decision_threshold(context) if threshold is None else float(threshold)
+    return display_scale(context.profile, thr)[1]
+
+
+def display_scale(profile: str, threshold: float) -> tuple[float, float]:
+    """(threshold, top) of the overlay colours for maps of `profile` judged at `threshold` (see display_top)."""
+    top = threshold + (1.0 - threshold) / 3.0 if profile == "offline" else 2.5 * threshold
+    return float(threshold), float(min(1.0, max(top, threshold + 0.05)))
+
+
 def decide(prediction: Prediction, context: Context) -> Verdict:
     """`defect` or `ok` for one prediction made with `context`."""
     threshold = decision_threshold(context)

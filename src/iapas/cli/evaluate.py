@@ -8,6 +8,7 @@ import typer
 
 from iapas.cli import options as o
 from iapas.cli.common import EXIT_STATUS_HELP, err_console, user_errors
+from iapas.cli.console import echo, printable, safe
 from iapas.config import read_config_file
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, SettingsError
 
@@ -57,7 +58,7 @@ def write_report(out: Path) -> None:
     except ImportError:
         err_console.print("note: the HTML report module (iapas.outputs.report) is not available in this install")
         return
-    err_console.print(f"report: {write_evaluation_report(out)}")
+    err_console.print(f"report: {safe(write_evaluation_report(out))}")
 
 
 def register(app: typer.Typer) -> None:
@@ -90,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         from iapas.data.base import get_reader
 
-        get_reader(dataset)  # unknown dataset: exit 2 before --out is created
+        get_reader(dataset).find_categories(root)  # unknown dataset, missing root, wrong layout: exit 2 before --out exists
         check_models(config, resolve_profile(config))  # unknown model ids: exit 2 before any model loads
         with output_folder(out, subdirs=("cache", "contexts")):  # one writer; partial files of a killed run go
             metrics = run_evaluation(
@@ -99,12 +100,14 @@ def register(app: typer.Typer) -> None:
             )
         if metrics.get("profile_note"):
             err_console.print(f"note: {metrics['profile_note']}")
-        typer.echo((out / "metrics.md").read_text(encoding="utf-8"))
-        typer.echo(f"images/s: {metrics['images_per_second']}; predicted {metrics['n_predicted']}, "
-                   f"from cache {metrics['n_cached']}; written to {out}")
+        echo((out / "metrics.md").read_text(encoding="utf-8"))
+        ips = metrics.get("images_per_second")
+        typer.echo(f"images/s: {ips:.2f}" if isinstance(ips, (int, float)) else "images/s: n/a", nl=False)
+        typer.echo(f"; predicted {metrics['n_predicted']}, "
+                   f"from cache {metrics['n_cached']}; written to {printable(out)}")
         if report:
             write_report(out)
         if metrics["failures"]:
-            err_console.print(f"{len(metrics['failures'])} image(s) failed; see {out / 'metrics.json'} (failures)")
+            err_console.print(f"{len(metrics['failures'])} image(s) failed; see {safe(out / 'metrics.json')} (failures)")
             evaluated = sum(r["n_images"] for r in metrics["categories"].values())
             raise typer.Exit(EXIT_NOTHING_DONE if evaluated == 0 else EXIT_SOME_FAILED)

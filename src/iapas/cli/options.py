@@ -16,13 +16,27 @@ ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="paper, off
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML file with the same settings; flags override it")]
 DetectorOpt = Annotated[Optional[str], typer.Option("--detector", help="Grounding DINO / MM-GDINO / OWLv2: HF model id or local dir")]
 SegmenterOpt = Annotated[Optional[str], typer.Option("--segmenter", help="SAM / SAM-HQ: HF model id or local dir")]
-TaggerOpt = Annotated[Optional[str], typer.Option("--tagger", help="CLIP/SigLIP id or dir, 'ram', or 'none' (with --object)")]
-LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="chat model id or dir, a .gguf file, 'smollm2', 'openai:MODEL', or 'none'")]
+TaggerOpt = Annotated[Optional[str], typer.Option("--tagger", help=(
+    "'ram' / 'ram++[:CKPT]' (the paper's tagger, preferred when installed), a CLIP/SigLIP id or dir (a stand-in: "
+    "outputs say it deviates from the paper), or 'none' with --object. 'none' differs from the official image "
+    "ablation, which tags one normal image (closest: -r 1): iapas takes the object tag from --object"))]
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help=(
+    "chat model id or dir, a .gguf file, 'smollm2', 'openai:MODEL', or 'none'. 'none' is the official prompt "
+    "ablation: prompt = 'abnormal, defect' only (the object tag still bounds the size filter)"))]
 LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server URL; key from $IAPAS_LLM_API_KEY or $OPENAI_API_KEY")]
+LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", help="allow the API key over plain http to a non-loopback --llm-base-url")]
 ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
 KindOpt = Annotated[Optional[str], typer.Option("--kind", help="object or texture: threshold preset 0.2 / 0.1")]
-NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2)")]
-BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': fixed prompts 'defect, abnormal' only")]
+NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2), as the official filter ablation")]
+BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': fixed prompts 'defect, abnormal' only, no tagging, no LLM, no size filter")]
+ObjectTagRuleOpt = Annotated[Optional[str], typer.Option("--object-tag-rule", help="official (default: each normal image grounded with its own tags, top phrase as it comes) or match (iapas: phrase mapped back to one tag)")]
+LlmPromptOpt = Annotated[Optional[str], typer.Option("--llm-prompt", help="official (default: the paper's messages per object tag) or expert (iapas's template with all tags)")]
+LlmDecodingOpt = Annotated[Optional[str], typer.Option("--llm-decoding", help="sample (default: temperature 0.6, top_p 0.9, seeded by --llm-seed or --seed) or greedy (iapas)")]
+LlmParseOpt = Annotated[Optional[str], typer.Option("--llm-parse", help="official (default: clean_string rules, no cap) or iapas (robust parser for chatty answers)")]
+MaxPhrasesOpt = Annotated[Optional[int], typer.Option("--max-phrases", help="cap on the LLM phrases in the prompt (default: no cap, as the official code; iapas used 15)")]
+LlmSeedOpt = Annotated[Optional[int], typer.Option("--llm-seed", help="seed of the LLM sampling (default: --seed)")]
+DropObjectBoxesOpt = Annotated[bool, typer.Option("--drop-object-boxes", help="iapas option: drop every anomaly box labelled with the object tag (the paper keeps them)")]
+TexturePresetOpt = Annotated[Optional[str], typer.Option("--texture-preset", help="evaluate: paper (default: Table 1, all MVTec-AD at 0.2) or per-category (MVTec's five textures at 0.1)")]
 NumNormalOpt = Annotated[Optional[int], typer.Option("--num-normal", "-r", help="r: normal images sampled for Stage 1 (default 10)")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="seed of the normal-image sample (default 111)")]
 BoxThrOpt = Annotated[Optional[float], typer.Option("--box-threshold", help="detector box threshold in [0, 1]")]
@@ -30,6 +44,10 @@ TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", help="d
 SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", help="keep boxes with area < this x object area (0.8)")]
 RefineOpt = Annotated[Optional[str], typer.Option("--refine", help="offline/fused map refinement: segments (default; maps follow image edges) or none (~1.6x faster)")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps")]
+IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="in input folders, only files matching this glob (name or path inside the folder, e.g. '*.jpg', 'lotA/*'); repeat for several")]
+ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="in input folders, leave out files matching this glob; repeat for several")]
+ExportOpt = Annotated[Optional[str], typer.Option("--export", help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
+FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
 
 
@@ -42,10 +60,19 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("tagger", TaggerOpt, None),
     ("llm", LlmOpt, None),
     ("llm_base_url", LlmUrlOpt, None),
+    ("llm_allow_insecure_http", LlmInsecureOpt, False),
     ("object_name", ObjectOpt, None),
     ("kind", KindOpt, None),
     ("no_filter", NoFilterOpt, False),
     ("baseline", BaselineOpt, False),
+    ("object_tag_rule", ObjectTagRuleOpt, None),
+    ("llm_prompt", LlmPromptOpt, None),
+    ("llm_decoding", LlmDecodingOpt, None),
+    ("llm_seed", LlmSeedOpt, None),
+    ("llm_parse", LlmParseOpt, None),
+    ("max_phrases", MaxPhrasesOpt, None),
+    ("drop_object_boxes", DropObjectBoxesOpt, False),
+    ("texture_preset", TexturePresetOpt, None),
     ("num_normal", NumNormalOpt, None),
     ("seed", SeedOpt, None),
     ("box_threshold", BoxThrOpt, None),
@@ -83,7 +110,44 @@ def with_pipeline_flags(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig:
     """PipelineConfig from the dict that `with_pipeline_flags` passes."""
-    fields = {k: v for k, v in flags.items() if k not in ("config_file", "no_filter", "baseline")}
+    fields = {k: v for k, v in flags.items() if k not in ("config_file", "no_filter", "baseline", "drop_object_boxes")}
     fields["use_filter"] = False if flags.get("no_filter") else None  # switches: None = not given
     fields["baseline"] = True if flags.get("baseline") else None
+    fields["drop_object_boxes"] = True if flags.get("drop_object_boxes") else None
+    fields["llm_allow_insecure_http"] = True if flags.get("llm_allow_insecure_http") else None
     return build_config(flags.get("config_file"), **fields, **extra)
+
+
+def hide_flag_types() -> None:
+    """typer prints `<bool>` as the value type of on/off flags, even of `--help`, though a flag takes no
+    value; show nothing there instead (idempotent)."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "_iapas_flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else original(self, ctx)
+
+    display_type_rich._iapas_flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+def parse_export(value: str | None) -> tuple[str, ...]:
+    """`--export coco` (comma-separated for several formats) checked before any model loads."""
+    from iapas.errors import SettingsError
+    from iapas.outputs.run_items import EXPORT_FORMATS
+
+    if not value:
+        return ()
+    chosen = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    bad = [v for v in chosen if v not in EXPORT_FORMATS]
+    if bad:
+        raise SettingsError(f"--export {', '.join(bad)}: unknown format; allowed: {', '.join(EXPORT_FORMATS)}")
+    if "coco" in chosen:
+        import importlib.util
+
+        if importlib.util.find_spec("pycocotools") is None:
+            raise SettingsError("--export coco needs pycocotools: pip install 'iapas[export]'")
+    return chosen

@@ -1,25 +1,27 @@
 """`iapas run` (Stage 1 + 2), `iapas prompts` (Stage 1 only), `iapas segment` (Stage 2 from a context)."""
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from iapas.cli import options as o
 from iapas.cli.engine_options import EngineOpt, RayActorsOpt, RayAddressOpt, engine_choice
-from iapas.cli.common import EXIT_STATUS_HELP, err_console, progress_bar, user_errors
+from iapas.cli.common import EXIT_STATUS_HELP, check_output_file, err_console, progress_bar, user_errors
 from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
+from iapas.cli.console import printable, safe
+from iapas.cli.inputs import list_checked, warn_few_normals
 from iapas.engines import EngineChoice, ImageJob, make_engine
-from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, InputError, SettingsError
-from iapas.io.images import SUPPORTED_TEXT, list_images, load_image
-from iapas.models.preflight import check_models
+from iapas.errors import EXIT_BAD_SETTINGS, SettingsError
+from iapas.io.fingerprint import files_fingerprint
+from iapas.models.preflight import ModelsMissing, check_models
+from iapas.outputs.progress import PlainProgress, stderr_is_terminal
+from iapas.outputs.run_items import cached_item, exit_code, finalize_run, process_one
 from iapas.outputs.writer import (
     OutputDirLocked,
     RunSummary,
@@ -28,9 +30,9 @@ from iapas.outputs.writer import (
     lock_output_dir,
     output_names,
     remove_stale_temp_files,
-    write_prediction,
 )
 from iapas.pipeline import Pipeline
+from iapas.verdict import decision_threshold
 
 RUN_EXAMPLES = f"""
 Examples:
@@ -42,6 +44,10 @@ Examples:
   iapas run --normal good/ --images lot7/ --out r/ --tagger none --object "magnetic tile" --llm none
 
   iapas run --normal good/ --images lot7/ --out r/ ; echo $?   # 0 ok, 3 some failed, 4 none, 2 bad settings
+
+  iapas run --normal good/ --images lot7/ --out r/ --fail-on-defect --export coco   # exit 5 on a defect
+
+  (verdicts: r/results.csv; overview: r/report.html; COCO annotations: r/annotations.json)
 
   (killed or Ctrl-C? run the same command again: finished images are reused)
 
@@ -67,27 +73,31 @@ Examples:
 """
 
 
-def check_normal_folder(normal: Path, config: PipelineConfig, r_given: bool) -> None:
-    """Reject unusable normal folders and impossible r before any model loads."""
+def check_normal_folder(
+    normal: Path, config: PipelineConfig, r_given: bool, out: Path | None = None,
+    include: list[str] | None = None, exclude: list[str] | None = None,
+) -> list[Path]:
+    """The normal images Stage 1 samples from (no output folder, no masks); reject unusable folders
+    and impossible r before any model loads."""
     if not normal.exists():
-        raise SettingsError(f"--normal {normal} does not exist")
-    found = [p for p in list_images([normal]) if not p.is_dir()]
-    if not found:
-        raise SettingsError(f"--normal {normal} holds no images ({SUPPORTED_TEXT})")
+        raise SettingsError(f"--normal {printable(normal)} does not exist")
+    found = [p for p in list_checked([normal], "--normal", out, include or (), exclude or ()) if not p.is_dir()]
     r_given = r_given or "num_normal" in config.model_fields_set  # from a flag or the config file
     if r_given and config.num_normal > len(found):
         raise SettingsError(
-            f"--num-normal {config.num_normal} is larger than the {len(found)} normal images in {normal}; "
-            f"allowed: 1..{len(found)}"
+            f"--num-normal {config.num_normal} is larger than the {len(found)} normal images in "
+            f"{printable(normal)}; allowed: 1..{len(found)}"
         )
+    warn_few_normals(len(found), config.num_normal, normal)
+    return found
 
 
-def collect_images(images: list[Path], extra: list[str], out: Path | None = None) -> list[Path]:
-    """All inputs (files as given, folders expanded), never the run's own output folder."""
-    paths = list_images([*images, *map(Path, extra)], exclude=[out] if out is not None else None)
-    if not paths:
-        raise SettingsError("no images given: --images takes image files and/or folders")
-    return paths
+def collect_images(
+    images: list[Path], extra: list[str], out: Path | None = None,
+    include: list[str] | None = None, exclude: list[str] | None = None,
+) -> list[Path]:
+    """All inputs (files as given, folders expanded), never the run's own output folder nor mask files."""
+    return list_checked([*images, *map(Path, extra)], "--images", out, include or (), exclude or ())
 
 
 @contextmanager
@@ -98,7 +108,7 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
         with lock_output_dir(out):
             stale = remove_stale_temp_files(out, subdirs)
             if stale:
-                err_console.print(f"removed {len(stale)} partial file(s) left by an interrupted run in {escape(str(out))}")
+                err_console.print(f"removed {len(stale)} partial file(s) left by an interrupted run in {safe(out)}")
             yield
     except OutputDirLocked as exc:
         raise SettingsError(f"{exc}; wait for it to finish or choose another --out") from None
@@ -106,60 +116,48 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
         raise SettingsError(f"--out {out} exists and is not a folder") from None
 
 
-def fit_or_reuse(pipeline: Pipeline, normal: Path, out: Path) -> Context:
-    """Stage 1, reusing OUT/context.json when it was made from the same settings and normal images."""
+def fit_or_reuse(pipeline: Pipeline, normal: Path | list[Path], out: Path) -> Context:
+    """Stage 1, reusing OUT/context.json when it was made from the same settings and the same normal
+    images, by content (files overwritten under the same names redo Stage 1)."""
     ctx_path = out / "context.json"
-    chosen = [str(p) for p in pipeline.select_normal(normal)]
+    sampled = pipeline.select_normal(normal)
+    chosen, fingerprint = [str(p) for p in sampled], files_fingerprint(sampled)
     if ctx_path.is_file():
         try:
             old = Context.load(ctx_path)
-            if old.config == pipeline.config and old.normal_images == chosen and old.profile == pipeline.profile:
-                err_console.print(f"reusing Stage 1 context {escape(str(ctx_path))}")
+            same_config = old.config.model_dump(mode="json") == pipeline.config.model_dump(mode="json")
+            if same_config and old.normal_images == chosen and old.profile == pipeline.profile \
+                    and old.normal_fingerprint == fingerprint:
+                err_console.print(f"reusing Stage 1 context {safe(ctx_path)}")
                 return old
         except SettingsError:
             pass
     context = pipeline.fit(normal)
+    context.normal_fingerprint = fingerprint
     context.save(ctx_path)
     return context
 
 
-def _cached_item(out: Path, name: str) -> dict[str, Any]:
-    """What the summary repeats about an image finished by an earlier run."""
-    try:
-        meta = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
-        return {"image_score": meta.get("image_score"), "notes": meta.get("notes", [])}
-    except (OSError, ValueError):
-        return {}
-
-
-def _predict_and_write(pipeline: Pipeline, context: Context, path: Path, out: Path, name: str, digest: str) -> dict[str, Any]:
-    loaded = load_image(path)
-    pred = pipeline.predict_one(loaded, context)
-    try:
-        write_prediction(out, name, loaded.rgb, pred, digest, source=path, original_size=loaded.original_size)
-    except OSError as exc:  # disk full, folder not writable: not the input's fault, but say so per image
-        raise InputError(path, f"cannot write its outputs to {out} ({exc.strerror or exc})") from None
-    return {"image_score": round(float(pred.image_score), 6), "notes": pred.notes}
-
-
-def process_images(
-    pipeline: Pipeline, context: Context, paths: list[Path], out: Path, context_file: Path,
-    engine: EngineChoice | None = None,
-) -> int:
+def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out: Path, context_file: Path,
+                   roots: list[Path] | None = None, export: tuple[str, ...] = (), fail_on_defect: bool = False,
+                   engine: EngineChoice | None = None) -> int:
     """Stage 2 over all paths: skip finished ones, record failures, keep going; return the exit code.
 
-    The images still to do go to the engine (`local`: this process; `ray`: a Ray actor pool), which yields
-    one outcome per image in any order. summary.json is rewritten after every outcome (atomically), so a
-    killed run leaves an accurate record; on Ctrl-C / SIGTERM it is saved with `interrupted: true` and the
-    KeyboardInterrupt goes on up.
+    The images still to do go to the engine (`local`: this process; `ray`: a Ray actor pool), which runs
+    `run_items.process_one` on each and yields one outcome per image in any order; summary.json is rewritten
+    after every outcome (atomically), so a killed run leaves an accurate record; at the end (and on Ctrl-C /
+    SIGTERM, with `interrupted: true`) `finalize_run` writes summary.json, results.csv, report.html and the
+    exports.
     """
     digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
-    names = output_names(paths)
-    summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file))
+    names = output_names(paths, roots)
+    summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file),
+                         threshold=decision_threshold(context))
     for path in paths:
         summary.record(path, names[path], "pending")
     summary.save()
     start, done_now = time.perf_counter(), 0
+    plain = None if stderr_is_terminal() else PlainProgress(f"{context.profile} profile", len(paths))
     try:
         with progress_bar() as bar:
             task = bar.add_task(f"{context.profile} profile", total=len(paths), rate="")
@@ -167,12 +165,13 @@ def process_images(
             for path in paths:
                 name = names[path]
                 if is_done(out, name, digest, source=path):
-                    summary.record(path, name, "ok", cached=True, **_cached_item(out, name))
+                    summary.record(path, name, "ok", cached=True, **cached_item(out, name, context))
                     bar.update(task, advance=1)
                 else:
                     todo.append(ImageJob(path, name))
             summary.save()
-            for outcome in make_engine(engine, _predict_and_write, pipeline, context, out, digest).map(todo):
+            i = len(paths) - len(todo)
+            for outcome in make_engine(engine, process_one, pipeline, context, out, digest).map(todo):
                 if outcome.fatal is not None:
                     raise outcome.fatal  # model or settings problems stop the run with their own message
                 if outcome.status == "ok":
@@ -180,33 +179,65 @@ def process_images(
                     done_now += 1
                 else:
                     reason = outcome.error or "failed"
-                    err_console.print(f"[red]failed[/] {escape(display_path(outcome.path))}: {escape(reason)}", soft_wrap=True)
+                    err_console.print(f"[red]failed[/] {safe(display_path(outcome.path))}: {safe(reason)}", soft_wrap=True)
                     summary.record(outcome.path, outcome.name, "failed", error=reason)
                 summary.save()
+                i += 1
                 rate = done_now / max(time.perf_counter() - start, 1e-9)
                 bar.update(task, advance=1, rate=f"{rate:.1f} img/s")
+                if plain is not None:
+                    v = summary.verdicts()
+                    plain.update(i, done_now, f"; {v['defect']} defect, {summary.counts().get('failed', 0)} failed")
     except KeyboardInterrupt:
         summary.interrupted = True
         summary.save()
+        try:  # results.csv and report.html of what was done; the interrupt goes on up whatever happens
+            finalize_run(out, summary, context, export)
+        except Exception:  # noqa: BLE001
+            pass
         raise
-    counts = summary.counts()
+    files = finalize_run(out, summary, context, export)
+    counts, verdicts = summary.counts(), summary.verdicts()
     n_ok, n_failed = counts.get("ok", 0), counts.get("failed", 0)
     n_cached = sum(1 for i in summary.items.values() if i.get("cached"))
     reused = f" ({n_cached} reused from an earlier run)" if n_cached else ""
+    extra = f", {files.annotations.name}" if files.annotations else ""
     err_console.print(
-        f"{n_ok} processed{reused}, {n_failed} failed; results in {escape(str(out))} (summary.json), "
-        f"profile: {context.profile}",
+        f"{n_ok} processed{reused}, {n_failed} failed; {verdicts['defect']} defect, {verdicts['ok']} ok at image-score "
+        f"threshold {summary.threshold:.3f}; results in {safe(out)} (report.html, results.csv, summary.json"
+        f"{extra}), profile: {context.profile}",
         soft_wrap=True,
     )
-    if n_failed and not n_ok:
-        return EXIT_NOTHING_DONE
-    return EXIT_SOME_FAILED if n_failed else 0
+    return exit_code(summary, fail_on_defect)
 
 
-def _pipeline(config: PipelineConfig, stage2_only: bool = False) -> Pipeline:
-    """The pipeline with its profile resolved and its model references checked, still without loading any."""
+def input_roots(images: list[Path], extra: list[str]) -> list[Path]:
+    """The folders given as inputs: their sub-folders are mirrored under OUT."""
+    return [p for p in (*images, *map(Path, extra)) if p.is_dir()]
+
+
+def models_missing(out: Path, profile: str, exc: ModelsMissing) -> None:
+    """Record in OUT/summary.json that the run stopped before any image because models are missing."""
+    try:
+        summary = RunSummary(out_dir=out, profile=profile, settings_digest="", setup_error={
+            "kind": "models_missing", "message": str(exc), "exit_status": EXIT_BAD_SETTINGS,
+            "missing": [{"flag": m.flag, "ref": m.ref, "reason": m.reason, "fetch": m.fetch} for m in exc.missing]})
+        out.mkdir(parents=True, exist_ok=True)
+        summary.save()
+    except OSError:
+        pass  # the error message itself still reaches the user
+
+
+def _pipeline(config: PipelineConfig, stage2_only: bool = False, out: Path | None = None) -> Pipeline:
+    """The pipeline with its profile resolved and every model reference checked, still without loading any;
+    when models are missing, OUT/summary.json says so (exit status 2)."""
     pipeline = Pipeline(config)
-    check_models(config, pipeline.profile, stage2_only=stage2_only)
+    try:
+        check_models(config, pipeline.profile, stage2_only=stage2_only)
+    except ModelsMissing as exc:
+        if out is not None:
+            models_missing(out, pipeline.profile, exc)
+        raise
     if config.profile is None:
         err_console.print(f"profile: {pipeline.profile} (auto: {'hub weights found' if pipeline.profile == 'paper' else 'no hub weights present'})")
     return pipeline
@@ -227,19 +258,25 @@ def register(app: typer.Typer) -> None:
         normal: Annotated[Path, typer.Option("--normal", help="folder of normal (good) images")],
         images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check (several after one --images)")],
         out: Annotated[Path, typer.Option("--out", help="output folder")],
+        include: o.IncludeOpt = None,
+        exclude: o.ExcludeOpt = None,
+        export: o.ExportOpt = None,
+        fail_on_defect: o.FailOnDefectOpt = False,
         engine: EngineOpt = "local",
         ray_address: RayAddressOpt = None,
         ray_actors: RayActorsOpt = None,
         flags: dict | None = None,
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
-        check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
+        formats = o.parse_export(export)
         chosen = engine_choice(engine, ray_address, ray_actors)
-        paths = collect_images(images, ctx.args, out)
-        pipeline = _pipeline(config)
+        normals = check_normal_folder(normal, config, (flags or {}).get("num_normal") is not None, out, include, exclude)
+        paths = collect_images(images, ctx.args, out, include, exclude)
+        pipeline = _pipeline(config, out=out)
         with output_folder(out):
-            context = fit_or_reuse(pipeline, normal, out)
-            code = process_images(pipeline, context, paths, out, out / "context.json", chosen)
+            context = fit_or_reuse(pipeline, normals, out)
+            code = process_images(pipeline, context, paths, out, out / "context.json", input_roots(images, ctx.args),
+                                  formats, fail_on_defect, chosen)
         raise typer.Exit(code)
 
     @app.command(help="Run Stage 1 only: write a reviewable, editable context JSON.", epilog=PROMPTS_EXAMPLES)
@@ -248,15 +285,19 @@ def register(app: typer.Typer) -> None:
     def prompts(
         normal: Annotated[Path, typer.Option("--normal", help="folder of normal (good) images")],
         out: Annotated[Path, typer.Option("--out", help="context JSON to write")],
+        include: o.IncludeOpt = None,
+        exclude: o.ExcludeOpt = None,
         flags: dict | None = None,
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
-        check_normal_folder(normal, config, r_given=(flags or {}).get("num_normal") is not None)
+        normals = check_normal_folder(normal, config, (flags or {}).get("num_normal") is not None, None, include, exclude)
         if out.is_dir():
             raise SettingsError(f"--out {out} is a folder; give the context file to write, e.g. {out / 'context.json'}")
-        context = _pipeline(config).fit(normal)
+        check_output_file(out)
+        context = _pipeline(config).fit(normals)
         context.save(out)
-        err_console.print(f"context written to {out} (profile {context.profile}); final prompt: {', '.join(context.final_prompt) or '-'}")
+        err_console.print(f"context written to {safe(out)} (profile {context.profile}); final prompt: "
+                          f"{safe(', '.join(context.final_prompt) or '-')}")
 
     @app.command(
         context_settings={"allow_extra_args": True},
@@ -270,17 +311,23 @@ def register(app: typer.Typer) -> None:
         images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check")],
         out: Annotated[Path, typer.Option("--out", help="output folder")],
         device: o.DeviceOpt = None,
+        include: o.IncludeOpt = None,
+        exclude: o.ExcludeOpt = None,
+        export: o.ExportOpt = None,
+        fail_on_defect: o.FailOnDefectOpt = False,
         engine: EngineOpt = "local",
         ray_address: RayAddressOpt = None,
         ray_actors: RayActorsOpt = None,
     ) -> None:
+        formats = o.parse_export(export)
         chosen = engine_choice(engine, ray_address, ray_actors)
         context = Context.load(context_file)
-        paths = collect_images(images, ctx.args, out)
+        paths = collect_images(images, ctx.args, out, include, exclude)
         config = context.config.model_copy(update={"profile": context.profile, **({"device": device} if device else {})})
-        pipeline = _pipeline(config, stage2_only=True)
+        pipeline = _pipeline(config, stage2_only=True, out=out)
         with output_folder(out):
             if chosen.name == "local":
                 _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error
-            code = process_images(pipeline, context, paths, out, context_file, chosen)
+            code = process_images(pipeline, context, paths, out, context_file, input_roots(images, ctx.args),
+                                  formats, fail_on_defect, chosen)
         raise typer.Exit(code)

@@ -8,15 +8,16 @@ normal test images and the sampled ones are removed from the test set per seed
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from iapas.errors import DatasetError, InputError, SettingsError
-from iapas.io.images import is_image_file
+from iapas.io.images import check_decode_size, check_regular_file, is_image_file
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,28 @@ class DatasetSplit:
     # what the official IAP-AS evaluation loop scores (`--protocol paper`); None = official_keep(test)
     paper_test: list[Sample] | None = None
     paper_rule: str = "test images with a mask file, except folders literally named `good`"
+
+    def excluding(self, folder: Path) -> DatasetSplit:
+        """This split without any image or mask under `folder` (the evaluation's own output folder,
+        which may sit inside the dataset): a rerun must never score its own report images."""
+        from iapas.io.listing import location
+
+        top = Path(os.path.realpath(folder))
+
+        def inside(p: Path | None) -> bool:
+            return p is not None and location(Path(p)).is_relative_to(top)
+
+        def keep(samples: list[Sample]) -> list[Sample]:
+            return [s for s in samples if not (inside(s.image_path) or inside(s.mask_path))]
+
+        test = keep(self.test)
+        pool = [p for p in self.normal_pool if not inside(p)]
+        dropped = len(self.test) - len(test) + len(self.normal_pool) - len(pool)
+        if not dropped:
+            return self
+        note = f"left out {dropped} image(s) under the output folder {folder} (never evaluated on its own outputs)"
+        paper = keep(self.paper_test) if self.paper_test is not None else None
+        return replace(self, test=test, normal_pool=pool, paper_test=paper, notes=[*self.notes, note])
 
     def test_for(self, sampled_normals: list[Path], protocol: str = "standard") -> list[Sample]:
         """Test samples of one seed under a protocol: never any image that Stage 1 sampled.
@@ -76,9 +99,19 @@ class DatasetReader:
 
     name: str = ""
     textures: frozenset[str] = frozenset()  # categories the paper treats as textures
+    layout: str = ""  # the publisher's folder layout, quoted when a root does not match it
 
     def categories(self, root: Path) -> list[str]:
         raise NotImplementedError
+
+    def find_categories(self, root: Path) -> list[str]:
+        """`categories(root)`, refusing a root that holds none with the layout this reader expects
+        (a wrong --dataset or --root must not evaluate 0 images and exit 0)."""
+        found = self.categories(root)
+        if not found:
+            raise DatasetError(f"{self.name}: no category found under {root}; expected the {self.name} layout: "
+                               f"{self.layout}")
+        return found
 
     def load(self, root: Path, category: str) -> DatasetSplit:
         raise NotImplementedError
@@ -132,11 +165,15 @@ def get_reader(name: str) -> DatasetReader:
 
 
 def images_in(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files of a folder, sorted; masks named *_mask / *_label / *_GT are not images."""
+    """Image-named entries of a folder, sorted; hidden files are skipped.
+
+    Entries that are not regular files (FIFOs, symlink loops, broken links) are kept: they then fail
+    per image with their own reason instead of vanishing from the evaluation without a note.
+    """
     if not folder.is_dir():
         return []
     it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+    return sorted(p for p in it if not p.is_dir() and is_image_file(p) and not p.name.startswith("."))
 
 
 def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")) -> Path | None:
@@ -159,10 +196,13 @@ def mask_array(path: str | Path) -> np.ndarray:
     its defect-adjacent pixels at values 1..127). 16-bit masks: >= 32768 unless at most 2.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "mask file is missing")
+    try:
+        check_regular_file(p, what="mask")
+    except InputError as exc:
+        raise InputError(p, "mask file is missing" if exc.reason.endswith("does not exist") else exc.reason) from None
     try:
         with Image.open(p) as im:
+            check_decode_size(p, im.size, what="mask")
             im.load()
             if im.mode == "P":
                 return np.asarray(im) > 0
@@ -171,6 +211,8 @@ def mask_array(path: str | Path) -> np.ndarray:
             arr = np.asarray(im if im.mode in ("L", "I", "I;16", "I;16B", "I;16L", "F") else im.convert("L"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(p, f"cannot read mask ({exc})") from None
+    except MemoryError:
+        raise InputError(p, "not enough memory to decode this mask") from None
     top = float(arr.max()) if arr.size else 0.0
     if top <= 2:
         return arr > 0

@@ -14,6 +14,8 @@ from iapas.data.base import DatasetReader, DatasetSplit, Sample, find_mask, imag
 
 @register("btad")
 class BTAD(DatasetReader):
+    layout = ("CATEGORY/train/ok/*, CATEGORY/test/ok/* and test/ko/*, CATEGORY/ground_truth/ko/<name>.png|.bmp "
+              "(optionally under BTech_Dataset_transformed/)")
     def _base(self, root: Path) -> Path:
         root = self.check_root(root)
         inner = root / "BTech_Dataset_transformed"

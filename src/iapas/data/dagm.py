@@ -38,6 +38,7 @@ def read_labels_txt(label_dir: Path) -> dict[str, bool] | None:
 
 @register("dagm2007")
 class DAGM2007(DatasetReader):
+    layout = "Class<N>/Train/*.PNG and Class<N>/Test/*.PNG, with <Train|Test>/Label/Labels.txt and <id>_label.PNG"
     def categories(self, root: Path) -> list[str]:
         root = self.check_root(root)
         cats = [d.name for d in root.iterdir() if d.is_dir() and _CLASS.match(d.name)]

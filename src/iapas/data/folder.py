@@ -41,6 +41,7 @@ def _mask_index(mask_dir: Path | None) -> dict[str, Path]:
 
 @register("folder")
 class Folder(DatasetReader):
+    layout = "normal/ (or good/, train/) normal images, test/ test images, optional masks/ (or mask/, ground_truth/, gt/)"
     def categories(self, root: Path) -> list[str]:
         root = self.check_root(root)
         return [root.resolve().name or "folder"]

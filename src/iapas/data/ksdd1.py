@@ -20,6 +20,7 @@ _PART = re.compile(r"^Part\d+$", re.IGNORECASE)
 
 @register("ksdd1")
 class KSDD1(DatasetReader):
+    layout = "kosNN/PartK.jpg with PartK_label.bmp beside it"
     textures = frozenset({CATEGORY})
 
     def _folders(self, root: Path) -> list[Path]:

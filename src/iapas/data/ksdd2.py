@@ -29,6 +29,7 @@ def _pairs(folder: Path) -> list[tuple[Path, Path]]:
 
 @register("ksdd2")
 class KSDD2(DatasetReader):
+    layout = "train/<id>.png with <id>_GT.png, test/<id>.png with <id>_GT.png"
     textures = frozenset({CATEGORY})
 
     def categories(self, root: Path) -> list[str]:

@@ -20,6 +20,7 @@ NORMAL = "MT_Free"
 
 @register("mtd")
 class MTD(DatasetReader):
+    layout = "MT_<type>/Imgs/<name>.jpg with the mask <name>.png beside it; MT_Free/Imgs holds the normal images"
     textures = frozenset({CATEGORY})
 
     def categories(self, root: Path) -> list[str]:

@@ -17,6 +17,8 @@ NORMAL_NAMES = ("good",)
 
 class MVTecLike(DatasetReader):
     """Reader of the MVTec-AD folder layout."""
+    layout = ("CATEGORY/train/good/*.png (normal images), CATEGORY/test/<good|defect>/*.png, "
+              "CATEGORY/ground_truth/<defect>/<name>_mask.png")
 
     paper_keeps_good = False  # the official loop skips test/good on every dataset but MVTec-AD
 

@@ -20,6 +20,7 @@ COLUMNS = ("object", "split", "label", "image", "mask")
 
 @register("visa")
 class VisA(DatasetReader):
+    layout = "split_csv/1cls.csv (columns object,split,label,image,mask) and the files it names"
     def _rows(self, root: Path) -> list[dict[str, str]]:
         root = self.check_root(root)
         path = root / SPLIT_FILE

@@ -7,19 +7,24 @@ protocols resize differently (bilinear 256 px vs the official bicubic 400 px), s
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from iapas.config import PipelineConfig, settings_digest
 
 
-def eval_digest(config: PipelineConfig, profile: str, eval_size: int, resample: str = "bilinear") -> str:
-    """Digest of everything that changes a cached record."""
+def eval_digest(config: PipelineConfig, profile: str, eval_size: int, resample: str = "bilinear",
+                normals: str | None = None) -> str:
+    """Digest of everything that changes a cached record; `normals` is `files_fingerprint` of the sampled
+    Stage 1 images, so normal images overwritten under the same names recompute the records."""
     extra = {"resample": resample} if resample != "bilinear" else {}
+    if normals is not None:
+        extra["normals"] = normals
     return settings_digest(config, profile, eval_size=eval_size, purpose="evaluate", **extra)
 
 
 def record_key(image_path: str | Path, digest: str) -> str:
-    text = f"{Path(image_path).resolve()}|{digest}"
+    text = f"{os.path.realpath(image_path)}|{digest}"  # as Path.resolve(), but a symlink loop cannot raise
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 

@@ -21,7 +21,7 @@ from iapas import __version__
 from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.data import DatasetSplit, Sample, get_reader, mask_array
-from iapas.errors import InputError, SettingsError
+from iapas.errors import DatasetError, InputError, SettingsError
 from iapas.evaluation.cache import context_path, eval_digest, record_path
 from iapas.evaluation.progress import EvalProgress
 from iapas.evaluation.protocols import PROTOCOL_NOTES, PROTOCOLS, RESAMPLE, category_metrics, default_eval_size
@@ -30,8 +30,10 @@ from iapas.evaluation.resample import resize_map, resize_mask
 from iapas.evaluation.summary import combine_seeds, json_safe
 from iapas.evaluation.tables import write_csv, write_markdown
 from iapas.io.atomic import atomic_write_json
+from iapas.io.fingerprint import files_fingerprint
 from iapas.io.images import load_image
 from iapas.pipeline import Pipeline
+from iapas.stages.presets import category_kind
 
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
 
@@ -74,18 +76,21 @@ def plan_evaluation(
         raise SettingsError(f"--limit must be at least 1, got {limit}")
     reader = get_reader(dataset)
     root = Path(root).expanduser().resolve()
-    available = reader.categories(root)
+    available = reader.find_categories(root)  # none: DatasetError naming the expected layout
     chosen = list(categories) if categories else available
     unknown = [c for c in chosen if c not in available]
     if unknown:
         raise SettingsError(
             f"{dataset}: unknown categories {', '.join(unknown)}; found under {root}: {', '.join(available)}"
         )
-    splits = {c: reader.load(root, c) for c in chosen}
+    splits = {c: reader.load(root, c).excluding(Path(out)) for c in chosen}  # never read our own outputs
     plan = Plan(dataset, root, Path(out), protocol, list(seeds), limit, eval_size, splits)
     for c, s in splits.items():
         if not s.normal_pool:
             raise SettingsError(f"{dataset}/{c}: no normal images for Stage 1 (rule: {s.pool_rule})")
+        if not s.test:
+            raise DatasetError(f"{dataset}/{c}: no test images under {root}; expected the {dataset} layout: "
+                               f"{reader.layout}")
         plan.notes += [f"{c}: {n}" for n in s.notes]
     return plan
 
@@ -98,8 +103,10 @@ def limit_samples(samples: list[Sample], limit: int | None) -> list[Sample]:
     return [samples[i] for i in idx]
 
 
-def fit_or_load(pipeline: Pipeline, pool: list[Path], sampled: list[Path], ctx_file: Path, digest: str) -> Context:
-    """Stage 1 for one category and seed, reusing the saved context made with the same settings."""
+def fit_or_load(pipeline: Pipeline, pool: list[Path], sampled: list[Path], ctx_file: Path, digest: str,
+                fingerprint: str | None = None) -> Context:
+    """Stage 1 for one category and seed, reusing the saved context made with the same settings and the
+    same normal images (by content: `fingerprint` is `files_fingerprint(sampled)`, part of `digest`)."""
     stamp = {"settings_digest": digest, "sampled": [str(p) for p in sampled]}
     if ctx_file.is_file():
         try:
@@ -110,6 +117,7 @@ def fit_or_load(pipeline: Pipeline, pool: list[Path], sampled: list[Path], ctx_f
             pass
     ctx = pipeline.fit(pool)
     ctx.evaluation = stamp  # extra field: ties the context to these settings for resume
+    ctx.normal_fingerprint = fingerprint
     ctx.save(ctx_file)
     return ctx
 
@@ -204,24 +212,26 @@ def run_evaluation(
     jobs = []
     for cat, split in plan.splits.items():
         for seed in seeds:
-            cfg = config.model_copy(update={"seed": seed, **({"kind": split.kind} if auto_kind else {})})
+            kind = split.kind if pipeline.profile == "offline" else category_kind(dataset, split.kind, config.texture_preset)
+            cfg = config.model_copy(update={"seed": seed, **({"kind": kind} if auto_kind else {})})
             kinds[cat] = cfg.kind
             pipeline.config = cfg
             sampled = pipeline.select_normal(list(split.normal_pool))
             test = limit_samples(split.test_for(sampled, protocol), limit)
-            digest = eval_digest(cfg, pipeline.profile, eval_size, resample)
+            fp = files_fingerprint(sampled)
+            digest = eval_digest(cfg, pipeline.profile, eval_size, resample, normals=fp)
             dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
-            jobs.append((cat, seed, cfg, split, sampled, test, digest, dests))
+            jobs.append((cat, seed, cfg, split, sampled, test, fp, dests))
     total_todo = sum(sum(not d.is_file() for d in j[7]) for j in jobs)
     with EvalProgress(total_todo, enabled=progress) as bar:
-        for cat, seed, cfg, split, sampled, test, digest, dests in jobs:
+        for cat, seed, cfg, split, sampled, test, fp, dests in jobs:
             pipeline.config = cfg
             todo = [(s, d) for s, d in zip(test, dests) if not d.is_file()]
             n_cached += len(test) - len(todo)
             if todo:
                 bar.describe(f"{cat} seed {seed}: Stage 1")
                 ctx = fit_or_load(pipeline, list(split.normal_pool), sampled, context_path(out, cat, seed),
-                                  eval_digest(cfg, pipeline.profile, 0))  # Stage 1 does not depend on the protocol
+                                  eval_digest(cfg, pipeline.profile, 0, normals=fp), fp)  # not protocol-dependent
                 bar.describe(f"{cat} seed {seed}")
                 for sample, dest in todo:
                     try:

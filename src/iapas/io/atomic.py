@@ -1,10 +1,16 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written output."""
+"""Atomic file writes: a reader (or a crash) never sees a half-written output.
+
+Temp files are `.NAME.xxxxxxxx.tmp` beside the target (NAME cut short so a long target name still fits the
+255-byte limit), created with mode 0666 so the user's umask applies as for any other file; JSON never
+holds NaN or Infinity (they become null), so every reader can parse it.
+"""
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +22,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write bytes to a temp file in the same folder, fsync, then rename over the target."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -24,13 +30,30 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno is not None:  # name the target, not the temp file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     return path
+
+
+TEMP_STEM_CHARS = 40  # of the target's name in its temp name; at most 160 bytes even in 4-byte UTF-8
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new, exclusive temp file next to `path`. Unlike mkstemp (always 0600) it asks for 0666 and lets
+    the umask decide, so outputs are as readable as the user's other files."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.name[:TEMP_STEM_CHARS]}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -57,8 +80,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def json_safe(obj: Any) -> Any:
+    """`obj` with NaN / Infinity (Python or numpy floats, inside dicts, lists and arrays) turned into None:
+    JSON has no such values, and a file holding them breaks strict readers."""
+    if isinstance(obj, float | np.floating):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    return obj
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default, allow_nan=True)
+    """Pretty UTF-8 JSON, written atomically; non-finite numbers are written as null."""
+    text = json.dumps(json_safe(obj), indent=2, ensure_ascii=False, default=_json_default, allow_nan=False)
     return atomic_write_bytes(path, _utf8(text + "\n"))
 
 

@@ -5,13 +5,13 @@ an `InputError(path, reason)` so the run records it and goes on; everything a us
 (grayscale, 16-bit, RGBA, palette, CMYK, EXIF-rotated, BMP, TIFF, ...) loads as HxWx3 uint8.
 
 Memory stays bounded: images whose longest side exceeds `MAX_SIDE` are downscaled (JPEGs while decoding,
-in draft mode; other formats right after decoding), and anything that would decode to more than
-`MAX_DECODE_PIXELS` is refused. `LoadedImage.note` says what loading did (downscaled, EXIF-rotated,
+in draft mode; other formats right after decoding, in their own pixel mode, before any conversion), and
+anything that would decode to more than `MAX_DECODE_PIXELS` is refused from its header, masks included.
+Measured peak (bench/bench_memory.py): 1.2 GB for a 15500x15500 16-bit RGBA PNG or float TIFF. `LoadedImage.note` says what loading did (downscaled, EXIF-rotated,
 16-bit scaled, first page of a multi-page file) so outputs can report it.
 """
 from __future__ import annotations
 
-import os
 import stat
 import struct
 import warnings
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from iapas.errors import InputError
 
@@ -39,7 +39,7 @@ SUPPORTED_FORMATS = {
 SUPPORTED_TEXT = "PNG, JPEG, BMP, TIFF, WebP, PNM (pgm/ppm), GIF"
 MAX_SIDE = 4096  # longest side kept in memory; larger images are downscaled (aspect kept)
 MIN_SIDE = 8  # smaller images cannot hold a meaningful defect
-MAX_DECODE_PIXELS = 250_000_000  # ~750 MB as RGB; larger files are refused rather than risk the machine
+MAX_DECODE_PIXELS = 250_000_000  # 0.75-1 GB decoded (RGB to RGBA/float); larger files and masks are refused
 
 # We bound memory ourselves (size check before decoding), so Pillow's bomb guard must not pre-empt it with
 # a vaguer message; truncated files must raise, never load half-grey.
@@ -47,6 +47,13 @@ Image.MAX_IMAGE_PIXELS = None
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _ROTATING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+_TRANSPOSE = {  # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose)
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_NATIVE_RESIZE_MODES = ("RGB", "L", "I;16", "I;16B", "I;16L", "I;16N")  # resized without a full-size copy
+_STRIP_BYTES = 32 << 20  # rows converted at a time when a huge image is reduced strip by strip
 _SIGNATURES = (  # magic bytes of formats Pillow cannot identify, to name them in the error
     (b"%PDF", "PDF document"),
     (b"PK\x03\x04", "ZIP archive"),
@@ -103,7 +110,7 @@ def _unidentified_reason(head: bytes) -> str:
     return f"not a recognised image (unknown format or damaged header); {supported}"
 
 
-def _check_regular_file(p: Path, what: str = "image") -> None:
+def check_regular_file(p: Path, what: str = "image") -> None:
     """Raise InputError unless `p` is a readable, non-empty regular file."""
     try:
         st = p.stat()
@@ -150,23 +157,31 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, str]:
     if im.mode.startswith("I;16"):
         return Image.fromarray(_scale_16bit(np.asarray(im)), mode="L").convert("RGB"), "16-bit image scaled to 8 bits"
     if im.mode in ("I", "F"):
-        arr = np.asarray(im, dtype=np.float32)
+        arr = np.array(im, dtype=np.float32)  # one working copy, scaled in place (bounded memory)
         finite = np.isfinite(arr)
-        vals = arr[finite]
+        all_finite = bool(finite.all())
+        vals = arr if all_finite else arr[finite]
         lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 0.0)
+        del vals
+        unit = im.mode == "F" and lo >= 0.0 and hi <= 1.0
+        if not all_finite:
+            arr[~finite] = 0.0 if (unit or im.mode == "I") else lo
+        del finite
         if im.mode == "I" and lo >= 0 and hi <= 65535:
-            ints = np.where(finite, arr, 0)
             if hi <= 255:
-                out, how = ints.astype(np.uint8), ""
+                out, how = arr.astype(np.uint8), ""
             else:
-                out, how = _scale_16bit(ints.astype(np.uint16)), "16-bit image scaled to 8 bits"
-        elif im.mode == "F" and lo >= 0.0 and hi <= 1.0:
-            out = np.round(np.where(finite, arr, 0) * 255.0).astype(np.uint8)
+                out, how = _scale_16bit(arr.astype(np.uint16)), "16-bit image scaled to 8 bits"
+        elif unit:
+            out = np.round(np.multiply(arr, 255.0, out=arr), out=arr).astype(np.uint8)
             how = "float image in [0, 1] scaled to 8 bits"
         else:
             scale = 255.0 / (hi - lo) if hi > lo else 0.0
-            out = np.clip(np.round((np.where(finite, arr, lo) - lo) * scale), 0, 255).astype(np.uint8)
+            arr -= lo
+            arr *= scale
+            out = np.clip(np.round(arr, out=arr), 0, 255, out=arr).astype(np.uint8)
             how = f"{'float' if im.mode == 'F' else '32-bit'} image min-max scaled from [{lo:g}, {hi:g}] to 8 bits"
+        del arr
         return Image.fromarray(out, mode="L").convert("RGB"), how
     if im.mode == "RGB":
         return im, ""
@@ -194,10 +209,58 @@ def _target_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
 
 
+def check_decode_size(p: Path, size: tuple[int, int], scale: int = 1, what: str = "image") -> None:
+    """Refuse, from the header alone, anything that would decode to more than MAX_DECODE_PIXELS
+    (at 1/`scale` per side, for JPEGs decoded in draft mode): masks get the same limit as images."""
+    w, h = size
+    if w * h / (scale * scale) > MAX_DECODE_PIXELS:
+        raise InputError(
+            p, f"{what} is too large to decode safely ({w}x{h} px > {MAX_DECODE_PIXELS // 1_000_000} Mpx); "
+            "split or downscale it first",
+        )
+
+
+def _downscaled_rgb(im: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, str]:
+    """`im` as 8-bit RGB at `size` without a second full-size copy of a huge image.
+
+    Converting first (RGBA compositing, 16-bit or float scaling, Pillow's premultiplied RGBA resize)
+    copies the whole decoded image several times: a 15500x15500 RGBA file peaked at 5 GB. So images are
+    downscaled in their own mode and converted after: 1- and 3-channel ones by a plain resize, the others
+    box-reduced by an integer factor strip by strip (each strip converted on its own, except float and
+    32-bit images, whose 8-bit scaling needs the whole range). `im` is closed (its full-size pixels
+    freed) as soon as the small image exists, before that is converted.
+    """
+    if im.size == size:
+        return _to_rgb(im)
+    factor = int(min(im.size[0] / size[0], im.size[1] / size[1]))
+    keep_mode = im.mode in ("F", "I")
+    if im.mode in _NATIVE_RESIZE_MODES or (keep_mode and factor < 2):
+        gap = None if im.mode.startswith("I;16") else 2.0  # Pillow cannot reduce() 16-bit images
+        small = im.resize(size, Image.Resampling.BILINEAR, reducing_gap=gap)
+        im.close()
+        return _to_rgb(small)
+    if factor < 2:  # at most 2x the target: a full-size conversion is bounded by MAX_SIDE
+        rgb, how = _to_rgb(im)
+        im.close()
+        return rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), how
+    w, h = im.size
+    rows = max(factor, (_STRIP_BYTES // (4 * w)) // factor * factor)
+    canvas = Image.new(im.mode if keep_mode else "RGB", (-(-w // factor), -(-h // factor)))
+    how = ""
+    for y in range(0, h, rows):
+        strip = im.crop((0, y, w, min(h, y + rows)))
+        if not keep_mode:
+            strip, how = _to_rgb(strip)
+        canvas.paste(strip.reduce(factor), (0, y // factor))
+    im.close()
+    small = canvas.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return _to_rgb(small) if keep_mode else (small, how)
+
+
 def load_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
     """Read `path` as RGB uint8 (downscaled to `max_side` when larger); raise InputError naming the file."""
     p = Path(path)
-    _check_regular_file(p)
+    check_regular_file(p)
     fh, head = _open(p)
     notes: list[str] = []
     try:
@@ -218,25 +281,20 @@ def load_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
                 raise InputError(p, f"image is too small ({file_w}x{file_h} px, need at least {MIN_SIDE} px per side)")
             file_target = _target_size((file_w, file_h), max_side)  # same scale whatever the EXIF rotation
             min_scale = 8 if fmt in ("JPEG", "MPO") and file_target != (file_w, file_h) else 1  # JPEG draft: 1/8
-            if file_w * file_h / (min_scale * min_scale) > MAX_DECODE_PIXELS:
-                raise InputError(
-                    p, f"image is too large to decode safely ({file_w}x{file_h} px > {MAX_DECODE_PIXELS // 1_000_000} "
-                    "Mpx); split or downscale it first",
-                )
+            check_decode_size(p, (file_w, file_h), scale=min_scale)
             if min_scale > 1:  # decode JPEGs straight at a reduced scale (still >= the target)
                 im.draft(None, file_target)
             im.load()  # before reading EXIF: for PNG, getexif() loads the pixels and would hide decode errors
             orientation = _exif_orientation(im)
             shown = (file_h, file_w) if orientation in _ROTATING_ORIENTATIONS else (file_w, file_h)
             target = _target_size(shown, max_side)
+            native = (target[1], target[0]) if orientation in _ROTATING_ORIENTATIONS else target
+            rgb, how = _downscaled_rgb(im, native)  # downscale before converting or rotating: no full-size copy
             if orientation != 1:
-                im = ImageOps.exif_transpose(im)
+                rgb = rgb.transpose(_TRANSPOSE[orientation])
                 notes.append(f"rotated upright per EXIF orientation {orientation}")
-            rgb, how = _to_rgb(im)
             if how:
                 notes.append(how)
-            if rgb.size != target:
-                rgb = rgb.resize(target, Image.Resampling.BILINEAR, reducing_gap=2.0)
             array = np.asarray(rgb, dtype=np.uint8)
     except InputError:
         raise
@@ -264,7 +322,7 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     """Read a ground-truth mask as bool (any value > 0 is defect); check its size against `size` (w, h)."""
     p = Path(path)
     try:
-        _check_regular_file(p, what="mask")
+        check_regular_file(p, what="mask")
     except InputError as exc:
         if exc.reason.endswith("does not exist"):
             raise InputError(p, "mask file is missing") from None
@@ -277,6 +335,11 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
                 im = Image.open(fh)
             except UnidentifiedImageError:
                 raise InputError(p, "cannot read mask: " + _unidentified_reason(head)) from None
+            check_decode_size(p, im.size, what="mask")
+            if size is not None and im.size != tuple(size):  # before decoding: a wrong size costs nothing
+                raise InputError(
+                    p, f"mask size {im.size[0]}x{im.size[1]} differs from its image size {size[0]}x{size[1]}"
+                )
             im.load()
             if im.mode in ("P", "1", "L", "I", "F") or im.mode.startswith("I;16"):
                 arr = np.asarray(im)  # palette index / level: 0 is background
@@ -288,6 +351,8 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
         raise
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
         raise InputError(p, f"cannot read mask ({exc})") from None
+    except MemoryError:
+        raise InputError(p, "not enough memory to decode this mask") from None
     finally:
         fh.close()
     mask = np.asarray(arr) > 0
@@ -300,42 +365,15 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     return mask
 
 
-def _hidden(name: str) -> bool:
-    """Dot files: macOS '._x.png' resource forks, '.DS_Store', our own '.x.tmp' partial writes."""
-    return name.startswith(".")
-
-
-def _scan_folder(folder: Path) -> list[Path]:
-    """Image-like entries under `folder`, sorted; directories named like images are kept so they fail loudly."""
-    wanted = IMAGE_SUFFIXES + OTHER_IMAGE_SUFFIXES
-    found: list[Path] = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not _hidden(d))
-        base = Path(root)
-        found.extend(base / d for d in dirs if Path(d).suffix.lower() in IMAGE_SUFFIXES)
-        found.extend(base / f for f in files if not _hidden(f) and Path(f).suffix.lower() in wanted)
-    return sorted(found, key=lambda q: str(q))
-
-
 def list_images(paths: list[str | Path], exclude: list[str | Path] | None = None) -> list[Path]:
     """Expand files and folders (recursively, sorted) into image paths; keep explicit files as given.
 
     Inside folders, image-like files we cannot decode (HEIC, SVG, ...) are listed too, so the run reports them
     instead of skipping them silently; hidden files are skipped; a given folder with no image at all is
     kept as an entry (it then fails as "is a directory"). Paths under `exclude` (e.g. the output
-    folder of the same run) are left out of folder scans.
+    folder of the same run) are left out of folder scans. `iapas.io.listing.list_inputs` also says what
+    it left out and can skip masks and apply glob patterns.
     """
-    skip = [Path(e).resolve() for e in (exclude or [])]
-    out: list[Path] = []
-    seen: set[Path] = set()
-    for raw in paths:
-        p = Path(raw)
-        folder = p.is_dir()
-        # an explicitly given folder without any image stays in the list, so the run reports it
-        for q in (_scan_folder(p) or [p]) if folder else [p]:
-            if folder and skip and any(q.resolve().is_relative_to(s) for s in skip):
-                continue
-            if q not in seen:  # the same file named twice (or via two folders) is processed once
-                seen.add(q)
-                out.append(q)
-    return out
+    from iapas.io.listing import list_inputs
+
+    return list_inputs(paths, out_dirs=exclude or ()).paths

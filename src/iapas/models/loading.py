@@ -41,10 +41,6 @@ class LoadedModel:
     model_type: str
     revision: str  # hub commit, or "local"
 
-    def describe(self) -> dict[str, str | None]:
-        """The {id, revision} record that Context.models keeps per role."""
-        return {"id": self.ref, "revision": self.revision, "model_type": self.model_type}
-
 
 class ModelBackend:
     """Base of the stage backends (detectors, segmenters): the loaded model and where it came from."""

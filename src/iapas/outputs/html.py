@@ -2,7 +2,8 @@
 
 Pages must open from a file share or an e-mail attachment folder, so nothing is fetched: styles are
 inline, pictures are relative paths next to the page, and the only script is a few inline lines that
-record on <body> how many pictures loaded (data-images-loaded / data-images-broken) for checks.
+record on <body> how many pictures loaded (data-images-loaded / data-images-broken / data-images-pending:
+lazy pictures not yet scrolled to) for checks; `iapasCountImages()` recounts.
 """
 from __future__ import annotations
 
@@ -46,6 +47,13 @@ figure.plot img { width:372px; }
 figure.thumb { max-width:276px; }
 figure.thumb img { max-width:100%; }
 figure.panel img { max-width:100%; }
+figure.defect { width:480px; }
+figure.defect img { width:100%; }
+figure.tile { width:170px; }
+figure.tile img { width:170px; height:auto; min-height:60px; }
+.pager { margin:10px 0; font-size:13px; }
+.pager a, .pager b { display:inline-block; margin:0 6px 4px 0; padding:1px 7px; border:1px solid var(--line); border-radius:4px; }
+.pager b { background:#eef2f6; }
 dl.context { display:grid; grid-template-columns: 170px 1fr; gap:4px 12px; margin:4px 0; font-size:13px; }
 dl.context dt { color:var(--muted); }
 dl.context dd { margin:0; }
@@ -59,15 +67,17 @@ footer { color:var(--muted); font-size:12px; padding:0 28px 28px; }
 """
 
 LOAD_CHECK = """
-window.addEventListener('load', function () {
-  var ok = 0, broken = 0;
+function iapasCountImages() {
+  var ok = 0, broken = 0, pending = 0;
   for (var i = 0; i < document.images.length; i++) {
     var im = document.images[i];
-    if (im.complete && im.naturalWidth > 0) { ok++; } else { broken++; }
+    if (!im.complete) { pending++; } else if (im.naturalWidth > 0) { ok++; } else { broken++; }
   }
   document.body.setAttribute('data-images-loaded', String(ok));
   document.body.setAttribute('data-images-broken', String(broken));
-});
+  document.body.setAttribute('data-images-pending', String(pending));
+}
+window.addEventListener('load', iapasCountImages);
 """
 
 
@@ -117,9 +127,13 @@ def table(caption: str, header: Sequence[str], rows: Iterable[tuple[str, Sequenc
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
-def figure(src: str, caption: str, kind: str = "plot", alt: str | None = None) -> str:
-    return (f'<figure class="{esc(kind)}"><img src="{esc(src)}" alt="{esc(alt or caption)}">'
-            f"<figcaption>{esc(caption)}</figcaption></figure>")
+def figure(src: str, caption: str, kind: str = "plot", alt: str | None = None, lazy: bool = False,
+           href: str | None = None) -> str:
+    """A picture with its caption; `lazy` defers loading until scrolled near (long run reports)."""
+    img = f'<img src="{esc(src)}" alt="{esc(alt or caption)}"' + (' loading="lazy"' if lazy else "") + ">"
+    if href:
+        img = f'<a href="{esc(href)}">{img}</a>'
+    return f'<figure class="{esc(kind)}">{img}<figcaption>{esc(caption)}</figcaption></figure>'
 
 
 def context_block(ctx: dict[str, Any] | None, profile: str) -> str:

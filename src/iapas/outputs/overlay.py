@@ -1,8 +1,13 @@
 """Per-image overlay: what the tool found, where, and why, in one picture.
 
-The score map is blended over the image with a colour bar; kept boxes carry "phrase score", boxes the
-size filter removed are dashed grey (so a reviewer sees what Step 2-2 threw away), the object box is a
-thin dotted frame. Drawn with Pillow, not a matplotlib figure, because `run` writes one per image.
+The score map is blended over the image. With a `scale` (threshold, top) the colours are anchored at the
+calibrated decision threshold: below it the image shows as it is, from it up the colour rises from
+yellow to red (full red at `top`), so a defect stands out and a clean part stays clean (issue 14: on a
+plain 0-1 jet scale every offline map looked teal). Without a scale (raw evaluation maps of the paper
+protocol) a jet colour scale over `vrange` is used. Kept boxes carry "phrase score" on tags that never
+overlap, boxes the size filter removed are dashed grey, the object box is a thin dotted frame, and a
+legend under the picture says what every colour and line means. Drawn with Pillow, not a matplotlib
+figure, because `run` writes one per image.
 """
 from __future__ import annotations
 
@@ -12,15 +17,36 @@ from PIL import Image, ImageDraw
 from iapas.outputs import drawing as d
 from iapas.types import Box, Prediction
 
+MIN_WIDTH = 360  # narrow images get a wider canvas so header and legend stay readable
+Scale = tuple[float, float]  # (threshold where colour starts, score of full red)
+
 
 def _scaled(box: Box, sx: float, sy: float) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = box.xyxy
     return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
 
 
-def _colour_bar(height: int, width: int, vrange: tuple[float, float], threshold: float | None,
-                font_size: int) -> Image.Image:
-    """Vertical colour bar (high at the top) with ticks and an optional threshold marker."""
+def _bar_values(vrange: tuple[float, float], scale: Scale | None) -> tuple[float, float]:
+    if scale is None:
+        return vrange
+    thr, top = scale
+    return (max(min(vrange[0], thr), thr - (top - thr)), top)
+
+
+def _bar_ramp(values: np.ndarray, strip_w: int, vrange: tuple[float, float], scale: Scale | None) -> np.ndarray:
+    """The bar's colours: the anchored colours over mid grey (grey = 'no colour'), or the jet ramp."""
+    if scale is None:
+        lo, hi = vrange
+        ramp = d.colorize(d.normalise(values, (lo, hi)))
+    else:
+        colour, alpha = d.anchored_colours(values, *scale)
+        ramp = (alpha[:, None] * colour + (1 - alpha[:, None]) * 128.0).astype(np.uint8)
+    return np.repeat(ramp[:, None, :], strip_w, axis=1)
+
+
+def _colour_bar(height: int, width: int, vrange: tuple[float, float], scale: Scale | None,
+                threshold: float | None, font_size: int) -> Image.Image:
+    """Vertical colour bar (high at the top) with ticks, the threshold marked with a white arrow."""
     bar = Image.new("RGB", (width, height), d.HEADER_BG)
     draw = ImageDraw.Draw(bar)
     font_size = max(6, min(font_size, height // 6))  # short, wide images get a short bar
@@ -30,42 +56,117 @@ def _colour_bar(height: int, width: int, vrange: tuple[float, float], threshold:
         top, bottom = 0, height
     strip_w = max(10, width // 5)
     x0 = 6
-    ramp = np.linspace(1.0, 0.0, max(2, bottom - top))[:, None].repeat(strip_w, axis=1)
-    bar.paste(Image.fromarray(d.colorize(ramp)), (x0, top))
-    draw.rectangle((x0, top, x0 + strip_w - 1, bottom - 1), outline=(150, 150, 150))
-    lo, hi = vrange
+    lo, hi = _bar_values(vrange, scale)
     span = hi - lo if hi > lo else 1.0
-    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
-        y = bottom - 1 - frac * (bottom - top - 1)
+    values = hi - np.linspace(0.0, 1.0, max(2, bottom - top)) * span
+    bar.paste(Image.fromarray(_bar_ramp(values, strip_w, vrange, scale)), (x0, top))
+    draw.rectangle((x0, top, x0 + strip_w - 1, bottom - 1), outline=(150, 150, 150))
+    ticks = [lo + f * span for f in (0.0, 0.25, 0.5, 0.75, 1.0)] if scale is None else [lo, scale[0], hi]
+    for value in ticks:
+        y = bottom - 1 - (value - lo) / span * (bottom - top - 1)
         draw.line((x0 + strip_w, y, x0 + strip_w + 4, y), fill=d.HEADER_FG)
-        value = lo + frac * span
         text = f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+        if scale is not None and value == hi:
+            text += "+"
         th = d.text_size(draw, text, fnt)[1]
-        draw.text((x0 + strip_w + 7, y - th / 2 - 1), text, font=fnt, fill=d.HEADER_FG)
-    if threshold is not None and lo <= threshold <= hi:
-        y = bottom - 1 - (threshold - lo) / span * (bottom - top - 1)
+        draw.text((x0 + strip_w + 7, min(max(0, y - th / 2 - 1), height - th - 2)), text, font=fnt, fill=d.HEADER_FG)
+    marker = scale[0] if scale is not None else threshold
+    if marker is not None and lo <= marker <= hi:
+        y = bottom - 1 - (marker - lo) / span * (bottom - top - 1)
         draw.line((x0 - 4, y, x0 + strip_w + 4, y), fill=(255, 255, 255), width=2)
         draw.polygon([(x0 - 5, y - 4), (x0 - 1, y), (x0 - 5, y + 4)], fill=(255, 255, 255))
     return bar
 
 
-def _header(width: int, parts: list[str], font_size: int) -> Image.Image:
-    """One line of facts; when it does not fit, the last facts go first, then the path's start."""
+def _fit_left(draw: ImageDraw.ImageDraw, text: str, fnt: d.ImageFont.ImageFont, width: int) -> str:
+    """Cut text from the left (the file name is at the end) until it fits."""
+    if d.text_size(draw, text, fnt)[0] <= width:
+        return text
+    while len(text) > 2 and d.text_size(draw, "\u2026" + text, fnt)[0] > width:
+        text = text[1:]
+    return "\u2026" + text
+
+
+def _header(width: int, parts: list[str], font_size: int, max_lines: int = 3) -> Image.Image:
+    """The facts, wrapped onto up to `max_lines` lines (never cut off the right edge of a narrow image)."""
     fnt = d.font(font_size)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     th = d.text_size(probe, "Ag", fnt)[1]
-    head = Image.new("RGB", (width, th + 12), d.HEADER_BG)
+    sep, room = "  |  ", width - 12
+    lines: list[str] = []
+    for part in parts:
+        part = _fit_left(probe, part, fnt, room)
+        if lines and d.text_size(probe, lines[-1] + sep + part, fnt)[0] <= room:
+            lines[-1] += sep + part
+        elif len(lines) < max_lines:
+            lines.append(part)
+    line_h = th + 6
+    head = Image.new("RGB", (width, line_h * len(lines) + 8), d.HEADER_BG)
     draw = ImageDraw.Draw(head)
-    sep = "  |  "
-    while len(parts) > 1 and d.text_size(draw, sep.join(parts), fnt)[0] > width - 12:
-        parts = parts[:-1]
-    text = sep.join(parts)
-    if d.text_size(draw, text, fnt)[0] > width - 12:  # cut from the left: the file name is at the end
-        while len(text) > 4 and d.text_size(draw, "\u2026" + text, fnt)[0] > width - 12:
-            text = text[1:]
-        text = "\u2026" + text
-    draw.text((6, 6 - draw.textbbox((0, 0), "Ag", font=fnt)[1]), text, font=fnt, fill=d.HEADER_FG)
+    dy = draw.textbbox((0, 0), "Ag", font=fnt)[1]
+    for i, text in enumerate(lines):
+        draw.text((6, 5 + i * line_h - dy), text, font=fnt, fill=d.HEADER_FG)
     return head
+
+
+def _legend_items(prediction: Prediction, scale: Scale | None, threshold: float | None,
+                  has_gt: bool) -> list[tuple[str, tuple[int, int, int], str]]:
+    """(swatch kind, colour, meaning) for everything drawn on this overlay."""
+    items: list[tuple[str, tuple[int, int, int], str]] = []
+    if scale is not None:
+        items.append(("ramp", d.ANCHOR_HIGH, f"score \u2265 {scale[0]:.2f} (threshold): yellow \u2192 red at {scale[1]:.2f}; "
+                                             "below: no colour"))
+    else:
+        items.append(("jet", (0, 0, 0), "score: blue low \u2192 red high"))
+    region = f"score \u2265 {threshold:.2f}" if threshold is not None else "predicted defect mask"
+    items.append(("line", d.PRED_OUTLINE_COLOUR, f"white outline: {region}"))
+    items.append(("box", d.KEPT_COLOUR, "box: region kept, tag = phrase that found it + score"))
+    if prediction.removed_boxes:
+        items.append(("dashed", d.REMOVED_COLOUR, "dashed grey: removed by the size filter"))
+    if prediction.object_box is not None:
+        items.append(("dashed", d.OBJECT_COLOUR, "dotted white: the object"))
+    if has_gt:
+        items.append(("line", d.GT_COLOUR, "green outline: ground truth"))
+    return items
+
+
+def _legend(width: int, items: list[tuple[str, tuple[int, int, int], str]], font_size: int) -> Image.Image:
+    """Swatch + text per item, wrapped over as many lines as the width needs."""
+    fnt = d.font(font_size)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    th = d.text_size(probe, "Ag", fnt)[1]
+    sw, gap, line_h = 2 * th, 14, th + 8
+    placed: list[tuple[int, int, tuple[str, tuple[int, int, int], str], str]] = []
+    x, row = 6, 0
+    for item in items:
+        text = _fit_left(probe, item[2], fnt, width - sw - 18)
+        need = sw + 6 + d.text_size(probe, text, fnt)[0]
+        if x > 6 and x + need > width - 6:
+            x, row = 6, row + 1
+        placed.append((x, row, item, text))
+        x += need + gap
+    img = Image.new("RGB", (width, (row + 1) * line_h + 6), d.HEADER_BG)
+    draw = ImageDraw.Draw(img)
+    dy = draw.textbbox((0, 0), "Ag", font=fnt)[1]
+    for x, row, (kind, colour, _), text in placed:
+        y = 4 + row * line_h
+        box = (x, y + 2, x + sw, y + th + 2)
+        if kind == "ramp":
+            vals = np.linspace(0.0, 1.0, sw)
+            colours, alpha = d.anchored_colours(vals, 0.0, 1.0)
+            strip = (alpha[:, None] * colours + (1 - alpha[:, None]) * 128).astype(np.uint8)
+            img.paste(Image.fromarray(np.repeat(strip[None], th, axis=0)), (x, y + 2))
+        elif kind == "jet":
+            img.paste(Image.fromarray(np.repeat(d.colorize(np.linspace(0, 1, sw))[None], th, axis=0)), (x, y + 2))
+        elif kind == "line":
+            draw.rectangle(box, fill=(128, 128, 128))
+            draw.rectangle(box, outline=colour, width=2)
+        elif kind == "box":
+            draw.rectangle(box, outline=colour, width=2)
+        else:
+            d.dashed_rectangle(draw, box, colour, width=1, dash=3)
+        draw.text((x + sw + 6, y + 2 - dy), text, font=fnt, fill=d.HEADER_FG)
+    return img
 
 
 def render_overlay(
@@ -73,17 +174,20 @@ def render_overlay(
     prediction: Prediction,
     threshold: float | None = None,
     *,
+    scale: Scale | None = None,
     gt_mask: np.ndarray | None = None,
     vrange: tuple[float, float] | None = None,
     title: str | None = None,
     min_side: int = 384,
     max_side: int = 1600,
 ) -> Image.Image:
-    """Score map over the image with colour bar, labelled kept boxes and dashed removed boxes.
+    """Score map over the image with colour bar, labelled kept boxes, dashed removed boxes and a legend.
 
-    `threshold` outlines the region scoring at least that value (else the prediction's mask) and marks it
-    on the colour bar; `gt_mask` adds the ground-truth outline (green); `vrange` maps raw, unnormalised
-    scores (evaluation records) to colours, default [0, 1].
+    `scale` = (threshold, top) anchors the colours at the decision threshold (see the module docstring);
+    `threshold` outlines the region scoring at least that value (else the prediction's mask is outlined);
+    `gt_mask` adds the ground-truth outline (green); `vrange` maps raw scores to the jet scale when no
+    `scale` is given (default [0, 1]). The returned image's `info["image_box"]` is (x, y, w, h) of the
+    picture inside it, for checks that measure pixels.
     """
     rgb = np.asarray(rgb, dtype=np.uint8)
     if rgb.ndim == 2:
@@ -93,7 +197,8 @@ def render_overlay(
     w, h = size
     vr = vrange or (0.0, 1.0)
     score = d.resize_map(prediction.score_map, size)
-    canvas = d.blend_heat(d.resize_rgb(rgb, size), d.normalise(score, vr))
+    base = d.resize_rgb(rgb, size)
+    canvas = d.blend_anchored(base, score, *scale) if scale is not None else d.blend_heat(base, d.normalise(score, vr))
 
     edge_w = max(1, round(max(w, h) / 500))
     if threshold is not None:
@@ -110,35 +215,42 @@ def render_overlay(
     fnt = d.font(font_size)
     line_w = max(2, round(max(w, h) / 300))
     sx, sy = w / w0, h / h0
+    taken: list[d.Rect] = []
 
-    if prediction.object_box is not None:
-        ob = _scaled(prediction.object_box, sx, sy)
-        d.dashed_rectangle(draw, ob, d.OBJECT_COLOUR, width=1, dash=3)
-        d.label(draw, (ob[0], ob[3] + 2 + font_size * 1.6), f"object: {prediction.object_box.phrase}",
-                d.font(max(10, font_size - 3)), bg=(255, 255, 255), bounds=size)
+    for box in sorted(prediction.boxes, key=lambda b: b.score):  # best drawn last, on top
+        draw.rectangle(_scaled(box, sx, sy), outline=d.KEPT_COLOUR, width=line_w)
+    for box in sorted(prediction.boxes, key=lambda b: -b.score):  # best labelled first, at its preferred place
+        xy = _scaled(box, sx, sy)
+        d.label(draw, (xy[0], xy[1]), f"{box.phrase} {box.score:.2f}", fnt, bg=d.KEPT_COLOUR,
+                fg=(255, 255, 255), bounds=size, taken=taken, bottom=xy[3])
+    small = d.font(max(10, font_size - 2))
     for box in prediction.removed_boxes:
         xy = _scaled(box, sx, sy)
         d.dashed_rectangle(draw, xy, d.REMOVED_COLOUR, width=max(1, line_w - 1), dash=max(6, line_w * 4))
         why = (box.removed_by or "filter").replace("_", " ")
-        d.label(draw, (xy[0], xy[1]), f"{box.phrase} {box.score:.2f} \u00d7 {why}", d.font(max(10, font_size - 2)),
-                bg=d.REMOVED_COLOUR, fg=(40, 40, 40), bounds=size)
-    for box in sorted(prediction.boxes, key=lambda b: b.score):  # best drawn last, on top
-        xy = _scaled(box, sx, sy)
-        draw.rectangle(xy, outline=d.KEPT_COLOUR, width=line_w)
-        d.label(draw, (xy[0], xy[1]), f"{box.phrase} {box.score:.2f}", fnt, bg=d.KEPT_COLOUR,
-                fg=(255, 255, 255), bounds=size)
+        d.label(draw, (xy[0], xy[1]), f"{box.phrase} {box.score:.2f} \u00d7 {why}", small,
+                bg=d.REMOVED_COLOUR, fg=(40, 40, 40), bounds=size, taken=taken, bottom=xy[3])
+    if prediction.object_box is not None:
+        ob = _scaled(prediction.object_box, sx, sy)
+        d.dashed_rectangle(draw, ob, d.OBJECT_COLOUR, width=1, dash=3)
+        d.label(draw, (ob[0], ob[3] + 2 + font_size * 1.6), f"object: {prediction.object_box.phrase}",
+                d.font(max(10, font_size - 3)), bg=(255, 255, 255), bounds=size, taken=taken)
 
-    bar = _colour_bar(h, max(64, font_size * 4 + 16), vr, threshold, max(10, font_size - 2))
+    bar = _colour_bar(h, max(64, font_size * 4 + 16), vr, scale, threshold, max(10, font_size - 2))
+    width = max(w + bar.width, MIN_WIDTH)
     kept, removed = len(prediction.boxes), len(prediction.removed_boxes)
     head_parts = [title] if title else [
         _short(prediction.path), f"image score {prediction.image_score:.3f}",
         f"{kept} kept" + (f", {removed} removed by size filter" if removed else ""), f"profile {prediction.profile}",
     ]
-    head = _header(w + bar.width, head_parts, max(11, font_size - 1))
-    out = Image.new("RGB", (w + bar.width, h + head.height), d.HEADER_BG)
+    head = _header(width, head_parts, max(11, font_size - 1))
+    legend = _legend(width, _legend_items(prediction, scale, threshold, gt_mask is not None), max(10, font_size - 3))
+    out = Image.new("RGB", (width, head.height + h + legend.height), d.HEADER_BG)
     out.paste(head, (0, 0))
     out.paste(img, (0, head.height))
     out.paste(bar, (w, head.height))
+    out.paste(legend, (0, head.height + h))
+    out.info["image_box"] = (0, head.height, w, h)
     return out
 
 

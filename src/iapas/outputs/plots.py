@@ -28,32 +28,18 @@ class PRCurve:
 
 
 def pr_curve(scores: np.ndarray, labels: np.ndarray) -> PRCurve:
-    """Curve and AP / F1-max from the project's metrics (one sort), so plots match metrics.json.
-
-    Falls back to scikit-learn when iapas.metrics is not importable.
-    """
+    """Curve and AP / F1-max from the project's metrics (one sort), so plots match metrics.json."""
     s = np.asarray(scores).ravel()
     y = np.asarray(labels).ravel().astype(bool)
     if y.all() or not y.any():
         raise ValueError("a precision-recall curve needs both positive and negative samples")
-    try:
-        from iapas.metrics.curve import curve_ap, rank_curve
-    except ImportError:  # pragma: no cover - metrics ship with the package; kept for partial installs
-        return _pr_curve_sklearn(s, y)
+    from iapas.metrics.curve import curve_ap, rank_curve
+
     c = rank_curve(s, y)
     tps, fps = c.tps.astype(np.float64), c.fps.astype(np.float64)
     precision = tps / np.maximum(tps + fps, 1.0)
     recall = tps / c.n_pos
     return _finish(precision, recall, c.thresholds, curve_ap(c), float(y.mean()))
-
-
-def _pr_curve_sklearn(s: np.ndarray, y: np.ndarray) -> PRCurve:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
-    precision, recall, thresholds = precision_recall_curve(y, s)
-    # scikit-learn: increasing thresholds plus a final (P=1, R=0) point without threshold
-    return _finish(precision[:-1][::-1], recall[:-1][::-1], thresholds[::-1],
-                   float(average_precision_score(y, s)), float(y.mean()))
 
 
 def _finish(precision: np.ndarray, recall: np.ndarray, thresholds: np.ndarray, ap: float, rate: float) -> PRCurve:
@@ -128,16 +114,18 @@ def pr_curve_figure(series: dict[str, PRCurve], title: str):  # type: ignore[no-
 def histogram_png(
     normal: np.ndarray, anomalous: np.ndarray, title: str, xlabel: str,
     threshold: float | None = None, names: tuple[str, str] = ("normal", "anomalous"),
+    threshold_name: str = "F1-max threshold",
 ) -> bytes:
     """PNG of `histogram_figure`."""
-    return _to_png(histogram_figure(normal, anomalous, title, xlabel, threshold, names))
+    return _to_png(histogram_figure(normal, anomalous, title, xlabel, threshold, names, threshold_name))
 
 
 def histogram_figure(
     normal: np.ndarray, anomalous: np.ndarray, title: str, xlabel: str,
     threshold: float | None = None, names: tuple[str, str] = ("normal", "anomalous"),
+    threshold_name: str = "F1-max threshold",
 ):  # type: ignore[no-untyped-def]
-    """Overlaid histograms of normal vs anomalous scores, with the F1-max threshold when given.
+    """Overlaid histograms of normal vs anomalous scores, with the F1-max (or decision) threshold when given.
 
     Pixel-sized samples (classes differ by orders of magnitude) are shown as log densities; image-sized
     samples as plain counts, where every image is one visible unit.
@@ -155,7 +143,7 @@ def histogram_figure(
             ax.hist(values, bins=bins, density=large, alpha=0.55, color=colour, label=f"{name} (n={values.size:,})",
                     log=large)
     if threshold is not None:
-        ax.axvline(threshold, color="black", ls="--", lw=1.2, label=f"F1-max threshold {threshold:.3g}")
+        ax.axvline(threshold, color="black", ls="--", lw=1.2, label=f"{threshold_name} {threshold:.3g}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density (log scale)" if large else "count")
     ax.set_title(title, fontsize=10)

@@ -262,7 +262,8 @@ class _Writer:
         pred = prediction_from_json(rec.prediction, rec.score_map, (rgb.shape[1], rgb.shape[0]), self.main.profile)
         label = "anomalous" if rec.label else "normal"
         title = f"{rec.defect_type}/{Path(rec.image_path).name}  |  {label}  |  image score {rec.image_score:.3f}"
-        img = render_overlay(rgb, pred, threshold, gt_mask=rec.gt_mask, vrange=vrange, title=title)
+        img = render_overlay(rgb, pred, threshold, scale=d.anchored_scale(threshold, vrange[1]), gt_mask=rec.gt_mask,
+                             vrange=vrange, title=title)
         return self.asset(rel, d.png_bytes(img))
 
     def _shown(self, folder: EvalFolder, cat: str) -> _Shown:
@@ -335,7 +336,8 @@ class _Writer:
             rgb = d.placeholder((rec.score_map.shape[1] * 4, rec.score_map.shape[0] * 4), "image not found")
         rgb = d.resize_rgb(rgb, d.fit_box(rgb.shape[1], rgb.shape[0], *THUMB_BOX))
         pred = prediction_from_json(rec.prediction, rec.score_map, (rgb.shape[1], rgb.shape[0]), self.main.profile)
-        img = render_overlay(rgb, pred, threshold, gt_mask=rec.gt_mask, vrange=vrange, title=title,
+        img = render_overlay(rgb, pred, threshold, scale=d.anchored_scale(threshold, vrange[1]), gt_mask=rec.gt_mask,
+                             vrange=vrange, title=title,
                              min_side=1, max_side=max(THUMB_BOX))
         return self.asset(f"{_slug(cat)}_{name}.png", d.png_bytes(img))
 

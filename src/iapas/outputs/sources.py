@@ -155,7 +155,9 @@ class EvalFolder:
             cfg = PipelineConfig(**self.metrics["config"])
             kind = (self.metrics.get("kinds") or {}).get(category)
             cfg = cfg.model_copy(update={"seed": seed, **({"kind": kind} if kind else {})})
-            return eval_digest(cfg, self.profile, int(self.metrics["eval_size"]), str(self.metrics.get("resample", "bilinear")))
+            ctx = self.context(category, seed) or {}
+            return eval_digest(cfg, self.profile, int(self.metrics["eval_size"]), str(self.metrics.get("resample", "bilinear")),
+                               normals=ctx.get("normal_fingerprint"))
         except (ImportError, KeyError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
             return None
 

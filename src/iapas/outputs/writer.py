@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from iapas.io.atomic import atomic_write_image, atomic_write_json, atomic_write_npy
 from iapas.types import Prediction
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
-RESERVED_NAMES = frozenset({"summary", "context", "context.bank", "metrics"})  # files a run writes itself
+RESERVED_NAMES = frozenset({"summary", "context", "context.bank", "metrics", "report", "results", "annotations"})
+RESERVED_DIRS = frozenset({"report_assets", "report_pages"})  # folders a run writes itself
+THUMBS = "report_assets/thumbs"  # per-image report tiles, mirrored like the outputs
+THUMB_SIDE = 240
 MAX_NAME_BYTES = 160  # leaves room for suffixes like "_overlay.png" under the usual 255-byte limit
 
 
@@ -32,28 +36,47 @@ def _safe(text: str) -> str:
         digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
         cut = name.encode("utf-8")[: MAX_NAME_BYTES - 12].decode("utf-8", errors="ignore")
         name = f"{cut}__{digest}"
-    if name.casefold() in RESERVED_NAMES:
+    if name.casefold() in RESERVED_NAMES:  # files a run writes itself (summary.json, report.html, ...)
         name = f"{name}_input"
     return name
 
 
-def output_names(paths: list[Path]) -> dict[Path, str]:
-    """A distinct output name per input: the stem, widened with the extension and then the folders
-    only where two inputs would otherwise collide (a.png vs a.jpg, x/a.png vs y/a.png).
+def _mirrored(p: Path, roots: list[Path]) -> list[str]:
+    """Folder parts (below the input folder that holds it) + stem of one input; just the stem otherwise."""
+    ap = Path(os.path.abspath(p))
+    for root in sorted((Path(os.path.abspath(r)) for r in roots), key=lambda r: -len(r.parts)):
+        if ap != root and ap.is_relative_to(root):
+            return [*ap.relative_to(root).parent.parts, ap.stem]
+    return [ap.stem]
+
+
+def _join(parts: list[str]) -> str:
+    safe = [_safe(x) for x in parts]
+    if safe[0].casefold() in RESERVED_DIRS and len(safe) > 1:
+        safe[0] = f"{safe[0]}_input"
+    return "/".join(safe)
+
+
+def output_names(paths: list[Path], roots: list[Path] | None = None) -> dict[Path, str]:
+    """A distinct output name per input: nested input folders are mirrored under OUT (`lotA/part1`),
+    files given one by one keep their stem. Where two inputs would still collide, the name is widened,
+    in this order: the extension joins the stem (`a_png` vs `a_jpg`), then the input's parent folder
+    becomes a sub-folder (`x/a_png` vs `y/a_png`), then a number (`a__2`, in input order).
 
     Names are compared case-insensitively, so outputs stay distinct on case-insensitive file systems.
     """
     resolved = [Path(p) for p in paths]
-    names = {p: _safe(p.stem) for p in resolved}
+    parts = {p: _mirrored(p, list(roots or [])) for p in resolved}
+    names = {p: _join(parts[p]) for p in resolved}
     for widen in ("suffix", "parents"):
         counts = Counter(n.casefold() for n in names.values())
         for p in resolved:
             if counts[names[p].casefold()] > 1:
+                ext = f"{p.stem}_{p.suffix.lstrip('.')}" if p.suffix else p.stem
                 if widen == "suffix":
-                    names[p] = _safe(f"{p.stem}_{p.suffix.lstrip('.')}")
-                else:
-                    parts = [*p.resolve().parent.parts[-3:], f"{p.stem}_{p.suffix.lstrip('.')}"]
-                    names[p] = _safe("__".join(parts))
+                    names[p] = _join([*parts[p][:-1], ext])
+                elif len(parts[p]) == 1:  # a file given on its own: its folder's name disambiguates
+                    names[p] = _join([Path(os.path.abspath(p)).parent.name or "root", ext])
     counts = Counter(n.casefold() for n in names.values())
     seen: Counter[str] = Counter()
     for p in resolved:  # last resort (same path given twice, or names equal up to case): number them
@@ -103,33 +126,53 @@ def write_prediction(
     *,
     source: Path | None = None,
     original_size: tuple[int, int] | None = None,
+    scale: tuple[float, float] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Write the four per-image files; the JSON last so a crash never leaves a 'done' image half-written."""
+    """Write the per-image files (score map, mask, overlay, report thumbnail) and NAME.json, the JSON last so
+    a crash never leaves a 'done' image half-written. `scale` = (threshold, top) of the overlay colours;
+    `extra` joins the JSON (e.g. the verdict)."""
     from iapas.outputs.overlay import render_overlay
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "score_map": f"{name}.npy",
         "mask": f"{name}_mask.png",
         "overlay": f"{name}_overlay.png",
+        "thumb": f"{THUMBS}/{name}.jpg",
         "json": f"{name}.json",
     }
+    (out_dir / files["json"]).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_npy(out_dir / files["score_map"], pred.score_map.astype(np.float32))
     atomic_write_image(out_dir / files["mask"], (pred.mask.astype(np.uint8) * 255))
     try:
-        overlay = render_overlay(rgb, pred)
+        overlay = render_overlay(rgb, pred, scale=scale)
     except Exception as exc:  # noqa: BLE001 - a drawing problem must not cost the image its results
-        overlay = plain_overlay(rgb, pred.mask)
+        overlay = Image.fromarray(plain_overlay(rgb, pred.mask))
         pred.notes.append(f"overlay drawn in plain form ({type(exc).__name__}: {exc})")
     atomic_write_image(out_dir / files["overlay"], overlay)
+    atomic_write_image(out_dir / files["thumb"], thumbnail(overlay), fmt="JPEG")
     meta = pred.to_json()
-    meta.update({"name": name, "files": files, "settings_digest": digest})
+    meta.update({"name": name, "files": files, "settings_digest": digest, **(extra or {})})
+    if overlay.info.get("image_box"):  # where the picture sits inside the overlay (header above, legend below)
+        meta["overlay_image_box"] = [int(v) for v in overlay.info["image_box"]]
     if original_size is not None:
         meta["original_size"] = [int(original_size[0]), int(original_size[1])]
     if source is not None:
         meta["source"] = source_fingerprint(source)
     atomic_write_json(out_dir / files["json"], meta)
     return files
+
+
+def thumbnail(overlay: Image.Image | np.ndarray, side: int = THUMB_SIDE) -> Image.Image:
+    """The picture part of an overlay (no header or legend), at most `side` px: the run report's tiles."""
+    img = overlay if isinstance(overlay, Image.Image) else Image.fromarray(np.asarray(overlay, dtype=np.uint8))
+    box = img.info.get("image_box")
+    if box:
+        x, y, w, h = box
+        img = img.crop((x, y, x + w, y + h))
+    img = img.convert("RGB")
+    img.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return img
 
 
 def plain_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -142,15 +185,15 @@ def plain_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def remove_stale_temp_files(out_dir: Path, subdirs: tuple[str, ...] = ()) -> list[Path]:
-    """Delete partial files a killed run left behind ('.NAME.xxxx.tmp' from iapas.io.atomic) in OUT and,
-    recursively, in the given sub-folders of OUT (e.g. an evaluation's cache/).
+    """Delete partial files a killed run left behind ('.NAME.xxxx.tmp' from iapas.io.atomic) anywhere under OUT
+    (outputs of nested inputs and an evaluation's cache/ live in sub-folders; `subdirs` is kept for callers).
 
     Call it only while holding the folder's lock (`lock_output_dir`), so no live writer owns them.
     """
     removed: list[Path] = []
     if not out_dir.is_dir():
         return removed
-    candidates = [*out_dir.glob(".*.tmp"), *(p for d in subdirs for p in (out_dir / d).rglob(".*.tmp"))]
+    candidates = list(out_dir.rglob(".*.tmp"))  # outputs of nested inputs live in sub-folders too
     for p in candidates:
         try:
             p.unlink()
@@ -195,6 +238,8 @@ class RunSummary:
     context: str | None = None
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     interrupted: bool = False
+    threshold: float | None = None  # the image-score threshold of every verdict (iapas.verdict)
+    setup_error: dict[str, Any] | None = None  # a run stopped before any image (e.g. missing models)
 
     def record(self, path: Path, name: str | None, status: str, error: str | None = None, **extra: Any) -> None:
         item: dict[str, Any] = {"path": display_path(path), "name": name, "status": status}
@@ -210,6 +255,11 @@ class RunSummary:
     def counts(self) -> dict[str, int]:
         return dict(Counter(i["status"] for i in self.items.values()))
 
+    def verdicts(self) -> dict[str, int]:
+        """How many processed images are `defect` and how many `ok`."""
+        found = Counter(i.get("verdict") for i in self.items.values() if i["status"] == "ok")
+        return {"defect": found.get("defect", 0), "ok": found.get("ok", 0)}
+
     def save(self) -> Path:
         return atomic_write_json(
             self.out_dir / "summary.json",
@@ -217,10 +267,13 @@ class RunSummary:
                 "profile": self.profile,
                 "settings_digest": self.settings_digest,
                 "context": self.context,
-                "complete": not self.interrupted and all(i["status"] != "pending" for i in self.items.values()),
+                "complete": not self.interrupted and not self.setup_error and all(i["status"] != "pending" for i in self.items.values()),
                 "interrupted": self.interrupted,
                 "counts": self.counts(),
+                "threshold": None if self.threshold is None else round(float(self.threshold), 6),
+                "verdicts": self.verdicts(),
                 "inputs": list(self.items.values()),
                 "failures": self.failures,
+                **({"setup_error": self.setup_error} if self.setup_error else {}),
             },
         )

@@ -1,12 +1,13 @@
 """The `paper` profile: IAP-AS with real models through transformers (Grounding DINO + SAM by default).
 
 fit: Stage 1 (iapas.stages.stage1.build_context) with the detector used to ground the object tag.
-predict, per image (Stage 2, as in the official code):
+predict, per image (Stage 2, as in the official code; docs/fidelity.md has every step side by side):
   1. object box: the detector run on the object tag alone, NMS, highest-scoring box (Step 1-2);
-  2. anomaly boxes: the detector on the final prompt (chunked), class-agnostic NMS (Step 2-1);
-     boxes whose phrase is the object tag are the object, not anomalies, and are dropped;
-  3. size filter against the object box unless use_filter is off (Step 2-2);
-  4. SAM on the kept boxes (Step 2-3); score map = clip(sum s_i m_i, 0, 1) (Step 2-4).
+  2. anomaly boxes: the detector on the final prompt (chunked), class-agnostic NMS (Step 2-1); boxes
+     labelled with the object tag are kept, as in the paper (`drop_object_boxes` is iapas's option);
+  3. size filter against the object box unless use_filter is off or the run is the baseline (Step 2-2);
+  4. SAM on the kept boxes (Step 2-3); score map = sum s_i m_i, NOT clipped (Step 2-4): `NAME.npy`
+     holds the raw sum, displays clip it; the image score is the map's maximum.
 Models load lazily, once per process (iapas.models.loading caches them across profiles too).
 Thresholds come from the context (reviewable, editable), falling back to the config's values.
 """
@@ -20,10 +21,18 @@ from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
 from iapas.stages.nms import nms
 from iapas.stages.scoring import binary_mask, image_score, score_map
+from iapas.stages.tagging import STAND_IN_NOTE
 from iapas.stages.size_filter import drop_object_boxes, find_object_box, object_area_fraction, size_filter
 from iapas.types import Box, Prediction
 
 PROFILE = "paper"
+
+
+def fidelity_notes(context: Context) -> list[str]:
+    """Per-prediction notes on deviations from the paper recorded in the context (e.g. the CLIP stand-in)."""
+    fidelity = (context.model_extra or {}).get("fidelity") or {}
+    tagger = str(fidelity.get("tagger", ""))
+    return [STAND_IN_NOTE] if tagger.startswith("clip") else []
 
 
 class PaperProfile:
@@ -109,17 +118,21 @@ class PaperProfile:
         built_with = (context.models.get("detector") or {}).get("id")
         if built_with and built_with != self.detector.model_id:
             notes.append(f"context was built with detector '{built_with}'; Stage 2 used '{self.detector.model_id}'")
-        obj = self.object_box(rgb, context.object_tag, th)
+        notes.extend(fidelity_notes(context))
+        baseline = self.config.baseline or context.config.baseline
+        obj = None if baseline else self.object_box(rgb, context.object_tag, th)
         found = self.detector.detect(rgb, phrases, th["box_threshold"], th["text_threshold"])
-        anomalies = drop_object_boxes(nms(found, th["nms_iou"]), context.object_tag)
+        anomalies = nms(found, th["nms_iou"])
+        if self.config.drop_object_boxes:
+            anomalies = drop_object_boxes(anomalies, context.object_tag)
         removed: list[Box] = []
-        if self.config.use_filter:
+        if self.config.use_filter and not baseline:  # the official "base" runs no size filter
             area = object_area_fraction(obj, width, height)
             if obj is None:
                 notes.append("no object box found: size filter used the whole image as the object")
             anomalies, removed = size_filter(anomalies, area, width, height, th["size_threshold"])
         masks = self.segmenter.segment(rgb, anomalies)
-        smap = score_map(masks, [b.score for b in anomalies], (height, width))
+        smap = score_map(masks, [b.score for b in anomalies], (height, width), clip=False)
         return Prediction(
             path=image.path,
             score_map=smap,

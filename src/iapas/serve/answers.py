@@ -100,13 +100,16 @@ def decode_mask(encoded: dict[str, Any]) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded["data"])))) > 0
 
 
-def overlay_png(rgb: np.ndarray, result: Result) -> str:
-    """The same overlay `segment` writes (plain tinted mask if drawing fails), as base64 PNG."""
+def overlay_png(rgb: np.ndarray, result: Result, line: Line) -> str:
+    """The same overlay `segment` writes (colours anchored at the line's threshold; plain tinted mask if
+    drawing fails), as base64 PNG."""
     from iapas.outputs.overlay import render_overlay
     from iapas.outputs.writer import plain_overlay
+    from iapas.verdict import display_top
 
+    threshold = result.verdict.threshold
     try:
-        image = np.asarray(render_overlay(rgb, result.prediction))
+        image = np.asarray(render_overlay(rgb, result.prediction, scale=(threshold, display_top(line.context, threshold))))
     except Exception:  # noqa: BLE001 - a drawing problem must not cost the answer
         image = plain_overlay(rgb, result.prediction.mask)
     return png_base64(image)
@@ -115,8 +118,11 @@ def overlay_png(rgb: np.ndarray, result: Result) -> str:
 def answer(line: Line, image: LoadedImage, result: Result, mask: str | None, overlay: bool,
            total_s: float) -> dict[str, Any]:
     """The JSON body of a successful inspection."""
+    from iapas.outputs.run_items import verdict_fields
+
     pred = result.prediction
-    body: dict[str, Any] = {"line": line.name, "context_id": line.context_id, **result.verdict.to_json()}
+    # verdict, image_score, threshold, largest_region_area, top_phrase: as `segment` writes them to NAME.json
+    body: dict[str, Any] = {"line": line.name, "context_id": line.context_id, **verdict_fields(pred, line.context)}
     meta = pred.to_json()
     for box in meta["boxes"]:
         x0, y0, x1, y1 = box["xyxy"]
@@ -131,5 +137,5 @@ def answer(line: Line, image: LoadedImage, result: Result, mask: str | None, ove
     if mask:
         body["mask"] = encode_mask(pred.mask, mask)
     if overlay:
-        body["overlay"] = {"format": "png", "data": overlay_png(image.rgb, result)}
+        body["overlay"] = {"format": "png", "data": overlay_png(image.rgb, result, line)}
     return body

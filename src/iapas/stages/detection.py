@@ -102,6 +102,11 @@ def assign_phrase(label: str, phrases: Sequence[str], span_scores: Sequence[floa
     return phrases[best]
 
 
+def raw_label(label: str) -> str:
+    """The detector's text label as words ('Tile  metal [SEP]' -> 'tile metal'); '' when it holds none."""
+    return " ".join(_WORDS.findall(_SPECIAL.sub(" ", label).lower()))
+
+
 def clip_box(xyxy: Sequence[float], width: int, height: int) -> tuple[float, float, float, float] | None:
     """Box clipped to the image; None when nothing of it is left."""
     x0, y0, x1, y1 = (float(v) for v in xyxy)
@@ -137,16 +142,27 @@ class GroundingDinoDetector(ModelBackend):
         return chunk_phrases(normalize_phrases(phrases), self.count_tokens, self.max_tokens)
 
     def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
-        """Boxes of every chunk of the prompt, in pixel xyxy of `rgb`; no NMS."""
+        """Boxes of every chunk of the prompt, in pixel xyxy of `rgb`, each named by one prompt phrase; no NMS."""
+        return self._detect(rgb, phrases, box_threshold, text_threshold, raw_labels=False)
+
+    def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+        """As `detect`, but each box keeps the detector's own text label (the prompt tokens above the text
+        threshold, possibly several phrases merged: "tile metal"), as the official object-tag rule uses it."""
+        return self._detect(rgb, phrases, box_threshold, text_threshold, raw_labels=True)
+
+    def _detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float, raw_labels: bool) -> list[Box]:
         from PIL import Image
 
         image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
         boxes: list[Box] = []
         for chunk in self.chunks(phrases):
-            boxes.extend(self._detect_chunk(image, chunk, box_threshold, text_threshold))
+            found = self._detect_chunk(image, chunk, box_threshold, text_threshold, raw_labels=raw_labels)
+            boxes.extend(found)
         return boxes
 
-    def _detect_chunk(self, image: Any, chunk: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+    def _detect_chunk(
+        self, image: Any, chunk: list[str], box_threshold: float, text_threshold: float, raw_labels: bool = False
+    ) -> list[Box]:
         import torch
 
         text, char_spans = caption(chunk)
@@ -160,7 +176,7 @@ class GroundingDinoDetector(ModelBackend):
             outputs = self.model(**inputs)
         return self.boxes_from_outputs(
             _float_outputs(outputs), inputs["input_ids"].cpu(), spans, chunk, box_threshold, text_threshold,
-            (image.height, image.width),
+            (image.height, image.width), raw_labels=raw_labels,
         )
 
     def boxes_from_outputs(
@@ -172,8 +188,13 @@ class GroundingDinoDetector(ModelBackend):
         box_threshold: float,
         text_threshold: float,
         size_hw: tuple[int, int],
+        raw_labels: bool = False,
     ) -> list[Box]:
-        """Post-process one chunk's outputs (logits, pred_boxes in normalised cxcywh) to pixel boxes."""
+        """Post-process one chunk's outputs (logits, pred_boxes in normalised cxcywh) to pixel boxes.
+
+        `raw_labels`: name each box by the detector's cleaned text label (falling back to the assigned
+        phrase when the label is empty) instead of mapping it to one prompt phrase.
+        """
         import torch
 
         height, width = size_hw
@@ -190,7 +211,10 @@ class GroundingDinoDetector(ModelBackend):
             if clipped is None:
                 continue
             span_scores = [float(kept_probs[q, s].max()) if len(s) else 0.0 for s in spans]
-            phrase = assign_phrase(result["text_labels"][q], chunk, span_scores)
+            label = result["text_labels"][q]
+            phrase = assign_phrase(label, chunk, span_scores)
+            if raw_labels:
+                phrase = raw_label(label) or phrase
             boxes.append(Box(xyxy=clipped, phrase=phrase, score=float(score)))
         return boxes
 
@@ -215,6 +239,10 @@ class OwlDetector(ModelBackend):
         with torch.inference_mode():
             outputs = self.model(**inputs)
         return self.boxes_from_outputs(_float_outputs(outputs), queries, box_threshold, (image.height, image.width))
+
+    def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+        """OWL scores each query on its own, so its label is always exactly one phrase: same as `detect`."""
+        return self.detect(rgb, phrases, box_threshold, text_threshold)
 
     def boxes_from_outputs(
         self, outputs: Any, queries: Sequence[str], box_threshold: float, size_hw: tuple[int, int]

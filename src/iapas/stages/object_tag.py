@@ -1,19 +1,25 @@
 """Step 1-1 (end): choose the object tag by grounding the tags on the normal images.
 
-As in the official code, the tags are given to the open-vocabulary detector on each normal image and
-the tag whose box has the highest detection score becomes the object tag (top-1). That tag later gives
-each test image its object box, which bounds defect sizes (Step 1-2 / 2-2).
+Two rules (config.object_tag_rule):
+- "official" (`choose_object_tag_official`, the official code's rule): each normal image is grounded with
+  its OWN tags; the image's highest-scoring box gives a phrase, kept as the detector returns it (Grounding
+  DINO can merge several tags, e.g. "tile metal"); over the images, the phrase with the highest score
+  is the object tag (top-1).
+- "match" (`choose_object_tag`, iapas's rule): all tags on every image, each box's phrase mapped back
+  to one tag.
+The object tag later gives each test image its object box, which bounds defect sizes (Step 1-2 / 2-2).
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from iapas.errors import InputError
 from iapas.profiles.base import DetectorLike
+from iapas.types import Box
 
 _WORDS = re.compile(r"[a-z0-9]+")
 
@@ -76,3 +82,55 @@ def choose_object_tag(
     order = {t: i for i, t in enumerate(tags)}
     chosen = min(best, key=lambda t: (-best[t], order[t]))
     return ObjectTagChoice(chosen, scores={t: round(s, 6) for t, s in best.items()}, warnings=problems)
+
+
+def _raw_detect(detector: DetectorLike) -> Callable[..., list[Box]]:
+    """The detector's pass that keeps its own text label per box (`detect_raw`), else plain `detect`."""
+    return getattr(detector, "detect_raw", None) or detector.detect
+
+
+def choose_object_tag_official(
+    per_image_tags: Sequence[Sequence[str]],
+    images: Sequence[np.ndarray],
+    detector: DetectorLike | None,
+    box_threshold: float,
+    text_threshold: float,
+    fallback: Sequence[str] = (),
+) -> ObjectTagChoice:
+    """Official rule: image i grounded with its own tags, its top box's phrase as it comes; top-1 over images.
+
+    Args:
+        per_image_tags: the (filtered) tags of each normal image, same order as `images`.
+        images: the r normal images, HxWx3 uint8 each.
+        fallback: tags to fall back on (first one) when no image gives a box; the official code crashes there.
+    Returns:
+        The chosen phrase, the best score per phrase, and warnings.
+    """
+    first = next((t for tags in per_image_tags for t in tags), None) or (fallback[0] if fallback else None)
+    if first is None:
+        return ObjectTagChoice(None, warnings=["no tag survived tagging; no object tag (size filter will not apply)"])
+    if detector is None:
+        return ObjectTagChoice(first, warnings=[f"no detector for grounding; object tag is the top tag '{first}'"])
+    detect = _raw_detect(detector)
+    best: dict[str, float] = {}
+    problems: list[str] = []
+    for tags, rgb in zip(per_image_tags, images):
+        if not tags:
+            continue
+        try:
+            boxes = detect(rgb, list(tags), box_threshold, text_threshold)
+        except InputError as exc:
+            problems.append(f"grounding skipped an image: {exc}")
+            continue
+        phrased = [(" ".join(_WORDS.findall(b.phrase.lower())), float(b.score)) for b in boxes]
+        phrased = [(p, sc) for p, sc in phrased if p]
+        if not phrased:
+            continue
+        phrase, score = max(phrased, key=lambda ps: ps[1])  # first box on ties, as torch.max
+        if score > best.get(phrase, float("-inf")):
+            best[phrase] = score
+    if not best:
+        problems.append(f"the detector found none of the tags on the normal images; object tag is the top tag '{first}'")
+        return ObjectTagChoice(first, warnings=problems)
+    chosen = max(best, key=lambda p: best[p])  # first phrase seen on ties
+    return ObjectTagChoice(chosen, scores={p: round(sc, 6) for p, sc in best.items()}, warnings=problems)

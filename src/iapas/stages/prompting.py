@@ -1,8 +1,11 @@
 """Step 1-3: the image-aware prompt (IAP) sent to the LLM, and the final detector prompt.
 
-The IAP merges what tagging saw in the normal images (object tag + tags) into the question, so the
-LLM answers with defects of *this* product rather than generic ones. The final prompt is
-LLM words + fixed prompts ("abnormal", "defect") + object tag, deduplicated with order kept.
+Two request styles (config.llm_prompt):
+- "official" (default): the messages of the official code, asked once per object tag, word for word
+  (system: list lowercase words 'word, word'; user: abnormal parts of {tag}, anomalous nouns in {tag} images);
+- "expert": iapas's template, which also merges the other tags into the question.
+The final prompt is LLM words + fixed prompts ("abnormal", "defect") + object tag, deduplicated with
+order kept.
 """
 from __future__ import annotations
 
@@ -11,7 +14,13 @@ from collections.abc import Sequence
 from iapas.config import FIXED_PROMPTS
 from iapas.stages.llm_answer import dedupe_phrases
 
-NUM_WORDS = 10  # defect phrases asked of the LLM
+NUM_WORDS = 10  # defect phrases asked of the LLM (expert template)
+
+OFFICIAL_SYSTEM_PROMPT = "The assistant should always answer only by listing lowercase words in the following format: 'word, word'"
+OFFICIAL_USER_TEMPLATE = (
+    "I would like to extract words to enter into the object detection model to find abnormal parts of {tag}. "
+    "Please write down non-redundant anomalous nouns that can appear in {tag} images."
+)
 
 SYSTEM_PROMPT = (
     "You are an expert in industrial visual quality inspection. You answer with short defect names only, "
@@ -43,9 +52,21 @@ def build_request(object_tag: str, tags: Sequence[str], kind: str = "object", n:
     )
 
 
-def build_messages(request: str) -> list[dict[str, str]]:
+def build_messages(request: str, system: str = SYSTEM_PROMPT) -> list[dict[str, str]]:
     """Chat messages (system + user) for chat templates and OpenAI-compatible servers."""
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": request}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": request}]
+
+
+def official_messages(object_tag: str) -> list[dict[str, str]]:
+    """The official code's request for one object tag (system + user), as the paper's LLM received it."""
+    return build_messages(OFFICIAL_USER_TEMPLATE.format(tag=object_tag), OFFICIAL_SYSTEM_PROMPT)
+
+
+def request_messages(style: str, object_tag: str, tags: Sequence[str], kind: str = "object") -> list[dict[str, str]]:
+    """Messages for config.llm_prompt: 'official' (per object tag) or 'expert' (iapas template with the tags)."""
+    if style == "official":
+        return official_messages(object_tag)
+    return build_messages(build_request(object_tag, tags, kind))
 
 
 def final_prompt(

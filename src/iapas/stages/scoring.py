@@ -1,8 +1,9 @@
 """Step 2-4: pixel score map = sum_i s_i * m_i over the kept boxes' SAM masks, and the image score.
 
-The sum can exceed 1 where masks of different boxes overlap; the map is clipped to [0, 1] so every
-profile's map has the same range (ranking of pixels below 1 is unchanged). The image score is the
-map's maximum: the confidence of the most confident detected region (0 when nothing was found).
+The paper profile keeps the raw sum (`clip=False`), as the paper and the official code do: where masks of
+different boxes overlap it exceeds 1, and `NAME.npy` stores it so; displays clip it to [0, 1]. (The
+official code then min-max normalises each map on its own; in iapas that belongs to the `--protocol
+paper` evaluation, not to the prediction.) The image score is the map's maximum: 0 when nothing was found.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def score_map(masks: np.ndarray, scores: Sequence[float], shape: tuple[int, int]) -> np.ndarray:
-    """HxW float32 in [0, 1] from N masks (N x H x W bool) weighted by their N box scores."""
+def score_map(masks: np.ndarray, scores: Sequence[float], shape: tuple[int, int], clip: bool = True) -> np.ndarray:
+    """HxW float32 sum of N masks (N x H x W bool) weighted by their N box scores; clipped to [0, 1] if `clip`."""
     masks = np.asarray(masks, dtype=bool)
     weights = np.asarray(scores, dtype=np.float32).reshape(-1)
     if masks.shape[0] != weights.size:
@@ -22,7 +23,7 @@ def score_map(masks: np.ndarray, scores: Sequence[float], shape: tuple[int, int]
     if masks.shape[1:] != tuple(shape):
         raise ValueError(f"mask size {masks.shape[1:]} differs from image size {tuple(shape)}")
     summed = np.tensordot(weights, masks.astype(np.float32), axes=1)
-    return np.clip(summed, 0.0, 1.0).astype(np.float32)
+    return (np.clip(summed, 0.0, 1.0) if clip else summed).astype(np.float32)
 
 
 def image_score(score_map_: np.ndarray) -> float:

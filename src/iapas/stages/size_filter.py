@@ -5,8 +5,9 @@ returns for the object tag alone (after NMS); object_area is that box's area as 
 image. Anomaly boxes are kept only if their own area fraction is strictly below
 size_threshold x object_area (paper: 0.8). When no object box is found, object_area = 1.0 (the whole
 image), so only boxes covering at least size_threshold of the image are dropped; textures, where the
-"object" is the whole frame, behave the same way. Boxes whose phrase is the object tag are the object,
-not anomalies, and never enter the anomaly list.
+"object" is the whole frame, behave the same way. Boxes labelled with the object tag stay in the anomaly
+list, as in the paper and the official code (the filter removes the large ones); `drop_object_boxes` is
+iapas's named option (`--drop-object-boxes`) that removes them all.
 """
 from __future__ import annotations
 

@@ -1,21 +1,28 @@
 """Stage 1 of IAP-AS as one call: tags -> object tag -> image-aware LLM prompt -> final detector prompt.
 
 Profiles call `build_context`; the returned Context records every intermediate (tags, removed tags,
-LLM request and raw answer, parsed words) so an engineer can review or edit it before Stage 2.
-The normal images arrive already sampled (r, seed) by the Pipeline; with the same seed and models
-the context is identical (deterministic tagging, greedy decoding).
+LLM messages and raw answer, parsed words) and, in `fidelity`, which of the official code's choices or
+iapas's own were used, so an engineer can review or edit it before Stage 2. The normal images arrive
+already sampled (r, seed) by the Pipeline; with the same seed and models the context is identical
+(deterministic tagging; greedy or seeded sampling).
+
+Ablations, as the official test_ablation.py / test_zsas.py run them:
+- `--llm none`: no LLM request; the prompt is the fixed prompts only (object tag still found, for the filter);
+- `--baseline`: the paper's "base": fixed prompts only, no tagging, no object tag (Stage 2 skips the filter).
 """
 from __future__ import annotations
+
+from typing import Any
 
 from iapas.config import FIXED_PROMPTS, PipelineConfig
 from iapas.context import Context
 from iapas.io.images import LoadedImage
 from iapas.profiles.base import DetectorLike
-from iapas.stages.llm import load_llm
-from iapas.stages.llm_answer import dedupe_phrases, parse_defect_words
-from iapas.stages.object_tag import choose_object_tag
-from iapas.stages.prompting import build_messages, build_request, final_prompt
-from iapas.stages.tagging import load_tagger, tag_images
+from iapas.stages.llm import load_llm, sampling_from_config
+from iapas.stages.llm_answer import MAX_PHRASES, dedupe_phrases, parse_defect_words, parse_official
+from iapas.stages.object_tag import choose_object_tag, choose_object_tag_official
+from iapas.stages.prompting import final_prompt, request_messages
+from iapas.stages.tagging import STAND_IN_NOTE, TagResult, is_stand_in, load_tagger, preferred_tagger, tag_images
 from iapas.stages.vocabulary import split_anomaly_tags
 
 
@@ -37,6 +44,29 @@ def _new_context(normal: list[LoadedImage], config: PipelineConfig, detector: De
     return ctx
 
 
+def fidelity_record(config: PipelineConfig) -> dict[str, Any]:
+    """Which choices this context used: the official code's ("official") or iapas's own (named options)."""
+    sampling = sampling_from_config(config)
+    return {
+        "object_tag_rule": config.object_tag_rule,
+        "llm_prompt": config.llm_prompt,
+        "llm_decoding": "greedy" if sampling is None
+        else f"sample (temperature {sampling.temperature:g}, top_p {sampling.top_p:g}, seed {sampling.seed})",
+        "llm_max_new_tokens": config.llm_max_new_tokens,
+        "llm_parse": config.llm_parse,
+        "max_phrases": config.max_phrases,
+        "object_boxes": "dropped" if config.drop_object_boxes else "kept",
+        "size_filter": bool(config.use_filter and not config.baseline),
+        "texture_preset": config.texture_preset,
+        "tagger": "none" if config.tagger == "none" or config.baseline else "pending",
+    }
+
+
+def _per_image_tags(result: TagResult) -> list[list[str]]:
+    """Each image's own tags after the paper's filtering and the official code's dropped tags."""
+    return [split_anomaly_tags(dedupe_phrases([t for t, _ in scored]))[0] for scored in result.per_image]
+
+
 def _tags_and_object(ctx: Context, normal: list[LoadedImage], config: PipelineConfig, detector: DetectorLike | None) -> None:
     """Step 1-1: fill tags, removed_tags and object_tag (or take the user's object name)."""
     if config.tagger == "none":
@@ -45,41 +75,51 @@ def _tags_and_object(ctx: Context, normal: list[LoadedImage], config: PipelineCo
         if not config.object_name:
             ctx.warnings.append("--tagger none without --object: no object tag, the size filter will not apply")
         return
-    tagger = load_tagger(config.tagger, config.device)
+    tagger = load_tagger(preferred_tagger(config.tagger), config.device)
     ctx.models["tagger"] = {"id": tagger.model_id, "revision": tagger.revision}
+    stand_in = is_stand_in(tagger)
+    getattr(ctx, "fidelity")["tagger"] = "clip stand-in (deviates from the paper)" if stand_in else "ram (as in the paper)"
+    if stand_in:
+        ctx.warnings.append(STAND_IN_NOTE)
     result = tag_images(tagger, [im.rgb for im in normal])
     ctx.tags, ctx.removed_tags = split_anomaly_tags(dedupe_phrases(result.tags))
     if config.object_name:
         ctx.object_tag = config.object_name.strip().lower()
         ctx.warnings.append(f"object tag given by the user: '{ctx.object_tag}' (grounding skipped)")
         return
-    choice = choose_object_tag(
-        ctx.tags,
-        [im.rgb for im in normal],
-        detector,
-        config.effective_box_threshold,
-        config.effective_text_threshold,
-    )
+    images = [im.rgb for im in normal]
+    bt, tt = config.effective_box_threshold, config.effective_text_threshold
+    if config.object_tag_rule == "official":
+        choice = choose_object_tag_official(_per_image_tags(result), images, detector, bt, tt, fallback=ctx.tags)
+    else:
+        choice = choose_object_tag(ctx.tags, images, detector, bt, tt)
     ctx.object_tag = choice.tag
     ctx.warnings.extend(choice.warnings)
-    if choice.scores:  # best grounding score per tag, for review (an extra Context field)
+    if choice.scores:  # best grounding score per tag / phrase, for review (an extra Context field)
         setattr(ctx, "object_tag_scores", choice.scores)
 
 
 def _ask_llm(ctx: Context, config: PipelineConfig) -> None:
-    """Step 1-3: image-aware prompt -> LLM -> parsed defect words (fixed prompts only when unusable)."""
+    """Step 1-3: LLM request for the object tag -> parsed defect words (fixed prompts only when unusable)."""
     if config.llm == "none":
         return
     subject = ctx.object_tag or (ctx.tags[0] if ctx.tags else "industrial product")
-    request = build_request(subject, ctx.tags, config.kind)
-    ctx.llm_request = request
+    messages = request_messages(config.llm_prompt, subject, ctx.tags, config.kind)
+    ctx.llm_request = messages[-1]["content"]
+    setattr(ctx, "llm_messages", messages)
     backend = load_llm(config)
     if backend is None:
         return
     ctx.models["llm"] = {"id": backend.model_id, "revision": backend.revision}
     # a server that stays down raises ModelLoadError: silently dropping the LLM would change the results
-    ctx.llm_raw_answer = backend.chat(build_messages(request), config.llm_max_new_tokens)
-    ctx.defect_words = parse_defect_words(ctx.llm_raw_answer, subject, exclude=ctx.tags, request=request)
+    ctx.llm_raw_answer = backend.chat(messages, config.llm_max_new_tokens, sampling_from_config(config))
+    if config.llm_parse == "official":
+        ctx.defect_words = parse_official(ctx.llm_raw_answer, config.max_phrases)
+    else:
+        ctx.defect_words = parse_defect_words(
+            ctx.llm_raw_answer, subject, max_phrases=config.max_phrases or MAX_PHRASES, exclude=ctx.tags,
+            request=ctx.llm_request,
+        )
     if not ctx.defect_words:
         ctx.warnings.append("the LLM answer held no usable defect phrase; using the fixed prompts only")
 
@@ -89,10 +129,14 @@ def build_context(
 ) -> Context:
     """Run Stage 1 on the sampled normal images and return the reviewable Context."""
     ctx = _new_context(normal, config, detector, profile)
-    if config.baseline:  # the paper's "base": fixed prompts only, no tagging, no LLM
+    setattr(ctx, "fidelity", fidelity_record(config))
+    if config.baseline:  # the paper's "base": fixed prompts only, no tagging, no LLM, no size filter
         ctx.final_prompt = list(FIXED_PROMPTS)
         return ctx
     _tags_and_object(ctx, normal, config, detector)
+    if config.llm == "none":  # official prompt ablation: 'defect, abnormal' only, no object tag in the prompt
+        ctx.final_prompt = list(FIXED_PROMPTS)
+        return ctx
     _ask_llm(ctx, config)
     ctx.final_prompt = final_prompt(ctx.defect_words, ctx.object_tag)
     return ctx

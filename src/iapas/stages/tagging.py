@@ -1,11 +1,15 @@
 """Step 1-1, image tagging: what is in the normal images, as words the detector and the LLM can use.
 
-The paper uses RAM; RAM is not on PyPI, so the default is a CLIP-family zero-shot tagger (CLIP or
-SigLIP through transformers) over the built-in industrial vocabulary. RAM / RAM++ is used when the
-`ram` package is installed. Tags are aggregated over the r images by how many images show them.
+The paper uses RAM. RAM is not on PyPI, so without it a CLIP-family zero-shot tagger (CLIP or SigLIP
+through transformers) stands in, scoring iapas's general vocabulary (no benchmark names); the context
+and every prediction then say that this deviates from the paper. RAM / RAM++ is preferred: `--tagger
+ram` / `ram++`, and the default tagger switches to RAM by itself when the `ram` package is installed
+and $IAPAS_RAM_CHECKPOINT names its checkpoint. Tags are aggregated over the r images by how many
+images show them; each image's own tags are kept too (the official object-tag rule grounds them).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from iapas.config import DEFAULT_TAGGER
 from iapas.errors import ModelLoadError
 from iapas.models.device import resolve_device
 from iapas.models.loading import model_revision
@@ -190,6 +195,38 @@ class RamTagger:
                 english = self.model.generate_tag(x)[0][0]
             out.append([(t.strip().lower(), 1.0) for t in english.split("|") if t.strip()])
         return out
+
+
+STAND_IN_NOTE = (
+    "tags come from a CLIP-family stand-in tagger over iapas's general vocabulary, not from RAM as in the "
+    "paper: this deviates from the paper (install RAM and use --tagger ram or ram++)"
+)
+
+
+def ram_installed() -> bool:
+    """True when the `ram` package (Recognize Anything) can be imported; checked without importing it."""
+    try:
+        return importlib.util.find_spec("ram") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def preferred_tagger(ref: str) -> str:
+    """RAM in place of the default CLIP tagger when RAM is installed and $IAPAS_RAM_CHECKPOINT is a file.
+
+    An explicit choice (any other `ref`) is kept as given.
+    """
+    if ref != DEFAULT_TAGGER or not ram_installed():
+        return ref
+    checkpoint = os.environ.get("IAPAS_RAM_CHECKPOINT", "")
+    if not checkpoint or not Path(checkpoint).is_file():
+        return ref
+    return "ram++" if "plus" in Path(checkpoint).name.lower() else "ram"
+
+
+def is_stand_in(tagger: Tagger) -> bool:
+    """True for the CLIP-family stand-in (anything but RAM / RAM++)."""
+    return not isinstance(tagger, RamTagger)
 
 
 _TAGGERS: dict[tuple[str, str], Tagger] = {}

@@ -1,0 +1,354 @@
+"""The paper profile as the official code runs it: official LLM request over HTTP, seeded sampling,
+clean_string parsing, the official object-tag rule, RAM preferred over the CLIP stand-in (docs/fidelity.md)."""
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from iapas.config import DEFAULT_TAGGER, FIXED_PROMPTS, PipelineConfig
+from iapas.io.images import LoadedImage
+from iapas.profiles.paper import PaperProfile
+from iapas.stages import tagging
+from iapas.stages.llm import Sampling, TransformersChatLLM, chat_payload
+from iapas.stages.llm_answer import parse_official
+from iapas.stages.object_tag import choose_object_tag_official
+from iapas.stages.presets import category_kind
+from iapas.stages.prompting import OFFICIAL_SYSTEM_PROMPT, official_messages
+from iapas.stages.stage1 import build_context
+from iapas.types import Box
+from tiny.stage2_fixtures import tiny_gdino, tiny_sam  # noqa: F401
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+SYSTEM = "The assistant should always answer only by listing lowercase words in the following format: 'word, word'"
+USER = (
+    "I would like to extract words to enter into the object detection model to find abnormal parts of {tag}. "
+    "Please write down non-redundant anomalous nouns that can appear in {tag} images."
+)
+
+
+class FakeOpenAI:
+    """A small OpenAI-compatible /v1/chat/completions server on 127.0.0.1 (free port) that records requests."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+        self.requests: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                outer.paths.append(self.path)
+                outer.requests.append(json.loads(self.rfile.read(length)))
+                body = json.dumps({"choices": [{"message": {"role": "assistant", "content": outer.answer}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeOpenAI":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class MergingDetector:
+    """Grounding double: on image i it returns one box labelled with its first two phrases merged, as
+    Grounding DINO does when both pass the text threshold, scoring 0.3 + 0.1 i; plus a weaker single-tag box."""
+
+    model_id = "merging-detector"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+        raise AssertionError("the official object-tag rule uses detect_raw")
+
+    def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+        self.calls.append(list(phrases))
+        i = len(self.calls) - 1
+        return [Box((0, 0, 10, 10), phrases[-1], 0.25), Box((1, 1, 9, 9), " ".join(phrases[:2]), 0.3 + 0.1 * i)]
+
+
+def _normal(n: int = 3) -> list[LoadedImage]:
+    rng = np.random.default_rng(11)
+    return [
+        LoadedImage(path=f"good/{i}.png", rgb=rng.integers(0, 255, (40, 56, 3), dtype=np.uint8), original_size=(56, 40))
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from tiny.stage1_models import build_tiny_clip
+
+    return str(build_tiny_clip(tmp_path_factory.mktemp("clip")))
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from tiny.stage1_models import build_tiny_chat_lm
+
+    return str(build_tiny_chat_lm(tmp_path_factory.mktemp("lm")))
+
+
+# ---------------------------------------------------------------- must show: Stage 1 against a server
+
+
+def test_stage1_sends_the_official_request_and_builds_the_official_prompt(tiny_clip: str) -> None:
+    answer = "crack, scratch of surface, none, hole hole, part chipping, 'dent', word, Discoloration."
+    with FakeOpenAI(answer) as srv:
+        cfg = PipelineConfig(profile="paper", tagger=tiny_clip, llm="openai:llama-3-8b", llm_base_url=srv.url,
+                             device="cpu", seed=111)
+        det = MergingDetector()
+        ctx = PaperProfile(cfg, detector=det).fit(_normal(), cfg)
+    # official object-tag rule: each image grounded with its own tags, top phrase kept as it comes
+    assert len(det.calls) == 3 and all(1 <= len(c) <= 5 for c in det.calls)
+    assert ctx.object_tag == " ".join(det.calls[2][:2])  # last image scores highest (0.5)
+    # the request: official messages for that object tag, sampled with temperature 0.6, top_p 0.9, seeded
+    assert srv.paths == ["/v1/chat/completions"] and len(srv.requests) == 1
+    body = srv.requests[0]
+    assert body["messages"] == [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": USER.format(tag=ctx.object_tag)},
+    ]
+    assert body["temperature"] == 0.6 and body["top_p"] == 0.9 and body["seed"] == 111
+    assert body["max_tokens"] == 512 and body["model"] == "llama-3-8b"
+    # parsed by the clean_string rules, then + "abnormal" + "defect" + object tag
+    words = ["crack", "scratch surface", "hole", "chipping", "dent", "discoloration"]
+    assert ctx.defect_words == words
+    assert ctx.final_prompt == [*words, "abnormal", "defect", ctx.object_tag]
+    assert ctx.llm_raw_answer == answer and ctx.llm_request == USER.format(tag=ctx.object_tag)
+    fidelity = ctx.model_dump(mode="json")["fidelity"]
+    assert fidelity["llm_prompt"] == "official" and fidelity["llm_parse"] == "official"
+    assert fidelity["llm_decoding"] == "sample (temperature 0.6, top_p 0.9, seed 111)"
+    assert fidelity["object_tag_rule"] == "official" and fidelity["object_boxes"] == "kept"
+
+
+def test_llm_seed_and_greedy_reach_the_server() -> None:
+    with FakeOpenAI("crack") as srv:
+        for extra in ({"llm_seed": 7}, {"llm_decoding": "greedy"}):
+            cfg = PipelineConfig(tagger="none", object_name="gear", llm="openai:m", llm_base_url=srv.url, **extra)
+            build_context(_normal(1), cfg, None, "paper")
+    assert srv.requests[0]["seed"] == 7 and srv.requests[0]["top_p"] == 0.9
+    assert srv.requests[1]["temperature"] == 0 and "top_p" not in srv.requests[1]
+    assert chat_payload("m", [], 9, Sampling(0.5, 0.8, 3)) == {
+        "model": "m", "messages": [], "max_tokens": 9, "temperature": 0.5, "top_p": 0.8, "seed": 3}
+
+
+# ---------------------------------------------------------------- must show: seeded transformers sampling
+
+
+def test_seeded_sampling_gives_the_same_context_twice(tiny_lm: str, tmp_path: Path) -> None:
+    import torch
+
+    cfg = PipelineConfig(tagger="none", object_name="gear", llm=tiny_lm, device="cpu", llm_max_new_tokens=24)
+    torch.manual_seed(5)
+    expected_next = torch.rand(3)
+    torch.manual_seed(5)
+    a = build_context(_normal(1), cfg, None, "paper")
+    assert torch.equal(torch.rand(3), expected_next), "the seeded sampling leaves the global RNG alone"
+    b = build_context(_normal(1), cfg, None, "paper")
+    assert a.llm_raw_answer and a.llm_raw_answer == b.llm_raw_answer
+    assert a.save(tmp_path / "a.json").read_text() == b.save(tmp_path / "b.json").read_text()
+    backend = TransformersChatLLM(tiny_lm, "cpu")
+    msgs = official_messages("gear")
+    answers = {backend.chat(msgs, 24, Sampling(seed=s)) for s in range(4)}
+    assert len(answers) > 1, "it really samples: other seeds give other answers"
+    assert backend.chat(msgs, 24, Sampling(seed=111)) == a.llm_raw_answer
+
+
+# ---------------------------------------------------------------- parsing and object-tag rules
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("crack, dent, scratch", ["crack", "dent", "scratch"]),
+        ("Crack, crack, crack crack", ["crack"]),  # dedupe across and inside phrases, lower case
+        ("piece of glass, missing part, none, word", ["piece glass", "missing"]),  # word, none, of, part dropped
+        ("sword, nonetheless", ["sword", "nonetheless"]),  # whole words only (the official code cut 'sword' to 's')
+        ("a, b,, , c.", ["a", "b", "c"]),  # empty phrases dropped, dots removed
+        ("", []),
+    ],
+)
+def test_parse_official(answer: str, expected: list[str]) -> None:
+    assert parse_official(answer) == expected
+
+
+def test_parse_official_has_no_cap_unless_asked() -> None:
+    answer = ", ".join(f"defect{chr(97 + i)}" for i in range(20))
+    assert len(parse_official(answer)) == 20 and len(parse_official(answer, max_phrases=15)) == 15
+
+
+def test_official_object_tag_rule_keeps_the_merged_phrase_and_falls_back() -> None:
+    det = MergingDetector()
+    imgs = [np.zeros((8, 8, 3), np.uint8)] * 2
+    choice = choose_object_tag_official([["metal", "tile", "gear"], ["gear", "metal"]], imgs, det, 0.2, 0.2)
+    assert det.calls == [["metal", "tile", "gear"], ["gear", "metal"]]  # each image with its own tags
+    assert choice.tag == "gear metal" and choice.scores == {"metal tile": 0.3, "gear metal": 0.4}  # top box per image
+    none = choose_object_tag_official([[], []], imgs, det, 0.2, 0.2, fallback=["spring"])
+    assert none.tag == "spring" and none.warnings
+    assert choose_object_tag_official([[], []], imgs, det, 0.2, 0.2).tag is None
+
+
+def test_official_messages_are_word_for_word() -> None:
+    assert official_messages("metal tile") == [
+        {"role": "system", "content": SYSTEM}, {"role": "user", "content": USER.format(tag="metal tile")}]
+    assert OFFICIAL_SYSTEM_PROMPT == SYSTEM
+
+
+def test_paper_preset_detects_all_of_mvtec_as_objects() -> None:
+    assert category_kind("mvtec", "texture") == "object"
+    assert category_kind("mvtec", "texture", "per-category") == "texture"
+    assert category_kind("mtd", "texture") == "texture" and category_kind("dtd-synthetic", "texture") == "texture"
+    assert category_kind("mpdd", "object") == "object"
+
+
+# ---------------------------------------------------------------- RAM preferred, CLIP stand-in flagged
+
+
+RAM_MODELS = '''
+import torch
+
+
+class _Ram(torch.nn.Module):
+    def __init__(self, pretrained, image_size, vit):
+        super().__init__()
+        self.args = (pretrained, image_size, vit)
+        self.inputs = []
+
+    def generate_tag(self, x):
+        assert tuple(x.shape) == (1, 3, 384, 384) and x.dtype == torch.float32
+        self.inputs.append(float(x.mean()))
+        return ["gear | close-up | metal | number | scratch"], ["ignored"]
+
+
+BUILT = []
+
+
+def ram(pretrained, image_size, vit):
+    BUILT.append(_Ram(pretrained, image_size, vit))
+    return BUILT[-1]
+
+
+ram_plus = ram
+'''
+
+
+@pytest.fixture()
+def ram_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in `ram` package on sys.path with the Recognize Anything API iapas calls, and a checkpoint file."""
+    pkg = tmp_path / "site" / "ram"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "models.py").write_text(RAM_MODELS, encoding="utf-8")
+    ckpt = tmp_path / "ram_swin_large_14m.pth"
+    ckpt.write_bytes(b"weights")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("IAPAS_RAM_CHECKPOINT", str(ckpt))
+    for name in ("ram", "ram.models"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(tagging, "_TAGGERS", {})
+    yield ckpt
+    for name in ("ram", "ram.models"):
+        sys.modules.pop(name, None)
+
+
+def test_ram_is_preferred_when_installed(ram_package: Path) -> None:
+    assert tagging.ram_installed()
+    assert tagging.preferred_tagger(DEFAULT_TAGGER) == "ram"
+    assert tagging.preferred_tagger("some/clip") == "some/clip"  # an explicit choice is kept
+    cfg = PipelineConfig(profile="paper", llm="none", device="cpu")  # default tagger
+    det = MergingDetector()
+    ctx = build_context(_normal(2), cfg, det, "paper")
+    import ram.models
+
+    built = ram.models.BUILT[-1]
+    assert built.args == (str(ram_package), 384, "swin_l") and len(built.inputs) == 2
+    assert ctx.models["tagger"] == {"id": "ram", "revision": ram_package.name}
+    assert ctx.tags == ["gear", "metal"] and set(ctx.removed_tags) == {"close-up", "number", "scratch"}
+    assert det.calls == [["gear", "metal"], ["gear", "metal"]] and ctx.object_tag == "gear metal"
+    assert ctx.model_dump(mode="json")["fidelity"]["tagger"] == "ram (as in the paper)"
+    assert not any("deviates" in w for w in ctx.warnings)
+
+
+def test_without_ram_the_default_stays_clip(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tagging, "ram_installed", lambda: False)
+    assert tagging.preferred_tagger(DEFAULT_TAGGER) == DEFAULT_TAGGER
+
+
+def test_clip_stand_in_is_flagged_in_context_and_predictions(tiny_clip: str) -> None:
+    from test_paper_profile import RectSegmenter, ScriptedDetector
+
+    cfg = PipelineConfig(profile="paper", tagger=tiny_clip, llm="none", device="cpu")
+    ctx = build_context(_normal(2), cfg, MergingDetector(), "paper")
+    assert any("deviates from the paper" in w for w in ctx.warnings)
+    det = ScriptedDetector([], [Box((2, 2, 8, 8), "defect", 0.5)])
+    pred = PaperProfile(cfg, detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], ctx)
+    assert any("deviates from the paper" in n for n in pred.to_json()["notes"])
+    clean = ctx.model_copy(update={"warnings": []})
+    clean.__pydantic_extra__["fidelity"] = {"tagger": "ram (as in the paper)"}
+    notes = PaperProfile(cfg, detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], clean).notes
+    assert notes and not any("deviates" in n for n in notes)
+
+
+# ---------------------------------------------------------------- the named options through the CLI
+
+
+def test_named_options_reach_the_context_through_iapas_prompts(tmp_path: Path, tiny_gdino: Path, tiny_sam: Path) -> None:
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from cli_apps import command_app
+    from iapas.cli import run as run_cmd
+
+    normal = tmp_path / "good"
+    normal.mkdir()
+    for i, im in enumerate(_normal(2)):
+        Image.fromarray(im.rgb).save(normal / f"{i}.png")
+    answer = "Sure! Here are defects:\n1. Crack\n2. Dent\n3. Burr"
+    with FakeOpenAI(answer) as srv:
+        args = ["prompts", "--normal", normal, "--out", tmp_path / "ctx.json", "--profile", "paper",
+                "--detector", tiny_gdino, "--segmenter", tiny_sam, "--tagger", "none", "--object", "gear",
+                "--llm", "openai:m", "--llm-base-url", srv.url, "--llm-prompt", "expert", "--llm-decoding", "greedy",
+                "--llm-parse", "iapas", "--max-phrases", "2", "--drop-object-boxes", "--texture-preset", "per-category"]
+        result = CliRunner().invoke(command_app(run_cmd), [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    ctx = json.loads((tmp_path / "ctx.json").read_text(encoding="utf-8"))
+    assert srv.requests[0]["temperature"] == 0 and "top_p" not in srv.requests[0]
+    assert srv.requests[0]["messages"][0]["content"] != SYSTEM  # the expert template
+    assert ctx["defect_words"] == ["crack", "dent"] and ctx["final_prompt"] == ["crack", "dent", "abnormal", "defect", "gear"]
+    assert ctx["fidelity"] == {
+        "object_tag_rule": "official", "llm_prompt": "expert", "llm_decoding": "greedy", "llm_max_new_tokens": 512,
+        "llm_parse": "iapas", "max_phrases": 2, "object_boxes": "dropped", "size_filter": True,
+        "texture_preset": "per-category", "tagger": "none",
+    }
+    assert ctx["config"]["drop_object_boxes"] is True and ctx["config"]["texture_preset"] == "per-category"
+
+
+def test_preflight_does_not_ask_for_clip_when_ram_is_preferred(ram_package: Path) -> None:
+    from iapas.models.preflight import model_roles
+
+    assert "--tagger" not in model_roles(PipelineConfig(profile="paper"), "paper")
+    assert model_roles(PipelineConfig(profile="paper", tagger="org/clip"), "paper")["--tagger"] == "org/clip"
