@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,11 +46,23 @@ def steady(n: int, wall: float, wall_2: float) -> str:
     return f"{(n - 2) / rest:.2f} images/s" if rest > 0.05 * wall else "n/a (start-up dominates; use more --images)"
 
 
+STAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d UTC")  # the minute report.html was written
+
+
+def same_file(a: Path, b: Path) -> bool:
+    if a.suffix == ".html":
+        return STAMP.sub(b"", a.read_bytes()) == STAMP.sub(b"", b.read_bytes())
+    return filecmp.cmp(a, b, shallow=False)
+
+
 def compare(a: Path, b: Path) -> tuple[int, list[str], float]:
-    """(files compared, names that differ, largest score-map difference)."""
-    names = sorted(p.name for p in a.iterdir() if not p.name.startswith("."))
-    assert names == sorted(p.name for p in b.iterdir() if not p.name.startswith(".")), "different file lists"
-    differ = [n for n in names if not filecmp.cmp(a / n, b / n, shallow=False)]
+    """(files compared, names that differ, largest score-map difference), over every file under the folders."""
+    def listing(folder: Path) -> list[str]:
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    names = listing(a)
+    assert names == listing(b), "different file lists"
+    differ = [n for n in names if not same_file(a / n, b / n)]
     worst = max((float(np.abs(np.load(a / n) - np.load(b / n)).max()) for n in names if n.endswith(".npy")), default=0.0)
     return len(names), differ, worst
 
