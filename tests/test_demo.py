@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from iapas.data.folder import Folder
 from iapas.demo import run_demo

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 from types import SimpleNamespace
 
@@ -30,9 +29,7 @@ from iapas.stages.detection import (
 )
 from iapas.stages.nms import iou_matrix, nms, nms_indices
 from iapas.types import Box
-from tiny.stage2_fixtures import one_torch_thread, tiny_gdino, tiny_mm_gdino, tiny_owlv2, tiny_sam  # noqa: F401
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 PROMPT = ["crack", "scratch", "magnetic tile", "hole", "dent", "stain", "rust", "chip", "blowhole"]
 
 

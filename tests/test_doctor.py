@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 from cli_apps import command_app
 from iapas.cli import doctor
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture()

@@ -6,7 +6,6 @@ Pipeline, dataset readers, cache, metrics and writers without depending on model
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,6 @@ from iapas.metrics import aupro
 from iapas.types import Prediction
 from synthetic_layouts import make_mtd, make_mvtec_like
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 KEYS = ("pixel_ap", "pixel_f1_max", "pixel_auroc", "pixel_aupro", "image_ap", "image_auroc", "image_f1_max")
 
 

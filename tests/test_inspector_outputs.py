@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from PIL import Image
 from scipy.ndimage import binary_dilation, binary_erosion
 from typer.testing import CliRunner
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from cli_apps import command_app
 from mtd_like import write_tiles

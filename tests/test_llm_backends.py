@@ -17,7 +17,6 @@ from iapas.stages import llm as llm_mod
 from iapas.stages.llm import OpenAICompatLLM, TransformersChatLLM, load_llm, smollm2_gguf
 from iapas.stages.prompting import build_messages, build_request
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 MESSAGES = build_messages(build_request("magnetic tile", ["tile", "metal"]))
 
 

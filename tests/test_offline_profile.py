@@ -2,14 +2,12 @@
 calibrates on normal images only, keeps thin defects on elongated strips, and reloads identically."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from iapas.config import build_config
 from iapas.context import Context

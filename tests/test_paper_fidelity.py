@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import sys
 import threading
 from pathlib import Path
@@ -24,9 +23,7 @@ from iapas.stages.presets import category_kind
 from iapas.stages.prompting import OFFICIAL_SYSTEM_PROMPT, official_messages
 from iapas.stages.stage1 import build_context
 from iapas.types import Box
-from tiny.stage2_fixtures import tiny_gdino, tiny_sam  # noqa: F401
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 SYSTEM = "The assistant should always answer only by listing lowercase words in the following format: 'word, word'"
 USER = (
@@ -348,7 +345,7 @@ def test_named_options_reach_the_context_through_iapas_prompts(tmp_path: Path, t
 
 
 def test_preflight_does_not_ask_for_clip_when_ram_is_preferred(ram_package: Path) -> None:
-    from iapas.models.preflight import model_roles
+    from iapas.preflight import model_roles
 
     assert "--tagger" not in model_roles(PipelineConfig(profile="paper"), "paper")
     assert model_roles(PipelineConfig(profile="paper", tagger="org/clip"), "paper")["--tagger"] == "org/clip"

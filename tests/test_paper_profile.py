@@ -16,7 +16,6 @@ from iapas.pipeline import Pipeline
 from iapas.profiles.paper import PaperProfile
 from iapas.stages.scoring import score_map
 from iapas.types import Box
-from tiny.stage2_fixtures import one_torch_thread, tiny_gdino, tiny_owlv2, tiny_sam  # noqa: F401
 
 TAG = "magnetic tile"
 

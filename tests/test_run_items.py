@@ -14,7 +14,7 @@ import pytest
 from iapas.config import build_config
 from iapas.context import Context
 from iapas.errors import SettingsError
-from iapas.outputs.progress import PlainProgress
+from iapas.io.progress import PlainProgress
 from iapas.outputs.run_items import (
     EXIT_DEFECT_FOUND,
     cached_item,

@@ -1,7 +1,6 @@
 """Segment pooling: exact segment means, sharper outlines on a real texture, settings stored and honoured."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ from scipy.ndimage import gaussian_filter
 from scipy.stats import gmean
 from sklearn.metrics import average_precision_score
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from iapas.config import build_config
 from iapas.data.synthetic import load_texture, make_category

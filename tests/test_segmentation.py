@@ -7,7 +7,6 @@ import pytest
 from iapas.errors import ModelLoadError
 from iapas.stages.segmentation import SamSegmenter, load_segmenter
 from iapas.types import Box
-from tiny.stage2_fixtures import one_torch_thread, tiny_gdino, tiny_sam, tiny_sam_hq  # noqa: F401
 
 BOXES = [Box((5, 5, 30, 40), "crack", 0.9), Box((40, 10, 75, 45), "hole", 0.5), Box((0, 0, 80, 50), "stain", 0.3)]
 

@@ -18,9 +18,8 @@ from fake_profile import MeanDiffProfile, use_mean_diff
 from iapas.cli import run as run_cmd
 from iapas.config import build_config
 from iapas.errors import SettingsError
-from iapas.models.preflight import check_models
+from iapas.preflight import check_models
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from iapas.types import Box
 
 from test_llm_backends import _Server
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 class GroundingStub:

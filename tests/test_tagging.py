@@ -1,7 +1,6 @@
 """Step 1-1: tag selection, aggregation, anomaly-tag removal, object-tag choice, real tiny CLIP/SigLIP."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from iapas.stages.tagging import ClipTagger, aggregate_tags, load_tagger, select
 from iapas.stages.vocabulary import is_anomaly_like, split_anomaly_tags, vocabulary
 from iapas.types import Box
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.mark.parametrize("tag", ["crack", "cracks", "scratched metal", "Holes", "rust", "broken glass", "damage"])

@@ -14,8 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from iapas.errors import SettingsError
-from iapas.stages.llm_http import redact_url
-from iapas.stages.segment_pooling import DEFAULT_WORKING_SIZE
+from iapas.io.http import redact_url
 
 Profile = Literal["paper", "offline", "fused"]
 Kind = Literal["object", "texture"]
@@ -25,6 +24,7 @@ LlmDecoding = Literal["sample", "greedy"]
 LlmParse = Literal["official", "iapas"]
 TexturePreset = Literal["paper", "per-category"]
 
+DEFAULT_WORKING_SIZE = 112  # short side (px) at which the offline refinement segments an image
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
 DEFAULT_TAGGER = "openai/clip-vit-base-patch32"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -59,3 +59,18 @@ class Prediction:
             "object_box": self.object_box.to_json() if self.object_box else None,
             "notes": self.notes,
         }
+
+
+class DetectorLike(Protocol):
+    """An open-vocabulary detector (Grounding DINO, MM-Grounding-DINO, OWLv2) as Stage 1 and 2 use it."""
+
+    model_id: str
+
+    def detect(
+        self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float
+    ) -> list[Box]:
+        """Boxes in pixel xyxy of `rgb` (HxWx3 uint8), each with the phrase that found it and its score.
+
+        Long phrase lists are split into chunks that fit the text encoder; NMS is NOT applied here.
+        """
+        ...

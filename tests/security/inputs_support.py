@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def invoke(app: typer.Typer, *args: str | Path) -> tuple[int, str]:

@@ -20,7 +20,6 @@ from iapas.cli import run as run_cmd  # noqa: E402
 from iapas.config import PipelineConfig  # noqa: E402
 from iapas.evaluation.cache import eval_digest  # noqa: E402
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def write_normals(folder: Path, grey: int) -> list[Path]:

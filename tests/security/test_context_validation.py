@@ -3,7 +3,6 @@ stays inside the context's folder, and no JSON output ever holds NaN or Infinity
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from iapas.context import Context  # noqa: E402
 from iapas.errors import SettingsError  # noqa: E402
 from iapas.io.atomic import atomic_write_json  # noqa: E402
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def offline_context(folder: Path) -> Path:

@@ -25,7 +25,6 @@ from iapas.cli import compare as compare_cmd  # noqa: E402
 from iapas.cli import demo as demo_cmd  # noqa: E402
 from iapas.cli import run as run_cmd  # noqa: E402
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 FAKE_CLI = Path(__file__).resolve().parents[1] / "fake_cli.py"
 
 

@@ -95,7 +95,7 @@ def test_item01_plain_http_with_key_refused_unless_flag(monkeypatch: pytest.Monk
     OpenAICompatLLM("http://127.0.0.1:9/v1", "m", api_key=KEY)  # loopback: the key stays on the machine
     OpenAICompatLLM("http://llm.example.com/v1", "m")  # no key, nothing to leak
     # the same rule through the config, before any model loads
-    from iapas.models.preflight import check_models
+    from iapas.preflight import check_models
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     cfg = build_config(profile="paper", llm="openai:m", llm_base_url="http://llm.example.com/v1", tagger="none",

@@ -6,13 +6,11 @@ model only once.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 _BUILT: dict[str, Path] = {}
 

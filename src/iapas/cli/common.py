@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from iapas.cli.console import SafeConsole, printable
-from iapas.outputs.progress import images_progress, stderr_is_terminal
+from iapas.io.progress import images_progress, stderr_is_terminal
 from iapas.errors import (
     EXIT_BAD_SETTINGS,
     EXIT_INTERRUPTED,

@@ -75,7 +75,7 @@ def describe_role(role: str, ref: str, config: PipelineConfig) -> dict[str, Any]
         note = f"needs {' and '.join(deps)}: pip install {' '.join(deps)}" if deps else "packaged GGUF"
         return {**base, "source": "missing" if deps else "package", "path": path, "note": note}
     if role == "llm" and (low.startswith("openai:") or config.llm_base_url):
-        from iapas.stages.llm_http import redact_url
+        from iapas.io.http import redact_url
 
         url = redact_url(config.llm_base_url)
         return {**base, "source": "server" if url else "missing", "path": url,
@@ -131,7 +131,7 @@ def collect_report(config: PipelineConfig) -> dict[str, Any]:
         why = "detector/segmenter weights are not local (no hub access needed offline)"
     from dataclasses import asdict
 
-    from iapas.models.preflight import missing_models
+    from iapas.preflight import missing_models
 
     checked = config.profile or "paper"  # what a user who has not chosen yet would need for the paper profile
     return {

@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         seed_list = parse_seeds(seeds) if seeds else [flags["seed"] if flags.get("seed") is not None else 111]
         config = o.config_from_flag_dict(flags)
         from iapas.cli.run import output_folder
-        from iapas.models.preflight import check_models
+        from iapas.preflight import check_models
         from iapas.pipeline import resolve_profile
 
         from iapas.data.base import get_reader

@@ -19,8 +19,8 @@ from iapas.cli.inputs import list_checked, warn_few_normals
 from iapas.engines import EngineChoice, ImageJob, make_engine
 from iapas.errors import EXIT_BAD_SETTINGS, SettingsError
 from iapas.io.fingerprint import files_fingerprint
-from iapas.models.preflight import ModelsMissing, check_models
-from iapas.outputs.progress import PlainProgress, stderr_is_terminal
+from iapas.preflight import ModelsMissing, check_models
+from iapas.io.progress import PlainProgress, stderr_is_terminal
 from iapas.outputs.run_items import cached_item, exit_code, finalize_run, process_one
 from iapas.outputs.writer import (
     OutputDirLocked,

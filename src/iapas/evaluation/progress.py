@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from iapas.outputs.progress import PlainProgress, images_progress, stderr_is_terminal
+from iapas.io.progress import PlainProgress, images_progress, stderr_is_terminal
 
 
 class EvalProgress:

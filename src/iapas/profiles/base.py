@@ -6,9 +6,7 @@ from typing import Protocol
 from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.io.images import LoadedImage
-from iapas.types import Box, Prediction
-
-import numpy as np
+from iapas.types import Prediction
 
 
 class ProfileRunner(Protocol):
@@ -22,19 +20,4 @@ class ProfileRunner(Protocol):
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
         """Stage 2 on one image."""
-        ...
-
-
-class DetectorLike(Protocol):
-    """An open-vocabulary detector (Grounding DINO, MM-Grounding-DINO, OWLv2) as Stage 1 and 2 use it."""
-
-    model_id: str
-
-    def detect(
-        self, rgb: "np.ndarray", phrases: list[str], box_threshold: float, text_threshold: float
-    ) -> list["Box"]:
-        """Boxes in pixel xyxy of `rgb` (HxWx3 uint8), each with the phrase that found it and its score.
-
-        Long phrase lists are split into chunks that fit the text encoder; NMS is NOT applied here.
-        """
         ...

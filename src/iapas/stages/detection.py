@@ -124,7 +124,7 @@ def _float_outputs(outputs: Any) -> SimpleNamespace:
 
 
 class GroundingDinoDetector(ModelBackend):
-    """Grounding DINO / MM-Grounding-DINO through transformers; implements profiles.base.DetectorLike."""
+    """Grounding DINO / MM-Grounding-DINO through transformers; implements types.DetectorLike."""
 
     def __init__(self, loaded: LoadedModel) -> None:
         super().__init__(loaded)

@@ -21,7 +21,7 @@ from iapas.config import PipelineConfig
 from iapas.errors import ModelLoadError
 from iapas.models.device import resolve_device, resolve_dtype
 from iapas.models.loading import model_revision
-from iapas.stages.llm_http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
+from iapas.io.http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
 
 Messages = list[dict[str, str]]
 API_KEY_VARS = ("IAPAS_LLM_API_KEY", "OPENAI_API_KEY")

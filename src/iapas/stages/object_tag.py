@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from iapas.errors import InputError
-from iapas.profiles.base import DetectorLike
-from iapas.types import Box
+from iapas.types import Box, DetectorLike
 
 _WORDS = re.compile(r"[a-z0-9]+")
 

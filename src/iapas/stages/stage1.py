@@ -17,13 +17,13 @@ from typing import Any
 from iapas.config import FIXED_PROMPTS, PipelineConfig
 from iapas.context import Context
 from iapas.io.images import LoadedImage
-from iapas.profiles.base import DetectorLike
 from iapas.stages.llm import load_llm, sampling_from_config
 from iapas.stages.llm_answer import MAX_PHRASES, dedupe_phrases, parse_defect_words, parse_official
 from iapas.stages.object_tag import choose_object_tag, choose_object_tag_official
 from iapas.stages.prompting import final_prompt, request_messages
 from iapas.stages.tagging import STAND_IN_NOTE, TagResult, is_stand_in, load_tagger, preferred_tagger, tag_images
 from iapas.stages.vocabulary import split_anomaly_tags
+from iapas.types import DetectorLike
 
 
 def _new_context(normal: list[LoadedImage], config: PipelineConfig, detector: DetectorLike | None, profile: str) -> Context:

@@ -123,7 +123,7 @@ def check_models(config: PipelineConfig, profile: str, stage2_only: bool = False
 def _check_llm_server(config: PipelineConfig) -> None:
     """The server URL must be safe to send the API key to (https, or loopback, or an explicit opt-in)."""
     from iapas.stages.llm import api_key_from_env
-    from iapas.stages.llm_http import check_base_url
+    from iapas.io.http import check_base_url
 
     if config.llm.lower() != "none" and not config.baseline:
         check_base_url(config.llm_base_url or "", bool(api_key_from_env()), config.llm_allow_insecure_http)
