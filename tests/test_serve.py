@@ -24,10 +24,13 @@ from PIL import Image
 from corpus import pattern, write_normals
 from serve_helpers import Server, start_server
 
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "multipart", "prometheus_client")),
-    reason="the serve extra is not installed (pip install '.[serve]')",
-)
+pytestmark = [
+    pytest.mark.slow,  # real uvicorn subprocesses
+    pytest.mark.skipif(
+        any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "multipart", "prometheus_client")),
+        reason="the serve extra is not installed (pip install '.[serve]')",
+    ),
+]
 N_IMAGES = 6
 
 

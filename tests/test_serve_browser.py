@@ -15,6 +15,7 @@ from serve_helpers import Server, start_server
 
 DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
 pytestmark = [
+    pytest.mark.slow,  # uvicorn + headless Chromium
     pytest.mark.skipif(DRIVER is None, reason="chromedriver is not installed (apt-get install chromium-driver)"),
     pytest.mark.skipif(importlib.util.find_spec("selenium") is None, reason="selenium is not installed"),
     pytest.mark.skipif(importlib.util.find_spec("fastapi") is None, reason="the serve extra is not installed"),
