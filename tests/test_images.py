@@ -134,6 +134,7 @@ def test_garbage_after_valid_png_header_is_corrupt_not_crash(tmp_path: Path) -> 
     assert info.value.path == str(p)
 
 
+@pytest.mark.slow
 def test_large_jpeg_is_downscaled_while_decoding(tmp_path: Path) -> None:
     big = Image.fromarray(pattern(300, 400)).resize((12000, 9000))
     p = tmp_path / "big.jpg"

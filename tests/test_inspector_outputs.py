@@ -22,6 +22,8 @@ from mtd_like import write_tiles
 from iapas.cli import run as run_cli
 from iapas.outputs import drawing as d
 
+pytestmark = pytest.mark.slow  # real offline runs plus Chromium
+
 CASES = {"lotA/a1.png": True, "lotA/a2.png": False, "lotB/b1.png": True, "lotB/b2.png": False}
 CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

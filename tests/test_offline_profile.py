@@ -36,6 +36,7 @@ def brick(tmp_path_factory: pytest.TempPathFactory):
     return cat, pipe, ctx
 
 
+@pytest.mark.slow
 def test_finds_drawn_defects_far_above_chance(brick) -> None:
     cat, pipe, ctx = brick
     scores, truth = [], []
@@ -86,6 +87,7 @@ def test_mask_threshold_comes_from_normal_images_only(brick, tmp_path: Path) -> 
     assert again.reference["mask_threshold"] == pytest.approx(ctx.reference["mask_threshold"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_elongated_strip_keeps_a_thin_line_defect() -> None:
     """A 64x400 strip is fed at 128x800 (aspect kept), so a 2 px line stays 4 px wide for the network."""
     tex = load_texture("brick")

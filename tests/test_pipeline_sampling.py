@@ -41,3 +41,34 @@ def test_python_api_fit_folder_skips_mask_files(tmp_path) -> None:
         Image.fromarray(np.zeros((20, 24), np.uint8)).save(tmp_path / f"t{i}.png")  # MTD-style black mask
     chosen = Pipeline(build_config(profile="offline", num_normal=10)).select_normal(tmp_path)
     assert sorted(p.name for p in chosen) == [f"t{i}.jpg" for i in range(4)]
+
+
+def test_runner_injection_and_registry() -> None:
+    """Pipeline(config, runner=...) uses the given runner; unknown profiles list the registered ones."""
+    import numpy as np
+    import pytest
+
+    from iapas.config import build_config
+    from iapas.context import Context
+    from iapas.errors import SettingsError
+    from iapas.io.images import LoadedImage
+    from iapas.pipeline import PROFILE_RUNNERS, Pipeline, make_runner
+    from iapas.types import Prediction
+
+    class Constant:
+        name = "offline"
+
+        def fit(self, normal, config):
+            return Context(profile="offline", config=config)
+
+        def predict(self, image, context):
+            m = np.full(image.rgb.shape[:2], 0.25, np.float32)
+            return Prediction(path=image.path, score_map=m, mask=m > 0.5, boxes=[], image_score=0.25, profile="offline")
+
+    pipe = Pipeline(build_config(profile="paper", tagger="none", object_name="x"), runner=Constant())
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    pred = pipe.predict_one(LoadedImage(path="a.png", rgb=rgb, original_size=(8, 8)), Context(profile="offline", config=pipe.config))
+    assert pipe.profile == "offline" and pred.image_score == 0.25
+    assert set(PROFILE_RUNNERS) == {"offline", "paper", "fused"}
+    with pytest.raises(SettingsError, match="allowed: fused, offline, paper"):
+        make_runner("nope", build_config(profile="offline"))

@@ -22,6 +22,8 @@ from PIL import Image
 
 from corpus import pattern, write_normals
 
+pytestmark = pytest.mark.slow  # real subprocesses killed midway
+
 TESTS = Path(__file__).parent
 HAS_OFFLINE = importlib.util.find_spec("iapas.profiles.offline") is not None
 N_IMAGES = {"fake": 30, "offline": 10}  # the real profile is slower per image; fewer keep the test quick

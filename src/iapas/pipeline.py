@@ -39,29 +39,38 @@ def resolve_profile(config: PipelineConfig) -> str:
     return "paper" if paper_weights_available(config) else "offline"
 
 
+# The profile registry: name -> "module:Class" of its ProfileRunner. A new profile is one module under
+# profiles/ plus one line here (imported only when chosen, so no profile's heavy imports leak into others).
+PROFILE_RUNNERS: dict[str, str] = {
+    "offline": "iapas.profiles.offline:OfflineProfile",
+    "paper": "iapas.profiles.paper:PaperProfile",
+    "fused": "iapas.profiles.fused:FusedProfile",
+}
+
+
 def make_runner(profile: str, config: PipelineConfig) -> ProfileRunner:
-    if profile == "offline":
-        from iapas.profiles.offline import OfflineProfile
+    """The registered runner of `profile`, built from `config`."""
+    import importlib
 
-        return OfflineProfile(config)
-    if profile == "paper":
-        from iapas.profiles.paper import PaperProfile
-
-        return PaperProfile(config)
-    if profile == "fused":
-        from iapas.profiles.fused import FusedProfile
-
-        return FusedProfile(config)
-    raise SettingsError(f"unknown profile {profile!r}; allowed: paper, offline, fused")
+    spec = PROFILE_RUNNERS.get(profile)
+    if spec is None:
+        raise SettingsError(f"unknown profile {profile!r}; allowed: {', '.join(sorted(PROFILE_RUNNERS))}")
+    module, cls = spec.split(":")
+    return getattr(importlib.import_module(module), cls)(config)
 
 
 class Pipeline:
-    """Build from a config, fit Stage 1 on normal images, predict Stage 2 on images."""
+    """Build from a config, fit Stage 1 on normal images, predict Stage 2 on images.
 
-    def __init__(self, config: PipelineConfig) -> None:
+    Args:
+        config: every setting (`build_config`).
+        runner: a ready ProfileRunner to use instead of the registered one (tests inject fakes here).
+    """
+
+    def __init__(self, config: PipelineConfig, runner: ProfileRunner | None = None) -> None:
         self.config = config
-        self.profile = resolve_profile(config)
-        self._runner: ProfileRunner | None = None
+        self.profile = runner.name if runner is not None else resolve_profile(config)
+        self._runner: ProfileRunner | None = runner
 
     @property
     def runner(self) -> ProfileRunner:

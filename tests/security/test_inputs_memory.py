@@ -20,6 +20,8 @@ import iapas
 from iapas.errors import InputError
 from iapas.io.images import MAX_DECODE_PIXELS, load_mask
 
+pytestmark = pytest.mark.slow  # decodes 10000-40000 px images
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_memory.py"
 SRC = str(Path(iapas.__file__).resolve().parents[1])
 GUARD_GB = 3.0  # a regression hits MemoryError here instead of eating the machine

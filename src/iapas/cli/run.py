@@ -10,12 +10,14 @@ from typing import Annotated, Optional
 import typer
 
 from iapas.cli import options as o
+from iapas.cli.engine_options import EngineOpt, RayActorsOpt, RayAddressOpt, engine_choice
 from iapas.cli.common import EXIT_STATUS_HELP, check_output_file, err_console, progress_bar, user_errors
 from iapas.config import RUNTIME_FIELDS, PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.cli.console import printable, safe
 from iapas.cli.inputs import list_checked, warn_few_normals
-from iapas.errors import EXIT_BAD_SETTINGS, IapasError, InputError, SettingsError
+from iapas.engines import EngineChoice, ImageJob, make_engine
+from iapas.errors import EXIT_BAD_SETTINGS, SettingsError
 from iapas.io.fingerprint import files_fingerprint
 from iapas.preflight import ModelsMissing, check_models
 from iapas.io.progress import PlainProgress, stderr_is_terminal
@@ -163,11 +165,13 @@ def show_warnings(context: Context) -> None:
 
 
 def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out: Path, context_file: Path,
-                   roots: list[Path] | None = None, export: tuple[str, ...] = (), fail_on_defect: bool = False) -> int:
+                   roots: list[Path] | None = None, export: tuple[str, ...] = (), fail_on_defect: bool = False,
+                   engine: EngineChoice | None = None) -> int:
     """Stage 2 over all paths: skip finished ones, record failures, keep going; return the exit code.
 
-    Each image goes through `run_items.process_one` (shared with the Ray engine); summary.json is rewritten
-    after every image (atomically), so a killed run leaves an accurate record; at the end (and on Ctrl-C /
+    The images still to do go to the engine (`local`: this process; `ray`: a Ray actor pool), which runs
+    `run_items.process_one` on each and yields one outcome per image in any order; summary.json is rewritten
+    after every outcome (atomically), so a killed run leaves an accurate record; at the end (and on Ctrl-C /
     SIGTERM, with `interrupted: true`) `finalize_run` writes summary.json, results.csv, report.html and the
     exports.
     """
@@ -183,24 +187,28 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     try:
         with progress_bar() as bar:
             task = bar.add_task(f"{context.profile} profile", total=len(paths), rate="")
-            for i, path in enumerate(paths, start=1):
+            todo: list[ImageJob] = []
+            for path in paths:
                 name = names[path]
                 if is_done(out, name, digest, source=path):
                     summary.record(path, name, "ok", cached=True, **cached_item(out, name, context))
+                    bar.update(task, advance=1)
                 else:
-                    try:
-                        summary.record(path, name, "ok", **process_one(pipeline, context, path, out, name, digest))
-                        done_now += 1
-                    except InputError as exc:
-                        err_console.print(f"[red]failed[/] {safe(display_path(exc.path))}: {safe(exc.reason)}", soft_wrap=True)
-                        summary.record(path, name, "failed", error=exc.reason)
-                    except IapasError:
-                        raise  # model or settings problems stop the run with their own message
-                    except (MemoryError, RuntimeError, ValueError, ArithmeticError, IndexError, TypeError) as exc:
-                        reason = f"unexpected error while processing ({type(exc).__name__}: {exc})"
-                        err_console.print(f"[red]failed[/] {safe(display_path(path))}: {safe(reason)}", soft_wrap=True)
-                        summary.record(path, name, "failed", error=reason)
+                    todo.append(ImageJob(path, name))
+            summary.save()
+            i = len(paths) - len(todo)
+            for outcome in make_engine(engine, process_one, pipeline, context, out, digest).map(todo):
+                if outcome.fatal is not None:
+                    raise outcome.fatal  # model or settings problems stop the run with their own message
+                if outcome.status == "ok":
+                    summary.record(outcome.path, outcome.name, "ok", **(outcome.extra or {}))
+                    done_now += 1
+                else:
+                    reason = outcome.error or "failed"
+                    err_console.print(f"[red]failed[/] {safe(display_path(outcome.path))}: {safe(reason)}", soft_wrap=True)
+                    summary.record(outcome.path, outcome.name, "failed", error=reason)
                 summary.save()
+                i += 1
                 rate = done_now / max(time.perf_counter() - start, 1e-9)
                 bar.update(task, advance=1, rate=f"{rate:.1f} img/s")
                 if plain is not None:
@@ -281,10 +289,14 @@ def register(app: typer.Typer) -> None:
         exclude: o.ExcludeOpt = None,
         export: o.ExportOpt = None,
         fail_on_defect: o.FailOnDefectOpt = False,
+        engine: EngineOpt = "local",
+        ray_address: RayAddressOpt = None,
+        ray_actors: RayActorsOpt = None,
         flags: dict | None = None,
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
         formats = o.parse_export(export)
+        chosen = engine_choice(engine, ray_address, ray_actors)
         if normal is None:
             from iapas.cli.evaluate import zero_shot_config
 
@@ -302,7 +314,7 @@ def register(app: typer.Typer) -> None:
                 context = fit_or_reuse(pipeline, normals, out)
             show_warnings(context)
             code = process_images(pipeline, context, paths, out, out / "context.json", input_roots(images, ctx.args),
-                                  formats, fail_on_defect)
+                                  formats, fail_on_defect, chosen)
         raise typer.Exit(code)
 
     @app.command(help="Run Stage 1 only: write a reviewable, editable context JSON.", epilog=PROMPTS_EXAMPLES)
@@ -343,8 +355,12 @@ def register(app: typer.Typer) -> None:
         exclude: o.ExcludeOpt = None,
         export: o.ExportOpt = None,
         fail_on_defect: o.FailOnDefectOpt = False,
+        engine: EngineOpt = "local",
+        ray_address: RayAddressOpt = None,
+        ray_actors: RayActorsOpt = None,
     ) -> None:
         formats = o.parse_export(export)
+        chosen = engine_choice(engine, ray_address, ray_actors)
         context = Context.load(context_file)
         paths = collect_images(images, ctx.args, out, include, exclude)
         update = {"profile": context.profile, **({"device": device} if device else {}), **({"threads": threads} if threads else {})}
@@ -352,7 +368,8 @@ def register(app: typer.Typer) -> None:
         pipeline = _pipeline(config, stage2_only=True, out=out)
         show_warnings(context)
         with output_folder(out):
-            _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error
+            if chosen.name == "local":
+                _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error
             code = process_images(pipeline, context, paths, out, context_file, input_roots(images, ctx.args),
-                                  formats, fail_on_defect)
+                                  formats, fail_on_defect, chosen)
         raise typer.Exit(code)

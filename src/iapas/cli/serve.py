@@ -1,0 +1,111 @@
+"""`iapas serve`: the HTTP API and browser page for inspection stations (pip install 'iapas[serve]')."""
+from __future__ import annotations
+
+import importlib.util
+import signal
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from iapas.cli.common import err_console, user_errors
+from iapas.errors import SettingsError
+
+if TYPE_CHECKING:
+    from iapas.serve.settings import ServeSettings
+
+SERVE_EXAMPLES = """
+Examples:
+
+  iapas prompts --normal line7/good --out ctx7.json    # once per product line
+
+  iapas serve --context line7=ctx7.json --context line8=ctx8.json --port 8000
+
+  curl -F file=@part.png 'http://127.0.0.1:8000/v1/inspect?line=line7&mask=rle'
+
+  IAPAS_SERVE_TOKEN=$(openssl rand -hex 16) iapas serve --context line7=ctx7.json --host 0.0.0.0
+
+Open http://127.0.0.1:8000/ for the drop-an-image page, /docs for the API, /metrics for Prometheus.
+SIGTERM or Ctrl-C: stop taking requests, finish the ones in flight, exit 0.
+"""
+LOOPBACK = "127.0.0.1"
+
+
+def _check_installed() -> None:
+    missing = [m for m in ("fastapi", "uvicorn", "multipart", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SettingsError(f"`iapas serve` needs {', '.join(missing)}: pip install 'iapas[serve]'")
+
+
+def bind_host(host: str | None, token: str | None) -> str:
+    """The address to listen on: as given; else all interfaces when a token protects the API, else loopback
+    (an unprotected API is never exposed to the network by default)."""
+    if host:
+        return host
+    return "0.0.0.0" if token else LOOPBACK
+
+
+def register(app: typer.Typer) -> None:
+    """Add serve."""
+
+    @app.command(help="Serve inspections over HTTP: JSON API, a drop-an-image page, health and metrics.",
+                 epilog=SERVE_EXAMPLES)
+    @user_errors
+    def serve(
+        contexts: Annotated[list[str], typer.Option("--context", help="NAME=context.json from `iapas prompts`; repeat for each product line")],
+        host: Annotated[Optional[str], typer.Option("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 when a token is set)")] = None,
+        port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
+        max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="largest accepted upload; larger: 413")] = 20.0,
+        max_pixels: Annotated[int, typer.Option("--max-pixels", help="largest accepted image (width x height); larger: 413")] = 50_000_000,
+        queue_size: Annotated[int, typer.Option("--queue-size", help="requests that may wait for a model worker; more: 503 + Retry-After")] = 8,
+        timeout: Annotated[float, typer.Option("--timeout", help="seconds from arrival to answer; later: 504")] = 30.0,
+        token_env: Annotated[str, typer.Option("--token-env", help="environment variable holding the bearer token (unset: no token)")] = "IAPAS_SERVE_TOKEN",
+        device: Annotated[Optional[list[str]], typer.Option("--device", help="one model worker per device, e.g. --device cuda:0 --device cuda:1 (default: the context's)")] = None,
+    ) -> None:
+        _check_installed()
+        from iapas.serve.settings import ServeSettings, token_from_env
+
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"--port {port} must be in 0..65535")
+        for flag, value in (("--max-upload-mb", max_upload_mb), ("--max-pixels", max_pixels),
+                            ("--queue-size", queue_size), ("--timeout", timeout)):
+            if value <= 0:
+                raise SettingsError(f"{flag} {value} must be positive")
+        token = token_from_env(token_env)
+        settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1e6), max_pixels=max_pixels, queue_size=queue_size,
+                                 timeout_s=timeout, token=token, devices=tuple(device or [None]))
+        run_server(contexts, bind_host(host, token), port, settings)
+
+
+def run_server(contexts: list[str], host: str, port: int, settings: ServeSettings) -> None:
+    """Load the lines and their models, then serve until SIGTERM / Ctrl-C (in-flight requests finish)."""
+    import uvicorn
+
+    from iapas.serve.accesslog import event, setup_logging
+    from iapas.serve.app import create_app
+    from iapas.serve.lines import load_lines
+    from iapas.serve.workers import ModelWorkers
+
+    lines = load_lines(contexts)
+    setup_logging()
+    if settings.token is None and host not in (LOOPBACK, "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/] no token set: anyone who can reach {host}:{port} can use this API "
+                          "(set one with the --token-env variable)")
+    event("loading models", lines={n: str(line.path) for n, line in lines.items()},
+          devices=[d or "auto" for d in settings.devices])
+    workers = ModelWorkers(lines, list(settings.devices), settings.queue_size)
+    workers.start()
+    config = uvicorn.Config(create_app(lines, workers, settings), host=host, port=port, log_config=None,
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=int(settings.timeout_s) + 5,
+                            # open connections are bounded too (each may buffer one upload): uvicorn answers 503 beyond
+                            limit_concurrency=max(64, 4 * settings.queue_size))
+    server = uvicorn.Server(config)
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; absorb it so a clean stop exits 0
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    except SystemExit:
+        raise SettingsError(f"cannot serve on {host}:{port} (address in use or not available here)") from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        workers.close(timeout=5)

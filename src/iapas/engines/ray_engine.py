@@ -1,0 +1,189 @@
+"""The Ray engine: Stage 2 over a Ray Data dataset of image paths, mapped by a pool of actors.
+
+Why this shape: each actor loads the models once (its constructor) and then takes batches of paths, so
+model loading is paid once per actor, not per image; Ray Data streams the batches to whichever actor is
+free, across every node of the cluster, and restarts an actor whose process dies (retrying its batch).
+Workers write the per-image files themselves (atomically, to the same layout as the local engine), so the
+run's output folder must be reachable from every node (a shared file system); only small per-image
+outcomes travel back, and the driver keeps summary.json and the resume cache exactly as a local run does.
+A retried batch rewrites the same files with the same content, and the driver records each input once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iapas.config import PipelineConfig
+from iapas.context import Context
+from iapas.engines.base import ImageJob, Outcome, ProcessOne, fatal_error, run_one
+from iapas.errors import IapasError, SettingsError
+
+DEFAULT_GPU_FRACTION = 0.5  # two actors share a GPU: the paper profile's models fit twice in 16 GB
+MAX_ROWS_PER_BLOCK = 16  # a dead actor's retry redoes at most this many images
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """How to reach the cluster and size the actor pool (None = decide from the cluster's resources)."""
+
+    address: str | None = None
+    actors: int | None = None
+    gpus_per_actor: float | None = None
+    cpus_per_actor: float = 1.0
+    # An actor whose process dies is restarted and its unfinished batch retried: Ray Data's own defaults
+    # for actor pools (max_restarts=-1, max_task_retries=-1), so nothing is set here.
+
+
+def connect(address: str | None) -> bool:
+    """Join the cluster at `address` ("auto", "HOST:PORT", "ray://HOST:10001"), or start a local instance
+    when None; return True when this call started Ray (so the caller shuts it down again)."""
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise SettingsError("--engine ray needs Ray: pip install 'iapas[ray]'") from None
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset chatter under the CLI's progress bar
+    if ray.is_initialized():
+        return False
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING)
+        else:
+            ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"--ray-address {address}" if address else "a local Ray instance"
+        raise SettingsError(f"cannot start or reach {where}: {exc}") from None
+    return True
+
+
+def pool_size(settings: RaySettings, n_jobs: int) -> tuple[int, float, float]:
+    """(actors, cpus per actor, gpus per actor) from the settings or the cluster's resources."""
+    import ray
+
+    res = ray.cluster_resources()
+    gpus = float(res.get("GPU", 0.0))
+    gpu_each = settings.gpus_per_actor if settings.gpus_per_actor is not None else (DEFAULT_GPU_FRACTION if gpus else 0.0)
+    if settings.actors:
+        actors = settings.actors
+    elif gpu_each > 0:
+        actors = max(1, int(gpus / gpu_each))
+    else:
+        actors = max(1, int(float(res.get("CPU", 1.0)) // max(settings.cpus_per_actor, 1e-9)))
+    return max(1, min(actors, n_jobs)), settings.cpus_per_actor, gpu_each
+
+
+class StageTwoWorker:
+    """A Ray actor: the models of one pipeline, loaded once, applied to batches of image paths."""
+
+    def __init__(self, process_one: ProcessOne, config: PipelineConfig, context: Context, out: str, digest: str,
+                 cwd: str | None = None) -> None:
+        from iapas.pipeline import Pipeline
+
+        if cwd and os.path.isdir(cwd):
+            os.chdir(cwd)  # relative input and output paths mean what they meant to the driver (same node or shared fs)
+
+        self.process_one = process_one
+        # arrays that come through Ray's object store are read-only views; the profile wants its own copy
+        context.set_arrays(**{k: np.array(v) for k, v in context.arrays.items()})
+        self.context = context
+        self.out = Path(out)
+        self.digest = digest
+        self.pipeline = Pipeline(config)
+        self.load_error: IapasError | None = None
+        try:
+            _ = self.pipeline.runner  # load the models now, once per actor
+        except IapasError as exc:
+            self.load_error = exc
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        rows: dict[str, list[Any]] = {"path": [], "status": [], "error": [], "error_type": [], "extra": []}
+        for raw_path, name in zip(batch["path"], batch["name"]):
+            path = Path(os.fsdecode(bytes(raw_path)))
+            if self.load_error is not None:
+                outcome = Outcome(path, str(name), "fatal", error=str(self.load_error), fatal=self.load_error)
+            else:
+                outcome = run_one(self.process_one, self.pipeline, self.context, ImageJob(path, str(name)), self.out, self.digest)
+            rows["path"].append(bytes(raw_path))
+            rows["status"].append(outcome.status)
+            rows["error"].append(outcome.error or "")
+            rows["error_type"].append(type(outcome.fatal).__name__ if outcome.fatal else "")
+            rows["extra"].append(json.dumps(outcome.extra or {}))
+        return rows
+
+
+class RayEngine:
+    """Runs `process_one` on a Ray actor pool; yields outcomes as batches finish (in any order)."""
+
+    name = "ray"
+
+    def __init__(self, process_one: ProcessOne, config: PipelineConfig, context: Context, out: Path, digest: str,
+                 settings: RaySettings | None = None) -> None:
+        self.process_one = process_one
+        self.config = config
+        self.context = context
+        self.out = out
+        self.digest = digest
+        self.settings = settings or RaySettings()
+
+    def map(self, jobs: Iterable[ImageJob]) -> Iterator[Outcome]:
+        jobs = list(jobs)
+        if not jobs:
+            return
+        started = connect(self.settings.address)
+        try:
+            yield from self._run(jobs)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+
+    def _run(self, jobs: list[ImageJob]) -> Iterator[Outcome]:
+        import ray
+
+        data_ctx = ray.data.DataContext.get_current()
+        data_ctx.enable_progress_bars = False  # the CLI draws its own
+        data_ctx.print_on_execution_start = False
+        actors, cpus, gpus = pool_size(self.settings, len(jobs))
+        rows_per_block = max(1, min(MAX_ROWS_PER_BLOCK, math.ceil(len(jobs) / (actors * 4))))
+        by_path = {os.fsencode(j.path): j for j in jobs}
+        ds = ray.data.from_items(
+            [{"path": os.fsencode(j.path), "name": j.name} for j in jobs],
+            override_num_blocks=math.ceil(len(jobs) / rows_per_block),
+        )
+        resources: dict[str, Any] = {"num_cpus": cpus}
+        if gpus > 0:
+            resources["num_gpus"] = gpus
+        mapped = ds.map_batches(
+            StageTwoWorker,
+            fn_constructor_kwargs={
+                "process_one": self.process_one, "config": self.config, "context": self.context,
+                "out": str(self.out), "digest": self.digest, "cwd": os.getcwd(),
+            },
+            batch_size=1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            **resources,
+        )
+        seen: set[bytes] = set()
+        for row in mapped.iter_rows():
+            key = bytes(row["path"])
+            job = by_path.get(key)
+            if job is None or key in seen:  # a retried batch already reported: record each input once
+                continue
+            seen.add(key)
+            if row["status"] == "fatal":
+                raise fatal_error(str(row["error_type"]), str(row["error"]))
+            yield Outcome(job.path, job.name, str(row["status"]), error=str(row["error"]) or None,
+                          extra=json.loads(row["extra"]) if row["status"] == "ok" else None)
+        for key, job in by_path.items():
+            if key not in seen:
+                yield Outcome(job.path, job.name, "failed", error="no result came back from the Ray workers")

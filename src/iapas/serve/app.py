@@ -1,0 +1,181 @@
+"""The FastAPI application of `iapas serve`: routes, error answers, metrics and the access log.
+
+Built by `create_app(lines, workers, settings)` after the models are loaded, so a started server is a
+ready server; uvicorn runs it (see iapas.cli.serve).
+"""
+# No `from __future__ import annotations` here: FastAPI reads the route signatures, whose types are imported
+# inside create_app (FastAPI loads only when a server starts).
+
+import asyncio
+import math
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any, Literal, Optional
+
+from iapas.errors import InputError
+from iapas.serve.accesslog import access, event
+from iapas.serve.answers import TooManyPixels, answer, decode_upload
+from iapas.serve.limits import ApiError, BodyLimit, Receive, Scope, Send, check_token
+from iapas.serve.lines import Line
+from iapas.serve.metrics import Metrics
+from iapas.serve.page import page_html
+from iapas.serve.settings import ServeSettings
+from iapas.serve.workers import ModelWorkers, QueueFull
+
+API_DESCRIPTION = """Zero-shot defect inspection of single images against product lines whose contexts were fitted
+beforehand with `iapas prompts`. The verdict uses the same rule as `iapas run` (iapas.verdict.decide)."""
+
+
+class AccessLog:
+    """ASGI middleware: one JSON log line and the request metrics per request, and an X-Request-ID."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = uuid.uuid4().hex[:16]
+        status = {"code": 500}
+        scope["iapas"] = {}
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - start
+            route = getattr(scope.get("route"), "path", None) or "other"
+            self.metrics.observe_request(route, scope["method"], status["code"], seconds)
+            client = scope.get("client") or ("", 0)
+            access({"request_id": request_id, "method": scope["method"], "path": scope["path"],
+                    "query": scope.get("query_string", b"").decode("latin-1"), "status": status["code"],
+                    "duration_ms": round(seconds * 1000, 2), "client": client[0], **scope.get("iapas", {})})
+
+
+def _retry_after(workers: ModelWorkers, mean_inference_s: float) -> int:
+    """Seconds until the queue has likely drained one place: depth x mean model time / workers."""
+    return max(1, math.ceil(workers.depth() * mean_inference_s / max(1, len(workers.devices))))
+
+
+def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSettings, metrics: Metrics | None = None) -> Any:
+    """The ASGI application (FastAPI inside the size-limit and access-log middlewares)."""
+    from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
+
+    metrics = metrics or Metrics()
+    metrics.queue_depth.set_function(workers.depth)
+    stats = {"mean_inference_s": 0.5}
+
+    @asynccontextmanager
+    async def lifespan(_: Any):  # type: ignore[no-untyped-def]
+        event("serving", lines={n: line.context_id for n, line in lines.items()}, workers=len(workers.devices),
+              queue_size=settings.queue_size, token=settings.token is not None)
+        yield
+        event("shutting down: finishing queued requests")
+        await run_in_threadpool(workers.close, settings.timeout_s)
+        event("stopped")
+
+    api = FastAPI(title="iapas", description=API_DESCRIPTION, version=_version(), lifespan=lifespan)
+
+    def authorised(request: Request) -> None:
+        """Runs before the parameters are validated, so a stranger learns nothing about the API's inputs."""
+        check_token(settings.token, request.headers.get("authorization"))
+
+    guarded = [Depends(authorised)]
+
+    @api.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        metrics.error(exc.kind)
+        request.scope.setdefault("iapas", {})["error"] = exc.kind
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @api.post("/v1/inspect", summary="Inspect one image of a line", dependencies=guarded,
+              responses={401: {"description": "token missing"}, 403: {"description": "token wrong"},
+                         404: {"description": "unknown line"}, 413: {"description": "upload or pixel count too large"},
+                         422: {"description": "not a usable image (the CLI's reason)"},
+                         503: {"description": "queue full (see Retry-After)"}, 504: {"description": "timed out"}})
+    async def inspect(
+        request: Request,
+        file: UploadFile = File(..., description="the image (PNG, JPEG, BMP, TIFF, WebP, PNM, GIF)"),
+        line: str = Query(..., description="product line name, as given to --context NAME=..."),
+        mask: Optional[Literal["png", "rle"]] = Query(None, description="add the defect mask as PNG or COCO RLE"),
+        overlay: bool = Query(False, description="add the overlay picture (PNG, base64)"),
+    ) -> dict[str, Any]:
+        start = time.perf_counter()
+        if line not in lines:
+            raise ApiError(404, "unknown_line", f"no line {line!r}; this server has: {', '.join(lines)}")
+        request.scope.setdefault("iapas", {})["line"] = line
+        data = await file.read()
+        name = file.filename or "upload"
+        try:
+            image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
+        except TooManyPixels as exc:
+            raise ApiError(413, "too_many_pixels", str(exc)) from None
+        except InputError as exc:
+            raise ApiError(422, "bad_image", exc.reason, file=name) from None
+        try:
+            future = workers.submit(line, image)
+        except QueueFull as exc:
+            wait = _retry_after(workers, stats["mean_inference_s"])
+            raise ApiError(503, "queue_full", f"busy ({exc}); retry in {wait} s", {"Retry-After": str(wait)}) from None
+        remaining = settings.timeout_s - (time.perf_counter() - start)
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), timeout=max(remaining, 0.001))
+        except asyncio.TimeoutError:
+            future.cancel()  # still queued: no worker will spend time on it
+            raise ApiError(504, "timeout", f"no answer within {settings.timeout_s:g} s (--timeout)") from None
+        except Exception as exc:  # noqa: BLE001 - the model failed on this image: say why, keep serving
+            raise ApiError(500, "internal", f"processing failed ({type(exc).__name__}: {exc})") from None
+        stats["mean_inference_s"] = 0.8 * stats["mean_inference_s"] + 0.2 * result.inference_s
+        metrics.inference.labels(line).observe(result.inference_s)
+        metrics.verdicts.labels(line, result.verdict.label).inc()
+        request.scope.setdefault("iapas", {})["verdict"] = result.verdict.label
+        return await run_in_threadpool(answer, lines[line], image, result, mask, overlay, time.perf_counter() - start)
+
+    @api.get("/v1/lines", summary="The loaded product lines and their provenance", dependencies=guarded)
+    async def list_lines() -> dict[str, Any]:
+        return {"lines": [line.provenance() for line in lines.values()]}
+
+    @api.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", summary="Readiness: models loaded, workers running, not shutting down")
+    async def readyz() -> JSONResponse:
+        ready = workers.ready
+        return JSONResponse({"status": "ready" if ready else "not ready", "queue_depth": workers.depth()},
+                            status_code=200 if ready else 503)
+
+    @api.get("/metrics", summary="Prometheus metrics", dependencies=guarded)
+    async def prometheus() -> Response:
+        data, content_type = metrics.render()
+        return Response(data, media_type=content_type)
+
+    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page_html(list(lines), needs_token=settings.token is not None),
+                            headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                                     "style-src 'unsafe-inline'; script-src 'unsafe-inline'"})
+
+    limited = BodyLimit(api, settings.max_upload_bytes, on_reject=lambda: metrics.error("too_large"))
+    return AccessLog(limited, metrics)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("iapas")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return "dev"

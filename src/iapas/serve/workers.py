@@ -1,0 +1,159 @@
+"""A bounded work queue and one model worker thread per device.
+
+Why: a model is not re-entrant and a device runs one forward pass at a time well, so each device gets one
+thread that owns its models (loaded once, before the server accepts requests). Requests wait in a queue of
+fixed length; when it is full the caller answers 503 at once instead of letting a backlog grow without
+bound. A request that gave up (timeout) is cancelled if it has not started, so no worker time is wasted.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from iapas.io.images import LoadedImage
+from iapas.serve.lines import Line
+from iapas.types import Prediction
+from iapas.verdict import Verdict, decide
+
+
+class QueueFull(Exception):
+    """Every worker is busy and the queue holds its maximum of waiting requests."""
+
+
+@dataclass
+class Job:
+    line: str
+    image: LoadedImage
+    enqueued: float = field(default_factory=time.perf_counter)
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class Result:
+    """A prediction with its verdict and where the time went."""
+
+    prediction: Prediction
+    verdict: Verdict
+    queue_s: float
+    inference_s: float
+    device: str
+
+
+def _pipelines_for(lines: dict[str, Line], device: str | None) -> dict[str, Any]:
+    """One Pipeline per line, shared between lines whose contexts have the same settings (models load once)."""
+    from iapas.pipeline import Pipeline
+
+    by_settings: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    for name, line in lines.items():
+        update: dict[str, Any] = {"profile": line.context.profile}
+        if device:
+            update["device"] = device
+        config = line.context.config.model_copy(update=update)
+        key = config.model_dump_json()
+        if key not in by_settings:
+            pipeline = Pipeline(config)
+            _ = pipeline.runner  # load now, not on the first request
+            by_settings[key] = pipeline
+        out[name] = by_settings[key]
+        warm_up(out[name], line)
+    return out
+
+
+def warm_up(pipeline: Any, line: Line) -> None:
+    """One prediction before the first request: the first forward pass pays one-off costs (kernel choice,
+    lazy buffers) that would otherwise land on the first part of the shift. On one of the context's own
+    normal images when it is still there, else on a plain grey image."""
+    import numpy as np
+
+    from iapas.io.images import load_image
+
+    image = None
+    for path in line.context.normal_images[:1]:
+        try:
+            image = load_image(path)
+        except Exception:  # noqa: BLE001 - the normal images may live elsewhere than the server
+            image = None
+    if image is None:
+        image = LoadedImage(path="warm-up", rgb=np.full((256, 256, 3), 128, np.uint8), original_size=(256, 256))
+    try:
+        pipeline.predict_one(image, line.context)
+    except Exception as exc:  # noqa: BLE001 - a real request will report the problem with its own image
+        from iapas.serve.accesslog import event
+
+        event("warm-up prediction failed", line=line.name, error=f"{type(exc).__name__}: {exc}")
+
+
+class ModelWorkers:
+    """Start with `start()` (loads the models, raises their error), feed with `submit()`, end with `close()`."""
+
+    def __init__(self, lines: dict[str, Line], devices: list[str | None] | None = None, queue_size: int = 8) -> None:
+        self.lines = lines
+        self.devices = devices or [None]
+        self.queue_size = queue_size
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._lock = threading.Lock()
+        self.closing = False
+
+    def start(self) -> None:
+        """Load every line's models on every device, then start the worker threads."""
+        loaded = [_pipelines_for(self.lines, d) for d in self.devices]
+        for device, pipelines in zip(self.devices, loaded):
+            t = threading.Thread(target=self._work, args=(device or "auto", pipelines), name=f"iapas-worker-{device or 'auto'}",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._threads) and not self.closing and all(t.is_alive() for t in self._threads)
+
+    def depth(self) -> int:
+        """Requests waiting plus requests being worked on."""
+        return self._queue.qsize() + self._busy
+
+    def submit(self, line: str, image: LoadedImage) -> Future:
+        """Queue one image; raise QueueFull at once when there is no room."""
+        if self.closing:
+            raise QueueFull("the server is shutting down")
+        job = Job(line, image)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFull(f"{self.queue_size} requests are already waiting") from None
+        return job.future
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Let the workers finish what is queued, then stop them."""
+        self.closing = True
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout)
+
+    def _work(self, device: str, pipelines: dict[str, Any]) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if not job.future.set_running_or_notify_cancel():
+                continue  # its request gave up while waiting
+            with self._lock:
+                self._busy += 1
+            try:
+                started = time.perf_counter()
+                line = self.lines[job.line]
+                pred = pipelines[job.line].predict_one(job.image, line.context)
+                done = time.perf_counter()
+                job.future.set_result(Result(pred, decide(pred, line.context), started - job.enqueued, done - started, device))
+            except Exception as exc:  # noqa: BLE001 - the request gets an error answer, the worker lives on
+                job.future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._busy -= 1
