@@ -16,7 +16,7 @@ from iapas.errors import SettingsError
 from iapas.pipeline import Pipeline
 from iapas.stages import segment_pooling
 from iapas.threads import apply_threads, available_cpus, current_threads, default_threads
-from tests.cli_apps import command_app
+from cli_apps import command_app
 
 
 @pytest.fixture

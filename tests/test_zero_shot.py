@@ -23,7 +23,7 @@ from iapas.evaluation.harness import run_evaluation
 from iapas.io.images import load_image
 from iapas.pipeline import Pipeline
 from iapas.stages.mutual import MutualSettings, chunks, mutual_distance, mutual_scores, reference_pool
-from tests.cli_apps import command_app
+from cli_apps import command_app
 
 SIZE = 112
 FAST = {"feature_size": 128, "reference_stages": [2, 3], "refine": "none"}

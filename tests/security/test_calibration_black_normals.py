@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from iapas.cli import run as run_cmd
 from iapas.io.atomic import atomic_write_image
-from tests.cli_apps import command_app
+from cli_apps import command_app
 
 from _normals import SIZE
 
