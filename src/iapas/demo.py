@@ -23,8 +23,9 @@ METRIC_KEYS = ("pixel_ap", "pixel_f1_max", "pixel_auroc", "pixel_aupro", "image_
 
 
 def demo_config(**overrides: Any) -> PipelineConfig:
-    """The offline profile at its defaults (the demo shows what a fresh install does)."""
-    return build_config(profile=DEMO_PROFILE, **overrides)
+    """The offline profile at its defaults for the demo's data, which are textures (the texture preset);
+    the demo shows what a fresh install does on them."""
+    return build_config(profile=DEMO_PROFILE, **{"kind": "texture", **overrides})
 
 
 def write_overlays(eval_dir: Path, dest: Path) -> list[Path]:
