@@ -285,3 +285,63 @@ def test_overwritten_normal_images_refit_and_recompute(tmp_path: Path, runner: B
         Image.fromarray(np.full((28, 40), 90, np.uint8)).save(p)  # same names, new content
     run_evaluation("mtd", root, tmp_path / "o", cfg(), eval_size=16, progress=False)
     assert runner.fits == fits + 1 and runner.predicts == 2 * predicts  # Stage 1 and every record redone
+
+
+TIMING = ("wall_seconds", "images_per_second")  # the only fields of metrics.json that depend on the clock
+
+
+def test_map_images_runs_the_todo_through_the_given_engine(tmp_path: Path, runner: BrightnessRunner) -> None:
+    """An engine that answers in reverse order gives the local loop's metrics, records and failures (in test order)."""
+    from iapas.evaluation.harness import map_locally
+
+    make_mtd(tmp_path / "d")
+    (tmp_path / "d" / "MT_Crack" / "Imgs" / "exp1_num_0.jpg").write_bytes(b"not a jpeg at all")
+    (tmp_path / "d" / "MT_Blowhole" / "Imgs" / "exp1_num_1.png").unlink()  # missing mask: failure path is the mask's
+    seen: list[int] = []
+
+    def reversed_engine(pipeline, ctx, tasks, fn):
+        seen.append(len(tasks))
+        yield from reversed(list(map_locally(pipeline, ctx, list(reversed(tasks)), fn)))
+
+    ref = run_evaluation("mtd", tmp_path / "d", tmp_path / "local", cfg(), seeds=[111, 112], eval_size=16,
+                         progress=False)
+    m = run_evaluation("mtd", tmp_path / "d", tmp_path / "eng", cfg(), seeds=[111, 112], eval_size=16,
+                       progress=False, map_images=reversed_engine)
+    assert seen == [16, 16]  # one call per category/seed job, with every image still to do
+    assert len(m["failures"]) == 4 and [f["path"] for f in m["failures"]] == [f["path"] for f in ref["failures"]]
+    assert {k: v for k, v in m.items() if k not in TIMING} == {k: v for k, v in ref.items() if k not in TIMING}
+    rel = lambda root: sorted(str(p.relative_to(root)) for p in (root / "cache").rglob("*.npz"))  # noqa: E731
+    assert rel(tmp_path / "eng") == rel(tmp_path / "local") and len(rel(tmp_path / "eng")) == 2 * 14
+
+    seen.clear()
+    again = run_evaluation("mtd", tmp_path / "d", tmp_path / "eng", cfg(), seeds=[111, 112], eval_size=16,
+                           progress=False, map_images=reversed_engine)
+    assert seen == [2, 2] and again["n_cached"] == 2 * 14  # resume: only the failed images are tried again
+    assert again["categories"] == ref["categories"]
+
+
+def test_the_cli_engine_adapter_carries_input_errors_like_the_local_loop(tmp_path: Path,
+                                                                         runner: BrightnessRunner) -> None:
+    """engine_map_images on the local engine: records, failures (mask path kept) and metrics as without it."""
+    from iapas.cli.eval_engine import engine_map_images
+    from iapas.engines import EngineChoice
+
+    make_mtd(tmp_path / "d")
+    (tmp_path / "d" / "MT_Blowhole" / "Imgs" / "exp1_num_1.png").unlink()
+    ref = run_evaluation("mtd", tmp_path / "d", tmp_path / "local", cfg(), eval_size=16, progress=False)
+    m = run_evaluation("mtd", tmp_path / "d", tmp_path / "eng", cfg(), eval_size=16, progress=False,
+                       map_images=engine_map_images(EngineChoice("local")))
+    assert m["failures"] == ref["failures"] and m["failures"][0]["path"].endswith("exp1_num_1.png")
+    assert {k: v for k, v in m.items() if k not in TIMING} == {k: v for k, v in ref.items() if k not in TIMING}
+
+
+def test_cli_evaluate_checks_the_engine_flags_before_any_model_loads(tmp_path: Path, mtd_root: Path,
+                                                                     runner: BrightnessRunner) -> None:
+    from iapas.cli import evaluate
+
+    app = command_app(evaluate)
+    base = ["evaluate", "--dataset", "mtd", "--root", str(mtd_root), "--out", str(tmp_path / "o")]
+    for extra, msg in ((["--engine", "spark"], "not known"), (["--ray-actors", "2"], "need --engine ray")):
+        res = CliRunner().invoke(app, base + extra)
+        assert res.exit_code == 2 and msg in res.output
+    assert runner.fits == runner.predicts == 0

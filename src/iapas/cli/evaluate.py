@@ -9,6 +9,7 @@ import typer
 from iapas.cli import options as o
 from iapas.cli.common import EXIT_STATUS_HELP, err_console, user_errors
 from iapas.cli.console import echo, printable, safe
+from iapas.cli.engine_options import EngineOpt, RayActorsOpt, RayAddressOpt, engine_choice
 from iapas.config import PipelineConfig, read_config_file
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, SettingsError
 
@@ -24,6 +25,8 @@ Examples:
   iapas evaluate --dataset mvtec --root data/mvtec --out eval/q --categories bottle,screw --limit 20
 
   iapas evaluate --dataset mtd --root ../shared/datasets/mtd --out eval/mtd-zs --zero-shot   # no normal images
+
+  iapas evaluate --dataset mvtec --root /shared/mvtec --out /shared/eval/mv --engine ray --ray-address auto
 
   (killed or Ctrl-C? run the same command again: cached per-image results are reused)
 
@@ -89,12 +92,17 @@ def register(app: typer.Typer) -> None:
         eval_size: Annotated[Optional[int], typer.Option("--eval-size", help="square resolution maps and masks are compared at (default: 256 standard, 400 paper as the official code)")] = None,
         report: Annotated[bool, typer.Option("--report", help="also write the HTML report")] = False,
         zero_shot: Annotated[bool, typer.Option("--zero-shot", help="no normal images: score each test image against the other test images (offline profile)")] = False,
+        engine: EngineOpt = "local",
+        ray_address: RayAddressOpt = None,
+        ray_actors: RayActorsOpt = None,
         *,
         flags: dict[str, Any],
     ) -> None:
         """Evaluate on a benchmark: per-category pixel/image AP, F1-max, AUROC, AUPRO and the mean row."""
+        from iapas.cli.eval_engine import engine_session
         from iapas.evaluation.harness import run_evaluation
 
+        chosen = engine_choice(engine, ray_address, ray_actors)
         seed_list = parse_seeds(seeds) if seeds else [flags["seed"] if flags.get("seed") is not None else 111]
         config = o.config_from_flag_dict(flags)
         if zero_shot:
@@ -107,11 +115,11 @@ def register(app: typer.Typer) -> None:
 
         get_reader(dataset).find_categories(root)  # unknown dataset, missing root, wrong layout: exit 2 before --out exists
         check_models(config, resolve_profile(config))  # unknown model ids: exit 2 before any model loads
-        with output_folder(out, subdirs=("cache", "contexts")):  # one writer; partial files of a killed run go
-            metrics = run_evaluation(
+        with output_folder(out, subdirs=("cache", "contexts")), engine_session(chosen) as map_images:
+            metrics = run_evaluation(  # one writer; partial files of a killed run go
                 dataset, root, out, config, categories=parse_categories(categories), protocol=protocol,
                 seeds=seed_list, limit=limit, eval_size=eval_size, progress=True, auto_kind=kind_from_dataset(flags),
-                zero_shot=zero_shot,
+                zero_shot=zero_shot, map_images=map_images,
             )
         if metrics.get("profile_note"):
             err_console.print(f"note: {metrics['profile_note']}")

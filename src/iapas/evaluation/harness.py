@@ -11,6 +11,7 @@ per pixel: 256 x 256 x 1,344 MTD images = 440 MB; the metrics' sort needs about 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,44 @@ def evaluate_one(
     )
 
 
+@dataclass(frozen=True)
+class EvalTask:
+    """One test image of a category/seed job still to predict, and the cache record it goes to."""
+
+    sample: Sample
+    dest: Path
+
+
+@dataclass(frozen=True)
+class EvalImage:
+    """`evaluate_one` for one category/seed job as a picklable per-image callable, so an engine can run it
+    in this process or ship it to Ray actors; the records land in the same cache files either way."""
+
+    seed: int
+    size: int
+    resample: str
+
+    def __call__(self, pipeline: Pipeline, ctx: Context, task: EvalTask) -> None:
+        evaluate_one(pipeline, ctx, task.sample, self.seed, self.size, task.dest, self.resample)
+
+
+# map_images(pipeline, ctx, tasks, fn): run fn on every task and yield (task, None) when its record is saved
+# or (task, InputError) when the image cannot be used, once per task in any order; any other error stops the run.
+MapImages = Callable[[Pipeline, Context, list[EvalTask], EvalImage], Iterator[tuple[EvalTask, InputError | None]]]
+
+
+def map_locally(pipeline: Pipeline, ctx: Context, tasks: list[EvalTask],
+                fn: EvalImage) -> Iterator[tuple[EvalTask, InputError | None]]:
+    """The default engine: each image in this process, in order, with the models it already holds."""
+    for task in tasks:
+        try:
+            fn(pipeline, ctx, task)
+        except InputError as exc:
+            yield task, exc
+        else:
+            yield task, None
+
+
 @dataclass
 class Gathered:
     """A category's cached records stacked: maps/masks (N, S, S), labels/scores (N,), ranges (N, 2)."""
@@ -192,6 +231,7 @@ def run_evaluation(
     progress: bool = True,
     auto_kind: bool = False,
     zero_shot: bool = False,
+    map_images: MapImages | None = None,
 ) -> dict[str, Any]:
     """Evaluate a dataset end to end and write metrics.json/.csv/.md under `out`; return the JSON dict.
 
@@ -199,8 +239,10 @@ def run_evaluation(
     instead of `config.kind`. `eval_size=None` takes the protocol's size (400 paper, 256 standard).
     `zero_shot=True` uses no normal image: each category's test images are scored against each other
     (the offline profile's mutual scoring); the test set is the same as with normal images, so the
-    two modes compare on the same images.
+    two modes compare on the same images. `map_images` runs the images still to predict (default
+    `map_locally`; the CLI passes a Ray one for `--engine ray`); metrics come from the cache either way.
     """
+    map_images = map_images or map_locally
     seeds = [111] if seeds is None else list(seeds)
     eval_size = default_eval_size(protocol) if eval_size is None else eval_size
     resample = RESAMPLE.get(protocol, "bilinear")
@@ -241,14 +283,16 @@ def run_evaluation(
                     ctx = fit_or_load(pipeline, list(split.normal_pool), sampled, context_path(out, cat, seed),
                                       eval_digest(cfg, pipeline.profile, 0, normals=fp), fp)  # not protocol-dependent
                 bar.describe(f"{cat} seed {seed}")
-                for sample, dest in todo:
-                    try:
-                        evaluate_one(pipeline, ctx, sample, seed, eval_size, dest, resample)
+                tasks = [EvalTask(s, d) for s, d in todo]
+                failed: dict[Path, dict[str, Any]] = {}
+                for task, exc in map_images(pipeline, ctx, tasks, EvalImage(seed, eval_size, resample)):
+                    if exc is None:
                         n_predicted += 1
-                    except InputError as exc:
-                        failures.append({"path": exc.path, "error": exc.reason, "category": cat, "seed": seed,
-                                         "image": str(sample.image_path)})
+                    else:
+                        failed[task.dest] = {"path": exc.path, "error": exc.reason, "category": cat, "seed": seed,
+                                             "image": str(task.sample.image_path)}
                     bar.advance()
+                failures += [failed[t.dest] for t in tasks if t.dest in failed]  # test order, whatever the engine's
             keep = [d for d in dests if d.is_file()]
             g = gather(keep, eval_size)
             total_seconds += g.seconds
