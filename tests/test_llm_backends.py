@@ -1,12 +1,9 @@
 """LLM backends: a tiny chat model loaded by path, GGUF/SmolLM2 location, an OpenAI-compatible server."""
 from __future__ import annotations
 
-import http.server
 import json
 import os
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from iapas.errors import ModelLoadError
 from iapas.stages import llm as llm_mod
 from iapas.stages.llm import OpenAICompatLLM, TransformersChatLLM, load_llm, smollm2_gguf
 from iapas.stages.prompting import build_messages, build_request
+from loopback_http import LoopbackServer, QuietHandler
 
 MESSAGES = build_messages(build_request("magnetic tile", ["tile", "metal"]))
 
@@ -83,7 +81,7 @@ def test_smollm2_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
         smollm2_gguf()
 
 
-class _Server:
+class _Server(LoopbackServer):
     """A local OpenAI-compatible /chat/completions endpoint scripted per request."""
 
     def __init__(self, script: list[tuple[int, str, float]]) -> None:
@@ -92,37 +90,19 @@ class _Server:
         self.headers: list[dict] = []
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(body)
                 outer.headers.append(dict(self.headers))
                 status, content, delay = outer.script[min(len(outer.requests) - 1, len(outer.script) - 1)]
                 time.sleep(delay)
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
                 try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    self.send_json(status, {"choices": [{"message": {"role": "assistant", "content": content}}]})
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "_Server":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler, "/v1")
 
 
 def test_openai_server_answer_and_payload(monkeypatch: pytest.MonkeyPatch) -> None:

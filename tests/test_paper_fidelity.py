@@ -2,17 +2,15 @@
 clean_string parsing, the official object-tag rule, RAM preferred over the CLIP stand-in (docs/fidelity.md)."""
 from __future__ import annotations
 
-import http.server
 import json
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from iapas.config import DEFAULT_TAGGER, FIXED_PROMPTS, PipelineConfig
+from iapas.config import DEFAULT_TAGGER, PipelineConfig
 from iapas.io.images import LoadedImage
 from iapas.profiles.paper import PaperProfile
 from iapas.stages import tagging
@@ -23,6 +21,7 @@ from iapas.stages.presets import category_kind
 from iapas.stages.prompting import OFFICIAL_SYSTEM_PROMPT, official_messages
 from iapas.stages.stage1 import build_context
 from iapas.types import Box
+from loopback_http import LoopbackServer, QuietHandler
 
 
 SYSTEM = "The assistant should always answer only by listing lowercase words in the following format: 'word, word'"
@@ -32,7 +31,7 @@ USER = (
 )
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """A small OpenAI-compatible /v1/chat/completions server on 127.0.0.1 (free port) that records requests."""
 
     def __init__(self, answer: str) -> None:
@@ -41,32 +40,14 @@ class FakeOpenAI:
         self.paths: list[str] = []
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
                 outer.paths.append(self.path)
                 outer.requests.append(json.loads(self.rfile.read(length)))
-                body = json.dumps({"choices": [{"message": {"role": "assistant", "content": outer.answer}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_json(200, {"choices": [{"message": {"role": "assistant", "content": outer.answer}}]})
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "FakeOpenAI":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler, "/v1")
 
 
 class MergingDetector:

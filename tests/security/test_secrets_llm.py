@@ -5,9 +5,7 @@ records whatever reaches it. A key that followed the redirect would show up ther
 """
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,46 +14,29 @@ from iapas.config import build_config
 from iapas.context import Context
 from iapas.errors import ModelLoadError, SettingsError
 from iapas.stages.llm import OpenAICompatLLM, load_llm
+from loopback_http import LoopbackServer, QuietHandler
 
 MESSAGES = [{"role": "system", "content": "list words"}, {"role": "user", "content": "defects of a tile?"}]
 KEY = "sk-secret-test-key-123"
 
 
-class Recorder:
+class Recorder(LoopbackServer):
     """A 127.0.0.1 server that records each request's headers and answers with `status` (+ Location)."""
 
     def __init__(self, status: int = 200, location: str | None = None) -> None:
         self.requests: list[dict[str, str]] = []
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.requests.append(dict(self.headers))
-                body = json.dumps({"choices": [{"message": {"content": "evil words"}}]}).encode()
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_json(status, {"choices": [{"message": {"content": "evil words"}}]},
+                               {"Location": location} if location else None)
 
             do_GET = do_POST  # noqa: N815 - a 303 makes clients switch to GET
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "Recorder":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize("status", [302, 307])
