@@ -21,12 +21,12 @@ import numpy as np
 
 from iapas.errors import ModelLoadError
 from iapas.models.loading import LoadedModel, ModelBackend, load_model
+from iapas.stages.phrases import normalize_phrase
 from iapas.types import Box
 
 GROUNDING_TYPES = ("grounding-dino", "mm-grounding-dino")
 OWL_TYPES = ("owlv2", "owlvit")
 DETECTOR_TYPES = GROUNDING_TYPES + OWL_TYPES
-_WORDS = re.compile(r"[a-z0-9]+")
 _SPECIAL = re.compile(r"\[[A-Z]+\]|<\|[a-z]+\|>")
 
 
@@ -90,8 +90,8 @@ def assign_phrase(label: str, phrases: Sequence[str], span_scores: Sequence[floa
     the phrase whose tokens the box matched most strongly (closest in the model's own view).
     Ties among word-sharing phrases are also broken by that token score.
     """
-    norm = " ".join(_WORDS.findall(_SPECIAL.sub(" ", label).lower()))
-    normed = [" ".join(_WORDS.findall(p)) for p in phrases]
+    norm = raw_label(label)
+    normed = [normalize_phrase(p) for p in phrases]
     if norm in normed:
         return phrases[normed.index(norm)]
     words = set(norm.split())
@@ -104,7 +104,7 @@ def assign_phrase(label: str, phrases: Sequence[str], span_scores: Sequence[floa
 
 def raw_label(label: str) -> str:
     """The detector's text label as words ('Tile  metal [SEP]' -> 'tile metal'); '' when it holds none."""
-    return " ".join(_WORDS.findall(_SPECIAL.sub(" ", label).lower()))
+    return normalize_phrase(_SPECIAL.sub(" ", label))
 
 
 def clip_box(xyxy: Sequence[float], width: int, height: int) -> tuple[float, float, float, float] | None:

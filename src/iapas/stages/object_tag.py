@@ -11,16 +11,15 @@ The object tag later gives each test image its object box, which bounds defect s
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from iapas.errors import InputError
+from iapas.stages.phrases import normalize_phrase, phrase_words
 from iapas.types import Box, DetectorLike
 
-_WORDS = re.compile(r"[a-z0-9]+")
 
 
 @dataclass
@@ -38,14 +37,14 @@ def match_phrase(phrase: str, tags: Sequence[str]) -> str | None:
     Grounding DINO returns the prompt sub-words above the text threshold, so 'metal' can come back
     for the tag 'metal nut', or 'nut metal' for two neighbouring tags.
     """
-    norm = " ".join(_WORDS.findall(phrase.lower()))
+    norm = normalize_phrase(phrase)
     for tag in tags:
-        if " ".join(_WORDS.findall(tag.lower())) == norm:
+        if normalize_phrase(tag) == norm:
             return tag
     words = set(norm.split())
     best, best_overlap = None, 0
     for tag in tags:
-        overlap = len(words & set(_WORDS.findall(tag.lower())))
+        overlap = len(words & phrase_words(tag))
         if overlap > best_overlap:
             best, best_overlap = tag, overlap
     return best
@@ -121,7 +120,7 @@ def choose_object_tag_official(
         except InputError as exc:
             problems.append(f"grounding skipped an image: {exc}")
             continue
-        phrased = [(" ".join(_WORDS.findall(b.phrase.lower())), float(b.score)) for b in boxes]
+        phrased = [(normalize_phrase(b.phrase), float(b.score)) for b in boxes]
         phrased = [(p, sc) for p, sc in phrased if p]
         if not phrased:
             continue

@@ -11,19 +11,13 @@ iapas's named option (`--drop-object-boxes`) that removes them all.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 
+from iapas.stages.phrases import normalize_phrase
 from iapas.types import Box
 
-_WORDS = re.compile(r"[a-z0-9]+")
 REMOVED_BY = "size_filter"
-
-
-def normalize_phrase(text: str) -> str:
-    """Lower-case words joined by single spaces ('Magnetic  Tile.' -> 'magnetic tile')."""
-    return " ".join(_WORDS.findall(text.lower()))
 
 
 def find_object_box(boxes: Sequence[Box], object_tag: str | None) -> Box | None:
