@@ -14,10 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from iapas.errors import DatasetError, InputError, SettingsError
-from iapas.io.images import check_decode_size, check_regular_file, is_image_file
+from iapas.errors import DatasetError, SettingsError
+from iapas.io.images import is_image_file, load_mask
 
 
 @dataclass(frozen=True)
@@ -188,35 +187,8 @@ def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")
 
 
 def mask_array(path: str | Path) -> np.ndarray:
-    """Read a ground-truth mask as bool, binarised as publishers define them.
-
-    Palette masks and masks whose values are at most 2 (0/1, 0/1/2 class maps): any value > 0 is a
-    defect. 8-bit 0/255 masks (MVTec, MTD, KSDD, DAGM): at least half the range (>= 128), which
-    ignores the faint compression/resampling fringe some publishers' masks carry (MTD has ~3% of
-    its defect-adjacent pixels at values 1..127). 16-bit masks: >= 32768 unless at most 2.
-    """
-    p = Path(path)
-    try:
-        check_regular_file(p, what="mask")
-    except InputError as exc:
-        raise InputError(p, "mask file is missing" if exc.reason.endswith("does not exist") else exc.reason) from None
-    try:
-        with Image.open(p) as im:
-            check_decode_size(p, im.size, what="mask")
-            im.load()
-            if im.mode == "P":
-                return np.asarray(im) > 0
-            if im.mode in ("1",):
-                return np.asarray(im).astype(bool)
-            arr = np.asarray(im if im.mode in ("L", "I", "I;16", "I;16B", "I;16L", "F") else im.convert("L"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(p, f"cannot read mask ({exc})") from None
-    except MemoryError:
-        raise InputError(p, "not enough memory to decode this mask") from None
-    top = float(arr.max()) if arr.size else 0.0
-    if top <= 2:
-        return arr > 0
-    return arr >= (128 if top <= 255 else 32768)
+    """A ground-truth mask as bool: `iapas.io.images.load_mask`, the one mask reader (publishers' rule)."""
+    return load_mask(path)
 
 
 def mask_has_defect(path: Path | None) -> bool:
