@@ -137,7 +137,7 @@ def fit_or_reuse(pipeline: Pipeline, normal: Path | list[Path], out: Path) -> Co
                 return old
         except SettingsError:
             pass
-    context = pipeline.fit(normal)
+    context = pipeline.fit(sampled)  # the r images chosen above: no second listing of the folder
     context.normal_fingerprint = fingerprint
     context.save(ctx_path)
     return context

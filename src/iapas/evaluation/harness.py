@@ -105,7 +105,7 @@ def limit_samples(samples: list[Sample], limit: int | None) -> list[Sample]:
     return [samples[i] for i in idx]
 
 
-def fit_or_load(pipeline: Pipeline, pool: list[Path], sampled: list[Path], ctx_file: Path, digest: str,
+def fit_or_load(pipeline: Pipeline, sampled: list[Path], ctx_file: Path, digest: str,
                 fingerprint: str | None = None) -> Context:
     """Stage 1 for one category and seed, reusing the saved context made with the same settings and the
     same normal images (by content: `fingerprint` is `files_fingerprint(sampled)`, part of `digest`)."""
@@ -117,7 +117,7 @@ def fit_or_load(pipeline: Pipeline, pool: list[Path], sampled: list[Path], ctx_f
                 return old
         except SettingsError:
             pass
-    ctx = pipeline.fit(pool)
+    ctx = pipeline.fit(sampled)  # already the seed's r images: fit keeps them as they are
     ctx.evaluation = stamp  # extra field: ties the context to these settings for resume
     ctx.normal_fingerprint = fingerprint
     ctx.save(ctx_file)
@@ -280,7 +280,7 @@ def run_evaluation(
                 if zero_shot:  # the whole test list is the batch, so a resumed run scores alike
                     ctx = pipeline.fit_zero_shot([s.image_path for s in test])
                 else:
-                    ctx = fit_or_load(pipeline, list(split.normal_pool), sampled, context_path(out, cat, seed),
+                    ctx = fit_or_load(pipeline, sampled, context_path(out, cat, seed),
                                       eval_digest(cfg, pipeline.profile, 0, normals=fp), fp)  # not protocol-dependent
                 bar.describe(f"{cat} seed {seed}")
                 tasks = [EvalTask(s, d) for s, d in todo]

@@ -63,25 +63,24 @@ def minmax_per_image(maps: np.ndarray, ranges: np.ndarray | None = None) -> np.n
     """
     for i, m in enumerate(maps):
         lo, hi = (float(ranges[i][0]), float(ranges[i][1])) if ranges is not None else (float(m.min()), float(m.max()))
-        if hi > lo:
-            m -= lo
-            m /= hi - lo
-        else:
-            m[...] = 0.0
+        _stretch(m, lo, hi)
     return maps
 
 
 def minmax_together(maps: np.ndarray) -> np.ndarray:
     """Normalise all maps of a category with one min and max, in place (official `normalize(list)`)."""
-    if maps.size == 0:
-        return maps
-    lo, hi = float(maps.min()), float(maps.max())
-    if hi > lo:
-        maps -= lo
-        maps /= hi - lo
-    else:
-        maps[...] = 0.0
+    if maps.size:
+        _stretch(maps, float(maps.min()), float(maps.max()))
     return maps
+
+
+def _stretch(a: np.ndarray, lo: float, hi: float) -> None:
+    """Map [lo, hi] to [0, 1] in place; all zeros when hi <= lo (the official `normalize`)."""
+    if hi > lo:
+        a -= lo
+        a /= hi - lo
+    else:
+        a[...] = 0.0
 
 
 def paper_maps(maps: np.ndarray, ranges: np.ndarray | None) -> np.ndarray:
