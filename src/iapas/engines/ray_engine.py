@@ -25,6 +25,7 @@ from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.engines.base import ImageJob, Outcome, ProcessOne, fatal_error, run_one
 from iapas.errors import IapasError, SettingsError
+from iapas.outputs.writer import remove_stale_temp_files
 
 DEFAULT_GPU_FRACTION = 0.5  # two actors share a GPU: the paper profile's models fit twice in 16 GB
 MAX_ROWS_PER_BLOCK = 16  # a dead actor's retry redoes at most this many images
@@ -140,6 +141,9 @@ class RayEngine:
         started = connect(self.settings.address)
         try:
             yield from self._run(jobs)
+            # Every batch has come back, so no live writer is left: a temp file here belongs to an actor that
+            # was killed mid-write (Ray retried its batch on a new actor). The folder lock keeps other runs out.
+            remove_stale_temp_files(self.out)
         finally:
             if started:
                 import ray
