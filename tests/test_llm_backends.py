@@ -41,7 +41,7 @@ def test_load_llm_caches_and_none(tiny_lm: str) -> None:
 
 
 def test_missing_model_and_no_chat_template(tmp_path: Path, tiny_lm: str) -> None:
-    with pytest.raises(ModelLoadError, match="not found or unreadable"):
+    with pytest.raises(ModelLoadError, match="no such local file or directory"):  # the loader's one message
         TransformersChatLLM(str(tmp_path / "nope"), "cpu")
     plain = tmp_path / "plain"
     from transformers import AutoModelForCausalLM, AutoTokenizer

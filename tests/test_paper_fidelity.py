@@ -235,7 +235,7 @@ ram_plus = ram
 
 
 @pytest.fixture()
-def ram_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def ram_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_model_cache: None) -> Path:
     """A stand-in `ram` package on sys.path with the Recognize Anything API iapas calls, and a checkpoint file."""
     pkg = tmp_path / "site" / "ram"
     pkg.mkdir(parents=True)
@@ -247,7 +247,6 @@ def ram_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("IAPAS_RAM_CHECKPOINT", str(ckpt))
     for name in ("ram", "ram.models"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    monkeypatch.setattr(tagging, "_TAGGERS", {})
     yield ckpt
     for name in ("ram", "ram.models"):
         sys.modules.pop(name, None)
@@ -329,4 +328,4 @@ def test_preflight_does_not_ask_for_clip_when_ram_is_preferred(ram_package: Path
     from iapas.preflight import model_roles
 
     assert "--tagger" not in model_roles(PipelineConfig(profile="paper"), "paper")
-    assert model_roles(PipelineConfig(profile="paper", tagger="org/clip"), "paper")["--tagger"] == "org/clip"
+    assert model_roles(PipelineConfig(profile="paper", tagger="org/clip"), "paper")["--tagger"].text == "org/clip"

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer, field_validator, model_validator,
+)
 
 from iapas.errors import SettingsError
 from iapas.io.http import redact_url
+from iapas.modelref import ModelRef, RefKind
 
 Profile = Literal["paper", "offline", "fused"]
 Kind = Literal["object", "texture"]
@@ -46,9 +49,9 @@ class PipelineConfig(BaseModel):
     # Stage 1
     num_normal: int = Field(10, ge=1, description="r: normal images sampled for Stage 1")
     seed: int = Field(111, description="seed of the normal-image sample")
-    tagger: str = DEFAULT_TAGGER  # model id, local dir, 'ram', or 'none'
+    tagger: str = DEFAULT_TAGGER  # model id, local dir, 'ram', 'ram++[:ckpt]' or 'none' (iapas.modelref.ModelRef)
     object_name: str | None = Field(None, description="object tag given by the user (with tagger none)")
-    llm: str = DEFAULT_LLM  # model id, local dir, .gguf file, 'smollm2', 'openai:<model>', or 'none'
+    llm: str = DEFAULT_LLM  # model id, local dir, .gguf file, 'smollm2', 'openai:<model>', or 'none' (ModelRef)
     llm_base_url: str | None = None  # OpenAI-compatible server; key from $OPENAI_API_KEY / $IAPAS_LLM_API_KEY
     llm_allow_insecure_http: bool = Field(False, description="allow sending the API key over plain http to a non-loopback host")
     llm_timeout: float = Field(60.0, gt=0)
@@ -104,10 +107,13 @@ class PipelineConfig(BaseModel):
 
     @field_validator("tagger", "llm", "detector", "segmenter")
     @classmethod
-    def _non_empty(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must be a model id, a local path, or 'none'")
-        return v.strip()
+    def _model_ref(cls, v: str, info: ValidationInfo) -> str:
+        """Parse once here so a malformed reference fails before anything loads; keep the canonical string
+        ('NONE' -> 'none', 'OpenAI:m' -> 'openai:m') so every later reader sees one spelling."""
+        try:
+            return ModelRef.parse(v, str(info.field_name)).text
+        except SettingsError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("llm_base_url")
     @classmethod
@@ -132,9 +138,38 @@ class PipelineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_tagger_object(self) -> "PipelineConfig":
-        if self.tagger == "none" and not self.object_name and self.profile in ("paper", "fused"):
+        if self.tagger_ref.is_none and not self.object_name and self.profile in ("paper", "fused"):
             raise ValueError("--tagger none needs --object NAME (the object tag to use)")
         return self
+
+    @property
+    def detector_ref(self) -> ModelRef:
+        return ModelRef.parse(self.detector, "detector")
+
+    @property
+    def segmenter_ref(self) -> ModelRef:
+        return ModelRef.parse(self.segmenter, "segmenter")
+
+    @property
+    def tagger_ref(self) -> ModelRef:
+        return ModelRef.parse(self.tagger, "tagger")
+
+    @property
+    def llm_ref(self) -> ModelRef:
+        return ModelRef.parse(self.llm, "llm")
+
+    @property
+    def llm_server_model(self) -> str | None:
+        """The model name sent to the OpenAI-compatible server, or None when the LLM runs here (or is 'none').
+
+        'openai:MODEL' always means the server; with llm_base_url set, any other reference is sent as the name.
+        """
+        ref = self.llm_ref
+        if ref.kind is RefKind.OPENAI:
+            return ref.name
+        if self.llm_base_url and not ref.is_none:
+            return ref.text
+        return None
 
     @property
     def effective_box_threshold(self) -> float:

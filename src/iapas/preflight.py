@@ -16,15 +16,10 @@ from pathlib import Path
 
 from iapas.config import PipelineConfig
 from iapas.errors import SettingsError
+from iapas.modelref import ModelRef, RefKind
+from iapas.models import hub
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}(/[A-Za-z0-9][\w.\-]{0,95})?$")
-
-
-def hub_offline() -> bool:
-    """True when nothing can be downloaded: offline mode set, or the hub endpoint does not answer."""
-    from iapas.models.hub import hub_offline as offline
-
-    return offline()
 
 
 @dataclass(frozen=True)
@@ -46,41 +41,43 @@ class MissingModel:
         return out
 
 
-def model_roles(config: PipelineConfig, profile: str, stage2_only: bool = False) -> dict[str, str]:
-    """Flag -> reference of every hub/local model the profile will load with these settings
-    (`stage2_only`: `iapas segment`, which loads no tagger or LLM)."""
-    roles: dict[str, str] = {}
+def model_roles(config: PipelineConfig, profile: str, stage2_only: bool = False) -> dict[str, ModelRef]:
+    """Flag -> reference of every model the profile will load from a hub id, folder or file with these
+    settings (`stage2_only`: `iapas segment`, which loads no tagger or LLM). Keyword references (none,
+    smollm2, ram, a server) are not listed: they have no weights to find here."""
+    roles: dict[str, ModelRef] = {}
     if profile not in ("paper", "fused"):
         return roles
-    roles["--detector"] = config.detector
-    roles["--segmenter"] = config.segmenter
+    roles["--detector"] = config.detector_ref
+    roles["--segmenter"] = config.segmenter_ref
     if not config.baseline and not stage2_only:
         from iapas.stages.tagging import preferred_tagger  # RAM replaces the default CLIP when installed
 
-        tagger = preferred_tagger(config.tagger).lower()
-        if tagger != "none" and not tagger.startswith("ram") and not config.object_name:
-            roles["--tagger"] = config.tagger
-        llm = config.llm
-        if llm.lower() not in ("none", "smollm2") and not llm.startswith("openai:") and not config.llm_base_url:
+        tagger = ModelRef.parse(preferred_tagger(config.tagger), "tagger")
+        if tagger.loads_weights and not config.object_name:
+            roles["--tagger"] = config.tagger_ref
+        llm = config.llm_ref
+        if llm.loads_weights and config.llm_server_model is None:
             roles["--llm"] = llm
     return roles
 
 
-def _problem(flag: str, ref: str, offline: bool | None) -> MissingModel | None:
+def _problem(flag: str, ref: ModelRef, offline: bool | None) -> MissingModel | None:
     """Why `ref` cannot be loaded, or None when it can (or may: the hub answers and loading downloads it).
     `offline` None: find out only when needed (one quick connection attempt per process)."""
-    from iapas.models.loading import looks_like_path
     from iapas.models.resolve import describe_model
 
+    if ref.is_none:
+        return MissingModel(flag, ref.text, f"the profile needs a {flag.lstrip('-')}; 'none' only skips --tagger or --llm")
     if describe_model(ref)["source"] in ("local", "cache"):
         return None
-    if looks_like_path(ref) or Path(ref).suffix.lower() == ".gguf" or Path(ref).expanduser().is_absolute():
-        return MissingModel(flag, ref, "no such local file or folder")
-    if not HUB_ID.match(ref):
-        return MissingModel(flag, ref, "neither an existing local folder nor a valid Hugging Face id (org/name)")
-    if offline if offline is not None else hub_offline():
-        return MissingModel(flag, ref, "not in the local Hugging Face cache, and the hub is offline or unreachable "
-                            "(HF_HUB_OFFLINE=1, or no connection)", fetch=f"huggingface-cli download {ref}")
+    if ref.kind is not RefKind.HUB or Path(ref.name).expanduser().is_absolute():
+        return MissingModel(flag, ref.text, "no such local file or folder")
+    if not HUB_ID.match(ref.name):
+        return MissingModel(flag, ref.text, "neither an existing local folder nor a valid Hugging Face id (org/name)")
+    if offline if offline is not None else hub.hub_offline():
+        return MissingModel(flag, ref.text, "not in the local Hugging Face cache, and the hub is offline or unreachable "
+                            "(HF_HUB_OFFLINE=1, or no connection)", fetch=f"huggingface-cli download {ref.name}")
     return None
 
 
@@ -89,7 +86,8 @@ def missing_models(config: PipelineConfig, profile: str, stage2_only: bool = Fal
     """Every model reference of `profile` that cannot load here (all of them, not just the first)."""
     roles = model_roles(config, profile, stage2_only)
     problems = [p for flag, ref in roles.items() if (p := _problem(flag, ref, offline))]
-    if profile in ("paper", "fused") and not config.baseline and not stage2_only and config.llm.startswith("openai:") and not config.llm_base_url:
+    llm_used = profile in ("paper", "fused") and not config.baseline and not stage2_only
+    if llm_used and config.llm_ref.kind is RefKind.OPENAI and not config.llm_base_url:
         problems.append(MissingModel("--llm", config.llm, "an OpenAI-compatible server needs --llm-base-url URL"))
     if profile in ("offline", "fused"):
         problems.extend(MissingModel("--backbone", config.backbone, p) for p in _backbone_problems(config.backbone))
@@ -125,7 +123,7 @@ def _check_llm_server(config: PipelineConfig) -> None:
     from iapas.stages.llm import api_key_from_env
     from iapas.io.http import check_base_url
 
-    if config.llm.lower() != "none" and not config.baseline:
+    if not config.llm_ref.is_none and not config.baseline:
         check_base_url(config.llm_base_url or "", bool(api_key_from_env()), config.llm_allow_insecure_http)
 
 

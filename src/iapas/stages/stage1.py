@@ -58,7 +58,7 @@ def fidelity_record(config: PipelineConfig) -> dict[str, Any]:
         "object_boxes": "dropped" if config.drop_object_boxes else "kept",
         "size_filter": bool(config.use_filter and not config.baseline),
         "texture_preset": config.texture_preset,
-        "tagger": "none" if config.tagger == "none" or config.baseline else "pending",
+        "tagger": "none" if config.tagger_ref.is_none or config.baseline else "pending",
     }
 
 
@@ -69,7 +69,7 @@ def _per_image_tags(result: TagResult) -> list[list[str]]:
 
 def _tags_and_object(ctx: Context, normal: list[LoadedImage], config: PipelineConfig, detector: DetectorLike | None) -> None:
     """Step 1-1: fill tags, removed_tags and object_tag (or take the user's object name)."""
-    if config.tagger == "none":
+    if config.tagger_ref.is_none:
         ctx.object_tag = config.object_name
         ctx.tags = [config.object_name] if config.object_name else []
         if not config.object_name:
@@ -101,7 +101,7 @@ def _tags_and_object(ctx: Context, normal: list[LoadedImage], config: PipelineCo
 
 def _ask_llm(ctx: Context, config: PipelineConfig) -> None:
     """Step 1-3: LLM request for the object tag -> parsed defect words (fixed prompts only when unusable)."""
-    if config.llm == "none":
+    if config.llm_ref.is_none:
         return
     subject = ctx.object_tag or (ctx.tags[0] if ctx.tags else "industrial product")
     messages = request_messages(config.llm_prompt, subject, ctx.tags, config.kind)
@@ -134,7 +134,7 @@ def build_context(
         ctx.final_prompt = list(FIXED_PROMPTS)
         return ctx
     _tags_and_object(ctx, normal, config, detector)
-    if config.llm == "none":  # official prompt ablation: 'defect, abnormal' only, no object tag in the prompt
+    if config.llm_ref.is_none:  # official prompt ablation: 'defect, abnormal' only, no object tag in the prompt
         ctx.final_prompt = list(FIXED_PROMPTS)
         return ctx
     _ask_llm(ctx, config)

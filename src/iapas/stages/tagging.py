@@ -20,8 +20,9 @@ import numpy as np
 
 from iapas.config import DEFAULT_TAGGER
 from iapas.errors import ModelLoadError
+from iapas.modelref import ModelRef, RefKind
 from iapas.models.device import resolve_device
-from iapas.models.loading import model_revision
+from iapas.models.loading import load_cached, load_model, resolve_ref
 from iapas.stages.vocabulary import vocabulary
 
 TOP_K = 5  # tags kept per image
@@ -73,36 +74,41 @@ def aggregate_tags(per_image: Sequence[ScoredTags], max_tags: int = MAX_TAGS) ->
     return ranked[:max_tags]
 
 
+CLIP_TYPES = ("clip", "siglip", "siglip2")
+
+
+class TaggerProcessors:
+    """The tokenizer and image processor of a CLIP-family checkpoint, loaded as one 'processor' so the
+    tagger goes through models.loading.load_model like every other model."""
+
+    def __init__(self, tokenizer: Any, image_processor: Any) -> None:
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+
+    @classmethod
+    def from_pretrained(cls, source: str, **kwargs: Any) -> "TaggerProcessors":
+        from transformers import AutoImageProcessor, AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(source, **kwargs), AutoImageProcessor.from_pretrained(source, **kwargs))
+
+
 class ClipTagger:
     """Zero-shot tagging with a CLIP or SigLIP checkpoint (hub id or local directory) over a vocabulary."""
 
     def __init__(self, ref: str, device: str = "auto", terms: Sequence[str] | None = None) -> None:
         import torch
-        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
+        # float32 as before (the tagger has no dtype setting); errors, cache and offline rules are the loader's
+        loaded = load_model(AutoModel, TaggerProcessors, ref, device, "float32", role="tagger", allowed_types=CLIP_TYPES)
         self.model_id = ref
         self.terms = list(terms) if terms is not None else vocabulary()
-        self.device = resolve_device(device)
-        try:
-            cfg = AutoConfig.from_pretrained(ref)
-            if cfg.model_type not in ("clip", "siglip", "siglip2"):
-                raise ModelLoadError(
-                    ref, f"model type '{cfg.model_type}' is not a CLIP-family model", "give a CLIP or SigLIP checkpoint"
-                )
-            self.kind = cfg.model_type
-            self.model = AutoModel.from_pretrained(ref).to(self.device).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(ref)
-            self.image_processor = AutoImageProcessor.from_pretrained(ref)
-        except ModelLoadError:
-            raise
-        except (OSError, ValueError, KeyError, ImportError) as exc:
-            raise ModelLoadError(
-                ref,
-                f"tagger checkpoint not found or unreadable ({str(exc).splitlines()[0][:200]})",
-                "give a local directory with a CLIP/SigLIP checkpoint (SigLIP v1 also needs "
-                "`pip install sentencepiece`), or use --tagger none --object NAME",
-            ) from None
-        self.revision = model_revision(self.model, str(getattr(self.model, "name_or_path", "") or ref))
+        self.device = loaded.device
+        self.kind = loaded.model_type
+        self.model = loaded.model
+        self.tokenizer = loaded.processor.tokenizer
+        self.image_processor = loaded.processor.image_processor
+        self.revision = loaded.revision
         with torch.inference_mode():
             self._text = self._encode_text(self.terms)
 
@@ -161,8 +167,9 @@ class RamTagger:
     """
 
     def __init__(self, spec: str, device: str = "auto") -> None:
-        name, _, path = spec.partition(":")
-        self.model_id = spec
+        ref = ModelRef.parse(spec, "tagger")
+        name, path = ref.name, ref.checkpoint
+        self.model_id = ref.text
         try:
             from ram import models as ram_models  # type: ignore[import-not-found]
         except ImportError:
@@ -229,18 +236,17 @@ def is_stand_in(tagger: Tagger) -> bool:
     return not isinstance(tagger, RamTagger)
 
 
-_TAGGERS: dict[tuple[str, str], Tagger] = {}
-
-
 def load_tagger(ref: str, device: str = "auto") -> Tagger:
-    """The tagger for `ref` ('ram', 'ram++[:ckpt]', or a CLIP/SigLIP id or dir), loaded once per process."""
-    key = (ref, device)
-    if key not in _TAGGERS:
-        if ref.split(":", 1)[0] in ("ram", "ram++"):
-            _TAGGERS[key] = RamTagger(ref, device)
-        else:
-            _TAGGERS[key] = ClipTagger(ref, device)
-    return _TAGGERS[key]
+    """The tagger for `ref` ('ram', 'ram++[:ckpt]', or a CLIP/SigLIP id or dir), loaded once per process
+    through the shared model cache (models.loading)."""
+    parsed = ModelRef.parse(ref, "tagger")
+    if parsed.is_none:
+        raise ModelLoadError(parsed.text, "tagging is switched off", "Stage 1 uses --object NAME with --tagger none")
+    dev = resolve_device(device)
+    if parsed.kind is RefKind.RAM:
+        return load_cached(("tagger", parsed.text, dev), parsed.text, "tagger", lambda: RamTagger(parsed.text, dev))
+    source = resolve_ref(parsed)
+    return load_cached(("tagger", source, dev), parsed.text, "tagger", lambda: ClipTagger(parsed.text, dev))
 
 
 def tag_images(tagger: Tagger, images: Sequence[np.ndarray], max_tags: int = MAX_TAGS) -> TagResult:
