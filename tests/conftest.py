@@ -32,6 +32,22 @@ def fake_smollm2_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     return gguf
 
 
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random CLIP checkpoint (model, tokenizer, image processor) saved with save_pretrained."""
+    from tiny.stage1_models import build_tiny_clip
+
+    return str(build_tiny_clip(tmp_path_factory.mktemp("clip")))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random chat causal LM (with a chat template) saved with save_pretrained."""
+    from tiny.stage1_models import build_tiny_chat_lm
+
+    return str(build_tiny_chat_lm(tmp_path_factory.mktemp("lm")))
+
+
 @pytest.fixture
 def fresh_model_cache() -> Iterator[None]:
     """An empty shared model cache for one test, emptied again after it (no model leaks between tests)."""

@@ -119,3 +119,17 @@ def test_run_with_paper_models_missing_lists_all_exits_2_and_writes_summary(tmp_
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["complete"] is False and summary["setup_error"]["kind"] == "models_missing"
     assert [m["flag"] for m in summary["setup_error"]["missing"]] == ["--detector", "--segmenter", "--tagger", "--llm"]
+
+
+def test_none_in_any_case_is_reported_as_skipped(app: typer.Typer) -> None:
+    code, out = _run(app, "--json", "--tagger", "NONE", "--object", "tile", "--llm", "None", "--profile", "paper")
+    assert code == 0, out
+    report = json.loads(out)
+    for role in ("tagger", "llm"):
+        assert report["models"][role] == {"role": role, "ref": "none", "source": "none", "path": None, "note": "step skipped"}
+    assert not {m["flag"] for m in report["missing"]["models"]} & {"--tagger", "--llm"}
+
+
+def test_server_llm_in_any_case(app: typer.Typer) -> None:
+    report = json.loads(_run(app, "--json", "--llm", "OpenAI:m", "--llm-base-url", "http://127.0.0.1:9/v1")[1])
+    assert report["models"]["llm"]["ref"] == "openai:m" and report["models"]["llm"]["source"] == "server"

@@ -18,7 +18,7 @@ from fake_profile import MeanDiffProfile, use_mean_diff
 from iapas.cli import run as run_cmd
 from iapas.config import build_config
 from iapas.errors import SettingsError
-from iapas.preflight import check_models
+from iapas.preflight import ModelsMissing, check_models, missing_models, model_roles
 
 
 
@@ -113,6 +113,40 @@ def test_preflight_accepts_local_model_folders_and_none(tmp_path: Path) -> None:
     # `segment` loads no tagger or LLM: their references are not checked there
     check_models(cfg.model_copy(update={"llm": "missing/llm", "tagger": "missing/tagger", "object_name": None}),
                  "paper", stage2_only=True)
+
+
+@pytest.mark.parametrize("none", ["none", "NONE", "None"])
+def test_none_in_any_case_skips_tagger_and_llm_in_preflight(tmp_path: Path, none: str) -> None:
+    (tmp_path / "dino").mkdir()
+    (tmp_path / "sam").mkdir()
+    cfg = build_config(profile="paper", detector=str(tmp_path / "dino"), segmenter=str(tmp_path / "sam"),
+                       tagger=none, object_name="tile", llm=none)
+    assert set(model_roles(cfg, "paper")) == {"--detector", "--segmenter"}
+    assert missing_models(cfg, "paper", offline=True) == []
+    check_models(cfg, "paper")
+    # also when a caller skips validation (model_copy): the reference is parsed, not string-compared
+    unvalidated = cfg.model_copy(update={"llm": none.upper(), "tagger": none.title()})
+    assert set(model_roles(unvalidated, "paper")) == {"--detector", "--segmenter"}
+
+
+def test_keywords_any_case_in_preflight(tmp_path: Path) -> None:
+    (tmp_path / "dino").mkdir()
+    (tmp_path / "sam").mkdir()
+    cfg = build_config(profile="paper", detector=str(tmp_path / "dino"), segmenter=str(tmp_path / "sam"),
+                       tagger="none", object_name="tile", llm="OpenAI:gpt-x")
+    with pytest.raises(ModelsMissing, match="needs --llm-base-url") as err:  # a server reference, not a hub id
+        check_models(cfg, "paper")
+    assert [m.flag for m in err.value.missing] == ["--llm"]
+    assert "--llm" not in model_roles(cfg.model_copy(update={"llm": "SmolLM2"}), "paper")
+
+
+def test_none_detector_is_refused_for_the_paper_profile(tmp_path: Path) -> None:
+    (tmp_path / "sam").mkdir()
+    cfg = build_config(profile="paper", detector="NONE", segmenter=str(tmp_path / "sam"), tagger="none",
+                       object_name="tile", llm="none")
+    with pytest.raises(ModelsMissing, match="--detector 'none': the profile needs a detector"):
+        check_models(cfg, "paper")
+    check_models(cfg.model_copy(update={"profile": "offline"}), "offline")  # the offline profile loads no detector
 
 
 def _cli_in_subprocess(args: list[str], cwd: Path) -> dict:

@@ -129,3 +129,13 @@ def test_unusable_answer_falls_back_with_warning() -> None:
         ctx = build_context(_normal(), cfg, None, "paper")
     assert ctx.defect_words == [] and ctx.final_prompt == [*FIXED_PROMPTS, "bottle"]
     assert any("no usable defect phrase" in w for w in ctx.warnings)
+
+
+@pytest.mark.parametrize("none", ["NONE", "None"])
+def test_none_in_any_case_skips_tagging_and_the_llm(none: str) -> None:
+    """Stage 1 treats 'NONE' exactly as 'none': no tagger or LLM is loaded, fixed prompts only."""
+    built = build_context(_normal(), PipelineConfig(tagger=none, object_name="tile", llm=none), None, "paper")
+    lower = build_context(_normal(), PipelineConfig(tagger="none", object_name="tile", llm="none"), None, "paper")
+    assert built.final_prompt == list(FIXED_PROMPTS) and built.object_tag == "tile"
+    assert "tagger" not in built.models and "llm" not in built.models
+    assert built.model_dump(mode="json") == lower.model_dump(mode="json")
