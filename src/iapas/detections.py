@@ -82,7 +82,8 @@ class Detections:
         removed_by: (N,) object array of str: why a stage dropped the box ("size_filter"), "" while kept.
 
     Lists are accepted and converted, so `Detections(xyxy=[(0, 0, 4, 4)], scores=[0.5], phrases=["crack"])`
-    works; `removed_by` defaults to all kept.
+    works; `removed_by` defaults to all kept. Treat the arrays as read-only: `with_*` and slicing share them.
+    Scores are float32 like the detectors' tensors, so `Box.score` of a hand-made 0.9 reads 0.8999999761.
     """
 
     xyxy: np.ndarray

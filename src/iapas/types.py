@@ -25,6 +25,13 @@ class Prediction:
     object_box: Box | None = None  # the object's own box (Step 1-2): a single box, not a set
     notes: list[str] = field(default_factory=list)  # e.g. downscaling, fallbacks
 
+    def __post_init__(self) -> None:
+        """Hand-made predictions (tests, custom ProfileRunners) may give boxes as a list of `Box`."""
+        if not isinstance(self.boxes, Detections):
+            self.boxes = Detections.from_boxes(self.boxes)
+        if not isinstance(self.removed_boxes, Detections):
+            self.removed_boxes = Detections.from_boxes(self.removed_boxes)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
