@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from iapas.config import PipelineConfig, build_config, settings_digest
-from iapas.errors import SettingsError
 
 
 def test_paper_defaults() -> None:
@@ -18,23 +15,7 @@ def test_paper_defaults() -> None:
     assert PipelineConfig(kind="texture", box_threshold=0.3).effective_box_threshold == 0.3
 
 
-@pytest.mark.parametrize(
-    "bad, needle",
-    [
-        ({"box_threshold": 1.5}, "box_threshold"),
-        ({"text_threshold": -0.1}, "text_threshold"),
-        ({"size_threshold": 0.0}, "size_threshold"),
-        ({"num_normal": 0}, "num_normal"),
-        ({"profile": "gpu"}, "'paper', 'offline' or 'fused'"),
-        ({"kind": "liquid"}, "'object' or 'texture'"),
-        ({"detector": "  "}, "detector"),
-        ({"profile": "paper", "tagger": "none"}, "--object"),
-    ],
-)
-def test_invalid_settings_name_field_and_allowed_values(bad: dict, needle: str) -> None:
-    with pytest.raises(SettingsError) as info:
-        build_config(**bad)
-    assert needle in str(info.value)
+# invalid values and config-file errors: one table each in test_settings_validation.py (API and CLI)
 
 
 def test_file_then_flags(tmp_path: Path) -> None:
@@ -45,19 +26,6 @@ def test_file_then_flags(tmp_path: Path) -> None:
     c = build_config(yml, seed=7)
     assert (c.kind, c.seed, c.size_threshold) == ("texture", 7, 0.6)
     assert build_config(toml).seed == 5
-
-
-def test_config_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="does not exist"):
-        build_config(tmp_path / "missing.yaml")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("- a\n- b\n")
-    with pytest.raises(SettingsError, match="mapping"):
-        build_config(bad)
-    unknown = tmp_path / "unknown.toml"
-    unknown.write_text("colour = 3\n")
-    with pytest.raises(SettingsError, match="colour"):
-        build_config(unknown)
 
 
 def test_settings_digest_changes_with_what_matters() -> None:

@@ -53,3 +53,59 @@ def test_missing_bank_is_reported(tmp_path: Path) -> None:
     (tmp_path / "c.bank.npz").unlink()
     with pytest.raises(SettingsError, match="missing"):
         Context.load(path)
+
+
+def _offline_context() -> Context:
+    ctx = Context(profile="offline", config=PipelineConfig(profile="offline"), tags=["tile"], object_tag="tile",
+                  thresholds={"box_threshold": 0.2}, models={"backbone": {"id": "efficientnet-lite0", "revision": "pypi"}},
+                  reference={"mask_threshold": 1.5, "normal_pixel_mean": 0.4, "normal_image_max": [1.2, 1.4]})
+    rng = np.random.default_rng(1)
+    ctx.set_arrays(bank_features=rng.normal(size=(12, 4)).astype(np.float32), bank_source=np.arange(12, dtype=np.int32) % 3)
+    return ctx
+
+
+def test_save_then_load_gives_back_every_field_and_array(tmp_path: Path) -> None:
+    ctx = _offline_context()
+    back = Context.load(ctx.save(tmp_path / "ctx.json"))
+    assert back.model_dump(mode="json") == ctx.model_dump(mode="json")
+    assert back.reference["bank_file"] == "ctx.bank.npz" and set(back.arrays) == {"bank_features", "bank_source"}
+    for key, arr in ctx.arrays.items():
+        np.testing.assert_array_equal(back.arrays[key], arr)
+        assert back.arrays[key].dtype == arr.dtype
+    again = Context.load(back.save(tmp_path / "again.json"))  # a loaded context saves and loads the same
+    assert again.model_dump(mode="json") == {**ctx.model_dump(mode="json"), "reference": {**ctx.reference, "bank_file": "again.bank.npz"}}
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda d: d["reference"].update(bank_file="../elsewhere.npz"), "no absolute path"),
+        (lambda d: d["reference"].update(bank_file="/tmp/x.npz"), "no absolute path"),
+        (lambda d: d["reference"].update(mask_threshold=-1.0), "reference.mask_threshold"),
+        (lambda d: d["reference"].update(normal_image_max=["a"]), "reference.normal_image_max"),
+        (lambda d: d["thresholds"].update(box_threshold="high"), "malformed"),
+        (lambda d: d.update(profile=None), "malformed"),
+    ],
+)
+def test_load_refuses_edited_contexts(tmp_path: Path, edit, needle: str) -> None:
+    path = _offline_context().save(tmp_path / "ctx.json")
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(SettingsError, match=needle):
+        Context.load(path)
+
+
+@pytest.mark.parametrize(
+    "arrays, needle",
+    [
+        ({"bank_features": np.array([[np.nan, 1.0]], np.float32), "bank_source": np.zeros(1, np.int32)}, "finite"),
+        ({"bank_features": np.zeros((2, 2), np.float32), "bank_source": np.zeros(3, np.int32)}, "one integer per"),
+        ({"bank_features": np.zeros(4, np.float32), "bank_source": np.zeros(4, np.int32)}, "2-D float"),
+    ],
+)
+def test_load_refuses_a_bad_bank(tmp_path: Path, arrays: dict, needle: str) -> None:
+    path = _offline_context().save(tmp_path / "ctx.json")
+    np.savez(tmp_path / "ctx.bank.npz", **arrays)
+    with pytest.raises(SettingsError, match=needle):
+        Context.load(path)

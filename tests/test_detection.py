@@ -28,7 +28,7 @@ from iapas.stages.detection import (
     token_spans,
 )
 from iapas.stages.nms import iou_matrix, nms, nms_indices
-from iapas.types import Box
+from iapas.types import Box, Detections
 
 PROMPT = ["crack", "scratch", "magnetic tile", "hole", "dent", "stain", "rust", "chip", "blowhole"]
 
@@ -104,11 +104,11 @@ def test_grounding_dino_scales_normalised_boxes_to_pixels(tiny_gdino):
         SimpleNamespace(logits=logits, pred_boxes=boxes), input_ids, spans, chunk, 0.3, 0.6, (100, 200)
     )
     assert [b.phrase for b in out] == ["scratch", "crack", "crack"]
-    assert out[0].xyxy == pytest.approx((80.0, 20.0, 120.0, 30.0), abs=1e-3)
-    assert out[1].xyxy == pytest.approx((170.0, 40.0, 200.0, 60.0), abs=1e-3)  # clipped at the right edge
-    assert out[2].xyxy == pytest.approx((10.0, 5.0, 30.0, 15.0), abs=1e-3)
-    assert out[0].score == pytest.approx(1 / (1 + math.exp(-5.0)), abs=1e-5)
-    assert out[1].score == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-5)
+    assert out.box(0).xyxy == pytest.approx((80.0, 20.0, 120.0, 30.0), abs=1e-3)
+    assert out.box(1).xyxy == pytest.approx((170.0, 40.0, 200.0, 60.0), abs=1e-3)  # clipped at the right edge
+    assert out.box(2).xyxy == pytest.approx((10.0, 5.0, 30.0, 15.0), abs=1e-3)
+    assert out.box(0).score == pytest.approx(1 / (1 + math.exp(-5.0)), abs=1e-5)
+    assert out.box(1).score == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-5)
 
 
 def test_raw_labels_keep_the_detectors_merged_phrase(tiny_gdino):
@@ -131,7 +131,7 @@ def test_raw_labels_keep_the_detectors_merged_phrase(tiny_gdino):
     assert [b.phrase for b in raw] == ["crack scratch", "scratch"]
     assert [b.xyxy for b in raw] == [b.xyxy for b in det.boxes_from_outputs(*args)]
     real = det.detect_raw(_image(), ["crack", "scratch"], 0.0, 0.0)
-    assert real and all(set(b.phrase.split()) <= {"crack", "scratch"} for b in real)
+    assert len(real) > 0 and all(set(b.phrase.split()) <= {"crack", "scratch"} for b in real)
 
 
 def test_owlv2_scales_by_padded_square_side(tiny_owlv2):
@@ -142,9 +142,9 @@ def test_owlv2_scales_by_padded_square_side(tiny_owlv2):
     out = det.boxes_from_outputs(SimpleNamespace(logits=logits, pred_boxes=boxes), ["crack", "hole"], 0.3, (50, 100))
     # image 100 wide x 50 high is padded to 100 x 100: the second box lies in the padding and is dropped
     assert len(out) == 1
-    assert out[0].phrase == "hole"
-    assert out[0].xyxy == pytest.approx((40.0, 20.0, 60.0, 30.0), abs=1e-3)
-    assert out[0].score == pytest.approx(1 / (1 + math.exp(-3.0)), abs=1e-5)
+    assert out.box(0).phrase == "hole"
+    assert out.box(0).xyxy == pytest.approx((40.0, 20.0, 60.0, 30.0), abs=1e-3)
+    assert out.box(0).score == pytest.approx(1 / (1 + math.exp(-3.0)), abs=1e-5)
 
 
 # ---------------------------------------------------------------- end-to-end with tiny random models
@@ -154,7 +154,7 @@ def test_grounding_dino_detect_boxes_inside_image_with_prompt_phrases(tiny_gdino
     det = load_detector(str(tiny_gdino), "cpu")
     rgb = _image(50, 80)
     boxes = det.detect(rgb, PROMPT, 0.2, 0.2)
-    assert boxes, "a random model at a low threshold finds boxes"
+    assert len(boxes) > 0, "a random model at a low threshold finds boxes"
     for b in boxes:
         x0, y0, x1, y1 = b.xyxy
         assert 0 <= x0 < x1 <= 80 and 0 <= y0 < y1 <= 50
@@ -191,7 +191,7 @@ def test_mm_grounding_dino_uses_the_grounding_backend(tiny_mm_gdino):
     assert det.loaded.model_type == "mm-grounding-dino"
     assert type(det.model).__name__ == "MMGroundingDinoForObjectDetection"
     boxes = det.detect(_image(40, 60), ["crack", "hole"], 0.0, 0.0)
-    assert boxes, "every query passes threshold 0"
+    assert len(boxes) > 0, "every query passes threshold 0"
     for b in boxes:
         assert b.phrase in ("crack", "hole")
         assert 0 <= b.xyxy[0] < b.xyxy[2] <= 60 and 0 <= b.xyxy[1] < b.xyxy[3] <= 40
@@ -200,11 +200,11 @@ def test_mm_grounding_dino_uses_the_grounding_backend(tiny_mm_gdino):
 def test_owlv2_detect_end_to_end(tiny_owlv2):
     det = load_detector(str(tiny_owlv2), "cpu")
     boxes = det.detect(_image(50, 80), ["Crack", "magnetic tile", "hole"], 0.0, 0.9)
-    assert boxes
+    assert len(boxes) > 0
     for b in boxes:
         assert b.phrase in ("crack", "magnetic tile", "hole")
         assert 0 <= b.xyxy[0] < b.xyxy[2] <= 80 and 0 <= b.xyxy[1] < b.xyxy[3] <= 50
-    assert det.detect(_image(), [], 0.0, 0.0) == []
+    assert isinstance(boxes, Detections) and len(det.detect(_image(), [], 0.0, 0.0)) == 0
 
 
 # ---------------------------------------------------------------- NMS
@@ -218,19 +218,19 @@ def test_iou_matrix_exact_values():
 
 
 def test_nms_is_class_agnostic_and_keeps_iou_at_threshold():
-    boxes = [
+    boxes = Detections.from_boxes([
         Box((0, 0, 10, 10), "crack", 0.9),
         Box((1, 0, 11, 10), "scratch", 0.8),  # IoU 90/110 > 0.5 with the first: removed despite another phrase
         Box((0, 0, 10, 10), "hole", 0.7),  # same box: IoU 1.0: removed
         Box((20, 0, 30, 10), "dent", 0.6),  # disjoint: kept
         Box((20, 0, 30, 30), "rust", 0.95),  # IoU with 'dent' = 100/300 < 0.5: kept
-    ]
+    ])
     kept = nms(boxes, 0.5)
     assert [b.phrase for b in kept] == ["rust", "crack", "dent"]
     # IoU exactly 0.5 is kept (torchvision semantics: suppress only when IoU > threshold)
-    exact = [Box((0, 0, 30, 10), "a", 0.9), Box((10, 0, 30, 10), "b", 0.8)]  # IoU 200/300 = 2/3
+    exact = Detections.from_boxes([Box((0, 0, 30, 10), "a", 0.9), Box((10, 0, 30, 10), "b", 0.8)])  # IoU 2/3
     assert len(nms(exact, 2 / 3)) == 2 and len(nms(exact, 0.66)) == 1
-    assert nms([], 0.5) == []
+    assert len(nms(Detections.empty(), 0.5)) == 0
 
 
 @settings(max_examples=60, deadline=None)

@@ -12,9 +12,9 @@ from iapas.context import Context
 from iapas.data.synthetic import load_texture
 from iapas.io.images import LoadedImage
 from iapas.pipeline import Pipeline
-from iapas.profiles.fused import FusedProfile, region_mask
+from iapas.profiles.fused import FusedProfile, box_mask
 from iapas.profiles.paper import PaperProfile
-from iapas.types import Box
+from iapas.types import Box, Detections
 
 TAG = "surface"
 S = 96
@@ -37,11 +37,13 @@ class TwoBoxDetector:
 
     def detect(self, rgb, phrases, box_threshold, text_threshold):
         if phrases == [TAG]:
-            return []
-        return [Box((30, 30, 50, 50), "hole", 0.8), Box((60, 60, 80, 80), "defect", 0.8)]
+            return Detections.empty()
+        return Detections.from_boxes([Box((30, 30, 50, 50), "hole", 0.8), Box((60, 60, 80, 80), "defect", 0.8)])
 
 
 class RectSegmenter:
+    """Each mask is exactly its (integer) box."""
+
     model_id = "rect"
 
     def segment(self, rgb, boxes):
@@ -50,6 +52,35 @@ class RectSegmenter:
             x0, y0, x1, y1 = (int(v) for v in b.xyxy)
             out[i, y0:y1, x0:x1] = True
         return out
+
+
+class DiskSegmenter:
+    """Each mask is a disk of radius 8 around (40, 40), wherever its box is: a mask that is not the box."""
+
+    model_id = "disk"
+
+    def segment(self, rgb, boxes):
+        yy, xx = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
+        disk = (yy - 40) ** 2 + (xx - 40) ** 2 <= 64
+        return np.repeat(disk[None], len(boxes), axis=0)
+
+
+class OneBoxDetector:
+    """One box on plain texture, far from the hole."""
+
+    model_id, revision = "scripted-one", "test"
+
+    def detect(self, rgb, phrases, box_threshold, text_threshold):
+        if phrases == [TAG]:
+            return Detections.empty()
+        return Detections.from_boxes([Box((60, 60, 80, 80), "defect", 0.8)])
+
+
+def _hole_image() -> LoadedImage:
+    test = load_texture("brick")[400:400 + S, 100:100 + S].copy()
+    yy, xx = np.mgrid[:S, :S]
+    test[(yy - 40) ** 2 + (xx - 40) ** 2 <= 64] = 0  # a dark hole inside the first box only
+    return _img(test)
 
 
 def _config(**kw) -> PipelineConfig:
@@ -70,17 +101,14 @@ def scripted():
 def test_region_on_a_defect_keeps_its_score_and_one_on_normal_surface_is_suppressed(scripted) -> None:
     prof, ctx = scripted
     assert ctx.profile == "fused" and ctx.object_tag == TAG and "bank_features" in ctx.arrays
-    test = load_texture("brick")[400:400 + S, 100:100 + S].copy()
-    yy, xx = np.mgrid[:S, :S]
-    test[(yy - 40) ** 2 + (xx - 40) ** 2 <= 64] = 0  # a dark hole inside the first box only
-    img = _img(test)
+    img = _hole_image()
     paper = PaperProfile(prof.config, detector=TwoBoxDetector(), segmenter=RectSegmenter()).predict(img, ctx)
     fused = prof.predict(img, ctx)
     by_phrase = {b.phrase: b.score for b in fused.boxes}
     assert {b.phrase for b in paper.boxes} == set(by_phrase)
     assert by_phrase["hole"] > 0.6, "the region on the hole keeps most of its score"
     assert by_phrase["defect"] < 0.6 * by_phrase["hole"], "the region on normal texture is suppressed"
-    assert fused.boxes[0].phrase == "hole" and fused.profile == "fused"
+    assert fused.boxes.box(0).phrase == "hole" and fused.profile == "fused"
     # the map is the paper's Step 2-4 with the new scores
     assert fused.score_map[40, 40] == pytest.approx(by_phrase["hole"], rel=1e-5)
     assert fused.score_map[70, 70] == pytest.approx(by_phrase["defect"], rel=1e-5)
@@ -90,14 +118,32 @@ def test_region_on_a_defect_keeps_its_score_and_one_on_normal_surface_is_suppres
                                                           sorted(paper.boxes, key=lambda b: b.phrase)))
 
 
-def test_region_mask_clips_to_the_image() -> None:
-    support = np.ones((10, 20), dtype=bool)
-    m = region_mask(Box((15.2, -3, 40, 4.5), "x", 1.0), support)
+def test_fused_judges_each_box_by_its_own_sam_mask_not_by_the_box(scripted) -> None:
+    """The box lies on normal texture, its mask on the hole: the mask decides (before issue 13 the box,
+    intersected with the map's support, decided, and this region was suppressed)."""
+    _, ctx = scripted
+    prof = FusedProfile(ctx.config, detector=OneBoxDetector(), segmenter=DiskSegmenter())
+    fused = prof.predict(_hole_image(), ctx)
+    assert list(fused.boxes.phrases) == ["defect"]
+    score = float(fused.boxes.scores[0])
+    assert score > 0.6, "the mask covers the hole: the region keeps most of its score"
+    assert fused.boxes.masks is not None and fused.boxes.masks[0, 40, 40] and not fused.boxes.masks[0, 70, 70]
+    assert fused.score_map[40, 40] == pytest.approx(score, rel=1e-6), "the map follows the mask"
+    assert fused.score_map[70, 70] == 0.0, "the box outside its mask adds nothing"
+    np.testing.assert_array_equal(fused.mask, fused.boxes.masks[0])
+    # the same box segmented as itself (normal texture) is suppressed
+    as_box = FusedProfile(ctx.config, detector=OneBoxDetector(), segmenter=RectSegmenter()).predict(_hole_image(), ctx)
+    assert float(as_box.boxes.scores[0]) < 0.5 * score
+
+
+def test_box_mask_clips_to_the_image() -> None:
+    m = box_mask(np.array([15.2, -3, 40, 4.5]), (10, 20))
     assert m.sum() == 5 * 5 and m[0:5, 15:20].all()
 
 
 def test_fused_with_tiny_grounding_dino_and_sam(tiny_gdino, tiny_sam, tmp_path) -> None:
-    # thresholds 0 and no size filter: the random tiny detector's boxes survive, so the fused map is not trivially 0
+    # thresholds 0 and no size filter: on this image every tiny-detector box is as small as the object
+    # box, so the filter would remove them all and the map would be trivially 0
     cfg = _config(detector=str(tiny_gdino), segmenter=str(tiny_sam), num_normal=3, feature_size=64,
                   box_threshold=0.0, text_threshold=0.0, use_filter=False)
     pipe = Pipeline(cfg)
@@ -109,9 +155,20 @@ def test_fused_with_tiny_grounding_dino_and_sam(tiny_gdino, tiny_sam, tmp_path) 
     a = pipe.predict_one(img, ctx)
     b = Pipeline(back.config).predict_one(img, back)
     assert a.profile == "fused" and a.score_map.shape == (60, 90)
-    assert 0.0 <= a.score_map.min() and a.score_map.max() <= 1.0
     np.testing.assert_array_equal(a.score_map, b.score_map)
     paper = PaperProfile(cfg).predict(img, ctx)
-    assert paper.boxes and a.score_map.max() > 0.0  # boxes were kept and re-scored, not all filtered away
-    assert len(a.boxes) == len(paper.boxes)
-    assert sum(x.score for x in a.boxes) <= sum(x.score for x in paper.boxes) + 1e-6
+    assert len(paper.boxes) > 0 and len(a.boxes) == len(paper.boxes)
+    masks = paper.boxes.masks
+    assert masks is not None and masks.any()
+    outside = [bool((m & ~box_mask(xy, m.shape)).any()) for m, xy in zip(masks, paper.boxes.xyxy)]
+    assert any(outside), "SAM's masks are not the boxes (the tiny SAM spills far outside them)"
+    # independent oracle: the factors from each box's own SAM mask and the raw distance map
+    raw = pipe.runner.offline.reference_map(img, ctx)
+    t, mu = float(ctx.reference["mask_threshold"]), float(ctx.reference["normal_pixel_mean"])
+    factors = np.array([np.clip((raw[m].mean() - mu) / (t - mu), 0, 1) if m.any() else 0.0 for m in masks])
+    new_scores = paper.boxes.scores.astype(np.float64) * factors
+    expected = np.clip(sum(s * m for s, m in zip(new_scores, masks.astype(np.float64))), 0, 1)
+    np.testing.assert_allclose(a.score_map, expected, atol=1e-6)
+    assert a.score_map.max() > 0.0, "some box is re-scored above 0"
+    np.testing.assert_allclose(np.sort(a.boxes.scores)[::-1], np.sort(new_scores)[::-1], rtol=1e-6)
+    assert list(a.boxes.scores) == sorted(a.boxes.scores, reverse=True)

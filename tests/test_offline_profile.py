@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import cdist
 from sklearn.metrics import average_precision_score
 
 
@@ -15,7 +16,7 @@ from iapas.data.synthetic import draw_defect, load_texture, make_category
 from iapas.io.images import LoadedImage, load_image
 from iapas.pipeline import Pipeline
 from iapas.profiles.offline import OfflineProfile
-from iapas.stages.reference import raw_map
+from iapas.stages.reference import embed, finish_map, prepare
 
 SIZE = 96
 FINE = [2, 3, 4]  # stride 8/16 stages: 96 px crops and 2 px lines need finer features than the default (5, 6)
@@ -58,7 +59,7 @@ def test_defect_yields_a_box_on_it_and_clean_image_flags_nothing_large(brick) ->
     gt = load_image(cat.masks[i]).rgb[..., 0] > 0
     ys, xs = np.nonzero(gt)
     cy, cx = ys.mean(), xs.mean()
-    assert pred.boxes and pred.boxes[0].phrase == "anomaly"
+    assert len(pred.boxes) > 0 and pred.boxes.box(0).phrase == "anomaly"
     assert any(b.xyxy[0] <= cx <= b.xyxy[2] and b.xyxy[1] <= cy <= b.xyxy[3] for b in pred.boxes)
     clean = pipe.predict_one(cat.test[cat.defects.index("good")], ctx)
     assert clean.mask.mean() < 0.02
@@ -68,16 +69,24 @@ def test_defect_yields_a_box_on_it_and_clean_image_flags_nothing_large(brick) ->
 
 def test_mask_threshold_comes_from_normal_images_only(brick, tmp_path: Path) -> None:
     cat, pipe, ctx = brick
-    # Oracle: the median over the normal images of each leave-one-out map's percentile, recomputed here.
+    # Oracle, independent of raw_map's nearest-neighbour code: each normal image's patch features against
+    # the bank rows of the OTHER normal images, brute-force float64 Euclidean distances (scipy cdist),
+    # brought to image size as every map is; then the median over the images of each map's percentile.
     prof = OfflineProfile(ctx.config)
     bank = prof.bank_of(ctx)
     bb = prof.backbone(bank.settings.backbone)
     normals = [load_image(p).rgb for p in ctx.normal_images]
-    maps = [raw_map(bb, rgb, bank, exclude_source=i) for i, rgb in enumerate(normals)]
+    maps = []
+    for i, rgb in enumerate(normals):
+        q, grid = embed(bb, prepare(rgb, bank.settings), bank.settings)
+        others = bank.features[bank.source != i].astype(np.float64)
+        assert 0 < len(others) < len(bank.features), "leave-one-out leaves this image's own rows out"
+        nearest = cdist(q.numpy().astype(np.float64), others).min(axis=1).reshape(grid)
+        maps.append(finish_map(nearest, rgb, bank.settings))
     expected = np.median([np.percentile(m, ctx.config.mask_percentile) for m in maps])
-    assert ctx.reference["mask_threshold"] == pytest.approx(expected, rel=1e-5)
+    assert ctx.reference["mask_threshold"] == pytest.approx(expected, rel=1e-4)  # float32 kNN vs float64
     floor = np.median([np.percentile(m, 90.0) for m in maps])
-    assert ctx.reference["score_floor"] == pytest.approx(floor, rel=1e-5) and floor < expected
+    assert ctx.reference["score_floor"] == pytest.approx(floor, rel=1e-4) and floor < expected
     # Different test images (none at all, or other ones) do not move it: fit never sees them.
     import shutil
 

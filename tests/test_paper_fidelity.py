@@ -20,7 +20,7 @@ from iapas.stages.object_tag import choose_object_tag_official
 from iapas.stages.presets import category_kind
 from iapas.stages.prompting import OFFICIAL_SYSTEM_PROMPT, official_messages
 from iapas.stages.stage1 import build_context
-from iapas.types import Box
+from iapas.types import Box, Detections
 from loopback_http import LoopbackServer, QuietHandler
 
 
@@ -59,13 +59,13 @@ class MergingDetector:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 
-    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
         raise AssertionError("the official object-tag rule uses detect_raw")
 
-    def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+    def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
         self.calls.append(list(phrases))
         i = len(self.calls) - 1
-        return [Box((0, 0, 10, 10), phrases[-1], 0.25), Box((1, 1, 9, 9), " ".join(phrases[:2]), 0.3 + 0.1 * i)]
+        return Detections.from_boxes([Box((0, 0, 10, 10), phrases[-1], 0.25), Box((1, 1, 9, 9), " ".join(phrases[:2]), 0.3 + 0.1 * i)])
 
 
 def _normal(n: int = 3) -> list[LoadedImage]:

@@ -6,9 +6,10 @@ import pytest
 
 from iapas.errors import ModelLoadError
 from iapas.stages.segmentation import SamSegmenter, load_segmenter
-from iapas.types import Box
+from iapas.types import Box, Detections
 
-BOXES = [Box((5, 5, 30, 40), "crack", 0.9), Box((40, 10, 75, 45), "hole", 0.5), Box((0, 0, 80, 50), "stain", 0.3)]
+BOXES = Detections.from_boxes(
+    [Box((5, 5, 30, 40), "crack", 0.9), Box((40, 10, 75, 45), "hole", 0.5), Box((0, 0, 80, 50), "stain", 0.3)])
 
 
 def _image(h: int = 50, w: int = 80) -> np.ndarray:
@@ -37,7 +38,7 @@ def test_image_embedding_once_and_batch_equals_one_by_one(tiny_sam, monkeypatch)
     monkeypatch.setattr(seg.model, "get_image_embeddings", counting)
     batch = seg.segment(rgb, BOXES)
     assert len(calls) == 1  # one embedding for all three boxes
-    singles = np.stack([seg.segment(rgb, [b])[0] for b in BOXES])
+    singles = np.stack([seg.segment(rgb, BOXES[i])[0] for i in range(len(BOXES))])
     assert np.array_equal(batch, singles)
     assert batch.any(), "the random decoder still marks some pixels"
     assert not np.array_equal(batch[0], batch[1]), "different boxes give different masks"
@@ -47,6 +48,7 @@ def test_boxes_as_array_match_boxes_as_objects(tiny_sam):
     seg = load_segmenter(str(tiny_sam), "cpu")
     rgb = _image()
     assert np.array_equal(seg.segment(rgb, np.array([b.xyxy for b in BOXES])), seg.segment(rgb, BOXES))
+    assert seg.segment(rgb, Detections.empty()).shape == (0, 50, 80)
 
 
 def test_no_boxes_no_model_call(tiny_sam, monkeypatch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,25 +39,34 @@ def run_args(normal: Path, tmp: Path, *extra: str) -> list[str]:
     return ["run", "--normal", str(normal), "--images", str(normal), "--out", str(tmp / "out"), *extra]
 
 
-@pytest.mark.parametrize(
-    ("extra", "expected"),
-    [
-        (["--box-threshold", "1.5"], "allowed: [0, 1]"),
-        (["--text-threshold", "-0.1"], "allowed: [0, 1]"),
-        (["--size-threshold", "0"], "allowed: (0, 1]"),
-        (["--num-normal", "0"], "allowed: [1, inf)"),
-        (["--num-normal", "5"], "allowed: 1..4"),
-        (["--profile", "bogus"], "'paper', 'offline' or 'fused'"),
-        (["--kind", "metal"], "'object' or 'texture'"),
-        (["--dtype", "int3"], "'float32'"),
-        (["--profile", "paper", "--tagger", "none"], "--tagger none needs --object"),
-    ],
-)
-def test_invalid_flag_exit_2_before_model(app: typer.Typer, normal: Path, tmp_path: Path, extra: list[str],
-                                          expected: str) -> None:
-    result = CliRunner().invoke(app, [*run_args(normal, tmp_path, "--profile", "offline"), *extra])
+# One table of invalid values: each is refused by build_config (the API) with the field, its flag and the
+# allowed values, and by `iapas run` with exit 2 before any profile (hence model) is built. `None` in the
+# settings column: only the CLI can tell (it needs the normal folder, or the flag's own parser).
+INVALID = [
+    ({"box_threshold": 1.5}, ["--box-threshold", "1.5"], "box_threshold (--box-threshold)", "allowed: [0, 1]"),
+    ({"text_threshold": -0.1}, ["--text-threshold", "-0.1"], "text_threshold (--text-threshold)", "allowed: [0, 1]"),
+    ({"size_threshold": 0.0}, ["--size-threshold", "0"], "size_threshold (--size-threshold)", "allowed: (0, 1]"),
+    ({"num_normal": 0}, ["--num-normal", "0"], "num_normal (--num-normal)", "allowed: [1, inf)"),
+    (None, ["--num-normal", "5"], "--num-normal", "allowed: 1..4"),
+    ({"profile": "gpu"}, ["--profile", "gpu"], "profile (--profile)", "'paper', 'offline' or 'fused'"),
+    ({"kind": "liquid"}, ["--kind", "liquid"], "kind (--kind)", "'object' or 'texture'"),
+    ({"dtype": "int3"}, ["--dtype", "int3"], "dtype (--dtype)", "'float32'"),
+    ({"detector": "  "}, ["--detector", "  "], "detector (--detector)", "a model id, a local path, or 'none'"),
+    ({"profile": "paper", "tagger": "none"}, ["--profile", "paper", "--tagger", "none"], "--tagger none", "needs --object"),
+]
+
+
+@pytest.mark.parametrize(("settings", "flags", "field", "allowed"), INVALID, ids=[" ".join(c[1]) for c in INVALID])
+def test_invalid_value_is_refused_by_the_api_and_by_the_cli(app: typer.Typer, normal: Path, tmp_path: Path,
+                                                            settings: dict | None, flags: list[str], field: str,
+                                                            allowed: str) -> None:
+    if settings is not None:
+        with pytest.raises(SettingsError) as info:
+            build_config(**settings)
+        assert field in str(info.value) and allowed in str(info.value)
+    result = CliRunner().invoke(app, [*run_args(normal, tmp_path, "--profile", "offline"), *flags])
     assert result.exit_code == 2, result.output
-    assert expected in result.stderr
+    assert field in result.stderr and allowed in result.stderr, result.stderr
     assert MeanDiffProfile.instances == 0  # no profile (hence no model) was built
     assert not (tmp_path / "out").exists()  # nothing written either
 
@@ -71,20 +81,32 @@ def test_empty_or_missing_normal_folder(app: typer.Typer, tmp_path: Path) -> Non
     assert MeanDiffProfile.instances == 0
 
 
-def test_config_file_errors(app: typer.Typer, normal: Path, tmp_path: Path) -> None:
-    bad_value = tmp_path / "bad.yaml"
-    bad_value.write_text("box_threshold: 2\n")
-    unknown_key = tmp_path / "typo.yaml"
-    unknown_key.write_text("box_treshold: 0.3\n")
-    r_in_file = tmp_path / "r.toml"
-    r_in_file.write_text("num_normal = 9\n")
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("box_threshold: [0.2\n")
-    for cfg, expected in ((bad_value, "allowed: [0, 1]"), (unknown_key, "box_treshold"), (r_in_file, "allowed: 1..4"),
-                          (broken, "cannot be parsed"), (tmp_path / "missing.yaml", "does not exist")):
-        result = CliRunner().invoke(app, [*run_args(normal, tmp_path, "--profile", "offline"), "--config", str(cfg)])
-        assert result.exit_code == 2, (cfg, result.output)
-        assert expected in result.stderr, (cfg, result.stderr)
+# One table of config-file errors (file name, content or None for a missing file, message); `cli` marks the
+# one only `run` can tell (num_normal against the 4 images of the normal folder).
+CONFIG_FILE_ERRORS = [
+    ("bad.yaml", "box_threshold: 2\n", "allowed: [0, 1]", False),
+    ("typo.yaml", "box_treshold: 0.3\n", "box_treshold", False),
+    ("unknown.toml", "colour = 3\n", "colour", False),
+    ("list.yaml", "- a\n- b\n", "mapping", False),
+    ("broken.yaml", "box_threshold: [0.2\n", "cannot be parsed", False),
+    ("missing.yaml", None, "does not exist", False),
+    ("r.toml", "num_normal = 9\n", "allowed: 1..4", True),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "expected", "cli_only"), CONFIG_FILE_ERRORS,
+                         ids=[c[0] for c in CONFIG_FILE_ERRORS])
+def test_config_file_errors(app: typer.Typer, normal: Path, tmp_path: Path, name: str, content: str | None,
+                            expected: str, cli_only: bool) -> None:
+    cfg = tmp_path / name
+    if content is not None:
+        cfg.write_text(content)
+    if not cli_only:
+        with pytest.raises(SettingsError, match=re.escape(expected)):
+            build_config(cfg)
+    result = CliRunner().invoke(app, [*run_args(normal, tmp_path, "--profile", "offline"), "--config", str(cfg)])
+    assert result.exit_code == 2, (cfg, result.output)
+    assert expected in result.stderr, (cfg, result.stderr)
     assert MeanDiffProfile.instances == 0
 
 

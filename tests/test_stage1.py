@@ -12,7 +12,7 @@ from iapas.context import Context
 from iapas.io.images import LoadedImage
 from iapas.stages.llm_answer import dedupe_phrases
 from iapas.stages.stage1 import build_context
-from iapas.types import Box
+from iapas.types import Box, Detections
 
 from test_llm_backends import _Server
 
@@ -26,11 +26,11 @@ class GroundingStub:
     def __init__(self) -> None:
         self.calls = 0
 
-    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
         self.calls += 1
         assert box_threshold == text_threshold == 0.1  # texture preset from the config
         target = phrases[1] if len(phrases) > 1 else phrases[0]
-        return [Box((1, 1, 5, 5), target, 0.3 + 0.1 * self.calls), Box((0, 0, 2, 2), phrases[0], 0.2)]
+        return Detections.from_boxes([Box((1, 1, 5, 5), target, 0.3 + 0.1 * self.calls), Box((0, 0, 2, 2), phrases[0], 0.2)])
 
 
 @pytest.fixture(scope="module")

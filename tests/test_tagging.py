@@ -9,7 +9,7 @@ from iapas.errors import InputError, ModelLoadError
 from iapas.stages.object_tag import choose_object_tag, match_phrase
 from iapas.stages.tagging import ClipTagger, aggregate_tags, load_tagger, select_tags, tag_images
 from iapas.stages.vocabulary import is_anomaly_like, split_anomaly_tags, vocabulary
-from iapas.types import Box
+from iapas.types import Box, Detections
 
 
 
@@ -52,12 +52,12 @@ class FakeDetector:
         self.calls: list[list[str]] = []
         self.fail_first = fail_first
 
-    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
         self.calls.append(list(phrases))
         i = len(self.calls) - 1
         if self.fail_first and i == 0:
             raise InputError("img0", "unreadable")
-        return self.per_call[i] if i < len(self.per_call) else []
+        return Detections.from_boxes(self.per_call[i] if i < len(self.per_call) else [])
 
 
 def _box(phrase: str, score: float) -> Box:

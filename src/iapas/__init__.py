@@ -10,7 +10,7 @@ few normal images (the expensive, reusable part), then predict any number of ima
     pred = pipe.predict_one("to_check/a.png", context)
     pred.score_map        # (H, W) float32 anomaly score per pixel
     pred.mask             # (H, W) bool defect mask
-    pred.boxes            # regions in pixel xyxy, each with the defect word that found it
+    pred.boxes            # iapas.Detections: xyxy (N, 4), scores, phrases and, paper/fused, SAM masks (N, H, W)
     iapas.decide(pred, context).label            # "defect" or "ok", with the threshold used
 
 Metrics take flat (scores, labels) arrays: ``iapas.average_precision``, ``iapas.f1_max``,
@@ -32,6 +32,7 @@ _EXPORTS = {
     "Context": "iapas.context",
     "Prediction": "iapas.types",
     "Box": "iapas.types",
+    "Detections": "iapas.types",
     "decide": "iapas.verdict",
     "Verdict": "iapas.verdict",
     "average_precision": "iapas.metrics",

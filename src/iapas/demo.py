@@ -32,7 +32,7 @@ def write_overlays(eval_dir: Path, dest: Path) -> list[Path]:
     """One overlay per evaluated test image: score map, found regions (red) and ground truth (green)."""
     from iapas.evaluation.records import iter_records
     from iapas.outputs.overlay import render_overlay
-    from iapas.types import Box, Prediction
+    from iapas.types import Detections, Prediction
     from iapas.verdict import display_scale
 
     written = []
@@ -40,7 +40,7 @@ def write_overlays(eval_dir: Path, dest: Path) -> list[Path]:
         rgb = load_image(rec.image_path).rgb
         gt = load_mask(rec.mask_path) if rec.mask_path else None
         info = rec.prediction
-        boxes = [Box(tuple(b["xyxy"]), b["phrase"], b["score"]) for b in info.get("boxes", [])]
+        boxes = Detections.from_json(info.get("boxes", []))
         pred = Prediction(path=rec.image_path, score_map=rec.score_map, mask=rec.score_map >= 0.5, boxes=boxes,
                           image_score=rec.image_score, profile=info.get("profile", DEMO_PROFILE))
         img = render_overlay(rgb, pred, threshold=0.5, scale=display_scale("offline", 0.5), gt_mask=gt, min_side=256)

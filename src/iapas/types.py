@@ -6,30 +6,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from iapas.detections import Box, Detections
 
-@dataclass
-class Box:
-    """A detected region in pixel xyxy of the (loaded) image, with the phrase that found it."""
-
-    xyxy: tuple[float, float, float, float]
-    phrase: str
-    score: float
-    removed_by: str | None = None  # e.g. "size_filter" when Step 2-2 dropped it
-
-    @property
-    def area(self) -> float:
-        x0, y0, x1, y1 = self.xyxy
-        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "xyxy": [round(float(v), 2) for v in self.xyxy],
-            "phrase": self.phrase,
-            "score": round(float(self.score), 6),
-        }
-        if self.removed_by:
-            out["removed_by"] = self.removed_by
-        return out
+__all__ = ["Box", "Detections", "DetectorLike", "Prediction"]
 
 
 @dataclass
@@ -39,12 +18,19 @@ class Prediction:
     path: str
     score_map: np.ndarray  # HxW float32, same size as the loaded image; offline in [0, 1), paper/fused the raw sum of s x m (may exceed 1)
     mask: np.ndarray  # HxW bool
-    boxes: list[Box]  # kept regions
+    boxes: Detections  # kept regions (with their SAM masks in the paper and fused profiles)
     image_score: float
     profile: str
-    removed_boxes: list[Box] = field(default_factory=list)  # dropped by the size filter
-    object_box: Box | None = None
+    removed_boxes: Detections = field(default_factory=Detections.empty)  # dropped by the size filter
+    object_box: Box | None = None  # the object's own box (Step 1-2): a single box, not a set
     notes: list[str] = field(default_factory=list)  # e.g. downscaling, fallbacks
+
+    def __post_init__(self) -> None:
+        """Hand-made predictions (tests, custom ProfileRunners) may give boxes as a list of `Box`."""
+        if not isinstance(self.boxes, Detections):
+            self.boxes = Detections.from_boxes(self.boxes)
+        if not isinstance(self.removed_boxes, Detections):
+            self.removed_boxes = Detections.from_boxes(self.removed_boxes)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,10 +38,10 @@ class Prediction:
             "profile": self.profile,
             "image_score": round(float(self.image_score), 6),
             "size": [int(self.score_map.shape[1]), int(self.score_map.shape[0])],
-            "boxes": [b.to_json() for b in self.boxes],
-            "phrases": [b.phrase for b in self.boxes],
-            "scores": [round(float(b.score), 6) for b in self.boxes],
-            "removed_boxes": [b.to_json() for b in self.removed_boxes],
+            "boxes": self.boxes.to_json(),
+            "phrases": [str(p) for p in self.boxes.phrases],
+            "scores": self.boxes.score_list(),
+            "removed_boxes": self.removed_boxes.to_json(),
             "object_box": self.object_box.to_json() if self.object_box else None,
             "notes": self.notes,
         }
@@ -68,9 +54,15 @@ class DetectorLike(Protocol):
 
     def detect(
         self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float
-    ) -> list[Box]:
-        """Boxes in pixel xyxy of `rgb` (HxWx3 uint8), each with the phrase that found it and its score.
+    ) -> Detections:
+        """Boxes found in `rgb`, each with the phrase that found it and its score; no masks.
 
-        Long phrase lists are split into chunks that fit the text encoder; NMS is NOT applied here.
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            phrases: the prompt phrases (defect words, or the object tag alone).
+            box_threshold, text_threshold: the detector's thresholds (OWLv2 has no text threshold).
+        Returns:
+            Detections with xyxy (N, 4) in pixels of `rgb`, clipped to it. Long phrase lists are split
+            into chunks that fit the text encoder; NMS is NOT applied here.
         """
         ...

@@ -44,7 +44,7 @@ def largest_region_area(mask: np.ndarray) -> int:
 
 def top_phrase(pred: Prediction) -> str:
     """The phrase of the highest-scoring kept box ('' when nothing was kept)."""
-    return max(pred.boxes, key=lambda b: b.score).phrase if pred.boxes else ""
+    return str(pred.boxes.phrases[int(np.argmax(pred.boxes.scores))]) if len(pred.boxes) else ""
 
 
 def verdict_fields(pred: Prediction, context: Context) -> dict[str, Any]:

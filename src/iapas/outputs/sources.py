@@ -16,7 +16,7 @@ import numpy as np
 
 from iapas.errors import SettingsError
 from iapas.evaluation.records import EvalRecord, iter_records, load_record
-from iapas.types import Box, Prediction
+from iapas.types import Box, Detections, Prediction
 
 
 def source_key(path: str | Path) -> str:
@@ -56,17 +56,13 @@ def prediction_from_json(data: dict[str, Any], score_map: np.ndarray, rgb_size: 
     if rgb_size and size and size[0] and size[1]:
         sx, sy = rgb_size[0] / float(size[0]), rgb_size[1] / float(size[1])
 
-    def box(b: dict[str, Any]) -> Box:
-        x0, y0, x1, y1 = (float(v) for v in b["xyxy"])
-        return Box((x0 * sx, y0 * sy, x1 * sx, y1 * sy), str(b.get("phrase", "")), float(b.get("score", 0.0)),
-                   b.get("removed_by"))
-
     obj = data.get("object_box")
     return Prediction(
         path=str(data.get("path", "")), score_map=score_map, mask=np.zeros(score_map.shape, bool),
-        boxes=[box(b) for b in data.get("boxes", [])], image_score=float(data.get("image_score", 0.0)),
-        profile=str(data.get("profile", profile)), removed_boxes=[box(b) for b in data.get("removed_boxes", [])],
-        object_box=box(obj) if obj else None,
+        boxes=Detections.from_json(data.get("boxes", []), (sx, sy)), image_score=float(data.get("image_score", 0.0)),
+        profile=str(data.get("profile", profile)),
+        removed_boxes=Detections.from_json(data.get("removed_boxes", []), (sx, sy)),
+        object_box=Box.from_json(obj, (sx, sy)) if obj else None,
     )
 
 

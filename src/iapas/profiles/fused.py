@@ -10,8 +10,10 @@ where d is the nearest-neighbour distance to the normal bank, mu the mean distan
 and t the mask threshold, both calibrated on the normal images (leave-one-out, see profiles/offline.py).
 A region on normal-looking surface (d near mu) is suppressed; one on surface unlike any normal
 (d at or above t) keeps its score.
-The map is rebuilt as the paper's Step 2-4, sum_i s_i' * m_i (clipped to 1). m_i is the region's box
-intersected with the paper map's support (the paper Prediction does not carry per-box masks).
+The map is rebuilt as the paper's Step 2-4, sum_i s_i' * m_i (clipped to 1), where m_i is box i's own SAM
+mask, carried by the paper Prediction's Detections. (Before issue 13 the Prediction carried no masks and
+m_i was approximated as box i intersected with the union of all masks.) A box whose mask is empty is judged
+on its box area, and adds nothing to the map, as in the paper.
 """
 from __future__ import annotations
 
@@ -24,38 +26,52 @@ from iapas.context import Context
 from iapas.io.images import LoadedImage
 from iapas.profiles.offline import OfflineProfile
 from iapas.profiles.paper import PaperProfile
-from iapas.types import Box, Prediction
+from iapas.stages.scoring import detections_map
+from iapas.types import Detections, Prediction
 
 PROFILE = "fused"
 
 
-def region_mask(box: Box, support: np.ndarray) -> np.ndarray:
-    """Pixels of `support` inside the box (pixel xyxy, exclusive right/bottom)."""
-    h, w = support.shape
-    x0, y0, x1, y1 = box.xyxy
+def box_mask(xyxy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the pixels inside one pixel xyxy box (exclusive right/bottom), clipped to the image."""
+    h, w = shape
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
     r0, r1 = int(np.clip(np.floor(y0), 0, h)), int(np.clip(np.ceil(y1), 0, h))
     c0, c1 = int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.ceil(x1), 0, w))
-    out = np.zeros_like(support, dtype=bool)
-    out[r0:r1, c0:c1] = support[r0:r1, c0:c1]
+    out = np.zeros(shape, dtype=bool)
+    out[r0:r1, c0:c1] = True
     return out
 
 
-def rescore(pred: Prediction, raw: np.ndarray, threshold: float, normal_mean: float) -> tuple[list[Box], np.ndarray, list[float]]:
-    """Re-scored boxes, the rebuilt map and each box's visual factor clip((mean d - mu) / (t - mu), 0, 1)."""
+def visual_factors(detections: Detections, raw: np.ndarray, threshold: float, normal_mean: float) -> np.ndarray:
+    """(N,) float64 clip((mean d over m_i - mu) / (t - mu), 0, 1) per box, m_i its own SAM mask.
+
+    Args:
+        detections: N boxes with (N, H, W) masks.
+        raw: (H, W) nearest-neighbour distance map d of the offline profile.
+        threshold, normal_mean: t and mu, calibrated on the normal images.
+    """
+    if detections.masks is None and len(detections):
+        raise ValueError("the fused profile needs the paper profile's per-box masks")
     span = max(threshold - normal_mean, 1e-12)
-    support = pred.score_map > 0
-    smap = np.zeros(pred.score_map.shape, dtype=np.float32)
-    boxes, factors = [], []
-    for b in pred.boxes:
-        m = region_mask(b, support)
-        if not m.any():  # degenerate region: judge the box area itself
-            m = region_mask(b, np.ones_like(support))
-        factor = float(np.clip((raw[m].mean() - normal_mean) / span, 0.0, 1.0)) if m.any() else 0.0
-        nb = Box(b.xyxy, b.phrase, b.score * factor, b.removed_by)
-        smap[m] += nb.score
-        boxes.append(nb)
-        factors.append(factor)
-    return boxes, np.clip(smap, 0.0, 1.0), factors
+    factors = np.zeros(len(detections), dtype=np.float64)
+    for i in range(len(detections)):
+        m = detections.masks[i]  # type: ignore[index]
+        if not m.any():  # SAM gave nothing: judge the box area itself
+            m = box_mask(detections.xyxy[i], raw.shape)
+        if m.any():
+            factors[i] = float(np.clip((raw[m].mean() - normal_mean) / span, 0.0, 1.0))
+    return factors
+
+
+def rescore(pred: Prediction, raw: np.ndarray, threshold: float, normal_mean: float) -> tuple[Detections, np.ndarray, np.ndarray]:
+    """Re-scored detections (highest first, masks kept), the rebuilt map sum s_i' m_i clipped to [0, 1], and each
+    box's visual factor (in the returned order)."""
+    factors = visual_factors(pred.boxes, raw, threshold, normal_mean)
+    rescored = pred.boxes.with_scores(pred.boxes.scores.astype(np.float64) * factors)
+    smap = detections_map(rescored, pred.score_map.shape, clip=True)
+    order = rescored.argsort()
+    return rescored[order], smap, factors[order]
 
 
 class FusedProfile:
@@ -84,16 +100,15 @@ class FusedProfile:
         raw = self.offline.reference_map(image, context)
         threshold = float(context.reference["mask_threshold"])
         boxes, smap, factors = rescore(pred, raw, threshold, float(context.reference["normal_pixel_mean"]))
-        order = np.argsort([-b.score for b in boxes], kind="stable")
         notes = list(pred.notes)
-        if boxes:
+        if len(boxes):
             notes.append("visual factors (0 = looks like the normal images, 1 = at or beyond the mask threshold): "
-                         + ", ".join(f"{b.phrase} {f:.2f}" for b, f in zip(boxes, factors)))
+                         + ", ".join(f"{p} {f:.2f}" for p, f in zip(boxes.phrases, factors)))
         return Prediction(
             path=pred.path,
             score_map=smap,
             mask=smap > 0,
-            boxes=[boxes[i] for i in order],
+            boxes=boxes,
             image_score=float(smap.max()) if smap.size else 0.0,
             profile=PROFILE,
             removed_boxes=pred.removed_boxes,

@@ -20,10 +20,11 @@ from iapas.context import Context
 from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
 from iapas.stages.nms import nms
-from iapas.stages.scoring import binary_mask, image_score, score_map
+from iapas.stages.scoring import binary_mask, detections_map, image_score
+from iapas.stages.segmentation import segment_detections
 from iapas.stages.tagging import STAND_IN_NOTE
 from iapas.stages.size_filter import drop_object_boxes, find_object_box, object_area_fraction, size_filter
-from iapas.types import Box, Prediction
+from iapas.types import Box, Detections, Prediction
 
 PROFILE = "paper"
 
@@ -104,7 +105,8 @@ class PaperProfile:
         return find_object_box(nms(found, th["nms_iou"]), object_tag)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        """Stage 2 on one image; returns the score map, mask, kept / removed boxes and the object box."""
+        """Stage 2 on one image; returns the score map, mask, kept boxes (with their SAM masks), the boxes
+        the size filter removed and the object box."""
         phrases = list(context.final_prompt)
         if not phrases:
             raise SettingsError(
@@ -125,14 +127,14 @@ class PaperProfile:
         anomalies = nms(found, th["nms_iou"])
         if self.config.drop_object_boxes:
             anomalies = drop_object_boxes(anomalies, context.object_tag)
-        removed: list[Box] = []
+        removed = Detections.empty()
         if self.config.use_filter and not baseline:  # the official "base" runs no size filter
             area = object_area_fraction(obj, width, height)
             if obj is None:
                 notes.append("no object box found: size filter used the whole image as the object")
             anomalies, removed = size_filter(anomalies, area, width, height, th["size_threshold"])
-        masks = self.segmenter.segment(rgb, anomalies)
-        smap = score_map(masks, [b.score for b in anomalies], (height, width), clip=False)
+        anomalies = segment_detections(self.segmenter, rgb, anomalies)
+        smap = detections_map(anomalies, (height, width), clip=False)
         return Prediction(
             path=image.path,
             score_map=smap,

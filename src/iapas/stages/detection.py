@@ -8,7 +8,7 @@ Grounding DINO reads one caption "a. b. c." (lower case) whose tokens must fit t
 (config.max_text_len, 256 for the released models); longer prompts are split into chunks, each chunk
 is detected separately and the boxes of all chunks are returned together (NMS is the caller's job,
 class-agnostic over every chunk). OWLv2 takes one query per phrase, so it needs no chunking and
-has no text threshold. Boxes come back in pixel xyxy of the given image, clipped to it.
+has no text threshold. Boxes come back as `Detections` in pixel xyxy of the given image, clipped to it.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 from iapas.errors import ModelLoadError
 from iapas.models.loading import LoadedModel, ModelBackend, load_model
 from iapas.stages.phrases import normalize_phrase
-from iapas.types import Box
+from iapas.types import Detections
 
 GROUNDING_TYPES = ("grounding-dino", "mm-grounding-dino")
 OWL_TYPES = ("owlv2", "owlvit")
@@ -141,28 +141,27 @@ class GroundingDinoDetector(ModelBackend):
     def chunks(self, phrases: Sequence[str]) -> list[list[str]]:
         return chunk_phrases(normalize_phrases(phrases), self.count_tokens, self.max_tokens)
 
-    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
         """Boxes of every chunk of the prompt, in pixel xyxy of `rgb`, each named by one prompt phrase; no NMS."""
         return self._detect(rgb, phrases, box_threshold, text_threshold, raw_labels=False)
 
-    def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+    def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
         """As `detect`, but each box keeps the detector's own text label (the prompt tokens above the text
         threshold, possibly several phrases merged: "tile metal"), as the official object-tag rule uses it."""
         return self._detect(rgb, phrases, box_threshold, text_threshold, raw_labels=True)
 
-    def _detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float, raw_labels: bool) -> list[Box]:
+    def _detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float, raw_labels: bool) -> Detections:
         from PIL import Image
 
         image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
-        boxes: list[Box] = []
-        for chunk in self.chunks(phrases):
-            found = self._detect_chunk(image, chunk, box_threshold, text_threshold, raw_labels=raw_labels)
-            boxes.extend(found)
-        return boxes
+        return Detections.merge([
+            self._detect_chunk(image, chunk, box_threshold, text_threshold, raw_labels=raw_labels)
+            for chunk in self.chunks(phrases)
+        ])
 
     def _detect_chunk(
         self, image: Any, chunk: list[str], box_threshold: float, text_threshold: float, raw_labels: bool = False
-    ) -> list[Box]:
+    ) -> Detections:
         import torch
 
         text, char_spans = caption(chunk)
@@ -189,7 +188,7 @@ class GroundingDinoDetector(ModelBackend):
         text_threshold: float,
         size_hw: tuple[int, int],
         raw_labels: bool = False,
-    ) -> list[Box]:
+    ) -> Detections:
         """Post-process one chunk's outputs (logits, pred_boxes in normalised cxcywh) to pixel boxes.
 
         `raw_labels`: name each box by the detector's cleaned text label (falling back to the assigned
@@ -205,7 +204,9 @@ class GroundingDinoDetector(ModelBackend):
         kept_probs = probs[probs.max(dim=-1).values > box_threshold]
         if kept_probs.shape[0] != len(result["scores"]):  # the processor changed its keep rule
             raise RuntimeError("Grounding DINO post-processing kept an unexpected number of boxes")
-        boxes: list[Box] = []
+        xyxys: list[tuple[float, float, float, float]] = []
+        scores: list[float] = []
+        names: list[str] = []
         for q, (xyxy, score) in enumerate(zip(result["boxes"].tolist(), result["scores"].tolist())):
             clipped = clip_box(xyxy, width, height)
             if clipped is None:
@@ -215,8 +216,10 @@ class GroundingDinoDetector(ModelBackend):
             phrase = assign_phrase(label, chunk, span_scores)
             if raw_labels:
                 phrase = raw_label(label) or phrase
-            boxes.append(Box(xyxy=clipped, phrase=phrase, score=float(score)))
-        return boxes
+            xyxys.append(clipped)
+            scores.append(float(score))
+            names.append(phrase)
+        return Detections(xyxys, scores, names)
 
 
 class OwlDetector(ModelBackend):
@@ -226,13 +229,13 @@ class OwlDetector(ModelBackend):
         super().__init__(loaded)
         self.pads_to_square = loaded.model_type == "owlv2"
 
-    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+    def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
         import torch
         from PIL import Image
 
         queries = normalize_phrases(phrases)
         if not queries:
-            return []
+            return Detections.empty()
         image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
         inputs = self.processor(text=[queries], images=image, return_tensors="pt", truncation=True).to(self.loaded.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
@@ -240,13 +243,13 @@ class OwlDetector(ModelBackend):
             outputs = self.model(**inputs)
         return self.boxes_from_outputs(_float_outputs(outputs), queries, box_threshold, (image.height, image.width))
 
-    def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> list[Box]:
+    def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
         """OWL scores each query on its own, so its label is always exactly one phrase: same as `detect`."""
         return self.detect(rgb, phrases, box_threshold, text_threshold)
 
     def boxes_from_outputs(
         self, outputs: Any, queries: Sequence[str], box_threshold: float, size_hw: tuple[int, int]
-    ) -> list[Box]:
+    ) -> Detections:
         """Pixel boxes; OWLv2 pads the image bottom/right to a square, so boxes scale by the long side."""
         height, width = size_hw
         side = max(height, width)
@@ -254,12 +257,16 @@ class OwlDetector(ModelBackend):
         result = self.processor.post_process_grounded_object_detection(
             outputs, threshold=box_threshold, target_sizes=[target], text_labels=[list(queries)]
         )[0]
-        boxes: list[Box] = []
+        xyxys: list[tuple[float, float, float, float]] = []
+        scores: list[float] = []
+        names: list[str] = []
         for xyxy, score, label in zip(result["boxes"].tolist(), result["scores"].tolist(), result["labels"].tolist()):
             clipped = clip_box(xyxy, width, height)
             if clipped is not None:
-                boxes.append(Box(xyxy=clipped, phrase=queries[int(label)], score=float(score)))
-        return boxes
+                xyxys.append(clipped)
+                scores.append(float(score))
+                names.append(queries[int(label)])
+        return Detections(xyxys, scores, names)
 
 
 def load_detector(ref: str, device: str = "auto", dtype: str = "auto") -> GroundingDinoDetector | OwlDetector:

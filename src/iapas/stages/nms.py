@@ -7,11 +7,9 @@ which is not importable here.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from iapas.types import Box
+from iapas.types import Detections
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -43,10 +41,6 @@ def nms_indices(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> n
     return order[~suppressed]
 
 
-def nms(boxes: Sequence[Box], iou_threshold: float = 0.5) -> list[Box]:
-    """The boxes that survive class-agnostic NMS, highest score first."""
-    if not boxes:
-        return []
-    xyxy = np.array([b.xyxy for b in boxes], dtype=np.float64)
-    scores = np.array([b.score for b in boxes], dtype=np.float64)
-    return [boxes[i] for i in nms_indices(xyxy, scores, iou_threshold)]
+def nms(detections: Detections, iou_threshold: float = 0.5) -> Detections:
+    """The detections that survive class-agnostic NMS, highest score first (masks, if any, follow)."""
+    return detections[nms_indices(detections.xyxy, detections.scores, iou_threshold)]

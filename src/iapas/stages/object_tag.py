@@ -18,7 +18,7 @@ import numpy as np
 
 from iapas.errors import InputError
 from iapas.stages.phrases import normalize_phrase, phrase_words
-from iapas.types import Box, DetectorLike
+from iapas.types import Detections, DetectorLike
 
 
 
@@ -70,10 +70,10 @@ def choose_object_tag(
         except InputError as exc:
             problems.append(f"grounding skipped an image: {exc}")
             continue
-        for box in boxes:
-            tag = match_phrase(box.phrase, tags)
-            if tag is not None and box.score > best.get(tag, float("-inf")):
-                best[tag] = float(box.score)
+        for phrase, score in zip(boxes.phrases, boxes.scores):
+            tag = match_phrase(str(phrase), tags)
+            if tag is not None and float(score) > best.get(tag, float("-inf")):
+                best[tag] = float(score)
     if not best:
         problems.append(f"the detector found none of the tags on the normal images; object tag is the top tag '{tags[0]}'")
         return ObjectTagChoice(tags[0], warnings=problems)
@@ -82,7 +82,7 @@ def choose_object_tag(
     return ObjectTagChoice(chosen, scores={t: round(s, 6) for t, s in best.items()}, warnings=problems)
 
 
-def _raw_detect(detector: DetectorLike) -> Callable[..., list[Box]]:
+def _raw_detect(detector: DetectorLike) -> Callable[..., Detections]:
     """The detector's pass that keeps its own text label per box (`detect_raw`), else plain `detect`."""
     return getattr(detector, "detect_raw", None) or detector.detect
 
@@ -120,7 +120,7 @@ def choose_object_tag_official(
         except InputError as exc:
             problems.append(f"grounding skipped an image: {exc}")
             continue
-        phrased = [(normalize_phrase(b.phrase), float(b.score)) for b in boxes]
+        phrased = [(normalize_phrase(str(p)), float(sc)) for p, sc in zip(boxes.phrases, boxes.scores)]
         phrased = [(p, sc) for p, sc in phrased if p]
         if not phrased:
             continue

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from iapas.types import Detections
+
 
 def score_map(masks: np.ndarray, scores: Sequence[float], shape: tuple[int, int], clip: bool = True) -> np.ndarray:
     """HxW float32 sum of N masks (N x H x W bool) weighted by their N box scores; clipped to [0, 1] if `clip`."""
@@ -24,6 +26,24 @@ def score_map(masks: np.ndarray, scores: Sequence[float], shape: tuple[int, int]
         raise ValueError(f"mask size {masks.shape[1:]} differs from image size {tuple(shape)}")
     summed = np.tensordot(weights, masks.astype(np.float32), axes=1)
     return (np.clip(summed, 0.0, 1.0) if clip else summed).astype(np.float32)
+
+
+def detections_map(detections: Detections, shape: tuple[int, int], clip: bool = True) -> np.ndarray:
+    """Step 2-4 from the detections' own masks: (H, W) float32 sum_i s_i * m_i.
+
+    Args:
+        detections: N boxes with (N, H, W) masks (Step 2-3); N = 0 gives an all-zero map.
+        shape: (H, W) of the image.
+        clip: clip to [0, 1] (the fused profile) or keep the raw sum (the paper profile).
+    Raises:
+        ValueError: boxes without masks (segment them first) or masks of another size.
+    """
+    masks = detections.masks
+    if masks is None:
+        if len(detections):
+            raise ValueError(f"{len(detections)} detections have no masks: run the segmenter first")
+        masks = np.zeros((0, *shape), dtype=bool)
+    return score_map(masks, detections.scores, shape, clip=clip)
 
 
 def image_score(score_map_: np.ndarray) -> float:

@@ -4,15 +4,17 @@ Through transformers (SamModel / SamHQModel + AutoProcessor; paper: facebook/sam
 embedding, by far the most expensive part, is computed once per image (get_image_embeddings) and
 every box is decoded against it in one batch (input_boxes) with multimask_output=False, as the
 official code does. Masks are brought back to the image size by processor.post_process_masks.
+`segment_detections` attaches them to the Detections, one per box, so scoring and the fused profile use
+each box's own mask.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from iapas.models.loading import LoadedModel, ModelBackend, load_model
-from iapas.types import Box
+from iapas.types import Detections
 
 SEGMENTER_TYPES = ("sam", "sam_hq")
 
@@ -24,16 +26,21 @@ class SamSegmenter(ModelBackend):
         super().__init__(loaded)
         self.is_hq = loaded.model_type == "sam_hq"
 
-    def segment(self, rgb: np.ndarray, boxes: Sequence[Box] | np.ndarray) -> np.ndarray:
-        """N x H x W bool masks, one per box (pixel xyxy of `rgb`); no model call when N = 0."""
+    def segment(self, rgb: np.ndarray, boxes: Detections | np.ndarray) -> np.ndarray:
+        """Box-prompted SAM masks; no model call when N = 0.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            boxes: Detections, or an (N, 4) array of pixel xyxy of `rgb`.
+        Returns:
+            (N, H, W) bool masks, one per box, in order.
+        """
         import torch
         from PIL import Image
 
         height, width = rgb.shape[:2]
-        if isinstance(boxes, np.ndarray):
-            xyxy = boxes.astype(np.float64).reshape(-1, 4)
-        else:
-            xyxy = np.array([b.xyxy for b in boxes], dtype=np.float64).reshape(-1, 4)
+        source = boxes.xyxy if isinstance(boxes, Detections) else boxes
+        xyxy = np.asarray(source, dtype=np.float64).reshape(-1, 4)
         if xyxy.shape[0] == 0:
             return np.zeros((0, height, width), dtype=bool)
         image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
@@ -51,6 +58,11 @@ class SamSegmenter(ModelBackend):
             out.pred_masks.float().cpu(), inputs["original_sizes"], inputs["reshaped_input_sizes"]
         )[0]  # (N, 1, H, W) bool
         return masks[:, 0].numpy().astype(bool)
+
+
+def segment_detections(segmenter: Any, rgb: np.ndarray, detections: Detections) -> Detections:
+    """Step 2-3: the detections with their (N, H, W) masks from `segmenter.segment(rgb, detections)`."""
+    return detections.with_masks(segmenter.segment(rgb, detections))
 
 
 def load_segmenter(ref: str, device: str = "auto", dtype: str = "auto") -> SamSegmenter:

@@ -11,22 +11,27 @@ iapas's named option (`--drop-object-boxes`) that removes them all.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+import numpy as np
 
 from iapas.stages.phrases import normalize_phrase
-from iapas.types import Box
+from iapas.types import Box, Detections
 
 REMOVED_BY = "size_filter"
 
 
-def find_object_box(boxes: Sequence[Box], object_tag: str | None) -> Box | None:
-    """Highest-scoring box whose phrase is the object tag (None when there is none or no tag)."""
+def is_object(detections: Detections, object_tag: str | None) -> np.ndarray:
+    """(N,) bool: the detections whose phrase is the object tag (all False without a tag)."""
     if not object_tag:
-        return None
+        return np.zeros(len(detections), dtype=bool)
     tag = normalize_phrase(object_tag)
-    mine = [b for b in boxes if normalize_phrase(b.phrase) == tag]
-    return max(mine, key=lambda b: b.score) if mine else None
+    return np.array([normalize_phrase(str(p)) == tag for p in detections.phrases], dtype=bool)
+
+
+def find_object_box(detections: Detections, object_tag: str | None) -> Box | None:
+    """Highest-scoring box whose phrase is the object tag (the first on ties; None when there is none or
+    no tag): the single box that bounds defect sizes."""
+    mine = detections[is_object(detections, object_tag)]
+    return mine.box(int(np.argmax(mine.scores))) if len(mine) else None
 
 
 def object_area_fraction(object_box: Box | None, width: int, height: int) -> float:
@@ -39,28 +44,22 @@ def object_area_fraction(object_box: Box | None, width: int, height: int) -> flo
     return (w * h) / float(width * height)
 
 
-def drop_object_boxes(boxes: Sequence[Box], object_tag: str | None) -> list[Box]:
-    """The boxes that are not the object itself (phrase differs from the object tag)."""
-    if not object_tag:
-        return list(boxes)
-    tag = normalize_phrase(object_tag)
-    return [b for b in boxes if normalize_phrase(b.phrase) != tag]
+def drop_object_boxes(detections: Detections, object_tag: str | None) -> Detections:
+    """The detections that are not the object itself (phrase differs from the object tag)."""
+    return detections[~is_object(detections, object_tag)]
 
 
 def size_filter(
-    boxes: Sequence[Box], object_area: float, width: int, height: int, size_threshold: float = 0.8
-) -> tuple[list[Box], list[Box]]:
-    """(kept, removed): kept when area / (width*height) < size_threshold * object_area.
+    detections: Detections, object_area: float, width: int, height: int, size_threshold: float = 0.8
+) -> tuple[Detections, Detections]:
+    """Split by Step 2-2's rule: kept when box area / (width*height) < size_threshold * object_area.
 
-    Removed boxes are copies marked removed_by="size_filter" so outputs can show what Step 2-2 dropped.
+    Args:
+        detections: the N anomaly boxes after NMS.
+        object_area: the object box's area as a fraction of the image (1.0 without an object box).
+    Returns:
+        (kept, removed), order kept; removed is marked removed_by="size_filter" so outputs can show what
+        Step 2-2 dropped.
     """
-    limit = size_threshold * object_area
-    image_area = float(width * height)
-    kept: list[Box] = []
-    removed: list[Box] = []
-    for b in boxes:
-        if b.area / image_area < limit:
-            kept.append(b)
-        else:
-            removed.append(replace(b, removed_by=REMOVED_BY))
-    return kept, removed
+    keep = detections.area / float(width * height) < size_threshold * object_area
+    return detections[keep], detections[~keep].removed(REMOVED_BY)
