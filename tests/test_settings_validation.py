@@ -51,7 +51,7 @@ INVALID = [
     ({"profile": "gpu"}, ["--profile", "gpu"], "profile (--profile)", "'paper', 'offline' or 'fused'"),
     ({"kind": "liquid"}, ["--kind", "liquid"], "kind (--kind)", "'object' or 'texture'"),
     ({"dtype": "int3"}, ["--dtype", "int3"], "dtype (--dtype)", "'float32'"),
-    ({"detector": "  "}, ["--detector", "  "], "detector (--detector)", "a model id, a local path, or 'none'"),
+    ({"detector": "  "}, ["--detector", "  "], "detector (--detector)", "a model reference cannot be empty"),
     ({"profile": "paper", "tagger": "none"}, ["--profile", "paper", "--tagger", "none"], "--tagger none", "needs --object"),
 ]
 
