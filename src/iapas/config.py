@@ -30,7 +30,6 @@ DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
 DEFAULT_TAGGER = "openai/clip-vit-base-patch32"
 DEFAULT_LLM = "meta-llama/Meta-Llama-3-8B-Instruct"
 FIXED_PROMPTS = ("abnormal", "defect")
-KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}
 RUNTIME_FIELDS = ("batch_size", "threads")  # settings that change speed only, never a result
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes; more is a mistake or an attack
 MAX_QUOTE_CHARS = 200  # how much of a user's value an error message repeats
@@ -135,14 +134,6 @@ class PipelineConfig(BaseModel):
         if self.tagger == "none" and not self.object_name and self.profile in ("paper", "fused"):
             raise ValueError("--tagger none needs --object NAME (the object tag to use)")
         return self
-
-    @property
-    def effective_box_threshold(self) -> float:
-        return self.box_threshold if self.box_threshold is not None else KIND_THRESHOLDS[self.kind]
-
-    @property
-    def effective_text_threshold(self) -> float:
-        return self.text_threshold if self.text_threshold is not None else KIND_THRESHOLDS[self.kind]
 
 
 class _NoAliasLoader(yaml.SafeLoader):

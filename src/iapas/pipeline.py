@@ -16,6 +16,7 @@ from iapas.context import Context
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
 from iapas.profiles.base import ProfileRunner
+from iapas.settings import resolve
 from iapas.types import Prediction
 
 
@@ -49,18 +50,21 @@ PROFILE_RUNNERS: dict[str, str] = {
 
 
 def make_runner(profile: str, config: PipelineConfig) -> ProfileRunner:
-    """The registered runner of `profile`, built from `config`."""
+    """The registered runner of `profile`, given the settings resolved from `config` (once, here)."""
     import importlib
 
     spec = PROFILE_RUNNERS.get(profile)
     if spec is None:
         raise SettingsError(f"unknown profile {profile!r}; allowed: {', '.join(sorted(PROFILE_RUNNERS))}")
     module, cls = spec.split(":")
-    return getattr(importlib.import_module(module), cls)(config)
+    return getattr(importlib.import_module(module), cls)(resolve(config))
 
 
 class Pipeline:
     """Build from a config, fit Stage 1 on normal images, predict Stage 2 on images.
+
+    A pipeline's config is fixed: for other settings build another Pipeline (loaded models are shared
+    through the model caches, so that costs no reload).
 
     Args:
         config: every setting (`build_config`).
@@ -68,9 +72,14 @@ class Pipeline:
     """
 
     def __init__(self, config: PipelineConfig, runner: ProfileRunner | None = None) -> None:
-        self.config = config
+        self._config = config
         self.profile = runner.name if runner is not None else resolve_profile(config)
         self._runner: ProfileRunner | None = runner
+
+    @property
+    def config(self) -> PipelineConfig:
+        """The settings this pipeline and its runner were built with (read-only: no runner keeps a stale one)."""
+        return self._config
 
     @property
     def runner(self) -> ProfileRunner:
@@ -101,7 +110,7 @@ class Pipeline:
                 problems.append(str(exc))
         if not images:
             raise SettingsError("no usable normal image: " + "; ".join(problems))
-        context = self.runner.fit(images, self.config)
+        context = self.runner.fit(images)
         context.warnings.extend(f"normal image skipped: {p}" for p in problems)
         return context
 
@@ -113,7 +122,7 @@ class Pipeline:
         runner = self.runner
         if not hasattr(runner, "fit_zero_shot"):
             raise SettingsError(f"zero-shot mode (no --normal) needs the offline profile, not {self.profile}")
-        return runner.fit_zero_shot([Path(p) for p in images], self.config)  # type: ignore[attr-defined]
+        return runner.fit_zero_shot([Path(p) for p in images])  # type: ignore[attr-defined]
 
     def predict_one(self, image: str | Path | LoadedImage, context: Context) -> Prediction:
         loaded = image if isinstance(image, LoadedImage) else load_image(image)
