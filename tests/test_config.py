@@ -12,10 +12,12 @@ from iapas.errors import SettingsError
 def test_paper_defaults() -> None:
     c = PipelineConfig()
     assert (c.num_normal, c.seed, c.nms_iou, c.size_threshold) == (10, 111, 0.5, 0.8)
-    assert c.effective_box_threshold == 0.2 and c.effective_text_threshold == 0.2
-    t = PipelineConfig(kind="texture")
-    assert t.effective_box_threshold == 0.1 and t.effective_text_threshold == 0.1
-    assert PipelineConfig(kind="texture", box_threshold=0.3).effective_box_threshold == 0.3
+    from iapas.settings import thresholds
+
+    assert (thresholds(c).box_threshold, thresholds(c).text_threshold) == (0.2, 0.2)
+    t = thresholds(PipelineConfig(kind="texture"))
+    assert (t.box_threshold, t.text_threshold) == (0.1, 0.1)
+    assert thresholds(PipelineConfig(kind="texture", box_threshold=0.3)).box_threshold == 0.3
 
 
 @pytest.mark.parametrize(

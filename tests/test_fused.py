@@ -14,6 +14,7 @@ from iapas.io.images import LoadedImage
 from iapas.pipeline import Pipeline
 from iapas.profiles.fused import FusedProfile, region_mask
 from iapas.profiles.paper import PaperProfile
+from iapas.settings import resolve
 from iapas.types import Box
 
 TAG = "surface"
@@ -62,8 +63,8 @@ def _config(**kw) -> PipelineConfig:
 @pytest.fixture(scope="module")
 def scripted():
     cfg = _config()
-    prof = FusedProfile(cfg, detector=TwoBoxDetector(), segmenter=RectSegmenter())
-    ctx = prof.fit(_normals(), cfg)
+    prof = FusedProfile(resolve(cfg), detector=TwoBoxDetector(), segmenter=RectSegmenter())
+    ctx = prof.fit(_normals())
     return prof, ctx
 
 
@@ -74,7 +75,7 @@ def test_region_on_a_defect_keeps_its_score_and_one_on_normal_surface_is_suppres
     yy, xx = np.mgrid[:S, :S]
     test[(yy - 40) ** 2 + (xx - 40) ** 2 <= 64] = 0  # a dark hole inside the first box only
     img = _img(test)
-    paper = PaperProfile(prof.config, detector=TwoBoxDetector(), segmenter=RectSegmenter()).predict(img, ctx)
+    paper = PaperProfile(prof.settings, detector=TwoBoxDetector(), segmenter=RectSegmenter()).predict(img, ctx)
     fused = prof.predict(img, ctx)
     by_phrase = {b.phrase: b.score for b in fused.boxes}
     assert {b.phrase for b in paper.boxes} == set(by_phrase)
@@ -102,7 +103,7 @@ def test_fused_with_tiny_grounding_dino_and_sam(tiny_gdino, tiny_sam, tmp_path) 
                   box_threshold=0.0, text_threshold=0.0, use_filter=False)
     pipe = Pipeline(cfg)
     assert pipe.profile == "fused"
-    ctx = pipe.runner.fit(_normals()[:3], cfg)
+    ctx = pipe.runner.fit(_normals()[:3])
     path = ctx.save(tmp_path / "ctx.json")
     back = Context.load(path)
     img = _img(load_texture("grass")[:60, :90].copy())
@@ -111,7 +112,7 @@ def test_fused_with_tiny_grounding_dino_and_sam(tiny_gdino, tiny_sam, tmp_path) 
     assert a.profile == "fused" and a.score_map.shape == (60, 90)
     assert 0.0 <= a.score_map.min() and a.score_map.max() <= 1.0
     np.testing.assert_array_equal(a.score_map, b.score_map)
-    paper = PaperProfile(cfg).predict(img, ctx)
+    paper = PaperProfile(resolve(cfg)).predict(img, ctx)
     assert paper.boxes and a.score_map.max() > 0.0  # boxes were kept and re-scored, not all filtered away
     assert len(a.boxes) == len(paper.boxes)
     assert sum(x.score for x in a.boxes) <= sum(x.score for x in paper.boxes) + 1e-6

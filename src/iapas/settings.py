@@ -91,14 +91,15 @@ class ReferenceSettings:
 
 
 class Thresholds(BaseModel):
-    """Stage 2 thresholds of the paper / fused profiles: stored in the context, read only from there."""
+    """Stage 2 thresholds of the paper / fused profiles: stored in the context, read only from there
+    (a context of another runner may hold only `verdict`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    box_threshold: float
-    text_threshold: float
-    nms_iou: float
-    size_threshold: float
+    box_threshold: float | None = None
+    text_threshold: float | None = None
+    nms_iou: float | None = None
+    size_threshold: float | None = None
     verdict: float | None = Field(None, description="image-score threshold of defect/ok, when calibrated")
 
 
@@ -116,9 +117,6 @@ class Calibration(BaseModel):
     floor_percentile: float = FLOOR_PERCENTILE
     method: str = ""
 
-    @property
-    def ready(self) -> bool:
-        return self.threshold is not None
 
 
 @dataclass(frozen=True)

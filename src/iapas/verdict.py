@@ -38,9 +38,9 @@ def decision_threshold(context: Context) -> float:
         return float(th.verdict)
     if context.profile == "offline":
         return OFFLINE_MAP_THRESHOLD
-    if th is None:  # a runner that stores no thresholds: the box threshold its own config resolves to
+    if th is None or th.box_threshold is None:  # a runner that stores none: what its own config resolves to
         th = thresholds(context.config)
-    return float(th.box_threshold)
+    return float(th.box_threshold)  # type: ignore[arg-type]
 
 
 def display_top(context: Context, threshold: float | None = None) -> float:

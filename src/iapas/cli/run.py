@@ -178,7 +178,7 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
     names = output_names(paths, roots)
     summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file),
-                         threshold=decision_threshold(context), mode=context.reference.get("mode"))
+                         threshold=decision_threshold(context), mode=context.reference.mode)
     for path in paths:
         summary.record(path, names[path], "pending")
     summary.save()
@@ -232,7 +232,7 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
         f"{n_ok} processed{reused}, {n_failed} failed; {verdicts['defect']} defect, {verdicts['ok']} ok at image-score "
         f"threshold {summary.threshold:.3f}; results in {safe(out)} (report.html, results.csv, summary.json"
         f"{extra}), profile: {context.profile}"
-        + (f", mode: {context.reference['mode']}" if context.reference.get("mode") else ""),
+        + (f", mode: {context.reference.mode}" if context.reference.mode else ""),
         soft_wrap=True,
     )
     return exit_code(summary, fail_on_defect)

@@ -92,10 +92,11 @@ class PaperProfile:
     @staticmethod
     def thresholds(context: Context) -> Thresholds:
         """box / text threshold, NMS IoU and size threshold, as Stage 1 stored them in the context."""
-        if context.thresholds is None:
+        th = context.thresholds
+        if th is None or None in (th.box_threshold, th.text_threshold, th.nms_iou, th.size_threshold):
             raise SettingsError("the context holds no Stage 2 thresholds (thresholds.box_threshold, ...); "
                                 "build it with `iapas prompts --profile paper` or add them to the context file")
-        return context.thresholds
+        return th
 
     def object_box(self, rgb: Any, object_tag: str | None, th: Thresholds) -> Box | None:
         """Highest-scoring box of a detector pass on the object tag alone (after NMS); None if none."""
