@@ -67,4 +67,4 @@ def test_settings_digest_changes_with_what_matters() -> None:
     assert settings_digest(a, "offline") == settings_digest(PipelineConfig(), "offline")
     assert settings_digest(a, "offline") != settings_digest(a, "paper")
     assert settings_digest(a, "offline") != settings_digest(PipelineConfig(seed=1), "offline")
-    assert settings_digest(a, "offline") == settings_digest(PipelineConfig(batch_size=3), "offline")
+    assert settings_digest(a, "offline") == settings_digest(PipelineConfig(threads=3), "offline")

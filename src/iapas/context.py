@@ -23,13 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-from iapas.config import PipelineConfig
+from iapas.config import REMOVED_FIELDS, PipelineConfig
 from iapas.errors import SettingsError
 from iapas.io.atomic import atomic_write_json, atomic_write_npz
 from iapas.settings import Calibration, MutualConfig, ReferenceSettings, Thresholds
 
 CONTEXT_VERSION = 1
-REMOVED_CONFIG_FIELDS = ("batch_size",)  # fields older contexts may hold; they never changed a result
 # context.reference keys on disk <-> Calibration fields (the JSON layout of version 1 is kept)
 CALIBRATION_KEYS = {"mask_threshold": "threshold", "score_floor": "floor", "image_thresholds": "image_thresholds",
                     "mask_percentile": "percentile", "floor_percentile": "floor_percentile", "calibration": "method"}
@@ -103,6 +102,7 @@ class Context(BaseModel):
     thresholds: Thresholds | None = Field(None, description="paper / fused Stage 2 thresholds (the only source)")
     models: dict[str, dict[str, str | None]] = Field(default_factory=dict, description="role -> {id, revision}")
     warnings: list[str] = Field(default_factory=list)
+    resume: dict[str, Any] | None = Field(None, description="io.resume.Stamp it was made with: reused on a rerun when equal")
     reference: Reference = Field(default_factory=Reference, description="offline/fused: features, calibration, bank file")
     # arrays are not serialised into JSON; they go to the sidecar npz
     _arrays: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
@@ -111,8 +111,8 @@ class Context(BaseModel):
     @classmethod
     def _drop_removed_fields(cls, v: Any) -> Any:
         """Contexts written before a config field was removed still load (the field never changed a result)."""
-        if isinstance(v, dict) and any(k in v for k in REMOVED_CONFIG_FIELDS):
-            return {k: x for k, x in v.items() if k not in REMOVED_CONFIG_FIELDS}
+        if isinstance(v, dict) and any(k in v for k in REMOVED_FIELDS):
+            return {k: x for k, x in v.items() if k not in REMOVED_FIELDS}
         return v
 
     @field_validator("thresholds", mode="before")

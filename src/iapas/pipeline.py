@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
+from iapas.io.resume import Stamp, matches
 from iapas.profiles.base import ProfileRunner
 from iapas.settings import resolve
 from iapas.types import Prediction
@@ -29,6 +30,23 @@ def sample_normal_paths(paths: list[Path], r: int, seed: int) -> list[Path]:
         return ordered
     rng = random.Random(seed)
     return sorted(rng.sample(ordered, r), key=lambda p: str(p))
+
+
+def reuse_or_make(ctx_file: Path, stamp: Stamp, make: Callable[[], Context]) -> tuple[Context, bool]:
+    """The context saved at `ctx_file` when its stamp equals `stamp` (io.resume.matches, the one resume
+    rule), else `make()` stamped and saved there. Returns (context, reused). Used by `run` (few-shot and
+    zero-shot) and by the evaluation harness."""
+    if ctx_file.is_file():
+        try:
+            old = Context.load(ctx_file)
+            if matches(old.resume, stamp):
+                return old, True
+        except SettingsError:
+            pass  # unreadable or edited into an invalid state: make a new one
+    context = make()
+    context.resume = stamp.to_json()
+    context.save(ctx_file)
+    return context, False
 
 
 def resolve_profile(config: PipelineConfig) -> str:

@@ -33,7 +33,8 @@ from iapas.evaluation.tables import write_csv, write_markdown
 from iapas.io.atomic import atomic_write_json
 from iapas.io.fingerprint import files_fingerprint
 from iapas.io.images import load_image
-from iapas.pipeline import Pipeline
+from iapas.io.resume import Stamp
+from iapas.pipeline import Pipeline, reuse_or_make
 from iapas.stages.presets import category_kind
 
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
@@ -109,19 +110,14 @@ def fit_or_load(pipeline: Pipeline, sampled: list[Path], ctx_file: Path, digest:
                 fingerprint: str | None = None) -> Context:
     """Stage 1 for one category and seed, reusing the saved context made with the same settings and the
     same normal images (by content: `fingerprint` is `files_fingerprint(sampled)`, part of `digest`)."""
-    stamp = {"settings_digest": digest, "sampled": [str(p) for p in sampled]}
-    if ctx_file.is_file():
-        try:
-            old = Context.load(ctx_file)
-            if getattr(old, "evaluation", None) == stamp:
-                return old
-        except SettingsError:
-            pass
-    ctx = pipeline.fit(sampled)  # already the seed's r images: fit keeps them as they are
-    ctx.evaluation = stamp  # extra field: ties the context to these settings for resume
-    ctx.normal_fingerprint = fingerprint
-    ctx.save(ctx_file)
-    return ctx
+    fingerprint = fingerprint if fingerprint is not None else files_fingerprint(sampled)
+
+    def make() -> Context:
+        ctx = pipeline.fit(sampled)  # already the seed's r images: fit keeps them as they are
+        ctx.normal_fingerprint = fingerprint
+        return ctx
+
+    return reuse_or_make(ctx_file, Stamp(digest, fingerprint), make)[0]
 
 
 def evaluate_one(

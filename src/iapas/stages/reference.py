@@ -11,7 +11,7 @@ the normal images make the bank cover orientations of textures. Images keep thei
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
