@@ -71,9 +71,13 @@ class Reference(BaseModel):
         out = {k: v for k, v in handler(self).items() if not (k in ("mode", "settings", "mutual") and v is None)}
         cal = out.pop("calibration", None)
         if isinstance(cal, dict):
+            unset = {"method": "", "image_thresholds": []}  # not written, as before
+            made = cal.get("threshold") is not None  # zero-shot contexts calibrate later: no threshold, no floor
             for key, field in CALIBRATION_KEYS.items():
-                if cal.get(field) is not None and not (field == "method" and cal[field] == ""):
-                    out[key] = cal[field]
+                value = cal.get(field)
+                if value is None or value == unset.get(field, ...) or (field == "floor" and not made):
+                    continue
+                out[key] = list(value) if isinstance(value, tuple) else value
         return out
 
     def get(self, key: str, default: Any = None) -> Any:

@@ -111,7 +111,7 @@ class Calibration(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     threshold: float | None = Field(None, gt=0.0)
-    floor: float | None = Field(None, ge=0.0)
+    floor: float = Field(0.0, ge=0.0, description="0 in contexts made before the floor existed")
     image_thresholds: tuple[float, ...] = ()
     percentile: float
     floor_percentile: float = FLOOR_PERCENTILE
