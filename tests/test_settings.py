@@ -138,6 +138,11 @@ def test_registry_runners_take_settings_once() -> None:
         runner = make_runner(name, build_config(profile=name, tagger="none", object_name="x"))
         assert isinstance(runner.settings, Settings) and runner.name == name
         assert list(inspect.signature(runner.fit).parameters) == ["normal"], spec
+    from typing import get_args
+
+    from iapas.config import Profile
+
+    assert set(get_args(Profile)) == set(PROFILE_RUNNERS), "every configurable profile is registered, and back"
     pipe = Pipeline(cfg)
     with pytest.raises(AttributeError):
         pipe.config = build_config(profile="offline", seed=1)  # type: ignore[misc]
