@@ -215,3 +215,9 @@ def test_run_reuses_stage1_by_the_same_rule_and_threads_do_not_matter(tmp_path: 
     other = CliRunner().invoke(app, [*args, "--seed", "5"], catch_exceptions=False)
     assert "reusing Stage 1" not in other.stderr
     assert json.loads((tmp_path / "o" / "context.json").read_text())["resume"] != stored
+
+
+def test_context_calibration_without_its_percentile_is_a_clear_error(tmp_path: Path) -> None:
+    ref = {k: v for k, v in OLD_OFFLINE["reference"].items() if k != "mask_percentile"}  # a bad hand edit
+    with pytest.raises(SettingsError, match=r"malformed.*calibration\.percentile"):
+        Context.load(_old_context(tmp_path, reference=ref))

@@ -50,7 +50,9 @@ class Reference(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _nest_calibration(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "mask_percentile" not in data or isinstance(data.get("calibration"), Calibration):
+        flat = isinstance(data, dict) and (any(k in data for k in ("mask_threshold", "score_floor", "mask_percentile"))
+                                           or isinstance(data.get("calibration"), str))
+        if not flat:
             return data
         data = dict(data)
         cal = {field: data.pop(key) for key, field in CALIBRATION_KEYS.items() if key in data}
@@ -75,9 +77,10 @@ class Reference(BaseModel):
             made = cal.get("threshold") is not None  # zero-shot contexts calibrate later: no threshold, no floor
             for key, field in CALIBRATION_KEYS.items():
                 value = cal.get(field)
+                value = list(value) if isinstance(value, tuple) else value
                 if value is None or value == unset.get(field, ...) or (field == "floor" and not made):
                     continue
-                out[key] = list(value) if isinstance(value, tuple) else value
+                out[key] = value
         return out
 
     def get(self, key: str, default: Any = None) -> Any:
