@@ -219,5 +219,5 @@ def test_run_reuses_stage1_by_the_same_rule_and_threads_do_not_matter(tmp_path: 
 
 def test_context_calibration_without_its_percentile_is_a_clear_error(tmp_path: Path) -> None:
     ref = {k: v for k, v in OLD_OFFLINE["reference"].items() if k != "mask_percentile"}  # a bad hand edit
-    with pytest.raises(SettingsError, match=r"malformed.*calibration\.percentile"):
+    with pytest.raises(SettingsError, match=r"(?s)malformed.*calibration\.percentile"):
         Context.load(_old_context(tmp_path, reference=ref))
