@@ -35,6 +35,7 @@ def main() -> None:
     from iapas.config import PipelineConfig
     from iapas.io.images import list_images, load_image
     from iapas.profiles.paper import PaperProfile
+    from iapas.settings import resolve
     from tiny.detection_models import build_tiny_grounding_dino, build_tiny_sam
 
     if args.threads:
@@ -50,9 +51,9 @@ def main() -> None:
             llm="none", device="cpu", kind="texture",
         )
         t0 = time.perf_counter()
-        prof = PaperProfile(cfg)
+        prof = PaperProfile(resolve(cfg))
         images = [load_image(p) for p in paths]
-        ctx = prof.fit(images[:1], cfg)
+        ctx = prof.fit(images[:1])
         _ = prof.detector, prof.segmenter
         load_s = time.perf_counter() - t0
         times = []

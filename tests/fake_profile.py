@@ -26,7 +26,8 @@ class MeanDiffProfile:
         self.config = config
         self.name = name
 
-    def fit(self, normal: list[LoadedImage], config: PipelineConfig) -> Context:
+    def fit(self, normal: list[LoadedImage]) -> Context:
+        config = self.config
         mean = float(np.mean([im.rgb.mean() for im in normal])) / 255.0
         return Context(
             profile=self.name,
@@ -41,7 +42,7 @@ class MeanDiffProfile:
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
         MeanDiffProfile.predictions += 1
         grey = image.rgb.astype(np.float32).mean(axis=2) / 255.0
-        score = np.clip(np.abs(grey - float(context.reference["mean_grey"])), 0.0, 1.0).astype(np.float32)
+        score = np.clip(np.abs(grey - float(context.reference.get("mean_grey"))), 0.0, 1.0).astype(np.float32)
         mask = score > 0.5
         boxes = []
         if mask.any():

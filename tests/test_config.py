@@ -9,10 +9,12 @@ from iapas.config import PipelineConfig, build_config, settings_digest
 def test_paper_defaults() -> None:
     c = PipelineConfig()
     assert (c.num_normal, c.seed, c.nms_iou, c.size_threshold) == (10, 111, 0.5, 0.8)
-    assert c.effective_box_threshold == 0.2 and c.effective_text_threshold == 0.2
-    t = PipelineConfig(kind="texture")
-    assert t.effective_box_threshold == 0.1 and t.effective_text_threshold == 0.1
-    assert PipelineConfig(kind="texture", box_threshold=0.3).effective_box_threshold == 0.3
+    from iapas.settings import thresholds
+
+    assert (thresholds(c).box_threshold, thresholds(c).text_threshold) == (0.2, 0.2)
+    t = thresholds(PipelineConfig(kind="texture"))
+    assert (t.box_threshold, t.text_threshold) == (0.1, 0.1)
+    assert thresholds(PipelineConfig(kind="texture", box_threshold=0.3)).box_threshold == 0.3
 
 
 # invalid values and config-file errors: one table each in test_settings_validation.py (API and CLI)
@@ -33,4 +35,4 @@ def test_settings_digest_changes_with_what_matters() -> None:
     assert settings_digest(a, "offline") == settings_digest(PipelineConfig(), "offline")
     assert settings_digest(a, "offline") != settings_digest(a, "paper")
     assert settings_digest(a, "offline") != settings_digest(PipelineConfig(seed=1), "offline")
-    assert settings_digest(a, "offline") == settings_digest(PipelineConfig(batch_size=3), "offline")
+    assert settings_digest(a, "offline") == settings_digest(PipelineConfig(threads=3), "offline")

@@ -13,6 +13,7 @@ from iapas.context import Context
 from iapas.io.images import LoadedImage
 from iapas.outputs.writer import write_prediction
 from iapas.profiles.paper import PaperProfile
+from iapas.settings import resolve, thresholds
 from iapas.stages.scoring import detections_map
 from iapas.types import Box, Detections, Prediction
 
@@ -166,9 +167,10 @@ BEFORE = {
 
 def test_per_image_json_is_the_same_as_before_detections(tmp_path: Path) -> None:
     cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none", box_threshold=0.2)
-    ctx = Context(profile="paper", config=cfg, object_tag=TAG, final_prompt=["crack", "defect", "hole", TAG])
+    ctx = Context(profile="paper", config=cfg, object_tag=TAG, final_prompt=["crack", "defect", "hole", TAG],
+                  thresholds=thresholds(cfg))
     img = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), dtype=np.uint8), original_size=(100, 50))
-    pred = PaperProfile(cfg, detector=_Detector(), segmenter=_RectSegmenter()).predict(img, ctx)
+    pred = PaperProfile(resolve(cfg), detector=_Detector(), segmenter=_RectSegmenter()).predict(img, ctx)
     write_prediction(tmp_path, "x", img.rgb, pred, "digest")
     assert json.loads((tmp_path / "x.json").read_text()) == BEFORE
     assert pred.boxes.masks is not None and pred.boxes.masks.shape == (3, 50, 100)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 import iapas.pipeline
 from cli_apps import command_app
 from iapas.config import PipelineConfig
-from iapas.context import Context
+from iapas.context import Context, Reference
 from iapas.errors import SettingsError
 from iapas.evaluation.harness import run_evaluation
 from iapas.evaluation.records import iter_records
@@ -40,10 +40,16 @@ class BrightnessRunner:
         self.predicts = 0
         self.interrupt_after = interrupt_after
 
-    def fit(self, normal, config):
+    def __call__(self, profile, config):
+        """The registry's factory signature: this runner, now holding `config` (given once, as real runners)."""
+        self.config = config
+        return self
+
+    def fit(self, normal):
+        config = self.config
         self.fits += 1
         ctx = Context(profile="offline", config=config, normal_images=[im.path for im in normal], seed=config.seed)
-        ctx.reference = {"mean": float(np.mean([im.rgb.mean() for im in normal])) / 255.0}
+        ctx.reference = Reference(mean=float(np.mean([im.rgb.mean() for im in normal])) / 255.0)
         return ctx
 
     def predict(self, image, context):
@@ -51,7 +57,7 @@ class BrightnessRunner:
             raise KeyboardInterrupt
         self.predicts += 1
         gray = image.rgb.astype(np.float32).mean(axis=2) / 255.0
-        score = np.clip(ndimage.gaussian_filter(gray, 1.5) - context.reference["mean"], 0, 1).astype(np.float32)
+        score = np.clip(ndimage.gaussian_filter(gray, 1.5) - context.reference.get("mean"), 0, 1).astype(np.float32)
         return Prediction(path=image.path, score_map=score, mask=score > 0.3, boxes=[],
                           image_score=float(score.max()), profile="offline")
 
@@ -59,7 +65,7 @@ class BrightnessRunner:
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch) -> BrightnessRunner:
     r = BrightnessRunner()
-    monkeypatch.setattr(iapas.pipeline, "make_runner", lambda profile, config: r)
+    monkeypatch.setattr(iapas.pipeline, "make_runner", r)
     return r
 
 
@@ -168,18 +174,18 @@ def test_paper_protocol_keeps_normal_images_on_mvtec(tmp_path: Path, runner: Bri
 def test_interrupted_run_resumes_with_identical_metrics(tmp_path: Path, mtd_root: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     full = BrightnessRunner()
-    monkeypatch.setattr(iapas.pipeline, "make_runner", lambda p, c: full)
+    monkeypatch.setattr(iapas.pipeline, "make_runner", full)
     ref = run_evaluation("mtd", mtd_root, tmp_path / "ref", cfg(), eval_size=32, progress=False)
 
     broken = BrightnessRunner(interrupt_after=5)
-    monkeypatch.setattr(iapas.pipeline, "make_runner", lambda p, c: broken)
+    monkeypatch.setattr(iapas.pipeline, "make_runner", broken)
     with pytest.raises(KeyboardInterrupt):
         run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), eval_size=32, progress=False)
     assert len(list((tmp_path / "out" / "cache").rglob("*.npz"))) == 5
     assert not (tmp_path / "out" / "metrics.json").exists()
 
     again = BrightnessRunner()
-    monkeypatch.setattr(iapas.pipeline, "make_runner", lambda p, c: again)
+    monkeypatch.setattr(iapas.pipeline, "make_runner", again)
     m = run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), eval_size=32, progress=False)
     assert again.fits == 0  # the saved Stage 1 context was reused
     assert again.predicts == 16 - 5 and m["n_cached"] == 5

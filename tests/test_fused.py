@@ -14,6 +14,7 @@ from iapas.io.images import LoadedImage
 from iapas.pipeline import Pipeline
 from iapas.profiles.fused import FusedProfile, box_mask
 from iapas.profiles.paper import PaperProfile
+from iapas.settings import resolve
 from iapas.types import Box, Detections
 
 TAG = "surface"
@@ -93,8 +94,8 @@ def _config(**kw) -> PipelineConfig:
 @pytest.fixture(scope="module")
 def scripted():
     cfg = _config()
-    prof = FusedProfile(cfg, detector=TwoBoxDetector(), segmenter=RectSegmenter())
-    ctx = prof.fit(_normals(), cfg)
+    prof = FusedProfile(resolve(cfg), detector=TwoBoxDetector(), segmenter=RectSegmenter())
+    ctx = prof.fit(_normals())
     return prof, ctx
 
 
@@ -102,7 +103,7 @@ def test_region_on_a_defect_keeps_its_score_and_one_on_normal_surface_is_suppres
     prof, ctx = scripted
     assert ctx.profile == "fused" and ctx.object_tag == TAG and "bank_features" in ctx.arrays
     img = _hole_image()
-    paper = PaperProfile(prof.config, detector=TwoBoxDetector(), segmenter=RectSegmenter()).predict(img, ctx)
+    paper = PaperProfile(prof.settings, detector=TwoBoxDetector(), segmenter=RectSegmenter()).predict(img, ctx)
     fused = prof.predict(img, ctx)
     by_phrase = {b.phrase: b.score for b in fused.boxes}
     assert {b.phrase for b in paper.boxes} == set(by_phrase)
@@ -122,7 +123,7 @@ def test_fused_judges_each_box_by_its_own_sam_mask_not_by_the_box(scripted) -> N
     """The box lies on normal texture, its mask on the hole: the mask decides (before issue 13 the box,
     intersected with the map's support, decided, and this region was suppressed)."""
     _, ctx = scripted
-    prof = FusedProfile(ctx.config, detector=OneBoxDetector(), segmenter=DiskSegmenter())
+    prof = FusedProfile(resolve(ctx.config), detector=OneBoxDetector(), segmenter=DiskSegmenter())
     fused = prof.predict(_hole_image(), ctx)
     assert list(fused.boxes.phrases) == ["defect"]
     score = float(fused.boxes.scores[0])
@@ -132,7 +133,7 @@ def test_fused_judges_each_box_by_its_own_sam_mask_not_by_the_box(scripted) -> N
     assert fused.score_map[70, 70] == 0.0, "the box outside its mask adds nothing"
     np.testing.assert_array_equal(fused.mask, fused.boxes.masks[0])
     # the same box segmented as itself (normal texture) is suppressed
-    as_box = FusedProfile(ctx.config, detector=OneBoxDetector(), segmenter=RectSegmenter()).predict(_hole_image(), ctx)
+    as_box = FusedProfile(resolve(ctx.config), detector=OneBoxDetector(), segmenter=RectSegmenter()).predict(_hole_image(), ctx)
     assert float(as_box.boxes.scores[0]) < 0.5 * score
 
 
@@ -148,7 +149,7 @@ def test_fused_with_tiny_grounding_dino_and_sam(tiny_gdino, tiny_sam, tmp_path) 
                   box_threshold=0.0, text_threshold=0.0, use_filter=False)
     pipe = Pipeline(cfg)
     assert pipe.profile == "fused"
-    ctx = pipe.runner.fit(_normals()[:3], cfg)
+    ctx = pipe.runner.fit(_normals()[:3])
     path = ctx.save(tmp_path / "ctx.json")
     back = Context.load(path)
     img = _img(load_texture("grass")[:60, :90].copy())
@@ -156,7 +157,7 @@ def test_fused_with_tiny_grounding_dino_and_sam(tiny_gdino, tiny_sam, tmp_path) 
     b = Pipeline(back.config).predict_one(img, back)
     assert a.profile == "fused" and a.score_map.shape == (60, 90)
     np.testing.assert_array_equal(a.score_map, b.score_map)
-    paper = PaperProfile(cfg).predict(img, ctx)
+    paper = PaperProfile(resolve(cfg)).predict(img, ctx)
     assert len(paper.boxes) > 0 and len(a.boxes) == len(paper.boxes)
     masks = paper.boxes.masks
     assert masks is not None and masks.any()
@@ -164,7 +165,7 @@ def test_fused_with_tiny_grounding_dino_and_sam(tiny_gdino, tiny_sam, tmp_path) 
     assert any(outside), "SAM's masks are not the boxes (the tiny SAM spills far outside them)"
     # independent oracle: the factors from each box's own SAM mask and the raw distance map
     raw = pipe.runner.offline.reference_map(img, ctx)
-    t, mu = float(ctx.reference["mask_threshold"]), float(ctx.reference["normal_pixel_mean"])
+    t, mu = float(ctx.reference.calibration.threshold), float(ctx.reference.get("normal_pixel_mean"))
     factors = np.array([np.clip((raw[m].mean() - mu) / (t - mu), 0, 1) if m.any() else 0.0 for m in masks])
     new_scores = paper.boxes.scores.astype(np.float64) * factors
     expected = np.clip(sum(s * m for s, m in zip(new_scores, masks.astype(np.float64))), 0, 1)

@@ -15,6 +15,7 @@ from iapas.context import Context
 from iapas.data.synthetic import draw_defect, load_texture, make_category
 from iapas.io.images import LoadedImage, load_image
 from iapas.pipeline import Pipeline
+from iapas.settings import resolve
 from iapas.profiles.offline import OfflineProfile
 from iapas.stages.reference import embed, finish_map, prepare
 
@@ -72,7 +73,7 @@ def test_mask_threshold_comes_from_normal_images_only(brick, tmp_path: Path) -> 
     # Oracle, independent of raw_map's nearest-neighbour code: each normal image's patch features against
     # the bank rows of the OTHER normal images, brute-force float64 Euclidean distances (scipy cdist),
     # brought to image size as every map is; then the median over the images of each map's percentile.
-    prof = OfflineProfile(ctx.config)
+    prof = OfflineProfile(resolve(ctx.config))
     bank = prof.bank_of(ctx)
     bb = prof.backbone(bank.settings.backbone)
     normals = [load_image(p).rgb for p in ctx.normal_images]
@@ -84,16 +85,16 @@ def test_mask_threshold_comes_from_normal_images_only(brick, tmp_path: Path) -> 
         nearest = cdist(q.numpy().astype(np.float64), others).min(axis=1).reshape(grid)
         maps.append(finish_map(nearest, rgb, bank.settings))
     expected = np.median([np.percentile(m, ctx.config.mask_percentile) for m in maps])
-    assert ctx.reference["mask_threshold"] == pytest.approx(expected, rel=1e-4)  # float32 kNN vs float64
+    assert ctx.reference.calibration.threshold == pytest.approx(expected, rel=1e-4)  # float32 kNN vs float64
     floor = np.median([np.percentile(m, 90.0) for m in maps])
-    assert ctx.reference["score_floor"] == pytest.approx(floor, rel=1e-4) and floor < expected
+    assert ctx.reference.calibration.floor == pytest.approx(floor, rel=1e-4) and floor < expected
     # Different test images (none at all, or other ones) do not move it: fit never sees them.
     import shutil
 
     copy = shutil.copytree(cat.root, tmp_path / "copy")
     shutil.rmtree(copy / "test")
     again = Pipeline(ctx.config).fit(copy / "normal")
-    assert again.reference["mask_threshold"] == pytest.approx(ctx.reference["mask_threshold"], rel=1e-6)
+    assert again.reference.calibration.threshold == pytest.approx(ctx.reference.calibration.threshold, rel=1e-6)
 
 
 @pytest.mark.slow
@@ -109,8 +110,8 @@ def test_elongated_strip_keeps_a_thin_line_defect() -> None:
     mask = np.zeros(test.shape, dtype=bool)
     mask[60:340, 31:33] = True  # a 2 px wide, 280 px long dark line along the strip
     test[mask] = 0
-    prof = OfflineProfile(build_config(profile="offline", num_normal=5, feature_size=128, reference_stages=FINE))
-    ctx = prof.fit(normals, prof.config)
+    prof = OfflineProfile(resolve(build_config(profile="offline", num_normal=5, feature_size=128, reference_stages=FINE)))
+    ctx = prof.fit(normals)
     pred = prof.predict(loaded(test), ctx)
     assert pred.score_map.shape == (400, 64)
     assert average_precision_score(mask.ravel(), pred.score_map.ravel()) > 0.1  # prevalence 0.022

@@ -13,6 +13,7 @@ import pytest
 from iapas.config import DEFAULT_TAGGER, PipelineConfig
 from iapas.io.images import LoadedImage
 from iapas.profiles.paper import PaperProfile
+from iapas.settings import resolve
 from iapas.stages import tagging
 from iapas.stages.llm import Sampling, TransformersChatLLM, chat_payload
 from iapas.stages.llm_answer import parse_official
@@ -99,7 +100,7 @@ def test_stage1_sends_the_official_request_and_builds_the_official_prompt(tiny_c
         cfg = PipelineConfig(profile="paper", tagger=tiny_clip, llm="openai:llama-3-8b", llm_base_url=srv.url,
                              device="cpu", seed=111)
         det = MergingDetector()
-        ctx = PaperProfile(cfg, detector=det).fit(_normal(), cfg)
+        ctx = PaperProfile(resolve(cfg), detector=det).fit(_normal())
     # official object-tag rule: each image grounded with its own tags, top phrase kept as it comes
     assert len(det.calls) == 3 and all(1 <= len(c) <= 5 for c in det.calls)
     assert ctx.object_tag == " ".join(det.calls[2][:2])  # last image scores highest (0.5)
@@ -282,11 +283,11 @@ def test_clip_stand_in_is_flagged_in_context_and_predictions(tiny_clip: str) -> 
     ctx = build_context(_normal(2), cfg, MergingDetector(), "paper")
     assert any("deviates from the paper" in w for w in ctx.warnings)
     det = ScriptedDetector([], [Box((2, 2, 8, 8), "defect", 0.5)])
-    pred = PaperProfile(cfg, detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], ctx)
+    pred = PaperProfile(resolve(cfg), detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], ctx)
     assert any("deviates from the paper" in n for n in pred.to_json()["notes"])
     clean = ctx.model_copy(update={"warnings": []})
     clean.__pydantic_extra__["fidelity"] = {"tagger": "ram (as in the paper)"}
-    notes = PaperProfile(cfg, detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], clean).notes
+    notes = PaperProfile(resolve(cfg), detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], clean).notes
     assert notes and not any("deviates" in n for n in notes)
 
 

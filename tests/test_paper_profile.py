@@ -14,6 +14,7 @@ from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
 from iapas.pipeline import Pipeline
 from iapas.profiles.paper import PaperProfile
+from iapas.settings import resolve, thresholds
 from iapas.stages.scoring import score_map
 from iapas.types import Box, Detections
 
@@ -47,8 +48,8 @@ TINY_OBJECT = "screw"
 @pytest.fixture(scope="module")
 def fitted(tiny_gdino, tiny_sam):
     cfg = _config(tiny_gdino, tiny_sam, object_name=TINY_OBJECT)
-    prof = PaperProfile(cfg)
-    ctx = prof.fit([_loaded(seed=s) for s in range(3)], cfg)
+    prof = PaperProfile(resolve(cfg))
+    ctx = prof.fit([_loaded(seed=s) for s in range(3)])
     return prof, ctx
 
 
@@ -56,7 +57,7 @@ def test_fit_builds_the_context_and_records_models(fitted, tiny_gdino, tiny_sam)
     prof, ctx = fitted
     assert ctx.profile == "paper" and ctx.object_tag == TINY_OBJECT
     assert ctx.final_prompt == ["abnormal", "defect"]  # --llm none: the official prompt ablation
-    assert ctx.thresholds["box_threshold"] == 0.2 and ctx.thresholds["size_threshold"] == 0.8
+    assert ctx.thresholds.box_threshold == 0.2 and ctx.thresholds.size_threshold == 0.8
     assert ctx.models["detector"] == {"id": str(tiny_gdino), "revision": "local"}
     assert ctx.models["segmenter"] == {"id": str(tiny_sam), "revision": "local"}
     assert prof._segmenter is None, "Stage 1 does not load SAM"
@@ -68,8 +69,8 @@ def test_fit_with_tagging_grounds_the_object_tag_with_the_detector(tiny_gdino, t
     clip = build_tiny_clip(tmp_path / "clip")
     # threshold 0: every query of the random detector passes, so each normal image gives a top box
     cfg = _config(tiny_gdino, tiny_sam, tagger=str(clip), object_name=None, box_threshold=0.0, text_threshold=0.0)
-    prof = PaperProfile(cfg)
-    ctx = prof.fit([_loaded(seed=s) for s in range(2)], cfg)
+    prof = PaperProfile(resolve(cfg))
+    ctx = prof.fit([_loaded(seed=s) for s in range(2)])
     assert prof._detector is not None, "Stage 1 grounded the tags with the paper detector"
     scores = ctx.model_dump(mode="json")["object_tag_scores"]
     assert ctx.tags and scores and ctx.object_tag == max(scores, key=scores.get)
@@ -109,9 +110,9 @@ def test_predict_with_tiny_models(fitted):
 
 def test_no_filter_keeps_large_boxes(fitted, tiny_gdino, tiny_sam):
     _, ctx = fitted
-    prof = PaperProfile(_config(tiny_gdino, tiny_sam, use_filter=False, object_name=TINY_OBJECT))
+    prof = PaperProfile(resolve(_config(tiny_gdino, tiny_sam, use_filter=False, object_name=TINY_OBJECT)))
     image = _loaded(seed=7)
-    with_filter = PaperProfile(_config(tiny_gdino, tiny_sam, object_name=TINY_OBJECT)).predict(image, ctx)
+    with_filter = PaperProfile(resolve(_config(tiny_gdino, tiny_sam, object_name=TINY_OBJECT))).predict(image, ctx)
     pred = prof.predict(image, ctx)
     assert len(pred.removed_boxes) == 0 and len(with_filter.removed_boxes) > 0
     assert len(pred.boxes) == len(with_filter.boxes) + len(with_filter.removed_boxes)
@@ -124,7 +125,7 @@ def test_no_filter_keeps_large_boxes(fitted, tiny_gdino, tiny_sam):
 
 def test_owlv2_detector_in_the_paper_profile(tiny_owlv2, tiny_sam, fitted):
     _, ctx = fitted
-    pred = PaperProfile(_config(tiny_owlv2, tiny_sam, box_threshold=0.0, use_filter=False)).predict(_loaded(seed=2), ctx)
+    pred = PaperProfile(resolve(_config(tiny_owlv2, tiny_sam, box_threshold=0.0, use_filter=False))).predict(_loaded(seed=2), ctx)
     assert len(pred.boxes) > 0, "threshold 0 and no filter: OWLv2's boxes reach the map"
     assert pred.score_map.shape == (60, 90) and all(b.phrase in ctx.final_prompt for b in pred.boxes)
     assert pred.score_map.max() > 0
@@ -178,6 +179,7 @@ class RectSegmenter:
 def _context(cfg: PipelineConfig, **kw):
     from iapas.context import Context
 
+    kw.setdefault("thresholds", thresholds(cfg))  # as Stage 1 stores them: the only source Stage 2 reads
     return Context(profile="paper", config=cfg, object_tag=TAG, final_prompt=["crack", "defect", TAG], **kw)
 
 
@@ -194,7 +196,7 @@ def test_stage2_flow_exact():
     ]
     det = ScriptedDetector(object_boxes, prompt_boxes)
     cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none", box_threshold=0.2)
-    prof = PaperProfile(cfg, detector=det, segmenter=RectSegmenter())
+    prof = PaperProfile(resolve(cfg), detector=det, segmenter=RectSegmenter())
     ctx = _context(cfg)
     img = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), dtype=np.uint8), original_size=(100, 50))
     pred = prof.predict(img, ctx)
@@ -214,20 +216,23 @@ def test_stage2_flow_exact():
     assert "context was built with detector" in prof.predict(img, ctx).notes[0]
 
 
-def test_thresholds_come_from_the_context_then_the_config():
+def test_thresholds_come_from_the_context_only():
     det = ScriptedDetector([], [Box((10, 10, 20, 20), "crack", 0.6), Box((30, 10, 40, 20), "defect", 0.4)])
     cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none", kind="texture")
-    prof = PaperProfile(cfg, detector=det, segmenter=RectSegmenter())
+    prof = PaperProfile(resolve(cfg), detector=det, segmenter=RectSegmenter())
     img = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), dtype=np.uint8), original_size=(100, 50))
-    pred = prof.predict(img, _context(cfg, thresholds={"box_threshold": 0.5}))
+    edited = thresholds(cfg).model_copy(update={"box_threshold": 0.5})  # a reviewer edited the context
+    pred = prof.predict(img, _context(cfg, thresholds=edited))
     assert det.calls[-1][1:] == (0.5, 0.1)  # box threshold from the context, text threshold texture preset
     assert [b.phrase for b in pred.boxes] == ["crack"]
     assert "no object box found" in pred.notes[0]  # object pass found nothing: whole image is the object
+    with pytest.raises(SettingsError, match="no Stage 2 thresholds"):  # no config fallback: one source
+        prof.predict(img, _context(cfg, thresholds=None))
 
 
 def test_empty_final_prompt_is_a_settings_error():
     cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none")
-    prof = PaperProfile(cfg, detector=ScriptedDetector([], []), segmenter=RectSegmenter())
+    prof = PaperProfile(resolve(cfg), detector=ScriptedDetector([], []), segmenter=RectSegmenter())
     from iapas.context import Context
 
     with pytest.raises(SettingsError, match="empty final prompt"):
@@ -237,7 +242,7 @@ def test_empty_final_prompt_is_a_settings_error():
 def test_half_precision_models_give_float32_maps(fitted, tiny_gdino, tiny_sam):
     """The GPU dtype path (inputs cast to the model dtype, outputs back to float32), run in bfloat16 on CPU."""
     _, ctx = fitted
-    prof = PaperProfile(_config(tiny_gdino, tiny_sam, dtype="bfloat16", use_filter=False))
+    prof = PaperProfile(resolve(_config(tiny_gdino, tiny_sam, dtype="bfloat16", use_filter=False)))
     assert prof.detector.model.dtype == torch.bfloat16 and prof.segmenter.model.dtype == torch.bfloat16
     pred = prof.predict(_loaded(seed=7), ctx)
     assert len(pred.boxes) > 0 and pred.score_map.dtype == np.float32 and pred.score_map.shape == (60, 90)
@@ -255,7 +260,7 @@ def _ablation_run(**kw):
     det = ScriptedDetector(object_boxes, prompt_boxes)
     cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none", box_threshold=0.2, **kw)
     img = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), dtype=np.uint8), original_size=(100, 50))
-    return det, PaperProfile(cfg, detector=det, segmenter=RectSegmenter()).predict(img, _context(cfg))
+    return det, PaperProfile(resolve(cfg), detector=det, segmenter=RectSegmenter()).predict(img, _context(cfg))
 
 
 def test_object_tag_boxes_are_kept_unless_the_named_option_drops_them():

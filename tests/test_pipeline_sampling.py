@@ -58,8 +58,8 @@ def test_runner_injection_and_registry() -> None:
     class Constant:
         name = "offline"
 
-        def fit(self, normal, config):
-            return Context(profile="offline", config=config)
+        def fit(self, normal):
+            return Context(profile="offline", config=build_config(profile="offline"))
 
         def predict(self, image, context):
             m = np.full(image.rgb.shape[:2], 0.25, np.float32)

@@ -149,14 +149,14 @@ def test_refine_option_reaches_the_saved_context_and_changes_the_maps(tmp_path: 
         config = build_config(profile="offline", num_normal=4, feature_size=128, reference_stages=[2, 3, 4], refine=refine)
         pipe = Pipeline(config)
         ctx = pipe.fit(cat.root / "normal")
-        levels = ctx.reference["settings"]["segment_levels"]
+        levels = [list(lv) for lv in ctx.reference.settings.segment_levels]
         assert (levels != []) == (refine == "segments")
         pred = pipe.predict_one(cat.test[0], ctx)
         maps[refine] = pred.score_map
-        thresholds[refine] = float(ctx.reference["mask_threshold"])
-        floors[refine] = float(ctx.reference["score_floor"])
+        thresholds[refine] = float(ctx.reference.calibration.threshold)
+        floors[refine] = float(ctx.reference.calibration.floor)
         raws[refine] = pipe.runner.reference_map(load_image(cat.test[0]), ctx)
-        settings = ReferenceSettings.from_json(ctx.reference["settings"])
+        settings = ctx.reference.settings
         # the threshold is calibrated on refined normal maps too, so a clean normal stays mostly below it
         normal = pipe.predict_one(sorted((cat.root / "normal").iterdir())[0], ctx)
         assert (normal.score_map >= 0.5).mean() < 0.05

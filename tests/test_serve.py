@@ -217,7 +217,7 @@ def _fake_context(data: Path) -> Path:
     if not path.is_file():
         config = build_config(profile="offline")
         normal = [load_image(p) for p in sorted((data / "normal").iterdir())]
-        MeanDiffProfile(config, "offline").fit(normal, config).save(path)
+        MeanDiffProfile(config, "offline").fit(normal).save(path)
     return path
 
 

@@ -70,7 +70,7 @@ def test_full_stage1_with_tiny_models(models: dict[str, str]) -> None:
     assert ctx.llm_raw_answer is not None
     assert ctx.final_prompt == dedupe_phrases([*ctx.defect_words, *FIXED_PROMPTS, ctx.object_tag])
     assert len(ctx.final_prompt) == len(set(ctx.final_prompt))
-    assert ctx.thresholds == {"box_threshold": 0.1, "text_threshold": 0.1, "nms_iou": 0.5, "size_threshold": 0.8}
+    assert ctx.thresholds.model_dump(exclude_none=True) == {"box_threshold": 0.1, "text_threshold": 0.1, "nms_iou": 0.5, "size_threshold": 0.8}
     assert ctx.models["tagger"] == {"id": models["tagger"], "revision": "local"}
     assert ctx.models["llm"] == {"id": models["llm"], "revision": "local"}
     assert ctx.models["detector"]["id"] == "stub-grounding"

@@ -68,7 +68,7 @@ def test_chunks_cover_every_image_once_and_bound_the_size() -> None:
 def test_zero_shot_finds_the_drawn_defects(batch) -> None:
     pipe = Pipeline(build_config(profile="offline", kind="texture", **FAST))
     ctx = pipe.fit_zero_shot(batch.test)
-    assert ctx.reference["mode"] == "zero-shot" and ctx.normal_images == []
+    assert ctx.reference.mode == "zero-shot" and ctx.normal_images == []
     inside, outside, hits = [], [], 0
     n_bad = 0
     for img, mask_path, kind in zip(batch.test, batch.masks, batch.defects):
@@ -136,8 +136,8 @@ def test_chunk_size_bounds_memory_but_never_changes_a_score(batch) -> None:
     small = Pipeline(build_config(profile="offline", kind="texture", zero_shot_chunk=3, zero_shot_references=4, **FAST))
     small_refs = Pipeline(build_config(profile="offline", kind="texture", zero_shot_references=4, **FAST))
     ctx_s, ctx_r = small.fit_zero_shot(batch.test), small_refs.fit_zero_shot(batch.test)
-    assert ctx_s.reference["mutual"]["chunk"] == 3
+    assert ctx_s.reference.mutual.chunk == 3
     for img in batch.test[::5]:
         np.testing.assert_allclose(small.predict_one(img, ctx_s).score_map, small_refs.predict_one(img, ctx_r).score_map,
                                    rtol=1e-5, atol=1e-6)
-    assert whole.fit_zero_shot(batch.test).reference["mutual"]["chunk"] == 128
+    assert whole.fit_zero_shot(batch.test).reference.mutual.chunk == 128

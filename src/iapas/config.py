@@ -33,14 +33,20 @@ DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
 DEFAULT_TAGGER = "openai/clip-vit-base-patch32"
 DEFAULT_LLM = "meta-llama/Meta-Llama-3-8B-Instruct"
 FIXED_PROMPTS = ("abnormal", "defect")
-KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}
-RUNTIME_FIELDS = ("batch_size", "threads")  # settings that change speed only, never a result
+RUNTIME_FIELDS = ("threads",)  # settings that change speed only, never a result
+# fields older versions accepted, with why they went: a file that still sets one gets this message
+REMOVED_FIELDS = {
+    "batch_size": "it was never read (Stage 2 takes one image at a time; for speed use --threads, "
+                  "or --engine ray with --ray-actors)",
+}
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes; more is a mistake or an attack
 MAX_QUOTE_CHARS = 200  # how much of a user's value an error message repeats
 
 
 class PipelineConfig(BaseModel):
-    """Every setting of Stage 1 and Stage 2; the CLI flags map one to one onto these fields."""
+    """Every setting of Stage 1 and Stage 2; each field has a CLI flag of the same name (`--no-filter` sets
+    use_filter; cli/options.py). `None` means "the preset of --kind": iapas.settings.resolve fills it in,
+    once, from iapas.settings.KIND_PRESETS / KIND_THRESHOLDS."""
 
     # allow_inf_nan=False: `.inf` / `.nan` in a file would pass ge/gt bounds and break sockets or thresholds
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
@@ -85,7 +91,7 @@ class PipelineConfig(BaseModel):
     )
     # offline / fused profile
     backbone: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = "efficientnet-lite0"
-    feature_size: int | None = Field(None, ge=64, le=2048, description="short side fed to the backbone; None = preset of --kind")
+    feature_size: int | None = Field(None, ge=64, le=2048, description="short side fed to the backbone; None = preset of --kind (iapas.settings.KIND_PRESETS)")
     reference_stages: list[int] | None = Field(
         None, description="backbone stages of the reference features (0-6; 2-3 = stride 8/16, 5-6 = stride 32); None = preset of --kind"
     )
@@ -100,7 +106,6 @@ class PipelineConfig(BaseModel):
     # runtime
     device: str = "auto"  # auto, cpu, cuda, mps
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    batch_size: int = Field(8, ge=1)
     threads: int | None = Field(
         None, ge=1, le=1024, description="threads of torch, OpenCV, BLAS and the segment pool; None = CPUs this process may use"
     )
@@ -170,14 +175,6 @@ class PipelineConfig(BaseModel):
         if self.llm_base_url and not ref.is_none:
             return ref.text
         return None
-
-    @property
-    def effective_box_threshold(self) -> float:
-        return self.box_threshold if self.box_threshold is not None else KIND_THRESHOLDS[self.kind]
-
-    @property
-    def effective_text_threshold(self) -> float:
-        return self.text_threshold if self.text_threshold is not None else KIND_THRESHOLDS[self.kind]
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -253,6 +250,11 @@ def _allowed_range(name: str) -> str:
 def build_config(file: str | Path | None = None, **overrides: Any) -> PipelineConfig:
     """Config from an optional file, then CLI overrides (None values mean 'not given')."""
     data = read_config_file(file) if file else {}
+    removed = [k for k in data if k in REMOVED_FIELDS]
+    if removed:
+        where = f"config file {file}" if file else "the settings"
+        raise SettingsError("; ".join(f"{where} sets {k}, which was removed: {REMOVED_FIELDS[k]}; delete that line"
+                                      for k in removed))
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return PipelineConfig(**data)

@@ -10,13 +10,82 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from iapas.config import PipelineConfig
+from iapas.config import REMOVED_FIELDS, PipelineConfig
 from iapas.errors import SettingsError
 from iapas.io.atomic import atomic_write_json, atomic_write_npz
+from iapas.settings import Calibration, MutualConfig, ReferenceSettings, Thresholds
 
 CONTEXT_VERSION = 1
+# context.reference keys on disk <-> Calibration fields (the JSON layout of version 1 is kept)
+CALIBRATION_KEYS = {"mask_threshold": "threshold", "score_floor": "floor", "image_thresholds": "image_thresholds",
+                    "mask_percentile": "percentile", "floor_percentile": "floor_percentile", "calibration": "method"}
+
+
+class Reference(BaseModel):
+    """context.reference of the offline / fused profiles, typed: how features were made (`settings`) and
+    how distances become scores (`calibration`). Other keys (bank_file, normal statistics, notes, keys of
+    newer versions or of other runners) are kept as they come. On disk the calibration stays flat
+    (mask_threshold, score_floor, ...), as in every version-1 context."""
+
+    model_config = ConfigDict(extra="allow")
+
+    mode: str | None = Field(None, description="few-shot, zero-shot; None in contexts made before zero-shot existed")
+    settings: ReferenceSettings | None = None
+    calibration: Calibration | None = None
+    mutual: MutualConfig | None = Field(None, description="zero-shot: references per image, kept fraction, chunk")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_calibration(cls, data: Any) -> Any:
+        flat = isinstance(data, dict) and (any(k in data for k in ("mask_threshold", "score_floor", "mask_percentile"))
+                                           or isinstance(data.get("calibration"), str))
+        if not flat:
+            return data
+        data = dict(data)
+        cal = {field: data.pop(key) for key, field in CALIBRATION_KEYS.items() if key in data}
+        data["calibration"] = cal
+        return data
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _settings(cls, v: Any) -> Any:
+        return ReferenceSettings.from_json(v) if isinstance(v, dict) else v
+
+    @field_serializer("settings")
+    def _settings_json(self, v: ReferenceSettings | None) -> dict[str, Any] | None:
+        return None if v is None else v.to_json()
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out = {k: v for k, v in handler(self).items() if not (k in ("mode", "settings", "mutual") and v is None)}
+        cal = out.pop("calibration", None)
+        if isinstance(cal, dict):
+            unset = {"method": "", "image_thresholds": []}  # not written, as before
+            made = cal.get("threshold") is not None  # zero-shot contexts calibrate later: no threshold, no floor
+            for key, field in CALIBRATION_KEYS.items():
+                value = cal.get(field)
+                value = list(value) if isinstance(value, tuple) else value
+                if value is None or value == unset.get(field, ...) or (field == "floor" and not made):
+                    continue
+                out[key] = value
+        return out
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """An extra key (bank_file, normal_pixel_mean, ...) or `default`."""
+        return (self.model_extra or {}).get(key, default)
 
 
 class Context(BaseModel):
@@ -37,12 +106,31 @@ class Context(BaseModel):
     llm_raw_answer: str | None = None
     defect_words: list[str] = Field(default_factory=list, description="parsed LLM words")
     final_prompt: list[str] = Field(default_factory=list, description="phrases given to the detector")
-    thresholds: dict[str, float] = Field(default_factory=dict)
+    thresholds: Thresholds | None = Field(None, description="paper / fused Stage 2 thresholds (the only source)")
     models: dict[str, dict[str, str | None]] = Field(default_factory=dict, description="role -> {id, revision}")
     warnings: list[str] = Field(default_factory=list)
-    reference: dict[str, Any] = Field(default_factory=dict, description="offline/fused: bank file, calibration")
+    resume: dict[str, Any] | None = Field(None, description="io.resume.Stamp it was made with: reused on a rerun when equal")
+    reference: Reference = Field(default_factory=Reference, description="offline/fused: features, calibration, bank file")
     # arrays are not serialised into JSON; they go to the sidecar npz
     _arrays: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _drop_removed_fields(cls, v: Any) -> Any:
+        """Contexts written before a config field was removed still load (the field never changed a result)."""
+        if isinstance(v, dict) and any(k in v for k in REMOVED_FIELDS):
+            return {k: x for k, x in v.items() if k not in REMOVED_FIELDS}
+        return v
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _no_thresholds(cls, v: Any) -> Any:
+        return None if v == {} else v
+
+    @field_serializer("thresholds")
+    def _thresholds_json(self, v: Thresholds | None) -> dict[str, float]:
+        """Written as before: the four thresholds (plus a calibrated verdict), or {} for profiles without them."""
+        return {} if v is None else v.model_dump(exclude_none=True)
 
     def set_arrays(self, **arrays: np.ndarray) -> None:
         self._arrays = dict(arrays)
@@ -57,7 +145,7 @@ class Context(BaseModel):
         if self.arrays:
             bank = path.with_suffix(".bank.npz")
             atomic_write_npz(bank, **self.arrays)
-            self.reference["bank_file"] = bank.name
+            setattr(self.reference, "bank_file", bank.name)
         atomic_write_json(path, self.model_dump(mode="json"))
         return path
 
@@ -78,13 +166,15 @@ class Context(BaseModel):
             raise SettingsError(f"context file {path} must hold a JSON object")
         if data.get("version") != CONTEXT_VERSION:
             raise SettingsError(f"context file {path} has version {data.get('version')}, expected {CONTEXT_VERSION}")
+        thresholds, reference = data.get("thresholds", {}), data.get("reference", {})
+        check_context(path, thresholds if isinstance(thresholds, dict) else {}, reference if isinstance(reference, dict) else {})
         try:
             ctx = cls(**data)
         except ValidationError as exc:
             raise SettingsError(f"context file {path} is malformed: {str(exc)[:1000]}") from None
-        check_context(path, ctx.thresholds, ctx.reference)
-        if "bank_file" in ctx.reference:
-            ctx.set_arrays(**load_bank(path, bank_path(path, ctx.reference["bank_file"])))
+        bank_file = ctx.reference.get("bank_file")
+        if bank_file is not None:
+            ctx.set_arrays(**load_bank(path, bank_path(path, bank_file)))
         return ctx
 
 

@@ -8,14 +8,16 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
+from iapas.io.resume import Stamp, matches
 from iapas.profiles.base import ProfileRunner
+from iapas.settings import resolve
 from iapas.types import Prediction
 
 
@@ -28,6 +30,23 @@ def sample_normal_paths(paths: list[Path], r: int, seed: int) -> list[Path]:
         return ordered
     rng = random.Random(seed)
     return sorted(rng.sample(ordered, r), key=lambda p: str(p))
+
+
+def reuse_or_make(ctx_file: Path, stamp: Stamp, make: Callable[[], Context]) -> tuple[Context, bool]:
+    """The context saved at `ctx_file` when its stamp equals `stamp` (io.resume.matches, the one resume
+    rule), else `make()` stamped and saved there. Returns (context, reused). Used by `run` (few-shot and
+    zero-shot) and by the evaluation harness."""
+    if ctx_file.is_file():
+        try:
+            old = Context.load(ctx_file)
+            if matches(old.resume, stamp):
+                return old, True
+        except SettingsError:
+            pass  # unreadable or edited into an invalid state: make a new one
+    context = make()
+    context.resume = stamp.to_json()
+    context.save(ctx_file)
+    return context, False
 
 
 def resolve_profile(config: PipelineConfig) -> str:
@@ -49,18 +68,21 @@ PROFILE_RUNNERS: dict[str, str] = {
 
 
 def make_runner(profile: str, config: PipelineConfig) -> ProfileRunner:
-    """The registered runner of `profile`, built from `config`."""
+    """The registered runner of `profile`, given the settings resolved from `config` (once, here)."""
     import importlib
 
     spec = PROFILE_RUNNERS.get(profile)
     if spec is None:
         raise SettingsError(f"unknown profile {profile!r}; allowed: {', '.join(sorted(PROFILE_RUNNERS))}")
     module, cls = spec.split(":")
-    return getattr(importlib.import_module(module), cls)(config)
+    return getattr(importlib.import_module(module), cls)(resolve(config))
 
 
 class Pipeline:
     """Build from a config, fit Stage 1 on normal images, predict Stage 2 on images.
+
+    A pipeline's config is fixed: for other settings build another Pipeline (loaded models are shared
+    through the model caches, so that costs no reload).
 
     Args:
         config: every setting (`build_config`).
@@ -68,9 +90,14 @@ class Pipeline:
     """
 
     def __init__(self, config: PipelineConfig, runner: ProfileRunner | None = None) -> None:
-        self.config = config
+        self._config = config
         self.profile = runner.name if runner is not None else resolve_profile(config)
         self._runner: ProfileRunner | None = runner
+
+    @property
+    def config(self) -> PipelineConfig:
+        """The settings this pipeline and its runner were built with (read-only: no runner keeps a stale one)."""
+        return self._config
 
     @property
     def runner(self) -> ProfileRunner:
@@ -101,7 +128,7 @@ class Pipeline:
                 problems.append(str(exc))
         if not images:
             raise SettingsError("no usable normal image: " + "; ".join(problems))
-        context = self.runner.fit(images, self.config)
+        context = self.runner.fit(images)
         context.warnings.extend(f"normal image skipped: {p}" for p in problems)
         return context
 
@@ -113,7 +140,7 @@ class Pipeline:
         runner = self.runner
         if not hasattr(runner, "fit_zero_shot"):
             raise SettingsError(f"zero-shot mode (no --normal) needs the offline profile, not {self.profile}")
-        return runner.fit_zero_shot([Path(p) for p in images], self.config)  # type: ignore[attr-defined]
+        return runner.fit_zero_shot([Path(p) for p in images])  # type: ignore[attr-defined]
 
     def predict_one(self, image: str | Path | LoadedImage, context: Context) -> Prediction:
         loaded = image if isinstance(image, LoadedImage) else load_image(image)

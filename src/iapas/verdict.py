@@ -2,7 +2,7 @@
 
 One function so that `run`, `segment`, the report, `serve` and the Ray engine all decide alike.
 The threshold is on the image-score scale of the profile that made the prediction:
-- a context may store its own calibrated decision threshold as `context.thresholds["verdict"]`;
+- a context may store its own calibrated decision threshold as `context.thresholds.verdict`;
 - otherwise the offline profile's maps are calibrated so that 0.5 is the mask threshold, and the
   paper/fused profiles' image score is the largest sum of box confidence x mask, so any kept box
   (confidence >= the box threshold) makes the image a defect.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from iapas.context import Context
+from iapas.settings import thresholds
 from iapas.types import Prediction
 
 OFFLINE_MAP_THRESHOLD = 0.5
@@ -32,13 +33,14 @@ class Verdict:
 
 def decision_threshold(context: Context) -> float:
     """The image-score threshold of this context (see the module docstring for the rule)."""
-    stored = context.thresholds.get("verdict")
-    if stored is not None:
-        return float(stored)
+    th = context.thresholds
+    if th is not None and th.verdict is not None:
+        return float(th.verdict)
     if context.profile == "offline":
         return OFFLINE_MAP_THRESHOLD
-    box = context.thresholds.get("box_threshold")
-    return float(box) if box is not None else context.config.effective_box_threshold
+    if th is None or th.box_threshold is None:  # a runner that stores none: what its own config resolves to
+        th = thresholds(context.config)
+    return float(th.box_threshold)  # type: ignore[arg-type]
 
 
 def display_top(context: Context, threshold: float | None = None) -> float:

@@ -23,7 +23,7 @@ def test_one_odd_normal_image_does_not_move_the_threshold(tmp_path: Path) -> Non
     base = Pipeline(cfg).fit(tmp_path / "clean_only")
     pipe = Pipeline(cfg)
     ctx = pipe.fit(tmp_path / "normal")
-    t0, t1 = base.reference["mask_threshold"], ctx.reference["mask_threshold"]
+    t0, t1 = base.reference.calibration.threshold, ctx.reference.calibration.threshold
     assert t1 < 1.25 * t0, f"threshold moved from {t0} to {t1}"
     pred = pipe.predict_one(img, ctx)
     assert (pred.mask & gt).sum() > 0.3 * gt.sum(), "the defect mask came out (nearly) empty"

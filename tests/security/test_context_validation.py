@@ -74,7 +74,7 @@ BAD_EDITS = {
 def test_item06_context_validated_like_config(tmp_path: Path) -> None:
     good = offline_context(tmp_path / "good")
     back = Context.load(good)  # a correct context, with a field this version does not know, loads
-    assert back.reference["a_field_added_later"] == {"anything": [1, 2]} and back.arrays["bank_features"].shape == (20, 8)
+    assert back.reference.get("a_field_added_later") == {"anything": [1, 2]} and back.arrays["bank_features"].shape == (20, 8)
     for name, change in BAD_EDITS.items():
         path = offline_context(tmp_path / name)
         edit(path, change)

@@ -1,4 +1,8 @@
-"""Flags shared by `run`, `prompts` and `evaluate`, mapped one to one onto PipelineConfig fields."""
+"""Flags shared by `run`, `prompts` and `evaluate`, mapped one to one onto PipelineConfig fields.
+
+Every config field has a flag here (`FLAG_FIELDS` says which field each flag sets; tests/test_settings.py
+checks that none is missing), so a config file is a convenience, never the only way to set something.
+"""
 from __future__ import annotations
 
 import inspect
@@ -11,6 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from iapas.config import PipelineConfig, build_config
+from iapas.settings import KIND_PRESETS, KIND_THRESHOLDS
 
 ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="paper, offline or fused (default: offline when no hub weights are present)")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML file with the same settings; flags override it")]
@@ -26,7 +31,8 @@ LlmOpt = Annotated[Optional[str], typer.Option("--llm", help=(
 LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server URL; key from $IAPAS_LLM_API_KEY or $OPENAI_API_KEY")]
 LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", help="allow the API key over plain http to a non-loopback --llm-base-url")]
 ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
-KindOpt = Annotated[Optional[str], typer.Option("--kind", help="object or texture: threshold preset 0.2 / 0.1")]
+KindOpt = Annotated[Optional[str], typer.Option("--kind", help=(
+    f"object or texture: threshold preset {KIND_THRESHOLDS['object']:g} / {KIND_THRESHOLDS['texture']:g} and offline feature preset"))]
 NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2), as the official filter ablation")]
 BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': fixed prompts 'defect, abnormal' only, no tagging, no LLM, no size filter")]
 ObjectTagRuleOpt = Annotated[Optional[str], typer.Option("--object-tag-rule", help="official (default: each normal image grounded with its own tags, top phrase as it comes) or match (iapas: phrase mapped back to one tag)")]
@@ -42,7 +48,9 @@ SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="seed of the norm
 BoxThrOpt = Annotated[Optional[float], typer.Option("--box-threshold", help="detector box threshold in [0, 1]")]
 TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", help="detector text threshold in [0, 1]")]
 SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", help="keep boxes with area < this x object area (0.8)")]
-RefineOpt = Annotated[Optional[str], typer.Option("--refine", help="offline/fused map refinement: segments (default; maps follow image edges) or none (~1.6x faster)")]
+RefineOpt = Annotated[Optional[str], typer.Option("--refine", help=(
+    "offline/fused map refinement: segments (maps follow image edges) or none (~1.6x faster); default: preset of --kind, "
+    + ", ".join(f"{k} {p.refine}" for k, p in KIND_PRESETS.items())))]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="threads for torch, OpenCV, BLAS and the segment pool (default: the CPUs this process may use)")]
 IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="in input folders, only files matching this glob (name or path inside the folder, e.g. '*.jpg', 'lotA/*'); repeat for several")]
@@ -50,6 +58,24 @@ ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="G
 ExportOpt = Annotated[Optional[str], typer.Option("--export", help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
 FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
+LlmTimeoutOpt = Annotated[Optional[float], typer.Option("--llm-timeout", help="seconds to wait for an LLM server's answer (default 60)")]
+LlmRetriesOpt = Annotated[Optional[int], typer.Option("--llm-retries", help="retries of a failed LLM request (default 2)")]
+LlmMaxTokensOpt = Annotated[Optional[int], typer.Option("--llm-max-new-tokens", help="length bound of the LLM answer (official 512)")]
+LlmTemperatureOpt = Annotated[Optional[float], typer.Option("--llm-temperature", help="LLM sampling temperature in (0, 2] (official 0.6)")]
+LlmTopPOpt = Annotated[Optional[float], typer.Option("--llm-top-p", help="LLM nucleus sampling top_p in (0, 1] (official 0.9)")]
+NmsIouOpt = Annotated[Optional[float], typer.Option("--nms-iou", help="IoU above which overlapping boxes are merged by NMS (paper 0.5)")]
+BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", help="offline/fused features: efficientnet-lite0 (default), -lite1 or -lite2")]
+FeatureSizeOpt = Annotated[Optional[int], typer.Option("--feature-size", help=(
+    "offline/fused: short side (px) fed to the backbone (default: preset of --kind, "
+    + ", ".join(f"{k} {p.feature_size}" for k, p in KIND_PRESETS.items()) + ")"))]
+ReferenceStagesOpt = Annotated[Optional[str], typer.Option("--reference-stages", metavar="LIST", help=(
+    "offline/fused: backbone stages of the features, comma-separated, 0-6 (default: preset of --kind, "
+    + ", ".join(f"{k} {','.join(map(str, p.stages))}" for k, p in KIND_PRESETS.items()) + ")"))]
+SegmentSizeOpt = Annotated[Optional[int], typer.Option("--segment-size", help="offline/fused: short side (px) at which images are segmented for --refine segments (default 112)")]
+MaskPercentileOpt = Annotated[Optional[float], typer.Option("--mask-percentile", help="offline/fused: percentile of the normal images' distances that sets the mask threshold (default 99.5)")]
+ZeroShotReferencesOpt = Annotated[Optional[int], typer.Option("--zero-shot-references", help="zero-shot: other images of the batch each image is scored against (default 24)")]
+ZeroShotKeepOpt = Annotated[Optional[float], typer.Option("--zero-shot-keep", help="zero-shot: share of the closest references averaged per patch (default 0.3)")]
+ZeroShotChunkOpt = Annotated[Optional[int], typer.Option("--zero-shot-chunk", help="zero-shot: images scored together, bounds memory (default 128)")]
 
 
 # Name, annotation and default of each pipeline flag, in the order `--help` shows them.
@@ -83,7 +109,24 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("device", DeviceOpt, None),
     ("dtype", DtypeOpt, None),
     ("threads", ThreadsOpt, None),
+    ("llm_timeout", LlmTimeoutOpt, None),
+    ("llm_retries", LlmRetriesOpt, None),
+    ("llm_max_new_tokens", LlmMaxTokensOpt, None),
+    ("llm_temperature", LlmTemperatureOpt, None),
+    ("llm_top_p", LlmTopPOpt, None),
+    ("nms_iou", NmsIouOpt, None),
+    ("backbone", BackboneOpt, None),
+    ("feature_size", FeatureSizeOpt, None),
+    ("reference_stages", ReferenceStagesOpt, None),
+    ("segment_size", SegmentSizeOpt, None),
+    ("mask_percentile", MaskPercentileOpt, None),
+    ("zero_shot_references", ZeroShotReferencesOpt, None),
+    ("zero_shot_keep", ZeroShotKeepOpt, None),
+    ("zero_shot_chunk", ZeroShotChunkOpt, None),
 ]
+# flag parameter -> the PipelineConfig field it sets, where the names differ (on/off switches invert or imply)
+FLAG_FIELDS: dict[str, str] = {"no_filter": "use_filter"}
+CLI_ONLY_FLAGS = ("config_file",)  # flags that are not config fields
 
 
 def with_pipeline_flags(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -117,7 +160,20 @@ def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig
     fields["baseline"] = True if flags.get("baseline") else None
     fields["drop_object_boxes"] = True if flags.get("drop_object_boxes") else None
     fields["llm_allow_insecure_http"] = True if flags.get("llm_allow_insecure_http") else None
+    fields["reference_stages"] = parse_int_list(flags.get("reference_stages"), "--reference-stages")
     return build_config(flags.get("config_file"), **fields, **extra)
+
+
+def parse_int_list(value: str | None, flag: str) -> list[int] | None:
+    """'2,3' -> [2, 3] (None when not given); a clear error for anything else."""
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        from iapas.errors import SettingsError
+
+        raise SettingsError(f"{flag} takes comma-separated integers, e.g. 2,3 (got {value!r})") from None
 
 
 def hide_flag_types() -> None:

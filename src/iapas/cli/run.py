@@ -12,7 +12,7 @@ import typer
 from iapas.cli import options as o
 from iapas.cli.engine_options import EngineOpt, RayActorsOpt, RayAddressOpt, engine_choice
 from iapas.cli.common import EXIT_STATUS_HELP, check_output_file, err_console, progress_bar, user_errors
-from iapas.config import RUNTIME_FIELDS, PipelineConfig, settings_digest
+from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.cli.console import printable, safe
 from iapas.cli.inputs import list_checked, warn_few_normals
@@ -31,7 +31,8 @@ from iapas.outputs.writer import (
     output_names,
     remove_stale_temp_files,
 )
-from iapas.pipeline import Pipeline
+from iapas.io.resume import Stamp
+from iapas.pipeline import Pipeline, reuse_or_make
 from iapas.verdict import decision_threshold
 
 RUN_EXAMPLES = f"""
@@ -116,46 +117,29 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
         raise SettingsError(f"--out {out} exists and is not a folder") from None
 
 
-def same_settings(a: PipelineConfig, b: PipelineConfig) -> bool:
-    """Equal in everything that changes a result (thread and batch counts only change speed)."""
-    drop = set(RUNTIME_FIELDS)
-    return a.model_dump(mode="json", exclude=drop) == b.model_dump(mode="json", exclude=drop)
-
-
 def fit_or_reuse(pipeline: Pipeline, normal: Path | list[Path], out: Path) -> Context:
     """Stage 1, reusing OUT/context.json when it was made from the same settings and the same normal
     images, by content (files overwritten under the same names redo Stage 1)."""
-    ctx_path = out / "context.json"
     sampled = pipeline.select_normal(normal)
-    chosen, fingerprint = [str(p) for p in sampled], files_fingerprint(sampled)
-    if ctx_path.is_file():
-        try:
-            old = Context.load(ctx_path)
-            if same_settings(old.config, pipeline.config) and old.normal_images == chosen \
-                    and old.profile == pipeline.profile and old.normal_fingerprint == fingerprint:
-                err_console.print(f"reusing Stage 1 context {safe(ctx_path)}")
-                return old
-        except SettingsError:
-            pass
-    context = pipeline.fit(sampled)  # the r images chosen above: no second listing of the folder
-    context.normal_fingerprint = fingerprint
-    context.save(ctx_path)
+    fingerprint = files_fingerprint(sampled)  # paths, sizes and bytes of the r images
+    stamp = Stamp(settings_digest(pipeline.config, pipeline.profile, purpose="stage1"), fingerprint)
+
+    def make() -> Context:
+        context = pipeline.fit(sampled)  # the r images chosen above: no second listing of the folder
+        context.normal_fingerprint = fingerprint
+        return context
+
+    context, reused = reuse_or_make(out / "context.json", stamp, make)
+    if reused:
+        err_console.print(f"reusing Stage 1 context {safe(out / 'context.json')}")
     return context
 
 
 def zero_shot_or_reuse(pipeline: Pipeline, paths: list[Path], out: Path) -> Context:
     """The zero-shot context of this batch (OUT/context.json is reused when it was made for the same batch)."""
-    ctx_path = out / "context.json"
-    context = pipeline.fit_zero_shot(paths)
-    if ctx_path.is_file():
-        try:
-            old = Context.load(ctx_path)
-            if same_settings(old.config, pipeline.config) and old.reference == context.reference:
-                return old
-        except SettingsError:
-            pass
-    context.save(ctx_path)
-    return context
+    batch = [str(Path(p).expanduser().resolve()) for p in paths]
+    stamp = Stamp(settings_digest(pipeline.config, pipeline.profile, purpose="zero-shot", batch=batch))
+    return reuse_or_make(out / "context.json", stamp, lambda: pipeline.fit_zero_shot(paths))[0]
 
 
 def show_warnings(context: Context) -> None:
@@ -178,7 +162,7 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
     names = output_names(paths, roots)
     summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file),
-                         threshold=decision_threshold(context), mode=context.reference.get("mode"))
+                         threshold=decision_threshold(context), mode=context.reference.mode)
     for path in paths:
         summary.record(path, names[path], "pending")
     summary.save()
@@ -232,7 +216,7 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
         f"{n_ok} processed{reused}, {n_failed} failed; {verdicts['defect']} defect, {verdicts['ok']} ok at image-score "
         f"threshold {summary.threshold:.3f}; results in {safe(out)} (report.html, results.csv, summary.json"
         f"{extra}), profile: {context.profile}"
-        + (f", mode: {context.reference['mode']}" if context.reference.get("mode") else ""),
+        + (f", mode: {context.reference.mode}" if context.reference.mode else ""),
         soft_wrap=True,
     )
     return exit_code(summary, fail_on_defect)

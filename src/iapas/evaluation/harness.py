@@ -33,7 +33,8 @@ from iapas.evaluation.tables import write_csv, write_markdown
 from iapas.io.atomic import atomic_write_json
 from iapas.io.fingerprint import files_fingerprint
 from iapas.io.images import load_image
-from iapas.pipeline import Pipeline
+from iapas.io.resume import Stamp
+from iapas.pipeline import Pipeline, reuse_or_make
 from iapas.stages.presets import category_kind
 
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
@@ -109,19 +110,14 @@ def fit_or_load(pipeline: Pipeline, sampled: list[Path], ctx_file: Path, digest:
                 fingerprint: str | None = None) -> Context:
     """Stage 1 for one category and seed, reusing the saved context made with the same settings and the
     same normal images (by content: `fingerprint` is `files_fingerprint(sampled)`, part of `digest`)."""
-    stamp = {"settings_digest": digest, "sampled": [str(p) for p in sampled]}
-    if ctx_file.is_file():
-        try:
-            old = Context.load(ctx_file)
-            if getattr(old, "evaluation", None) == stamp:
-                return old
-        except SettingsError:
-            pass
-    ctx = pipeline.fit(sampled)  # already the seed's r images: fit keeps them as they are
-    ctx.evaluation = stamp  # extra field: ties the context to these settings for resume
-    ctx.normal_fingerprint = fingerprint
-    ctx.save(ctx_file)
-    return ctx
+    fingerprint = fingerprint if fingerprint is not None else files_fingerprint(sampled)
+
+    def make() -> Context:
+        ctx = pipeline.fit(sampled)  # already the seed's r images: fit keeps them as they are
+        ctx.normal_fingerprint = fingerprint
+        return ctx
+
+    return reuse_or_make(ctx_file, Stamp(digest, fingerprint), make)[0]
 
 
 def evaluate_one(
@@ -249,7 +245,8 @@ def run_evaluation(
     plan = plan_evaluation(dataset, root, out, categories, protocol, seeds, limit, eval_size, zero_shot)
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
-    pipeline = Pipeline(config)
+    profile = Pipeline(config).profile  # resolved once ("auto" probes for hub weights)
+    pipelines: dict[str, Pipeline] = {}  # one per distinct config: a runner never outlives its settings
     failures: list[dict[str, Any]] = []
     per_seed: dict[int, dict[str, dict[str, Any]]] = {s: {} for s in seeds}
     kinds: dict[str, str] = {}
@@ -259,20 +256,23 @@ def run_evaluation(
     jobs = []
     for cat, split in plan.splits.items():
         for seed in seeds:
-            kind = split.kind if pipeline.profile == "offline" else category_kind(dataset, split.kind, config.texture_preset)
+            kind = split.kind if profile == "offline" else category_kind(dataset, split.kind, config.texture_preset)
             cfg = config.model_copy(update={"seed": seed, **({"kind": kind} if auto_kind else {})})
             kinds[cat] = cfg.kind
-            pipeline.config = cfg
+            key = cfg.model_dump_json()
+            if key not in pipelines:  # models stay loaded across pipelines through the model caches
+                pipelines[key] = Pipeline(cfg)
+            pipeline = pipelines[key]
             sampled = pipeline.select_normal(list(split.normal_pool)) if split.normal_pool else []
             test = limit_samples(split.test_for(sampled, protocol), limit)
             fp = files_fingerprint(sampled)
             digest = eval_digest(cfg, pipeline.profile, eval_size, resample, normals=fp) + ("-zero-shot" if zero_shot else "")
             dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
-            jobs.append((cat, seed, cfg, split, sampled, test, fp, dests))
+            jobs.append((cat, seed, pipeline, split, sampled, test, fp, dests))
     total_todo = sum(sum(not d.is_file() for d in j[7]) for j in jobs)
     with EvalProgress(total_todo, enabled=progress) as bar:
-        for cat, seed, cfg, split, sampled, test, fp, dests in jobs:
-            pipeline.config = cfg
+        for cat, seed, pipeline, split, sampled, test, fp, dests in jobs:
+            cfg = pipeline.config
             todo = [(s, d) for s, d in zip(test, dests) if not d.is_file()]
             n_cached += len(test) - len(todo)
             if todo:
@@ -302,7 +302,7 @@ def run_evaluation(
     cats, mean, std_cat, std_mean = combine_seeds(per_seed)
     metrics: dict[str, Any] = {
         "dataset": dataset,
-        "profile": pipeline.profile,
+        "profile": profile,
         "protocol": protocol,
         "protocol_note": PROTOCOL_NOTES[protocol],
         "seeds": seeds,
@@ -330,7 +330,7 @@ def run_evaluation(
         "notes": plan.notes,
     }
     if config.profile is None:
-        metrics["profile_note"] = f"--profile not given: chose {pipeline.profile} (paper needs hub weights)"
+        metrics["profile_note"] = f"--profile not given: chose {profile} (paper needs hub weights)"
     if len(seeds) > 1:
         metrics["std"] = {"categories": std_cat, "mean": std_mean}
         metrics["per_seed"] = {str(s): per_seed[s] for s in seeds}

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from iapas.io.atomic import atomic_write_image, atomic_write_json, atomic_write_npy
+from iapas.io.resume import Stamp, matches
 from iapas.types import Prediction
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
@@ -109,12 +110,12 @@ def is_done(out_dir: Path, name: str, digest: str, source: Path | None = None) -
         data = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    if not isinstance(data, dict) or data.get("settings_digest") != digest:
+    files = (data.get("files") if isinstance(data, dict) else None) or {"score_map": f"{name}.npy"}
+    now = source_fingerprint(source) if source is not None else None
+    if source is not None and now is None:  # the input is gone or unreadable: nothing to compare with
         return False
-    if source is not None and data.get("source") != source_fingerprint(source):
-        return False
-    files = data.get("files") or {"score_map": f"{name}.npy"}
-    return all((out_dir / str(f)).is_file() for f in files.values())
+    stamp = Stamp(digest, now)
+    return matches(data, stamp, [out_dir / str(f) for f in files.values()])
 
 
 def write_prediction(

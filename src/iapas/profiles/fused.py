@@ -21,15 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from iapas.config import PipelineConfig
 from iapas.context import Context
+from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
-from iapas.profiles.offline import OfflineProfile
+from iapas.profiles.offline import OfflineProfile, calibration_of
 from iapas.profiles.paper import PaperProfile
+from iapas.settings import Settings
 from iapas.stages.scoring import detections_map
 from iapas.types import Detections, Prediction
 
 PROFILE = "fused"
+FUSION = ("score_i * clip((mean distance in region - normal_pixel_mean) / (mask_threshold - normal_pixel_mean), 0, 1)")
 
 
 def box_mask(xyxy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -79,18 +81,18 @@ class FusedProfile:
 
     name = PROFILE
 
-    def __init__(self, config: PipelineConfig, detector: Any | None = None, segmenter: Any | None = None) -> None:
-        self.config = config
-        self.paper = PaperProfile(config, detector=detector, segmenter=segmenter)
-        self.offline = OfflineProfile(config)
+    def __init__(self, settings: Settings, detector: Any | None = None, segmenter: Any | None = None) -> None:
+        self.settings = settings
+        self.paper = PaperProfile(settings, detector=detector, segmenter=segmenter)
+        self.offline = OfflineProfile(settings)
 
-    def fit(self, normal: list[LoadedImage], config: PipelineConfig) -> Context:
+    def fit(self, normal: list[LoadedImage]) -> Context:
         """Paper Stage 1, plus the reference bank and its calibration on the same normal images."""
-        ctx = self.paper.fit(normal, config)
-        bank, reference, warnings = self.offline.build_reference(normal, config)
+        ctx = self.paper.fit(normal)
+        bank, reference, warnings = self.offline.build_reference(normal)
         ctx.warnings.extend(warnings)
         ctx.profile = PROFILE
-        ctx.reference = {**ctx.reference, **reference, "fusion": "score_i * clip((mean distance in region - normal_pixel_mean) / (mask_threshold - normal_pixel_mean), 0, 1)"}
+        ctx.reference = reference.model_copy(update={"fusion": FUSION})
         ctx.models["backbone"] = {"id": bank.settings.backbone, "revision": "pypi"}
         ctx.set_arrays(bank_features=bank.features, bank_source=bank.source)
         return ctx
@@ -98,8 +100,11 @@ class FusedProfile:
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
         pred = self.paper.predict(image, context)
         raw = self.offline.reference_map(image, context)
-        threshold = float(context.reference["mask_threshold"])
-        boxes, smap, factors = rescore(pred, raw, threshold, float(context.reference["normal_pixel_mean"]))
+        threshold = float(calibration_of(context).threshold)  # type: ignore[arg-type]
+        normal_mean = context.reference.get("normal_pixel_mean")
+        if normal_mean is None:
+            raise SettingsError("the fused context holds no reference.normal_pixel_mean; rerun `iapas prompts --profile fused`")
+        boxes, smap, factors = rescore(pred, raw, threshold, float(normal_mean))
         notes = list(pred.notes)
         if len(boxes):
             notes.append("visual factors (0 = looks like the normal images, 1 = at or beyond the mask threshold): "

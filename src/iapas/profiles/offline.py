@@ -15,8 +15,9 @@ components become boxes with the phrase "anomaly" (visual regions carry no defec
 Zero-shot mode (no normal images, `fit_zero_shot`): each image is scored against the other images of
 its batch by mutual scoring (stages.mutual), and f and t come from the batch itself.
 
-Which features: a preset per kind (KIND_PRESETS), chosen on the development suite (bench/suite.py,
-docs/offline-tuning.md); any config field that is set wins over the preset.
+Which features: a preset per kind (iapas.settings.KIND_PRESETS), chosen on the development suite
+(bench/suite.py, docs/offline-tuning.md); any config field that is set wins over the preset
+(iapas.settings.resolve, the one place a config becomes settings).
 """
 from __future__ import annotations
 
@@ -25,45 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from iapas.config import PipelineConfig
-from iapas.context import Context
+from iapas.context import Context, Reference
 from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
 from iapas.models.device import resolve_device
+from iapas.settings import FLOOR_PERCENTILE, KIND_PRESETS, Calibration, Settings, floor_percentile_for  # noqa: F401 - presets re-exported
 from iapas.stages.calibration import calibrate, calibrated, normal_set_warnings
-from iapas.stages.reference import AUTO_AUGMENT, MemoryBank, ReferenceSettings, build_bank, raw_map
+from iapas.stages.reference import AUTO_AUGMENT, MemoryBank, build_bank, raw_map
 from iapas.stages.regions import mask_regions
-from iapas.stages.segment_pooling import DEFAULT_LEVELS
 from iapas.types import Prediction
 
 MIN_REGION_FRACTION = 2e-4  # components smaller than this fraction of the image are noise
 MIN_REGION_PIXELS = 4
-FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which a pixel scores exactly 0
-
-# Features per kind, chosen on the suite mean (docs/offline-tuning.md); config fields that are set win.
-KIND_PRESETS: dict[str, dict[str, object]] = {
-    "object": {"stages": (2, 3), "feature_size": 320, "refine": "none", "normalize": "l2", "sigma": 4.0},
-    "texture": {"stages": (5, 6), "feature_size": 320, "refine": "segments", "normalize": "none", "sigma": 4.0},
-}
-
-
-def settings_from_config(config: PipelineConfig) -> ReferenceSettings:
-    """ReferenceSettings of a config: its kind's preset, overridden by every field the config sets."""
-    preset = KIND_PRESETS[config.kind]
-    stages_given = config.reference_stages
-    stages = tuple(sorted(set(stages_given))) if stages_given is not None else tuple(preset["stages"])  # type: ignore[arg-type]
-    if not stages or min(stages) < 0 or max(stages) > 6:
-        raise SettingsError(f"reference_stages must be backbone stages 0..6, got {config.reference_stages}")
-    refine = config.refine if config.refine is not None else preset["refine"]
-    levels = DEFAULT_LEVELS if refine == "segments" else ()
-    size = config.feature_size if config.feature_size is not None else preset["feature_size"]
-    # the per-stage normalisation was measured with the preset's stages only (it hurts stages 2-4 on thin lines)
-    normalize = str(preset["normalize"]) if stages_given is None else "none"
-    return ReferenceSettings(
-        backbone=config.backbone, feature_size=int(size), stages=stages,  # type: ignore[arg-type]
-        segment_levels=levels, segment_size=config.segment_size, normalize=normalize,
-        sigma=float(preset["sigma"]),  # type: ignore[arg-type]
-    )
+FEW_SHOT_MAPPING = ("score = e / (e + mask_threshold - score_floor), e = max(d - score_floor, 0), "
+                    "d = nearest-neighbour distance to the bank")
 
 
 class OfflineProfile:
@@ -71,24 +47,24 @@ class OfflineProfile:
 
     name = "offline"
 
-    def __init__(self, config: PipelineConfig) -> None:
-        self.config = config
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self._bank_cache: tuple[int, object] | None = None
         self._batch: object | None = None  # profiles.zero_shot.ZeroShotBatch of the current zero-shot context
 
     def backbone(self, name: str):  # noqa: ANN201 - LiteFeatures, imported lazily
         from iapas.models.backbone import load_backbone
 
-        return load_backbone(name, resolve_device(self.config.device))
+        return load_backbone(name, resolve_device(self.settings.device))
 
-    def build_reference(self, normal: list[LoadedImage], config: PipelineConfig) -> tuple[MemoryBank, dict, list[str]]:
-        """Memory bank, calibration numbers and warnings, from the normal images only.
+    def build_reference(self, normal: list[LoadedImage]) -> tuple[MemoryBank, Reference, list[str]]:
+        """Memory bank, typed reference (features and calibration) and warnings, from the normal images only.
 
         With several images each is scored leave-one-out; with one, its flipped and rotated views form
         the bank and the image is scored against those views only (an in-sample score would be ~0 and
         flag every pixel of every test image).
         """
-        settings = settings_from_config(config)
+        settings = self.settings.reference
         bb = self.backbone(settings.backbone)
         rgbs = [im.rgb for im in normal]
         single = len(rgbs) == 1
@@ -100,37 +76,35 @@ class OfflineProfile:
         else:
             bank = build_bank(bb, rgbs, settings)
             maps = [raw_map(bb, rgb, bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
-        cal = calibrate(maps, config.mask_percentile, min(FLOOR_PERCENTILE, config.mask_percentile - 1e-3))
+        percentile = self.settings.mask_percentile
+        cal = calibrate(maps, percentile, floor_percentile_for(percentile))
         allv = np.concatenate([m.ravel() for m in maps])
-        reference = {
-            "mode": "few-shot",
-            "settings": settings.to_json(),
-            **cal.to_json(),
-            "mask_percentile": config.mask_percentile,
-            "floor_percentile": FLOOR_PERCENTILE,
-            "normal_pixel_mean": float(allv.mean()),
-            "normal_pixel_std": float(allv.std()),
-            "normal_image_max": [float(m.max()) for m in maps],
-            "calibration": ("in-sample against its own flipped and rotated views (only one normal image)" if single
-                            else "leave-one-out on the normal images; median of per-image percentiles"),
-            "score_mapping": "score = e / (e + mask_threshold - score_floor), e = max(d - score_floor, 0), "
-                             "d = nearest-neighbour distance to the bank",
-        }
+        calibration = Calibration(
+            threshold=cal.threshold, floor=cal.floor, image_thresholds=tuple(round(v, 6) for v in cal.image_thresholds),
+            percentile=percentile, floor_percentile=FLOOR_PERCENTILE,
+            method=("in-sample against its own flipped and rotated views (only one normal image)" if single
+                    else "leave-one-out on the normal images; median of per-image percentiles"),
+        )
+        reference = Reference(
+            mode="few-shot", settings=settings, calibration=calibration,
+            normal_pixel_mean=float(allv.mean()), normal_pixel_std=float(allv.std()),
+            normal_image_max=[float(m.max()) for m in maps], score_mapping=FEW_SHOT_MAPPING,
+        )
         warnings = normal_set_warnings([im.path for im in normal], rgbs, cal.image_thresholds)
         if single:
             warnings.append("only one normal image: the mask threshold is calibrated on its own flipped views and "
                             "is approximate; give 5-10 normal images")
         return bank, reference, warnings
 
-    def fit(self, normal: list[LoadedImage], config: PipelineConfig) -> Context:
+    def fit(self, normal: list[LoadedImage]) -> Context:
         if not normal:
             raise SettingsError("the offline profile needs at least one normal image (or no --normal: zero-shot mode)")
-        bank, reference, warnings = self.build_reference(normal, config)
+        bank, reference, warnings = self.build_reference(normal)
         ctx = Context(
             profile=self.name,
-            config=config,
+            config=self.settings.config,
             normal_images=[im.path for im in normal],
-            seed=config.seed,
+            seed=self.settings.seed,
             reference=reference,
             models={"backbone": {"id": bank.settings.backbone, "revision": "pypi"}},
         )
@@ -138,18 +112,17 @@ class OfflineProfile:
         ctx.set_arrays(bank_features=bank.features, bank_source=bank.source)
         return ctx
 
-    def fit_zero_shot(self, batch: list[Path], config: PipelineConfig) -> Context:
+    def fit_zero_shot(self, batch: list[Path]) -> Context:
         """A context for zero-shot mode: no normal image, the batch's images score each other."""
         from iapas.profiles.zero_shot import zero_shot_context
 
-        return zero_shot_context(self.name, batch, settings_from_config(config), config)
+        return zero_shot_context(self.name, batch, self.settings)
 
     def bank_of(self, context: Context) -> MemoryBank:
         arrays = context.arrays
-        if "bank_features" not in arrays:
+        if "bank_features" not in arrays or context.reference.settings is None:
             raise SettingsError("the context holds no reference bank (its .bank.npz sidecar is missing); rerun `iapas prompts`")
-        settings = ReferenceSettings.from_json(context.reference.get("settings", {}))
-        return MemoryBank(features=arrays["bank_features"], source=arrays["bank_source"], settings=settings)
+        return MemoryBank(features=arrays["bank_features"], source=arrays["bank_source"], settings=context.reference.settings)
 
     def reference_map(self, image: LoadedImage, context: Context) -> np.ndarray:
         """Raw (uncalibrated) distance map of `image`, cached bank tensor per context."""
@@ -161,17 +134,25 @@ class OfflineProfile:
         return raw_map(self.backbone(bank.settings.backbone), image.rgb, bank, bank_tensor=bank_t)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        if context.reference.get("mode") == "zero-shot":
+        if context.reference.mode == "zero-shot":
             from iapas.profiles.zero_shot import ZeroShotBatch
 
             if not isinstance(self._batch, ZeroShotBatch) or not self._batch.serves(context):
                 self._batch = ZeroShotBatch(context, self.backbone)
             return self._batch.predict(image)
-        ref = context.reference
-        score = calibrated(self.reference_map(image, context), float(ref["mask_threshold"]), float(ref.get("score_floor", 0.0)))
+        cal = calibration_of(context)
+        score = calibrated(self.reference_map(image, context), cal.threshold, cal.floor)  # type: ignore[arg-type]
         return prediction_from_map(image.path, score, self.name,
                                    ["regions found visually (nearest-neighbour distance to normal images); "
                                     "phrase 'anomaly' has no defect word"])
+
+
+def calibration_of(context: Context) -> Calibration:
+    """The context's calibration, which Stage 2 of a few-shot context cannot do without."""
+    cal = context.reference.calibration
+    if cal is None or cal.threshold is None:
+        raise SettingsError("the context holds no calibrated mask threshold (reference.mask_threshold); rerun `iapas prompts`")
+    return cal
 
 
 def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[str]) -> Prediction:

@@ -9,16 +9,17 @@ predict, per image (Stage 2, as in the official code; docs/fidelity.md has every
   4. SAM on the kept boxes (Step 2-3); score map = sum s_i m_i, NOT clipped (Step 2-4): `NAME.npy`
      holds the raw sum, displays clip it; the image score is the map's maximum.
 Models load lazily, once per process (iapas.models.loading caches them across profiles too).
-Thresholds come from the context (reviewable, editable), falling back to the config's values.
+Thresholds come from the context only (reviewable, editable; Stage 1 stores them, resolved once from
+the config by iapas.settings). Models and switches come from the runner's Settings.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
+from iapas.settings import Settings, Thresholds
 from iapas.stages.nms import nms
 from iapas.stages.scoring import binary_mask, detections_map, image_score
 from iapas.stages.segmentation import segment_detections
@@ -41,8 +42,8 @@ class PaperProfile:
 
     name = PROFILE
 
-    def __init__(self, config: PipelineConfig, detector: Any | None = None, segmenter: Any | None = None) -> None:
-        self.config = config
+    def __init__(self, settings: Settings, detector: Any | None = None, segmenter: Any | None = None) -> None:
+        self.settings = settings
         self._detector = detector
         self._segmenter = segmenter
 
@@ -51,7 +52,8 @@ class PaperProfile:
         if self._detector is None:
             from iapas.stages.detection import load_detector
 
-            self._detector = load_detector(self.config.detector, self.config.device, self.config.dtype)
+            d = self.settings.detector
+            self._detector = load_detector(d.model, d.device, d.dtype)
         return self._detector
 
     @property
@@ -59,10 +61,11 @@ class PaperProfile:
         if self._segmenter is None:
             from iapas.stages.segmentation import load_segmenter
 
-            self._segmenter = load_segmenter(self.config.segmenter, self.config.device, self.config.dtype)
+            m = self.settings.segmenter
+            self._segmenter = load_segmenter(m.model, m.device, m.dtype)
         return self._segmenter
 
-    def fit(self, normal: list[LoadedImage], config: PipelineConfig) -> Context:
+    def fit(self, normal: list[LoadedImage]) -> Context:
         """Stage 1; records the detector and segmenter ids and revisions in context.models.
 
         The detector is loaded only when Stage 1 grounds tags with it; SAM is never loaded here (its
@@ -70,6 +73,7 @@ class PaperProfile:
         """
         from iapas.stages.stage1 import build_context
 
+        config = self.settings.config
         grounding = not config.baseline and not config.tagger_ref.is_none and not config.object_name
         context = build_context(normal, config, self.detector if grounding else None, PROFILE)
         context.models["detector"] = self._model_record(self._detector, config.detector)
@@ -86,23 +90,21 @@ class PaperProfile:
         info = describe_model(ref)
         return {"id": ref, "revision": info["revision"]}
 
-    def thresholds(self, context: Context) -> dict[str, float]:
-        """box / text threshold, NMS IoU and size threshold: the context's, else the config's."""
-        cfg = self.config
-        defaults = {
-            "box_threshold": cfg.effective_box_threshold,
-            "text_threshold": cfg.effective_text_threshold,
-            "nms_iou": cfg.nms_iou,
-            "size_threshold": cfg.size_threshold,
-        }
-        return {k: float(context.thresholds.get(k, v)) for k, v in defaults.items()}
+    @staticmethod
+    def thresholds(context: Context) -> Thresholds:
+        """box / text threshold, NMS IoU and size threshold, as Stage 1 stored them in the context."""
+        th = context.thresholds
+        if th is None or None in (th.box_threshold, th.text_threshold, th.nms_iou, th.size_threshold):
+            raise SettingsError("the context holds no Stage 2 thresholds (thresholds.box_threshold, ...); "
+                                "build it with `iapas prompts --profile paper` or add them to the context file")
+        return th
 
-    def object_box(self, rgb: Any, object_tag: str | None, th: dict[str, float]) -> Box | None:
+    def object_box(self, rgb: Any, object_tag: str | None, th: Thresholds) -> Box | None:
         """Highest-scoring box of a detector pass on the object tag alone (after NMS); None if none."""
         if not object_tag:
             return None
-        found = self.detector.detect(rgb, [object_tag], th["box_threshold"], th["text_threshold"])
-        return find_object_box(nms(found, th["nms_iou"]), object_tag)
+        found = self.detector.detect(rgb, [object_tag], th.box_threshold, th.text_threshold)
+        return find_object_box(nms(found, th.nms_iou), object_tag)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
         """Stage 2 on one image; returns the score map, mask, kept boxes (with their SAM masks), the boxes
@@ -121,18 +123,19 @@ class PaperProfile:
         if built_with and built_with != self.detector.model_id:
             notes.append(f"context was built with detector '{built_with}'; Stage 2 used '{self.detector.model_id}'")
         notes.extend(fidelity_notes(context))
-        baseline = self.config.baseline or context.config.baseline
+        switches = self.settings.switches
+        baseline = switches.baseline or context.config.baseline
         obj = None if baseline else self.object_box(rgb, context.object_tag, th)
-        found = self.detector.detect(rgb, phrases, th["box_threshold"], th["text_threshold"])
-        anomalies = nms(found, th["nms_iou"])
-        if self.config.drop_object_boxes:
+        found = self.detector.detect(rgb, phrases, th.box_threshold, th.text_threshold)
+        anomalies = nms(found, th.nms_iou)
+        if switches.drop_object_boxes:
             anomalies = drop_object_boxes(anomalies, context.object_tag)
         removed = Detections.empty()
-        if self.config.use_filter and not baseline:  # the official "base" runs no size filter
+        if switches.use_filter and not baseline:  # the official "base" runs no size filter
             area = object_area_fraction(obj, width, height)
             if obj is None:
                 notes.append("no object box found: size filter used the whole image as the object")
-            anomalies, removed = size_filter(anomalies, area, width, height, th["size_threshold"])
+            anomalies, removed = size_filter(anomalies, area, width, height, th.size_threshold)
         anomalies = segment_detections(self.segmenter, rgb, anomalies)
         smap = detections_map(anomalies, (height, width), clip=False)
         return Prediction(

@@ -16,18 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from iapas.config import PipelineConfig
-from iapas.context import Context
+from iapas.context import Context, Reference
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
 from iapas.stages.calibration import calibrate, calibrated
+from iapas.settings import FLOOR_PERCENTILE, Calibration, Settings, floor_percentile_for
 from iapas.stages.mutual import MutualSettings, chunks, reference_pool, score_image
-from iapas.stages.reference import ReferenceSettings, embed, finish_map, prepare
+from iapas.stages.reference import embed, finish_map, prepare
 from iapas.types import Prediction
 
 MODE = "zero-shot"
 ZERO_SHOT_NOTE = "zero-shot: scored against the other images of its batch (mutual scoring), no normal images"
-FLOOR_PERCENTILE = 90.0  # per-image percentile of the batch's distances below which a pixel scores 0
 MIN_BATCH = 2
 
 
@@ -35,32 +34,26 @@ def image_key(path: str | Path) -> str:
     return str(Path(path).expanduser().resolve())
 
 
-def mutual_settings(config: PipelineConfig) -> MutualSettings:
-    return MutualSettings(references=config.zero_shot_references, keep_fraction=config.zero_shot_keep,
-                          chunk=config.zero_shot_chunk, seed=config.seed)
-
-
-def zero_shot_context(profile: str, batch: list[Path], settings: ReferenceSettings, config: PipelineConfig) -> Context:
+def zero_shot_context(profile: str, batch: list[Path], settings: Settings) -> Context:
     """The context of a zero-shot run over `batch` (no bank; the batch is the reference)."""
     if len(batch) < MIN_BATCH:
         raise SettingsError(f"zero-shot mode scores images against each other: give at least {MIN_BATCH} images "
                             "(10 or more work best), or normal images with --normal")
-    mutual = mutual_settings(config)
+    mutual = settings.mutual
     ctx = Context(
-        profile=profile, config=config, normal_images=[], seed=config.seed,
-        reference={
-            "mode": MODE,
-            "settings": settings.to_json(),
-            "mutual": {"references": mutual.references, "keep_fraction": mutual.keep_fraction, "chunk": mutual.chunk},
-            "batch": [image_key(p) for p in batch],
-            "mask_percentile": config.mask_percentile,
-            "floor_percentile": FLOOR_PERCENTILE,
-            "calibration": "per chunk of the batch: median over its images of per-image percentiles",
-            "score_mapping": "score = e / (e + t - f), e = max(d - f, 0), d = mean of the closest "
-                             f"{mutual.keep_fraction:g} of nearest-patch distances to up to {mutual.references} "
-                             "other images of the batch",
-        },
-        models={"backbone": {"id": settings.backbone, "revision": "pypi"}},
+        profile=profile, config=settings.config, normal_images=[], seed=settings.seed,
+        reference=Reference(
+            mode=MODE,
+            settings=settings.reference,
+            mutual=mutual,
+            batch=[image_key(p) for p in batch],
+            calibration=Calibration(percentile=settings.mask_percentile, floor_percentile=FLOOR_PERCENTILE,
+                                    method="per chunk of the batch: median over its images of per-image percentiles"),
+            score_mapping="score = e / (e + t - f), e = max(d - f, 0), d = mean of the closest "
+                          f"{mutual.keep_fraction:g} of nearest-patch distances to up to {mutual.references} "
+                          "other images of the batch",
+        ),
+        models={"backbone": {"id": settings.reference.backbone, "revision": "pypi"}},
     )
     if len(batch) < 10:
         ctx.warnings.append(f"zero-shot mode with only {len(batch)} images: mutual scoring needs a batch in which "
@@ -73,16 +66,18 @@ class ZeroShotBatch:
 
     def __init__(self, context: Context, backbone: Callable[[str], Any]) -> None:
         ref = context.reference
+        if ref.settings is None or ref.mutual is None or ref.calibration is None:
+            raise SettingsError("the zero-shot context lacks reference.settings, .mutual or .mask_percentile; "
+                                "rerun without --normal to rebuild it")
         self.context = context
-        self.settings = ReferenceSettings.from_json(ref.get("settings", {}))
-        m = ref.get("mutual", {})
-        self.mutual = MutualSettings(references=int(m.get("references", 24)), keep_fraction=float(m.get("keep_fraction", 0.3)),
-                                     chunk=int(m.get("chunk", 128)), seed=context.seed)
-        self.batch: list[str] = list(ref.get("batch", []))
+        self.settings = ref.settings
+        self.mutual = MutualSettings(references=ref.mutual.references, keep_fraction=ref.mutual.keep_fraction,
+                                     chunk=ref.mutual.chunk, seed=context.seed)
+        self.batch: list[str] = [str(p) for p in ref.get("batch", [])]
         self.index = {p: i for i, p in enumerate(self.batch)}
         self.parts = chunks(len(self.batch), self.mutual.chunk)
-        self.percentile = float(ref.get("mask_percentile", context.config.mask_percentile))
-        self.floor_percentile = float(ref.get("floor_percentile", FLOOR_PERCENTILE))
+        self.percentile = ref.calibration.percentile
+        self.floor_percentile = ref.calibration.floor_percentile
         self.backbone = backbone(self.settings.backbone)
         self._done: dict[int, Prediction | InputError] = {}
         self._part: int | None = None
@@ -125,7 +120,7 @@ class ZeroShotBatch:
         refs = {j: f[0] for j, f in self._pool.items()}
         maps = [finish_map(score_image(j, self._pool[j], refs, self.mutual), im.rgb, self.settings)
                 for j, im in images.items()]
-        self._calibration = calibrate(maps, self.percentile, min(self.floor_percentile, self.percentile - 1e-3))
+        self._calibration = calibrate(maps, self.percentile, floor_percentile_for(self.percentile, self.floor_percentile))
 
     def _run_part(self, part: int, given: dict[int, LoadedImage]) -> None:
         """Score one chunk of consecutive images against the pool; unreadable images become errors."""

@@ -20,7 +20,7 @@ def category_kind(dataset: str, reader_kind: str, preset: str = "paper") -> str:
         reader_kind: the reader's own kind for the category (DatasetSplit.kind).
         preset: "paper" (Table 1, dataset level) or "per-category" (the reader's kind as is).
     Returns:
-        The kind whose thresholds (config.KIND_THRESHOLDS) the category is detected with.
+        The kind whose thresholds (iapas.settings.KIND_THRESHOLDS) the category is detected with.
     """
     if preset == "paper" and dataset.lower() in PAPER_OBJECT_DATASETS:
         return "object"

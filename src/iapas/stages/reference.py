@@ -1,8 +1,8 @@
 """Few-normal-shot visual reference scoring: a patch memory bank of normal images and kNN distance.
 
-Why this design (measured on MTD, see bench/bench_mtd.py): ImageNet features of the deepest stages
-(5-6, stride 32) at a 384 px short side separated MTD defects from normal surface best (paper-protocol
-AP 30.6 vs 19.3 for stages 2-4, 21.8 for 4-5, 25.2 for 5-6 at 256 px, on 80 defect images); averaging each feature over its 3x3
+Why this design (first measured on MTD, see bench/bench_mtd.py; the sizes and stages in use are the
+presets per kind, `iapas.settings.KIND_PRESETS`, chosen in docs/offline-tuning.md): deep ImageNet
+features (stages 5-6, stride 32) separated MTD defects from normal surface better than stages 2-4; averaging each feature over its 3x3
 neighbourhood (as PatchCore does) makes patches robust to small shifts; the bank of r normal images is
 small, so exact nearest-neighbour search is affordable and no coreset is needed; flips/rotations of
 the normal images make the bank cover orientations of textures. Images keep their aspect ratio
@@ -10,14 +10,15 @@ the normal images make the bank cover orientations of textures. Images keep thei
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from iapas.stages.segment_pooling import DEFAULT_COMBINE, DEFAULT_SMOOTH, DEFAULT_WORKING_SIZE, refine_map
+from iapas.settings import ReferenceSettings  # noqa: F401 - defined with every setting; re-exported for stages
+from iapas.stages.segment_pooling import refine_map
 
 if TYPE_CHECKING:
     import torch
@@ -26,46 +27,6 @@ if TYPE_CHECKING:
 
 AUGMENTATIONS = ("none", "hflip", "vflip", "rot180", "rot90", "rot270")
 AUTO_AUGMENT = ("none", "hflip", "vflip", "rot180")
-
-
-@dataclass(frozen=True)
-class ReferenceSettings:
-    """How features are extracted and scored; stored in the context so `segment` reproduces them."""
-
-    backbone: str = "efficientnet-lite0"
-    feature_size: int = 256  # short side fed to the backbone (long side follows the aspect)
-    max_long_side: int = 1536  # bound on the long side; beyond it the whole image shrinks (aspect kept)
-    stages: tuple[int, ...] = (5, 6)  # stride 32; (2, 3, 4) = stride 8/16 for finer defects
-    pool: int = 3  # local neighbourhood aggregation (odd, 1 = off)
-    normalize: str = "none"  # "l2": each stage's feature vector scaled to unit length before concatenation
-    augment: tuple[str, ...] = ("auto",)  # "auto": flips/rot180 while the bank stays under max_bank
-    k: int = 1
-    sigma: float = 4.0  # gaussian smoothing of the map, in pixels of the original image
-    max_bank: int = 16384  # patches kept in the bank (greedy coreset above that), bounds kNN cost
-    # edge-aware refinement (stages.segment_pooling): (scale, sigma, min_size) levels; () = off
-    segment_levels: tuple[tuple[float, float, int], ...] = ()
-    segment_size: int = DEFAULT_WORKING_SIZE  # short side at which the image is segmented
-    segment_combine: str = DEFAULT_COMBINE  # how the levels are merged: "geometric" or "mean"
-    segment_smooth: float = DEFAULT_SMOOTH  # gaussian after pooling, in working pixels
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stages"] = list(self.stages)
-        d["augment"] = list(self.augment)
-        d["segment_levels"] = [list(level) for level in self.segment_levels]
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "ReferenceSettings":
-        d = dict(d)
-        d["stages"] = tuple(d.get("stages", cls.stages))
-        d["augment"] = tuple(d.get("augment", cls.augment))
-        # contexts written before the refinement existed have no key: they were made without it
-        d["segment_levels"] = tuple((float(a), float(b), int(c)) for a, b, c in d.get("segment_levels", ()))
-        if "segment_combine" not in d:
-            # contexts of the first refinement merged the levels by their plain mean, unsmoothed
-            d["segment_combine"], d["segment_smooth"] = "mean", 0.0
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def network_size(width: int, height: int, settings: ReferenceSettings) -> tuple[int, int]:

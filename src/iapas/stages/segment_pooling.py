@@ -24,14 +24,9 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from iapas.config import DEFAULT_WORKING_SIZE
+from iapas.settings import DEFAULT_COMBINE, DEFAULT_LEVELS, DEFAULT_SMOOTH  # noqa: F401 - re-exported
 
-# (scale, sigma, min_size) of each Felzenszwalb level; fine to coarse
-DEFAULT_LEVELS: tuple[tuple[float, float, int], ...] = (
-    (30.0, 0.8, 20), (60.0, 0.8, 20), (100.0, 0.8, 20), (175.0, 0.8, 20), (250.0, 0.8, 20), (500.0, 3.0, 100),
-)
 COMBINES = ("geometric", "mean")  # how the levels' pooled maps are merged ("mean": contexts of the first refinement)
-DEFAULT_COMBINE = "geometric"
-DEFAULT_SMOOTH = 0.5  # gaussian sigma after pooling, in working pixels
 
 _executor: ThreadPoolExecutor | None = None
 _workers: int | None = None  # None: one per CPU this process may use (iapas.threads sets it from --threads)

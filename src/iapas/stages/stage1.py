@@ -17,6 +17,7 @@ from typing import Any
 from iapas.config import FIXED_PROMPTS, PipelineConfig
 from iapas.context import Context
 from iapas.io.images import LoadedImage
+from iapas.settings import thresholds as stage2_thresholds
 from iapas.stages.llm import load_llm, sampling_from_config
 from iapas.stages.llm_answer import MAX_PHRASES, dedupe_phrases, parse_defect_words, parse_official
 from iapas.stages.object_tag import choose_object_tag, choose_object_tag_official
@@ -32,12 +33,7 @@ def _new_context(normal: list[LoadedImage], config: PipelineConfig, detector: De
         config=config,
         normal_images=[im.path for im in normal],
         seed=config.seed,
-        thresholds={
-            "box_threshold": config.effective_box_threshold,
-            "text_threshold": config.effective_text_threshold,
-            "nms_iou": config.nms_iou,
-            "size_threshold": config.size_threshold,
-        },
+        thresholds=stage2_thresholds(config),
     )
     if detector is not None:
         ctx.models["detector"] = {"id": detector.model_id, "revision": getattr(detector, "revision", None) or "local"}
@@ -88,7 +84,8 @@ def _tags_and_object(ctx: Context, normal: list[LoadedImage], config: PipelineCo
         ctx.warnings.append(f"object tag given by the user: '{ctx.object_tag}' (grounding skipped)")
         return
     images = [im.rgb for im in normal]
-    bt, tt = config.effective_box_threshold, config.effective_text_threshold
+    th = stage2_thresholds(config)
+    bt, tt = th.box_threshold, th.text_threshold
     if config.object_tag_rule == "official":
         choice = choose_object_tag_official(_per_image_tags(result), images, detector, bt, tt, fallback=ctx.tags)
     else:

@@ -1,0 +1,213 @@
+"""Every component's settings, resolved from a `PipelineConfig` once, here (issue 13).
+
+Why: settings used to travel in several forms (config -> dataclass -> JSON -> dataclass, thresholds read
+from the context "else the config", a runner holding one config and receiving another in `fit`). Now a
+config is resolved into frozen objects by `resolve(config)` and nothing downstream reads the config again:
+stages take their own settings object, runners take a `Settings` in their constructor, and the context
+stores the typed results (`Thresholds`, `ReferenceSettings`, `Calibration`).
+
+The presets per kind (`KIND_PRESETS`, `KIND_THRESHOLDS`) are the single source of every default that
+depends on `--kind`: the config's `None` means "the preset", and `resolve` is where it is filled in.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from iapas.config import DEFAULT_WORKING_SIZE, PipelineConfig
+from iapas.errors import SettingsError
+
+# (scale, sigma, min_size) of each Felzenszwalb level of the segment refinement; fine to coarse
+DEFAULT_LEVELS: tuple[tuple[float, float, int], ...] = (
+    (30.0, 0.8, 20), (60.0, 0.8, 20), (100.0, 0.8, 20), (175.0, 0.8, 20), (250.0, 0.8, 20), (500.0, 3.0, 100),
+)
+DEFAULT_COMBINE = "geometric"
+DEFAULT_SMOOTH = 0.5  # gaussian sigma after pooling, in working pixels
+FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which a pixel scores exactly 0
+
+
+@dataclass(frozen=True)
+class FeaturePreset:
+    """The offline features of one kind, chosen on the development suite (docs/offline-tuning.md)."""
+
+    stages: tuple[int, ...]
+    feature_size: int
+    refine: str
+    normalize: str
+    sigma: float
+
+
+KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}  # the paper's box / text thresholds per kind
+
+# Features per kind, chosen on the suite mean (docs/offline-tuning.md); config fields that are set win.
+# THE source of the feature_size default: the config, the CLI help, ReferenceSettings and the docs refer here.
+KIND_PRESETS: dict[str, FeaturePreset] = {
+    "object": FeaturePreset(stages=(2, 3), feature_size=320, refine="none", normalize="l2", sigma=4.0),
+    "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0),
+}
+DEFAULT_FEATURE_SIZE = KIND_PRESETS["texture"].feature_size  # for ReferenceSettings built by hand (tests, tools)
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """How offline features are extracted and scored; stored in the context so `segment` reproduces them."""
+
+    backbone: str = "efficientnet-lite0"
+    feature_size: int = DEFAULT_FEATURE_SIZE  # short side fed to the backbone (long side follows the aspect)
+    max_long_side: int = 1536  # bound on the long side; beyond it the whole image shrinks (aspect kept)
+    stages: tuple[int, ...] = KIND_PRESETS["texture"].stages  # (2, 3) = stride 8/16 for finer defects
+    pool: int = 3  # local neighbourhood aggregation (odd, 1 = off)
+    normalize: str = "none"  # "l2": each stage's feature vector scaled to unit length before concatenation
+    augment: tuple[str, ...] = ("auto",)  # "auto": flips/rot180 while the bank stays under max_bank
+    k: int = 1
+    sigma: float = 4.0  # gaussian smoothing of the map, in pixels of the original image
+    max_bank: int = 16384  # patches kept in the bank (greedy coreset above that), bounds kNN cost
+    # edge-aware refinement (stages.segment_pooling): (scale, sigma, min_size) levels; () = off
+    segment_levels: tuple[tuple[float, float, int], ...] = ()
+    segment_size: int = DEFAULT_WORKING_SIZE  # short side at which the image is segmented
+    segment_combine: str = DEFAULT_COMBINE  # how the levels are merged: "geometric" or "mean"
+    segment_smooth: float = DEFAULT_SMOOTH  # gaussian after pooling, in working pixels
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stages"] = list(self.stages)
+        d["augment"] = list(self.augment)
+        d["segment_levels"] = [list(level) for level in self.segment_levels]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ReferenceSettings":
+        d = dict(d)
+        d["stages"] = tuple(d.get("stages", cls.stages))
+        d["augment"] = tuple(d.get("augment", cls.augment))
+        # contexts written before the refinement existed have no key: they were made without it
+        d["segment_levels"] = tuple((float(a), float(b), int(c)) for a, b, c in d.get("segment_levels", ()))
+        if "segment_combine" not in d:
+            # contexts of the first refinement merged the levels by their plain mean, unsmoothed
+            d["segment_combine"], d["segment_smooth"] = "mean", 0.0
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+class Thresholds(BaseModel):
+    """Stage 2 thresholds of the paper / fused profiles: stored in the context, read only from there
+    (a context of another runner may hold only `verdict`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    box_threshold: float | None = None
+    text_threshold: float | None = None
+    nms_iou: float | None = None
+    size_threshold: float | None = None
+    verdict: float | None = Field(None, description="image-score threshold of defect/ok, when calibrated")
+
+
+class Calibration(BaseModel):
+    """How raw distances become scores (offline / fused): the mask threshold t (score 0.5), the floor f
+    (score 0), the percentiles they came from and how they were made. `threshold`/`floor` are None in
+    zero-shot contexts, which calibrate on the batch itself when it is scored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    threshold: float | None = Field(None, gt=0.0)
+    floor: float = Field(0.0, ge=0.0, description="0 in contexts made before the floor existed")
+    image_thresholds: tuple[float, ...] = ()
+    percentile: float
+    floor_percentile: float = FLOOR_PERCENTILE
+    method: str = ""
+
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """One model to load: reference (hub id, local dir, file) and where it runs."""
+
+    model: str
+    device: str
+    dtype: str = "auto"
+
+
+@dataclass(frozen=True)
+class Stage2Switches:
+    """Which optional steps of Stage 2 run (the paper's ablations)."""
+
+    use_filter: bool
+    baseline: bool
+    drop_object_boxes: bool
+
+
+@dataclass(frozen=True)
+class MutualConfig:
+    """Zero-shot mutual scoring (stages.mutual.MutualSettings is built from it with the run's seed)."""
+
+    references: int
+    keep_fraction: float
+    chunk: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a profile runner needs, resolved once from a config (`resolve`)."""
+
+    config: PipelineConfig  # kept for the context record and Stage 1 (its own per-field choices)
+    detector: ModelSettings
+    segmenter: ModelSettings
+    thresholds: Thresholds
+    switches: Stage2Switches
+    reference: ReferenceSettings
+    mask_percentile: float
+    mutual: MutualConfig
+    device: str
+    seed: int
+
+
+def floor_percentile_for(mask_percentile: float, floor_percentile: float = FLOOR_PERCENTILE) -> float:
+    """The floor's percentile, kept just below the mask percentile when that one is set low."""
+    return min(floor_percentile, mask_percentile - 1e-3)
+
+
+def reference_settings(config: PipelineConfig) -> ReferenceSettings:
+    """ReferenceSettings of a config: its kind's preset, overridden by every field the config sets."""
+    preset = KIND_PRESETS[config.kind]
+    stages_given = config.reference_stages
+    stages = tuple(sorted(set(stages_given))) if stages_given is not None else preset.stages
+    if not stages or min(stages) < 0 or max(stages) > 6:
+        raise SettingsError(f"reference_stages must be backbone stages 0..6, got {config.reference_stages}")
+    refine = config.refine if config.refine is not None else preset.refine
+    size = config.feature_size if config.feature_size is not None else preset.feature_size
+    # the per-stage normalisation was measured with the preset's stages only (it hurts stages 2-4 on thin lines)
+    normalize = preset.normalize if stages_given is None else "none"
+    return ReferenceSettings(
+        backbone=config.backbone, feature_size=int(size), stages=stages,
+        segment_levels=DEFAULT_LEVELS if refine == "segments" else (), segment_size=config.segment_size,
+        normalize=normalize, sigma=float(preset.sigma),
+    )
+
+
+def thresholds(config: PipelineConfig) -> Thresholds:
+    """Stage 2 thresholds: the config's, else the preset of its kind (paper: 0.2 objects, 0.1 textures)."""
+    preset = KIND_THRESHOLDS[config.kind]
+    return Thresholds(
+        box_threshold=config.box_threshold if config.box_threshold is not None else preset,
+        text_threshold=config.text_threshold if config.text_threshold is not None else preset,
+        nms_iou=config.nms_iou,
+        size_threshold=config.size_threshold,
+    )
+
+
+def resolve(config: PipelineConfig) -> Settings:
+    """The one place a config becomes component settings."""
+    return Settings(
+        config=config,
+        detector=ModelSettings(config.detector, config.device, config.dtype),
+        segmenter=ModelSettings(config.segmenter, config.device, config.dtype),
+        thresholds=thresholds(config),
+        switches=Stage2Switches(use_filter=config.use_filter, baseline=config.baseline,
+                                drop_object_boxes=config.drop_object_boxes),
+        reference=reference_settings(config),
+        mask_percentile=config.mask_percentile,
+        mutual=MutualConfig(config.zero_shot_references, config.zero_shot_keep, config.zero_shot_chunk),
+        device=config.device,
+        seed=config.seed,
+    )
