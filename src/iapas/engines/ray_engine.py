@@ -100,7 +100,7 @@ class StageTwoWorker:
         self.pipeline = Pipeline(config)
         self.load_error: IapasError | None = None
         try:
-            _ = self.pipeline.runner  # load the models now, once per actor
+            _ = self.pipeline.runner  # build the runner once per actor (models load lazily on its first image)
         except IapasError as exc:
             self.load_error = exc
 

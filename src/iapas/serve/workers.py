@@ -57,7 +57,7 @@ def _pipelines_for(lines: dict[str, Line], device: str | None) -> dict[str, Any]
         key = config.model_dump_json()
         if key not in by_settings:
             pipeline = Pipeline(config)
-            _ = pipeline.runner  # load now, not on the first request
+            _ = pipeline.runner  # build the runner now (a settings error fails at start); warm_up loads the models
             by_settings[key] = pipeline
         out[name] = by_settings[key]
         warm_up(out[name], line)
