@@ -30,12 +30,13 @@ def mask_regions(
         return boxes, kept
     slices = ndimage.find_objects(labels)
     areas = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, n + 1))
-    peaks = ndimage.maximum(score_map, labels, index=np.arange(1, n + 1))
     for i, sl in enumerate(slices):
         if sl is None or areas[i] < min_area:
             continue
         ys, xs = sl
-        boxes.append(Box(xyxy=(float(xs.start), float(ys.start), float(xs.stop), float(ys.stop)), phrase=phrase, score=float(peaks[i])))
-        kept[sl] |= labels[sl] == i + 1
+        inside = labels[sl] == i + 1  # per-component peak on its slice (ndimage.maximum sorts the whole map)
+        peak = float(score_map[sl][inside].max())
+        boxes.append(Box(xyxy=(float(xs.start), float(ys.start), float(xs.stop), float(ys.stop)), phrase=phrase, score=peak))
+        kept[sl] |= inside
     boxes.sort(key=lambda b: -b.score)
     return boxes, kept
