@@ -42,9 +42,10 @@ FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which 
 
 # Features per kind, chosen on the suite mean (docs/offline-tuning.md); config fields that are set win.
 KIND_PRESETS: dict[str, dict[str, object]] = {
-    "object": {"stages": (2, 3), "feature_size": 320, "refine": "none", "normalize": "l2", "sigma": 4.0, "coreset": 0.1},
+    "object": {"stages": (2, 3), "feature_size": 320, "refine": "none", "normalize": "l2", "sigma": 4.0,
+               "augment": ("auto",), "coreset": 0.1},
     "texture": {"stages": (5, 6), "feature_size": 320, "refine": "segments", "normalize": "none", "sigma": 4.0,
-                "coreset": 1.0},
+                "augment": AUTO_AUGMENT, "coreset": 0.1},
 }
 
 
@@ -64,6 +65,7 @@ def settings_from_config(config: PipelineConfig) -> ReferenceSettings:
         backbone=config.backbone, feature_size=int(size), stages=stages,  # type: ignore[arg-type]
         segment_levels=levels, segment_size=config.segment_size, normalize=normalize,
         sigma=float(preset["sigma"]), coreset=float(preset["coreset"]),  # type: ignore[arg-type]
+        augment=tuple(preset["augment"]),  # type: ignore[arg-type]
     )
 
 
