@@ -73,7 +73,8 @@ def test_old_context_loads_typed_and_saves_in_the_same_layout(tmp_path: Path) ->
     assert "batch_size" not in ctx.config.model_dump()  # the removed field of an older context is dropped
     (tmp_path / "b").mkdir()
     saved = json.loads(ctx.save(tmp_path / "b" / "ctx.json").read_text())
-    assert saved["reference"] == OLD_OFFLINE["reference"]  # the version-1 layout is kept on disk
+    old_ref = OLD_OFFLINE["reference"]  # the version-1 layout is kept on disk; settings gain later fields' defaults
+    assert saved["reference"] == {**old_ref, "settings": {**old_ref["settings"], "coreset": 1.0}}
     assert saved["thresholds"] == OLD_PAPER_THRESHOLDS and saved["version"] == 1
 
 

@@ -28,6 +28,7 @@ SETTINGS_RANGES: dict[str, tuple[type, float, float]] = {
     "k": (int, 1, 64),
     "sigma": (float, 0.0, 64.0),
     "max_bank": (int, 1, 65536),
+    "coreset": (float, 0.001, 1.0),
     "segment_smooth": (float, 0.0, 64.0),
 }
 MAX_SEGMENT_LEVELS = 8

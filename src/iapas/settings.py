@@ -37,6 +37,8 @@ class FeaturePreset:
     refine: str
     normalize: str
     sigma: float
+    augment: tuple[str, ...] = ("auto",)  # views of the normal images in the bank ("auto": while it stays small)
+    coreset: float = 1.0  # share of the bank kept by the greedy coreset (at least MIN_CORESET_ROWS)
 
 
 KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}  # the paper's box / text thresholds per kind
@@ -44,8 +46,9 @@ KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}  # the paper's box / text thre
 # Features per kind, chosen on the suite mean (docs/offline-tuning.md); config fields that are set win.
 # THE source of the feature_size default: the config, the CLI help, ReferenceSettings and the docs refer here.
 KIND_PRESETS: dict[str, FeaturePreset] = {
-    "object": FeaturePreset(stages=(2, 3), feature_size=320, refine="none", normalize="l2", sigma=4.0),
-    "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0),
+    "object": FeaturePreset(stages=(2, 3), feature_size=320, refine="none", normalize="l2", sigma=4.0, coreset=0.1),
+    "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0,
+                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1),
 }
 DEFAULT_FEATURE_SIZE = KIND_PRESETS["texture"].feature_size  # for ReferenceSettings built by hand (tests, tools)
 
@@ -64,6 +67,7 @@ class ReferenceSettings:
     k: int = 1
     sigma: float = 4.0  # gaussian smoothing of the map, in pixels of the original image
     max_bank: int = 16384  # patches kept in the bank (greedy coreset above that), bounds kNN cost
+    coreset: float = 1.0  # fraction of the bank's patches kept by a greedy coreset (1.0 = all; PatchCore: 0.01-0.1)
     # edge-aware refinement (stages.segment_pooling): (scale, sigma, min_size) levels; () = off
     segment_levels: tuple[tuple[float, float, int], ...] = ()
     segment_size: int = DEFAULT_WORKING_SIZE  # short side at which the image is segmented
@@ -181,7 +185,7 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
     return ReferenceSettings(
         backbone=config.backbone, feature_size=int(size), stages=stages,
         segment_levels=DEFAULT_LEVELS if refine == "segments" else (), segment_size=config.segment_size,
-        normalize=normalize, sigma=float(preset.sigma),
+        normalize=normalize, sigma=float(preset.sigma), augment=preset.augment, coreset=preset.coreset,
     )
 
 

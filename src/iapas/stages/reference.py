@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 AUGMENTATIONS = ("none", "hflip", "vflip", "rot180", "rot90", "rot270")
 AUTO_AUGMENT = ("none", "hflip", "vflip", "rot180")
+MIN_CORESET_ROWS = 2048  # a coreset never shrinks a bank below this many patches (small images, one normal image)
 
 
 def network_size(width: int, height: int, settings: ReferenceSettings) -> tuple[int, int]:
@@ -165,10 +166,22 @@ def build_bank(
             srcs.append(np.full(e.shape[0], v if source_by_view else i, dtype=np.int32))
     features = np.concatenate(feats).astype(np.float32)
     source = np.concatenate(srcs)
-    if features.shape[0] > settings.max_bank:
-        keep = coreset(features, settings.max_bank)
+    n = bank_rows(features.shape[0], settings)
+    if n < features.shape[0]:
+        keep = coreset(features, n)
         features, source = features[keep], source[keep]
     return MemoryBank(features=features, source=source, settings=settings)
+
+
+def bank_rows(n: int, settings: ReferenceSettings) -> int:
+    """Rows kept of a bank of n patches: the coreset fraction (never below MIN_CORESET_ROWS), at most max_bank.
+
+    Measured on MVTec-AD bottle (docs/offline-tuning.md): a 10% coreset of the 16,000 patches of ten
+    320 px images gives the same AP/F1-max as the whole bank (90.02/82.45 vs 89.96/82.41) for a tenth
+    of the kNN work, which was two thirds of the per-image time.
+    """
+    keep = n if settings.coreset >= 1.0 else max(min(n, MIN_CORESET_ROWS), int(np.ceil(settings.coreset * n)))
+    return min(keep, settings.max_bank)
 
 
 def raw_map(

@@ -38,13 +38,13 @@ def mask_regions(
         return Detections.empty(), kept
     slices = ndimage.find_objects(labels)
     areas = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, n + 1))
-    peaks = ndimage.maximum(score_map, labels, index=np.arange(1, n + 1))
     for i, sl in enumerate(slices):
         if sl is None or areas[i] < min_area:
             continue
         ys, xs = sl
         xyxy.append((float(xs.start), float(ys.start), float(xs.stop), float(ys.stop)))
-        scores.append(float(peaks[i]))
-        kept[sl] |= labels[sl] == i + 1
+        inside = labels[sl] == i + 1  # per-component peak on its slice (ndimage.maximum sorts the whole map)
+        scores.append(float(score_map[sl][inside].max()))
+        kept[sl] |= inside
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")  # float64, as the map's peaks
     return Detections(xyxy, scores, [phrase] * len(scores))[order], kept
