@@ -130,7 +130,7 @@ def test_a_killed_worker_is_retried_without_lost_or_duplicated_results(ray_sessi
         while time.monotonic() < end:
             done = len(list(out.glob("part_*.json"))) if out.is_dir() else 0
             pids = _worker_pids()
-            if done >= 3 and pids and "pid" not in killed:
+            if done >= 1 and pids and "pid" not in killed:  # as early as possible: a loaded CI box may finish fast
                 os.kill(pids[0], signal.SIGKILL)
                 killed.update(pid=pids[0], done=done, before=set(pids))
             elif "pid" in killed and set(pids) - killed["before"]:
