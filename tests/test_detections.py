@@ -16,6 +16,7 @@ from iapas.profiles.paper import PaperProfile
 from iapas.settings import resolve, thresholds
 from iapas.stages.scoring import detections_map
 from iapas.types import Box, Detections, Prediction
+from fake_segmenter import RectSegmenter
 
 
 def _three(masks: bool = True) -> Detections:
@@ -135,17 +136,6 @@ class _Detector:
         return Detections.from_boxes([b for b in pool if b.score > box_threshold])
 
 
-class _RectSegmenter:
-    model_id = "rect"
-
-    def segment(self, rgb, boxes):
-        out = np.zeros((len(boxes), *rgb.shape[:2]), dtype=bool)
-        for i, b in enumerate(boxes):
-            x0, y0, x1, y1 = (int(v) for v in b.xyxy)
-            out[i, y0:y1, x0:x1] = True
-        return out
-
-
 # Written by iapas before issue 13 (list[Box] carrier, commit b5624ae) for exactly this scenario.
 BEFORE = {
     "path": "x.png", "profile": "paper", "image_score": 1.34358, "size": [100, 50],
@@ -170,7 +160,7 @@ def test_per_image_json_is_the_same_as_before_detections(tmp_path: Path) -> None
     ctx = Context(profile="paper", config=cfg, object_tag=TAG, final_prompt=["crack", "defect", "hole", TAG],
                   thresholds=thresholds(cfg))
     img = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), dtype=np.uint8), original_size=(100, 50))
-    pred = PaperProfile(resolve(cfg), detector=_Detector(), segmenter=_RectSegmenter()).predict(img, ctx)
+    pred = PaperProfile(resolve(cfg), detector=_Detector(), segmenter=RectSegmenter()).predict(img, ctx)
     write_prediction(tmp_path, "x", img.rgb, pred, "digest")
     assert json.loads((tmp_path / "x.json").read_text()) == BEFORE
     assert pred.boxes.masks is not None and pred.boxes.masks.shape == (3, 50, 100)

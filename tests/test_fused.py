@@ -16,6 +16,7 @@ from iapas.profiles.fused import FusedProfile, box_mask
 from iapas.profiles.paper import PaperProfile
 from iapas.settings import resolve
 from iapas.types import Box, Detections
+from fake_segmenter import RectSegmenter
 
 TAG = "surface"
 S = 96
@@ -40,19 +41,6 @@ class TwoBoxDetector:
         if phrases == [TAG]:
             return Detections.empty()
         return Detections.from_boxes([Box((30, 30, 50, 50), "hole", 0.8), Box((60, 60, 80, 80), "defect", 0.8)])
-
-
-class RectSegmenter:
-    """Each mask is exactly its (integer) box."""
-
-    model_id = "rect"
-
-    def segment(self, rgb, boxes):
-        out = np.zeros((len(boxes), *rgb.shape[:2]), dtype=bool)
-        for i, b in enumerate(boxes):
-            x0, y0, x1, y1 = (int(v) for v in b.xyxy)
-            out[i, y0:y1, x0:x1] = True
-        return out
 
 
 class DiskSegmenter:

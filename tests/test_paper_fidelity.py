@@ -277,7 +277,8 @@ def test_without_ram_the_default_stays_clip(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_clip_stand_in_is_flagged_in_context_and_predictions(tiny_clip: str) -> None:
-    from test_paper_profile import RectSegmenter, ScriptedDetector
+    from fake_segmenter import RectSegmenter
+    from test_paper_profile import ScriptedDetector
 
     cfg = PipelineConfig(profile="paper", tagger=tiny_clip, llm="none", device="cpu")
     ctx = build_context(_normal(2), cfg, MergingDetector(), "paper")

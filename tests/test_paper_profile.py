@@ -17,6 +17,7 @@ from iapas.profiles.paper import PaperProfile
 from iapas.settings import resolve, thresholds
 from iapas.stages.scoring import score_map
 from iapas.types import Box, Detections
+from fake_segmenter import RectSegmenter
 
 TAG = "magnetic tile"
 
@@ -160,20 +161,6 @@ class ScriptedDetector:
         self.calls.append((list(phrases), box_threshold, text_threshold))
         pool = self.object_boxes if phrases == [TAG] else self.prompt_boxes
         return Detections.from_boxes([b for b in pool if b.score > box_threshold])
-
-
-class RectSegmenter:
-    """Segmenter double: each mask is exactly its (integer) box."""
-
-    model_id = "rect"
-
-    def segment(self, rgb, boxes):
-        h, w = rgb.shape[:2]
-        out = np.zeros((len(boxes), h, w), dtype=bool)
-        for i, b in enumerate(boxes):
-            x0, y0, x1, y1 = (int(v) for v in b.xyxy)
-            out[i, y0:y1, x0:x1] = True
-        return out
 
 
 def _context(cfg: PipelineConfig, **kw):
