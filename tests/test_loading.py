@@ -11,6 +11,7 @@ from iapas.config import DEFAULT_LLM, PipelineConfig
 from iapas.errors import ModelLoadError
 from iapas.models import hub
 from iapas.models.loading import cache_size, clear_model_cache
+from iapas.settings import llm_settings
 from iapas.stages.llm import load_llm
 from iapas.stages.tagging import load_tagger
 
@@ -42,18 +43,18 @@ def test_tagger_loads_once_and_clear_reloads(tiny_clip_dir: str, fresh_model_cac
 
 def test_llm_loads_once_and_clear_reloads(tiny_lm_dir: str, fresh_model_cache: None) -> None:
     cfg = PipelineConfig(llm=tiny_lm_dir, device="cpu")
-    first = load_llm(cfg)
-    assert first is not None and load_llm(cfg) is first and cache_size() == 1
+    first = load_llm(llm_settings(cfg))
+    assert first is not None and load_llm(llm_settings(cfg)) is first and cache_size() == 1
     clear_model_cache()
-    assert load_llm(cfg) is not first
+    assert load_llm(llm_settings(cfg)) is not first
 
 
 def test_server_llm_is_in_the_same_cache(fresh_model_cache: None) -> None:
     cfg = PipelineConfig(llm="OpenAI:m", llm_base_url="http://127.0.0.1:9/v1")  # built, never contacted
-    first = load_llm(cfg)
-    assert first is not None and first.model_id == "m" and load_llm(cfg) is first
+    first = load_llm(llm_settings(cfg))
+    assert first is not None and first.model_id == "m" and load_llm(llm_settings(cfg)) is first
     clear_model_cache()
-    assert load_llm(cfg) is not first
+    assert load_llm(llm_settings(cfg)) is not first
 
 
 def test_backbone_is_in_the_same_cache(fresh_model_cache: None) -> None:
@@ -74,7 +75,7 @@ def test_gated_default_llm_says_how_to_get_access(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", _gated)
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", _gated)
     with pytest.raises(ModelLoadError) as err:
-        load_llm(PipelineConfig(device="cpu"))  # the default: gated Llama-3
+        load_llm(llm_settings(PipelineConfig(device="cpu")))  # the default: gated Llama-3
     assert err.value.model == DEFAULT_LLM and "gated" in err.value.why and "not found" not in str(err.value)
     assert "HF_TOKEN" in err.value.todo and "hf auth login" in err.value.todo and DEFAULT_LLM in err.value.todo
     assert cache_size() == 0  # a failure is not cached: a new token works on the next call
@@ -93,7 +94,7 @@ def test_gated_tagger_gets_the_same_message(monkeypatch: pytest.MonkeyPatch, hub
 def test_uncached_llm_offline_fails_at_once_with_the_offline_message(fresh_model_cache: None) -> None:
     # HF_HUB_OFFLINE=1 (conftest): the LLM follows the loader's offline rule like the detector
     with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache") as err:
-        load_llm(PipelineConfig(llm="iapas-test-org/no-such-llm", device="cpu"))
+        load_llm(llm_settings(PipelineConfig(llm="iapas-test-org/no-such-llm", device="cpu")))
     assert "--profile offline" in str(err.value)
 
 

@@ -128,7 +128,7 @@ def test_llm_seed_and_greedy_reach_the_server() -> None:
     with FakeOpenAI("crack") as srv:
         for extra in ({"llm_seed": 7}, {"llm_decoding": "greedy"}):
             cfg = PipelineConfig(tagger="none", object_name="gear", llm="openai:m", llm_base_url=srv.url, **extra)
-            build_context(_normal(1), cfg, None, "paper")
+            build_context(_normal(1), resolve(cfg), None, "paper")
     assert srv.requests[0]["seed"] == 7 and srv.requests[0]["top_p"] == 0.9
     assert srv.requests[1]["temperature"] == 0 and "top_p" not in srv.requests[1]
     assert chat_payload("m", [], 9, Sampling(0.5, 0.8, 3)) == {
@@ -145,9 +145,9 @@ def test_seeded_sampling_gives_the_same_context_twice(tiny_lm: str, tmp_path: Pa
     torch.manual_seed(5)
     expected_next = torch.rand(3)
     torch.manual_seed(5)
-    a = build_context(_normal(1), cfg, None, "paper")
+    a = build_context(_normal(1), resolve(cfg), None, "paper")
     assert torch.equal(torch.rand(3), expected_next), "the seeded sampling leaves the global RNG alone"
-    b = build_context(_normal(1), cfg, None, "paper")
+    b = build_context(_normal(1), resolve(cfg), None, "paper")
     assert a.llm_raw_answer and a.llm_raw_answer == b.llm_raw_answer
     assert a.save(tmp_path / "a.json").read_text() == b.save(tmp_path / "b.json").read_text()
     backend = TransformersChatLLM(tiny_lm, "cpu")
@@ -259,7 +259,7 @@ def test_ram_is_preferred_when_installed(ram_package: Path) -> None:
     assert tagging.preferred_tagger("some/clip") == "some/clip"  # an explicit choice is kept
     cfg = PipelineConfig(profile="paper", llm="none", device="cpu")  # default tagger
     det = MergingDetector()
-    ctx = build_context(_normal(2), cfg, det, "paper")
+    ctx = build_context(_normal(2), resolve(cfg), det, "paper")
     import ram.models
 
     built = ram.models.BUILT[-1]
@@ -281,7 +281,7 @@ def test_clip_stand_in_is_flagged_in_context_and_predictions(tiny_clip: str) -> 
     from test_paper_profile import ScriptedDetector
 
     cfg = PipelineConfig(profile="paper", tagger=tiny_clip, llm="none", device="cpu")
-    ctx = build_context(_normal(2), cfg, MergingDetector(), "paper")
+    ctx = build_context(_normal(2), resolve(cfg), MergingDetector(), "paper")
     assert any("deviates from the paper" in w for w in ctx.warnings)
     det = ScriptedDetector([], [Box((2, 2, 8, 8), "defect", 0.5)])
     pred = PaperProfile(resolve(cfg), detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], ctx)

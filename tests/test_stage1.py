@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from iapas.config import FIXED_PROMPTS, PipelineConfig
 from iapas.context import Context
 from iapas.io.images import LoadedImage
+from iapas.settings import LlmSettings, llm_settings, resolve
+from iapas.stages.llm import Sampling, load_llm, sampling_for
 from iapas.stages.llm_answer import dedupe_phrases
 from iapas.stages.stage1 import build_context
 from iapas.types import Box, Detections
@@ -58,7 +61,7 @@ def test_full_stage1_with_tiny_models(models: dict[str, str]) -> None:
         object_tag_rule="match", llm_prompt="expert", llm_parse="iapas",
     )
     det = GroundingStub()
-    ctx = build_context(_normal(), cfg, det, "paper")
+    ctx = build_context(_normal(), resolve(cfg), det, "paper")
     assert det.calls == 3
     assert ctx.profile == "paper" and ctx.seed == 111 and ctx.normal_images == [f"/data/good/{i:03d}.png" for i in range(3)]
     assert ctx.tags and ctx.object_tag == ctx.tags[1]  # 'match' rule: highest grounding score, mapped to a tag
@@ -80,22 +83,22 @@ def test_full_stage1_with_tiny_models(models: dict[str, str]) -> None:
 
 def test_same_inputs_same_context_json(models: dict[str, str], tmp_path: Path) -> None:
     cfg = PipelineConfig(tagger=models["tagger"], llm=models["llm"], kind="texture", device="cpu", llm_max_new_tokens=16)
-    a = build_context(_normal(), cfg, GroundingStub(), "paper").save(tmp_path / "a.json")
-    b = build_context(_normal(), cfg, GroundingStub(), "paper").save(tmp_path / "b.json")
+    a = build_context(_normal(), resolve(cfg), GroundingStub(), "paper").save(tmp_path / "a.json")
+    b = build_context(_normal(), resolve(cfg), GroundingStub(), "paper").save(tmp_path / "b.json")
     assert a.read_text() == b.read_text()
     assert Context.load(a).final_prompt == json.loads(a.read_text())["final_prompt"]
 
 
 def test_baseline_is_fixed_prompts_only() -> None:
     cfg = PipelineConfig(baseline=True, tagger="does/not-exist", llm="does/not-exist")  # nothing may load
-    ctx = build_context(_normal(), cfg, None, "paper")
+    ctx = build_context(_normal(), resolve(cfg), None, "paper")
     assert ctx.final_prompt == list(FIXED_PROMPTS)
     assert ctx.tags == [] and ctx.object_tag is None and ctx.llm_request is None and ctx.models == {}
 
 
 def test_llm_none_gives_fixed_prompts_only_as_the_official_ablation(models: dict[str, str]) -> None:
     cfg = PipelineConfig(tagger=models["tagger"], llm="none", device="cpu")
-    ctx = build_context(_normal(), cfg, None, "paper")
+    ctx = build_context(_normal(), resolve(cfg), None, "paper")
     assert ctx.object_tag == ctx.tags[0]  # no detector -> top tag, with a warning; it still bounds the size filter
     assert any("no detector" in w for w in ctx.warnings)
     assert ctx.final_prompt == list(FIXED_PROMPTS)  # test_ablation.py: anomaly_tags = 'defect, abnormal'
@@ -104,7 +107,7 @@ def test_llm_none_gives_fixed_prompts_only_as_the_official_ablation(models: dict
 
 def test_tagger_none_uses_the_given_object() -> None:
     cfg = PipelineConfig(tagger="none", object_name="magnetic tile", llm="none", profile="paper")
-    ctx = build_context(_normal(), cfg, GroundingStub(), "paper")
+    ctx = build_context(_normal(), resolve(cfg), GroundingStub(), "paper")
     assert ctx.tags == ["magnetic tile"] and ctx.object_tag == "magnetic tile"
     assert ctx.final_prompt == list(FIXED_PROMPTS)
 
@@ -115,7 +118,7 @@ def test_llm_words_from_server_lead_the_prompt() -> None:
     with _Server([(200, answer, 0.0)]) as srv:
         cfg = PipelineConfig(tagger="none", object_name="magnetic tile", llm="openai:m", llm_base_url=srv.url,
                              llm_prompt="expert", llm_parse="iapas", llm_decoding="greedy")
-        ctx = build_context(_normal(), cfg, None, "paper")
+        ctx = build_context(_normal(), resolve(cfg), None, "paper")
     assert "magnetic tile" in srv.requests[0]["messages"][1]["content"]
     assert ctx.llm_raw_answer == answer and ctx.defect_words == ["crack", "blowhole", "fray", "uneven surface"]
     assert ctx.final_prompt == ["crack", "blowhole", "fray", "uneven surface", "abnormal", "defect", "magnetic tile"]
@@ -126,7 +129,7 @@ def test_llm_words_from_server_lead_the_prompt() -> None:
 def test_unusable_answer_falls_back_with_warning() -> None:
     with _Server([(200, "I am sorry, I cannot see any image here.", 0.0)]) as srv:
         cfg = PipelineConfig(tagger="none", object_name="bottle", llm="openai:m", llm_base_url=srv.url, llm_parse="iapas")
-        ctx = build_context(_normal(), cfg, None, "paper")
+        ctx = build_context(_normal(), resolve(cfg), None, "paper")
     assert ctx.defect_words == [] and ctx.final_prompt == [*FIXED_PROMPTS, "bottle"]
     assert any("no usable defect phrase" in w for w in ctx.warnings)
 
@@ -134,8 +137,34 @@ def test_unusable_answer_falls_back_with_warning() -> None:
 @pytest.mark.parametrize("none", ["NONE", "None"])
 def test_none_in_any_case_skips_tagging_and_the_llm(none: str) -> None:
     """Stage 1 treats 'NONE' exactly as 'none': no tagger or LLM is loaded, fixed prompts only."""
-    built = build_context(_normal(), PipelineConfig(tagger=none, object_name="tile", llm=none), None, "paper")
-    lower = build_context(_normal(), PipelineConfig(tagger="none", object_name="tile", llm="none"), None, "paper")
+    built = build_context(_normal(), resolve(PipelineConfig(tagger=none, object_name="tile", llm=none)), None, "paper")
+    lower = build_context(_normal(), resolve(PipelineConfig(tagger="none", object_name="tile", llm="none")), None, "paper")
     assert built.final_prompt == list(FIXED_PROMPTS) and built.object_tag == "tile"
     assert "tagger" not in built.models and "llm" not in built.models
     assert built.model_dump(mode="json") == lower.model_dump(mode="json")
+
+
+def test_stage1_reads_only_the_resolved_settings() -> None:
+    """Issue 13: Stage 1 follows `settings.tagger` / `settings.llm`; the stored config is a record only."""
+    answer = "crack, scratch"
+    with _Server([(200, answer, 0.0)]) as srv:
+        asked = PipelineConfig(tagger="none", object_name="bottle", llm="openai:m", llm_base_url=srv.url,
+                               llm_decoding="greedy", llm_max_new_tokens=20)
+        # the stored config says "no LLM, another object, sampling": none of it may be read
+        recorded = asked.model_copy(update={"llm": "none", "llm_base_url": None, "object_name": "tile",
+                                            "llm_decoding": "sample", "llm_max_new_tokens": 99})
+        settings = replace(resolve(asked), config=recorded)
+        ctx = build_context(_normal(), settings, None, "paper")
+    assert len(srv.requests) == 1 and srv.requests[0]["max_tokens"] == 20 and srv.requests[0]["temperature"] == 0
+    assert ctx.object_tag == "bottle" and ctx.llm_raw_answer == answer and ctx.models["llm"]["id"] == "m"
+    assert ctx.model_dump(mode="json")["fidelity"]["llm_decoding"] == "greedy"
+    assert ctx.config == recorded  # the context still stores the config it was given
+
+
+def test_load_llm_takes_llm_settings() -> None:
+    llm = resolve(PipelineConfig(llm="NONE")).llm
+    assert isinstance(llm, LlmSettings) and llm.ref.is_none and load_llm(llm) is None
+    sampled = llm_settings(PipelineConfig(seed=7, llm_temperature=0.5))
+    assert sampling_for(sampled) == Sampling(0.5, 0.9, 7)  # the seed resolved from --seed
+    assert sampling_for(llm_settings(PipelineConfig(seed=7, llm_seed=3))).seed == 3
+    assert sampling_for(llm_settings(PipelineConfig(llm_decoding="greedy"))) is None

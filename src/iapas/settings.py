@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from iapas.config import DEFAULT_WORKING_SIZE, PipelineConfig
 from iapas.errors import SettingsError
+from iapas.modelref import ModelRef
 
 # (scale, sigma, min_size) of each Felzenszwalb level of the segment refinement; fine to coarse
 DEFAULT_LEVELS: tuple[tuple[float, float, int], ...] = (
@@ -151,10 +152,43 @@ class MutualConfig:
 
 
 @dataclass(frozen=True)
+class TaggerSettings:
+    """Stage 1 tagging (step 1-1): the tagger reference, the user's object name and the object-tag rule."""
+
+    ref: ModelRef  # 'none': no tagging, the object tag is `object_name`
+    object_name: str | None
+    object_tag_rule: str  # "official" or "match" (stages.object_tag)
+    device: str
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    """Stage 1 LLM request (step 1-3): which model, where it runs, how it is asked, decoded and parsed."""
+
+    ref: ModelRef  # 'none': no request, the prompt is the fixed prompts only
+    server_model: str | None  # the name sent to an OpenAI-compatible server, None when the LLM runs here
+    base_url: str | None
+    allow_insecure_http: bool
+    timeout: float
+    retries: int
+    max_new_tokens: int
+    prompt: str  # "official" or "expert" (stages.prompting)
+    decoding: str  # "sample" or "greedy"
+    temperature: float
+    top_p: float
+    seed: int  # the sampling seed: llm_seed, else the run's seed
+    parse: str  # "official" or "iapas" (stages.llm_answer)
+    max_phrases: int | None
+    kind: str  # "object" or "texture" (the expert prompt names it)
+    device: str
+    dtype: str
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a profile runner needs, resolved once from a config (`resolve`)."""
 
-    config: PipelineConfig  # kept for the context record and Stage 1 (its own per-field choices)
+    config: PipelineConfig  # kept for the context record only (Stage 1 reads `tagger` / `llm`)
     detector: ModelSettings
     segmenter: ModelSettings
     thresholds: Thresholds
@@ -164,6 +198,9 @@ class Settings:
     mutual: MutualConfig
     device: str
     seed: int
+    tagger: TaggerSettings
+    llm: LlmSettings
+    texture_preset: str  # recorded in the context's fidelity
 
 
 def floor_percentile_for(mask_percentile: float, floor_percentile: float = FLOOR_PERCENTILE) -> float:
@@ -200,6 +237,25 @@ def thresholds(config: PipelineConfig) -> Thresholds:
     )
 
 
+def tagger_settings(config: PipelineConfig) -> TaggerSettings:
+    """The tagging settings of a config."""
+    return TaggerSettings(ref=config.tagger_ref, object_name=config.object_name,
+                          object_tag_rule=config.object_tag_rule, device=config.device)
+
+
+def llm_settings(config: PipelineConfig) -> LlmSettings:
+    """The LLM settings of a config (the sampling seed defaults to the run's seed)."""
+    return LlmSettings(
+        ref=config.llm_ref, server_model=config.llm_server_model, base_url=config.llm_base_url,
+        allow_insecure_http=config.llm_allow_insecure_http, timeout=config.llm_timeout, retries=config.llm_retries,
+        max_new_tokens=config.llm_max_new_tokens, prompt=config.llm_prompt, decoding=config.llm_decoding,
+        temperature=config.llm_temperature, top_p=config.llm_top_p,
+        seed=config.llm_seed if config.llm_seed is not None else config.seed,
+        parse=config.llm_parse, max_phrases=config.max_phrases, kind=config.kind,
+        device=config.device, dtype=config.dtype,
+    )
+
+
 def resolve(config: PipelineConfig) -> Settings:
     """The one place a config becomes component settings."""
     return Settings(
@@ -214,4 +270,7 @@ def resolve(config: PipelineConfig) -> Settings:
         mutual=MutualConfig(config.zero_shot_references, config.zero_shot_keep, config.zero_shot_chunk),
         device=config.device,
         seed=config.seed,
+        tagger=tagger_settings(config),
+        llm=llm_settings(config),
+        texture_preset=config.texture_preset,
     )

@@ -13,6 +13,7 @@ import pytest
 from iapas.config import build_config
 from iapas.context import Context
 from iapas.errors import ModelLoadError, SettingsError
+from iapas.settings import llm_settings
 from iapas.stages.llm import OpenAICompatLLM, load_llm
 from loopback_http import LoopbackServer, QuietHandler
 
@@ -47,7 +48,7 @@ def test_item01_redirect_not_followed(status: int, monkeypatch: pytest.MonkeyPat
         target = other.url.replace("127.0.0.1", "localhost") + "/steal"
         with Recorder(status, location=target) as first:
             cfg = build_config(llm=f"openai:m{status}", llm_base_url=first.url + "/v1", llm_retries=2)
-            backend = load_llm(cfg)
+            backend = load_llm(llm_settings(cfg))
             assert isinstance(backend, OpenAICompatLLM)
             with pytest.raises(ModelLoadError) as info:
                 backend.chat(MESSAGES, 16)

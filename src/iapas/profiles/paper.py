@@ -73,11 +73,12 @@ class PaperProfile:
         """
         from iapas.stages.stage1 import build_context
 
-        config = self.settings.config
-        grounding = not config.baseline and not config.tagger_ref.is_none and not config.object_name
-        context = build_context(normal, config, self.detector if grounding else None, PROFILE)
-        context.models["detector"] = self._model_record(self._detector, config.detector)
-        context.models["segmenter"] = self._model_record(self._segmenter, config.segmenter)
+        settings = self.settings
+        tagging = settings.tagger
+        grounding = not settings.switches.baseline and not tagging.ref.is_none and not tagging.object_name
+        context = build_context(normal, settings, self.detector if grounding else None, PROFILE)
+        context.models["detector"] = self._model_record(self._detector, settings.detector.model)
+        context.models["segmenter"] = self._model_record(self._segmenter, settings.segmenter.model)
         return context
 
     @staticmethod

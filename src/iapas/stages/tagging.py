@@ -23,6 +23,7 @@ from iapas.errors import ModelLoadError
 from iapas.modelref import ModelRef, RefKind
 from iapas.models.device import resolve_device
 from iapas.models.loading import load_cached, load_model, resolve_ref
+from iapas.settings import TaggerSettings
 from iapas.stages.vocabulary import vocabulary
 
 TOP_K = 5  # tags kept per image
@@ -247,6 +248,11 @@ def load_tagger(ref: str, device: str = "auto") -> Tagger:
         return load_cached(("tagger", parsed.text, dev), parsed.text, "tagger", lambda: RamTagger(parsed.text, dev))
     source = resolve_ref(parsed)
     return load_cached(("tagger", source, dev), parsed.text, "tagger", lambda: ClipTagger(parsed.text, dev))
+
+
+def load_preferred_tagger(tagger: TaggerSettings) -> Tagger:
+    """Stage 1's tagger: `tagger.ref` (RAM in place of the default CLIP when installed), on its device."""
+    return load_tagger(preferred_tagger(tagger.ref.text), tagger.device)
 
 
 def tag_images(tagger: Tagger, images: Sequence[np.ndarray], max_tags: int = MAX_TAGS) -> TagResult:
