@@ -23,6 +23,8 @@ from iapas.cli import run as run_cmd
 from iapas.cli.app import EPILOG
 from iapas.outputs.writer import lock_output_dir
 
+pytestmark = pytest.mark.slow  # end to end: left out of the `-m "not slow"` loop, run in CI
+
 IS_ROOT = os.geteuid() == 0
 
 
@@ -304,7 +306,6 @@ def test_evaluate_unknown_dataset_and_help(eval_app: typer.Typer, tmp_path: Path
         assert code_text in result.output, code_text
 
 
-@pytest.mark.slow
 def test_very_large_image_is_downscaled_and_says_so(app: typer.Typer, tmp_path: Path) -> None:
     write_normals(tmp_path / "normal")
     big = tmp_path / "imgs" / "scan 12000x9000.jpg"
@@ -320,7 +321,6 @@ def test_very_large_image_is_downscaled_and_says_so(app: typer.Typer, tmp_path: 
     assert any("downscaled" in n for n in item["notes"])
 
 
-@pytest.mark.slow
 def test_unreadable_file_through_cli_as_unprivileged_user(tmp_path: Path) -> None:
     """chmod 000 input: a per-file 'permission denied' while the rest is processed (as user nobody when root)."""
     import subprocess

@@ -4,9 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 
 from iapas.data.folder import Folder
 from iapas.demo import run_demo
+
+pytestmark = pytest.mark.slow  # end to end: left out of the `-m "not slow"` loop, run in CI
 
 
 def test_demo_writes_metrics_overlays_and_summary(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ from iapas.metrics import aupro
 from iapas.types import Prediction
 from synthetic_layouts import make_mtd, make_mvtec_like
 
+pytestmark = pytest.mark.slow  # end to end: left out of the `-m "not slow"` loop, run in CI
+
 KEYS = ("pixel_ap", "pixel_f1_max", "pixel_auroc", "pixel_aupro", "image_ap", "image_auroc", "image_f1_max")
 
 

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -14,6 +15,8 @@ from PIL import Image
 
 from iapas.errors import InputError
 from iapas.io.images import MIN_SIDE, load_image
+
+pytestmark = pytest.mark.slow  # end to end: left out of the `-m "not slow"` loop, run in CI
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 sides = st.integers(min_value=MIN_SIDE, max_value=40)

@@ -16,6 +16,8 @@ from iapas.evaluation.records import EvalRecord, iter_records, load_record, save
 from iapas.outputs.panels import PanelRow, render_panel
 from iapas.outputs.report import ASSETS, choose_panel_records, protocol_view, write_evaluation_report
 
+pytestmark = pytest.mark.slow  # end to end: left out of the `-m "not slow"` loop, run in CI
+
 
 class _Page(HTMLParser):
     """Collects img sources, link targets, captions and visible text of a page."""

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: left out of the `-m "not slow"` loop, run in CI
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -17,6 +17,8 @@ from iapas.settings import llm_settings
 from iapas.stages.llm import OpenAICompatLLM, load_llm
 from loopback_http import LoopbackServer, QuietHandler
 
+pytestmark = pytest.mark.slow  # end to end: left out of the `-m "not slow"` loop, run in CI
+
 MESSAGES = [{"role": "system", "content": "list words"}, {"role": "user", "content": "defects of a tile?"}]
 KEY = "sk-secret-test-key-123"
 
