@@ -123,10 +123,10 @@ def test_standard_protocol_end_to_end(tmp_path: Path, mtd_root: Path, runner: Br
     assert json.loads((out / "metrics_standard.json").read_text()) == m
 
 
-def test_paper_protocol_reproduces_the_official_evaluation(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) -> None:
-    """MTD under --protocol paper: MT_Free kept, per-map then per-category min-max, bicubic, 100 thresholds."""
-    import cv2
-
+def test_paper_protocol_shares_stage1_and_writes_its_own_tables(tmp_path: Path, mtd_root: Path,
+                                                                runner: BrightnessRunner) -> None:
+    """MTD under --protocol paper beside the standard run (the official numbers themselves are checked against
+    an independent re-implementation in tests/test_official_evaluation.py)."""
     out = tmp_path / "eval"
     std = run_evaluation("mtd", mtd_root, out, cfg(), eval_size=32, progress=False)
     fits = runner.fits
@@ -134,28 +134,11 @@ def test_paper_protocol_reproduces_the_official_evaluation(tmp_path: Path, mtd_r
     assert runner.fits == fits  # Stage 1 is reused: it does not depend on the protocol
     row = m["categories"]["mtd"]
     assert m["protocol"] == "paper" and "official" in m["protocol_note"] and m["resample"] == "cubic"
-    assert "MT_Free included" in m["selection"]["mtd"]
-    assert (row["n_images"], row["n_anomalous"]) == (16, 6)  # 20 tiles minus the 4 Stage 1 images
-    # the official steps, recomputed here from full-resolution maps
-    ctx = json.loads((out / "contexts" / "mtd" / "seed111.json").read_text())
-    mean = ctx["reference"]["mean"]
-    scored = [p for p in sorted(mtd_root.glob("MT_*/Imgs/*.jpg")) if str(p) not in ctx["normal_images"]]
-    maps, gts = [], []
-    for img_path in scored:
-        gray = np.asarray(Image.open(img_path).convert("RGB"), dtype=np.float32).mean(axis=2) / 255.0
-        s = np.clip(ndimage.gaussian_filter(gray, 1.5) - mean, 0, 1).astype(np.float32)
-        s = (s - s.min()) / (s.max() - s.min()) if s.max() > s.min() else np.zeros_like(s)
-        maps.append(cv2.resize(s, (32, 32), interpolation=cv2.INTER_CUBIC))
-        g = (np.asarray(Image.open(img_path.with_suffix(".png")).convert("L")) >= 128).astype(np.uint8)
-        gts.append(cv2.resize(g, (32, 32), interpolation=cv2.INTER_NEAREST))
-    s = np.array(maps)
-    s = (s - s.min()) / (s.max() - s.min())
-    y = np.array(gts).ravel().astype(bool)
-    assert row["pixel_ap"] == pytest.approx(average_precision_score(y, s.ravel()), abs=1e-5)
-    grid = max(2 * np.sum((s.ravel() >= t) & y) / (np.sum(s.ravel() >= t) + y.sum()) for t in np.linspace(0, 1, 100))
-    assert row["pixel_f1_max"] == pytest.approx(grid, abs=1e-6)
-    labels = np.array([0 if p.parent.parent.name == "MT_Free" else 1 for p in scored])
-    assert row["image_auroc"] == pytest.approx(roc_auc_score(labels, s.reshape(len(s), -1).max(axis=1)), abs=1e-9)
+    assert "MT_Free included" in m["selection"]["mtd"] and "scored too" in m["selection"]["mtd"]
+    assert (row["n_images"], row["n_anomalous"]) == (20, 6)  # every tile, the 4 Stage 1 images included
+    assert std["categories"]["mtd"]["n_images"] == 16  # standard: Stage 1's images are left out
+    records = [r for r in iter_records(out, "mtd") if r.map_range is None]  # the paper records
+    assert len(records) == 20 and all(r.score_map.dtype == np.float64 for r in records)
     assert row["pixel_ap"] != std["categories"]["mtd"]["pixel_ap"]
     assert "protocol `paper`" in (out / "metrics.md").read_text()
     assert (out / "metrics_standard.md").is_file() and (out / "metrics_paper.md").is_file()
@@ -169,8 +152,8 @@ def test_paper_protocol_keeps_normal_images_on_mvtec(tmp_path: Path, runner: Bri
     assert m["categories"]["bottle"]["n_images"] == 6 and m["categories"]["carpet"]["n_images"] == 5
     assert m["kinds"] == {"bottle": "object", "carpet": "texture"}
     assert m["mean"]["n_images"] == 11 and runner.fits == 2
-    assert m["mean"]["pixel_ap"] == pytest.approx(
-        (m["categories"]["bottle"]["pixel_ap"] + m["categories"]["carpet"]["pixel_ap"]) / 2)
+    rounded = [round(100 * m["categories"][c]["pixel_ap"], 2) / 100 for c in ("bottle", "carpet")]
+    assert m["mean"]["pixel_ap"] == pytest.approx(sum(rounded) / 2, abs=1e-12)  # the official table's mean
 
 
 def test_interrupted_run_resumes_with_identical_metrics(tmp_path: Path, mtd_root: Path,

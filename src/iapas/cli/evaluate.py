@@ -123,6 +123,9 @@ def register(app: typer.Typer) -> None:
             )
         if metrics.get("profile_note"):
             err_console.print(f"note: {metrics['profile_note']}")
+        for note in metrics.get("notes", []):
+            if "(official rule)" in note:  # the paper protocol counted a category's undefined AP as 0
+                err_console.print(f"note: {safe(note)}")
         echo((out / "metrics.md").read_text(encoding="utf-8"))
         echo(f"mode: {metrics['mode_note']}")
         ips = metrics.get("images_per_second")

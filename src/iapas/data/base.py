@@ -45,6 +45,8 @@ class DatasetSplit:
     # what the official IAP-AS evaluation loop scores (`--protocol paper`); None = official_keep(test)
     paper_test: list[Sample] | None = None
     paper_rule: str = "test images with a mask file, except folders literally named `good`"
+    # the official loop also scores the normal images Stage 1 sampled (MTD: its 10 MT_Free tiles)
+    paper_keeps_sampled: bool = False
 
     def excluding(self, folder: Path) -> DatasetSplit:
         """This split without any image or mask under `folder` (the evaluation's own output folder,
@@ -69,7 +71,8 @@ class DatasetSplit:
         return replace(self, test=test, normal_pool=pool, paper_test=paper, notes=[*self.notes, note])
 
     def test_for(self, sampled_normals: list[Path], protocol: str = "standard") -> list[Sample]:
-        """Test samples of one seed under a protocol: never any image that Stage 1 sampled.
+        """Test samples of one seed under a protocol: never an image that Stage 1 sampled, except under the
+        paper protocol where the official loop scores them too (`paper_keeps_sampled`).
 
         Args:
             sampled_normals: the r normal images Stage 1 used for this seed.
@@ -78,7 +81,7 @@ class DatasetSplit:
         samples = self.test if protocol != "paper" else (
             self.paper_test if self.paper_test is not None else [s for s in self.test if official_keep(s)]
         )
-        if not self.pool_overlaps_test:
+        if not self.pool_overlaps_test or (protocol == "paper" and self.paper_keeps_sampled):
             return list(samples)
         taken = {str(Path(p)) for p in sampled_normals}
         return [s for s in samples if str(s.image_path) not in taken]
@@ -186,9 +189,10 @@ def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")
     return None
 
 
-def mask_array(path: str | Path) -> np.ndarray:
-    """A ground-truth mask as bool: `iapas.io.images.load_mask`, the one mask reader (publishers' rule)."""
-    return load_mask(path)
+def mask_array(path: str | Path, rule: str = "publisher") -> np.ndarray:
+    """A ground-truth mask as bool: `iapas.io.images.load_mask`, the one mask reader (publishers' rule, or
+    rule="official": grey > 128, the official IAP-AS evaluation's)."""
+    return load_mask(path, rule=rule)
 
 
 def mask_has_defect(path: Path | None) -> bool:

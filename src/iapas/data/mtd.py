@@ -5,7 +5,8 @@
 
 There is no training split. Rule: the normal pool is MT_Free; Stage 1 samples r of them with the
 seed and the test set is every defect image plus every MT_Free image that was not sampled
-(r = 10 -> 942 normal test images). defect_type is the MT_ folder name.
+(r = 10 -> 942 normal test images). Under `--protocol paper` the sampled tiles are scored too (952), as
+in the official evaluation. defect_type is the MT_ folder name.
 """
 from __future__ import annotations
 
@@ -51,5 +52,7 @@ class MTD(DatasetReader):
             "mtd", CATEGORY, test, pool,
             "MT_Free images; the r sampled ones are removed from the test set", pool_overlaps_test=True,
             kind="texture",
-            paper_rule="every MT_<type> image with its .png mask, MT_Free included (minus the r Stage 1 images)",
+            paper_rule=("every MT_<type> image with its .png mask, MT_Free included; the r MT_Free tiles Stage 1 "
+                        "sampled are scored too (they are also the normal images), as the official evaluation does"),
+            paper_keeps_sampled=True,
         )

@@ -14,12 +14,15 @@ from iapas.config import PipelineConfig, settings_digest
 
 
 def eval_digest(config: PipelineConfig, profile: str, eval_size: int, resample: str = "bilinear",
-                normals: str | None = None) -> str:
+                normals: str | None = None, record_rule: str | None = None) -> str:
     """Digest of everything that changes a cached record; `normals` is `files_fingerprint` of the sampled
-    Stage 1 images, so normal images overwritten under the same names recompute the records."""
+    Stage 1 images, so normal images overwritten under the same names recompute the records;
+    `record_rule` names how a protocol reads masks and stores maps (the paper protocol's official forms)."""
     extra = {"resample": resample} if resample != "bilinear" else {}
     if normals is not None:
         extra["normals"] = normals
+    if record_rule is not None:
+        extra["record_rule"] = record_rule
     return settings_digest(config, profile, eval_size=eval_size, purpose="evaluate", **extra)
 
 

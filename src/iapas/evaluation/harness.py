@@ -25,7 +25,9 @@ from iapas.data import DatasetSplit, Sample, get_reader, mask_array
 from iapas.errors import DatasetError, InputError, SettingsError
 from iapas.evaluation.cache import context_path, eval_digest, record_path
 from iapas.evaluation.progress import EvalProgress
-from iapas.evaluation.protocols import PROTOCOL_NOTES, PROTOCOLS, RESAMPLE, category_metrics, default_eval_size
+from iapas.evaluation.protocols import (
+    PROTOCOL_NOTES, PROTOCOLS, RESAMPLE, category_metrics, default_eval_size, official_map,
+)
 from iapas.evaluation.records import EvalRecord, load_record, save_record
 from iapas.evaluation.resample import resize_map, resize_mask
 from iapas.evaluation.summary import combine_seeds, json_safe
@@ -120,21 +122,31 @@ def fit_or_load(pipeline: Pipeline, sampled: list[Path], ctx_file: Path, digest:
     return reuse_or_make(ctx_file, Stamp(digest, fingerprint), make)[0]
 
 
+# what a paper-protocol record holds (part of its cache key): official masks and maps
+PAPER_RECORD_RULE = "mask grey > 128; map float64, min-max per image at full size, then cubic"
+
+
 def evaluate_one(
-    pipeline: Pipeline, ctx: Context, sample: Sample, seed: int, size: int, dest: Path, resample: str = "bilinear"
+    pipeline: Pipeline, ctx: Context, sample: Sample, seed: int, size: int, dest: Path, resample: str = "bilinear",
+    protocol: str = "standard", per_image: bool = True,
 ) -> None:
-    """Predict one test image, bring map and ground truth to size x size, save the record."""
+    """Predict one test image, bring map and ground truth to size x size, save the record.
+
+    Under the paper protocol the record holds the official forms: the mask read with the official rule
+    (grey > 128) and the map from `protocols.official_map` (float64; `per_image=False` for the "base" row).
+    """
     t0 = time.perf_counter()
     loaded = load_image(sample.image_path)
     w, h = loaded.original_size
+    paper = protocol == "paper"
     if sample.mask_path is not None:
-        gt = mask_array(sample.mask_path)
+        gt = mask_array(sample.mask_path, "official" if paper else "publisher")
         if gt.shape != (h, w):
             raise InputError(sample.mask_path, f"mask size {gt.shape[1]}x{gt.shape[0]} differs from image size {w}x{h}")
     else:
         gt = np.zeros((h, w), dtype=bool)
     pred = pipeline.predict_one(loaded, ctx)
-    score = resize_map(pred.score_map, size, resample)
+    score = official_map(pred.score_map, size, per_image) if paper else resize_map(pred.score_map, size, resample)
     if not np.isfinite(score).all():
         raise InputError(sample.image_path, "the profile returned a score map with NaN or infinite values")
     info = pred.to_json()
@@ -146,7 +158,7 @@ def evaluate_one(
             mask_path=str(sample.mask_path) if sample.mask_path else None, defect_type=sample.defect_type,
             label=int(sample.label), score_map=score, gt_mask=resize_mask(gt, size, resample),
             image_score=float(pred.image_score), prediction=info,
-            map_range=[float(pred.score_map.min()), float(pred.score_map.max())],
+            map_range=None if paper else [float(pred.score_map.min()), float(pred.score_map.max())],
         ),
     )
 
@@ -167,9 +179,12 @@ class EvalImage:
     seed: int
     size: int
     resample: str
+    protocol: str = "standard"
+    per_image: bool = True  # paper protocol: min-max each map on its own (not for the "base" row)
 
     def __call__(self, pipeline: Pipeline, ctx: Context, task: EvalTask) -> None:
-        evaluate_one(pipeline, ctx, task.sample, self.seed, self.size, task.dest, self.resample)
+        evaluate_one(pipeline, ctx, task.sample, self.seed, self.size, task.dest, self.resample, self.protocol,
+                     self.per_image)
 
 
 # map_images(pipeline, ctx, tasks, fn): run fn on every task and yield (task, None) when its record is saved
@@ -201,10 +216,11 @@ class Gathered:
     seconds: float
 
 
-def gather(paths: list[Path], size: int) -> Gathered:
-    """Stack cached records into preallocated arrays (one category at a time keeps memory bounded)."""
+def gather(paths: list[Path], size: int, dtype: type = np.float32) -> Gathered:
+    """Stack cached records into preallocated arrays (one category at a time keeps memory bounded);
+    maps in `dtype` (float64 for the paper protocol's official maps)."""
     n = len(paths)
-    g = Gathered(np.empty((n, size, size), dtype=np.float32), np.empty((n, size, size), dtype=bool),
+    g = Gathered(np.empty((n, size, size), dtype=dtype), np.empty((n, size, size), dtype=bool),
                  np.empty(n, dtype=bool), np.empty(n, dtype=np.float64), np.empty((n, 2), dtype=np.float64), 0.0)
     for i, p in enumerate(paths):
         rec = load_record(p)
@@ -266,7 +282,9 @@ def run_evaluation(
             sampled = pipeline.select_normal(list(split.normal_pool)) if split.normal_pool else []
             test = limit_samples(split.test_for(sampled, protocol), limit)
             fp = files_fingerprint(sampled)
-            digest = eval_digest(cfg, pipeline.profile, eval_size, resample, normals=fp) + ("-zero-shot" if zero_shot else "")
+            digest = eval_digest(cfg, pipeline.profile, eval_size, resample, normals=fp,
+                                 record_rule=PAPER_RECORD_RULE if protocol == "paper" else None)
+            digest += "-zero-shot" if zero_shot else ""
             dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
             jobs.append((cat, seed, pipeline, split, sampled, test, fp, dests))
     total_todo = sum(sum(not d.is_file() for d in j[7]) for j in jobs)
@@ -285,7 +303,8 @@ def run_evaluation(
                 bar.describe(f"{cat} seed {seed}")
                 tasks = [EvalTask(s, d) for s, d in todo]
                 failed: dict[Path, dict[str, Any]] = {}
-                for task, exc in map_images(pipeline, ctx, tasks, EvalImage(seed, eval_size, resample)):
+                fn = EvalImage(seed, eval_size, resample, protocol, per_image=not cfg.baseline)
+                for task, exc in map_images(pipeline, ctx, tasks, fn):
                     if exc is None:
                         n_predicted += 1
                     else:
@@ -294,12 +313,16 @@ def run_evaluation(
                     bar.advance()
                 failures += [failed[t.dest] for t in tasks if t.dest in failed]  # test order, whatever the engine's
             keep = [d for d in dests if d.is_file()]
-            g = gather(keep, eval_size)
+            g = gather(keep, eval_size, np.float64 if protocol == "paper" else np.float32)
             total_seconds += g.seconds
             total_records += len(keep)
-            per_seed[seed][cat] = category_metrics(g.maps, g.masks, g.labels, g.scores, protocol, g.ranges)
+            # paper records already hold the official per-image maps: only the category step is left
+            ranges = None if protocol == "paper" else g.ranges
+            per_seed[seed][cat] = category_metrics(g.maps, g.masks, g.labels, g.scores, protocol, ranges)
             del g
-    cats, mean, std_cat, std_mean = combine_seeds(per_seed)
+    cats, mean, std_cat, std_mean = combine_seeds(per_seed, rounded=protocol == "paper")
+    if protocol == "paper":
+        plan.notes += [f"{c}: {n}" for c, row in cats.items() for n in row.get("notes", []) if "(official rule)" in n]
     metrics: dict[str, Any] = {
         "dataset": dataset,
         "profile": profile,

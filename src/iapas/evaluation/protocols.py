@@ -5,19 +5,18 @@ standard (the field's protocol): every test image, normal ones included, raw sco
 paper (the official IAP-AS evaluation, github sybeam27/IAP-ZSAS test_zsas.py + utils/function.py):
     - selection: the reader's official rule (`DatasetSplit.paper_test` / `data.base.official_keep`):
       only test folders literally named `good` and images without a mask file are skipped, so MTD
-      keeps MT_Free, KSDD1 its defect-free parts, MVTec-AD its good images; MPDD, DTD-Synthetic and
-      BTAD lose their normal test images;
-    - every map min-max normalised on its own at full resolution right after prediction (a constant
-      map becomes all zeros);
-    - maps resized to 400 x 400 with OpenCV bicubic, masks with nearest neighbour;
+      keeps MT_Free (its Stage 1 tiles included), KSDD1 its defect-free parts, MVTec-AD its good images;
+      MPDD, DTD-Synthetic and BTAD lose their normal test images;
+    - ground truth: the mask's 8-bit grey level > 128 (`cv2.threshold(gt, 128, ...)`), masks resized
+      with nearest neighbour;
+    - every map min-max normalised on its own at full resolution in float64 right after prediction
+      (a constant map becomes all zeros; the "base" row skips this step, as the official `base` model),
+      then resized to 400 x 400 with OpenCV bicubic, still in float64 (`official_map`);
     - the category's maps min-max normalised together; image score = max of that map;
-    - AP over all pixels (scikit-learn's definition), F1-max over np.linspace(0, 1, 100) with >=;
-    - the dataset figure is the mean over categories.
+    - AP over all pixels (scikit-learn's definition), F1-max over np.linspace(0, 1, 100) with >=; a
+      category without a defect pixel scores AP 0 and F1-max 0 (scikit-learn's and the official loop's value);
+    - the dataset figure is the mean over categories of each category's value rounded to 2 decimals (in %).
     Its numbers are not comparable with standard ones; every output says which protocol made it.
-
-Exactness of the cached form: a record stores the raw map already resized (bicubic for paper) plus
-the raw map's full-resolution min and max. Bicubic resizing is linear with weights summing to one,
-so normalising the resized raw map with the full-resolution range equals resizing the normalised map.
 """
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from iapas.evaluation.resample import resize_map
 from iapas.metrics import aupro, pixel_metrics
 
 PROTOCOLS = ("standard", "paper")
@@ -83,9 +83,47 @@ def _stretch(a: np.ndarray, lo: float, hi: float) -> None:
         a[...] = 0.0
 
 
+def official_map(raw: np.ndarray, size: int, per_image: bool = True) -> np.ndarray:
+    """One prediction as the official code keeps it for evaluation: (size, size) float64.
+
+    The raw HxW map in float64, min-max normalised on its own at full resolution (`normalize(score)`;
+    skipped for the "base" row, whose official maps stay raw), then resized with OpenCV bicubic in
+    float64 (`process_specify_resolution`). Normalising before resizing, in double precision, keeps the
+    official order of tied pixels in flat regions.
+    """
+    m = np.array(raw, dtype=np.float64)
+    if per_image:
+        _stretch(m, float(m.min()), float(m.max()))
+    return resize_map(m, size, "cubic", dtype=np.float64)
+
+
 def paper_maps(maps: np.ndarray, ranges: np.ndarray | None) -> np.ndarray:
-    """The official normalisation of a category's resized maps: per map, then all together (in place)."""
-    return minmax_together(minmax_per_image(maps, ranges))
+    """The official normalisation of a category's resized maps, in place.
+
+    Args:
+        maps: (N, S, S) maps: the official per-image maps (`official_map`) when `ranges` is None, else
+            raw resized maps of records written before `official_map` existed.
+        ranges: (N, 2) full-resolution [min, max] of each raw map, or None.
+    Returns:
+        `maps`, min-max normalised over the whole category (after the per-map step for raw maps).
+    """
+    if ranges is not None:
+        minmax_per_image(maps, ranges)
+    return minmax_together(maps)
+
+
+def zero_when_undefined(out: dict[str, Any], n_defect_pixels: int, notes: list[str]) -> None:
+    """Paper protocol: AP and F1-max of a class-less category count as 0, as in the official loop.
+
+    scikit-learn's AP and the official `calculate_max_f1` both give 0 when there is no positive; the
+    official mean then averages that 0 with the other categories.
+    """
+    for level, count in (("pixel", n_defect_pixels), ("image", out["n_anomalous"])):
+        if count == 0:
+            for key in (f"{level}_ap", f"{level}_f1_max"):
+                out[key] = 0.0
+            notes.append(f"{level}: no {'defect pixel' if level == 'pixel' else 'anomalous image'}: AP and F1-max "
+                         "count as 0 in the mean (official rule)")
 
 
 def category_metrics(
@@ -99,12 +137,14 @@ def category_metrics(
     """All metrics of one category.
 
     Args:
-        maps: (N, S, S) float32 raw maps at the evaluation size; normalised in place under `paper`.
+        maps: (N, S, S) maps at the evaluation size: float32 raw maps (standard), float64 official
+            per-image maps (paper, `official_map`); normalised over the category in place under `paper`.
         masks: (N, S, S) bool ground truth.
         labels: (N,) 1 for anomalous images.
         image_scores: (N,) the profile's image scores (standard protocol).
         protocol: "standard" or "paper".
-        ranges: (N, 2) full-resolution [min, max] of each raw map (paper protocol).
+        ranges: paper protocol, raw records only: (N, 2) full-resolution [min, max] of each raw map;
+            None when `maps` are already the official per-image maps.
     Returns:
         metric name -> value (fractions), plus n_images, n_anomalous and notes.
     """
@@ -134,5 +174,7 @@ def category_metrics(
     else:
         notes += [f"image: {n}" for n in im["notes"]]
     out["image_ap"], out["image_auroc"], out["image_f1_max"] = im["ap"], im["auroc"], im["f1_max"]
+    if protocol == "paper":
+        zero_when_undefined(out, int(px["n_pos"]), notes)
     out["notes"] = notes
     return out

@@ -28,11 +28,12 @@ class EvalRecord:
     mask_path: str | None
     defect_type: str
     label: int  # 1 anomalous, 0 normal
-    score_map: np.ndarray  # eval_size-scaled float32, raw (not normalised)
+    score_map: np.ndarray  # eval_size-scaled: float32 raw (standard), float64 official per-image map (paper)
     gt_mask: np.ndarray  # same shape, bool
     image_score: float
     prediction: dict[str, Any]  # Prediction.to_json() (boxes in the loaded image's pixels)
-    map_range: list[float] | None = None  # [min, max] of the raw map at full resolution (paper protocol)
+    # [min, max] of the raw map at full resolution; None in paper records, whose map is the official one
+    map_range: list[float] | None = None
 
 
 def save_record(path: str | Path, rec: EvalRecord) -> Path:
@@ -49,7 +50,7 @@ def save_record(path: str | Path, rec: EvalRecord) -> Path:
     }
     return atomic_write_npz(
         path,
-        score_map=rec.score_map.astype(np.float32),
+        score_map=rec.score_map if rec.score_map.dtype == np.float64 else rec.score_map.astype(np.float32),
         gt_mask=rec.gt_mask.astype(bool),
         meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
     )

@@ -12,15 +12,21 @@ from PIL import Image
 RESAMPLERS = ("bilinear", "cubic")
 
 
-def resize_map(score_map: np.ndarray, size: int, method: str = "bilinear") -> np.ndarray:
-    """HxW float map -> size x size float32 (method: bilinear, or cubic as the official code)."""
-    m = np.asarray(score_map, dtype=np.float32)
+def resize_map(score_map: np.ndarray, size: int, method: str = "bilinear", dtype: type = np.float32) -> np.ndarray:
+    """HxW float map -> size x size map (method: bilinear, or cubic as the official code).
+
+    `dtype=np.float64` (cubic only) resizes in double precision, as the official code does with its
+    float64 maps; the default float32 is what the standard protocol stores.
+    """
+    m = np.asarray(score_map, dtype=dtype)
     if m.shape == (size, size):
         return m.copy()
     if method == "cubic":
         import cv2
 
-        return np.ascontiguousarray(cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC), dtype=np.float32)
+        return np.ascontiguousarray(cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC), dtype=dtype)
+    if dtype is not np.float32:
+        raise ValueError("only cubic resampling works in float64")
     if method != "bilinear":
         raise ValueError(f"unknown resampling {method!r}; allowed: {', '.join(RESAMPLERS)}")
     return np.asarray(Image.fromarray(m, mode="F").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)

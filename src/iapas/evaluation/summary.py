@@ -27,16 +27,29 @@ def _std(values: list[float]) -> float:
     return float(np.std(arr)) if arr.size else float("nan")
 
 
-def mean_row(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Unweighted mean over categories (the papers' 'mean' row); counts are summed."""
-    out: dict[str, Any] = {k: _mean([r[k] for r in rows.values()]) for k in METRIC_KEYS}
+def official_round(value: float) -> float:
+    """A fraction rounded as the official IAP-AS table rounds it: to 2 decimals in % (`round(ap * 100, 2)`)."""
+    if not math.isfinite(value):
+        return value
+    return float(np.round(np.float64(value) * 100, 2)) / 100
+
+
+def mean_row(rows: dict[str, dict[str, Any]], rounded: bool = False) -> dict[str, Any]:
+    """Unweighted mean over categories (the papers' 'mean' row); counts are summed.
+
+    `rounded=True` (paper protocol) averages each category's value rounded to 2 decimals in %, as the
+    official table's mean row does.
+    """
+    shown = official_round if rounded else float
+    out: dict[str, Any] = {k: _mean([shown(r[k]) for r in rows.values()]) for k in METRIC_KEYS}
     out["n_images"] = int(sum(r["n_images"] for r in rows.values()))
     out["n_anomalous"] = int(sum(r["n_anomalous"] for r in rows.values()))
     return out
 
 
-def combine_seeds(per_seed: dict[int, dict[str, dict[str, Any]]]) -> tuple[dict, dict, dict, dict]:
-    """(categories, mean, std_categories, std_mean): seed-averaged rows and their spread over seeds."""
+def combine_seeds(per_seed: dict[int, dict[str, dict[str, Any]]], rounded: bool = False) -> tuple[dict, dict, dict, dict]:
+    """(categories, mean, std_categories, std_mean): seed-averaged rows and their spread over seeds;
+    `rounded`: the mean rows average categories rounded as the official table (`mean_row`)."""
     seeds = sorted(per_seed)
     cats = sorted({c for s in seeds for c in per_seed[s]})
     categories: dict[str, dict[str, Any]] = {}
@@ -51,8 +64,8 @@ def combine_seeds(per_seed: dict[int, dict[str, dict[str, Any]]]) -> tuple[dict,
             row["notes"] = notes
         categories[c] = row
         std_cat[c] = {k: _std([r[k] for r in rows]) for k in METRIC_KEYS}
-    seed_means = [mean_row(per_seed[s]) for s in seeds]
-    mean = mean_row(categories)
+    seed_means = [mean_row(per_seed[s], rounded) for s in seeds]
+    mean = mean_row(categories, rounded)
     std_mean = {k: _std([m[k] for m in seed_means]) for k in METRIC_KEYS}
     return categories, mean, std_cat, std_mean
 

@@ -318,6 +318,25 @@ def load_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
     return LoadedImage(path=str(p), rgb=array, original_size=shown, note="; ".join(notes))
 
 
+MASK_RULES = ("publisher", "official")
+OFFICIAL_MASK_LEVEL = 128  # official IAP-AS: cv2.threshold(gt, 128, 255, THRESH_BINARY), i.e. grey > 128
+
+
+def official_grey(im: Image.Image) -> np.ndarray:
+    """The 8-bit grey levels OpenCV's IMREAD_GRAYSCALE gives for a decoded mask (the official reader).
+
+    Grey stays as it is; 16-bit keeps its high byte; colour, palette and 1-bit go through BT.601 luma
+    (Pillow's "L" conversion uses the same weights as OpenCV). Returns (H, W) levels.
+    """
+    if im.mode == "L":
+        return np.asarray(im)
+    if im.mode.startswith("I;16"):
+        return (np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8)
+    if im.mode in ("I", "F"):
+        return np.asarray(im)
+    return np.asarray(im.convert("RGB").convert("L"))
+
+
 def binarize_mask_levels(levels: np.ndarray, any_positive: bool = False) -> np.ndarray:
     """Mask levels -> bool by the publishers' rule (see `load_mask`); `any_positive` for palette/1-bit."""
     if any_positive:
@@ -328,7 +347,7 @@ def binarize_mask_levels(levels: np.ndarray, any_positive: bool = False) -> np.n
     return levels >= (128 if top <= 255 else 32768)
 
 
-def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+def load_mask(path: str | Path, size: tuple[int, int] | None = None, rule: str = "publisher") -> np.ndarray:
     """Read a ground-truth mask as bool, binarised as publishers define them; check its size against `size` (w, h).
 
     The one mask reader of iapas (dataset readers, reports and the run outputs use it alike). Palette and
@@ -336,7 +355,12 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     8-bit masks (MVTec, MTD, KSDD, DAGM): at least half the range (>= 128), which ignores the faint
     compression fringe some publishers' masks carry (MTD has ~3% of its defect-adjacent pixels at 1..127).
     16-bit masks: >= 32768. Colour masks are read by their brightest channel.
+
+    `rule="official"` is the official IAP-AS evaluation's reading (`--protocol paper`): the mask as OpenCV's
+    8-bit grey image (colour and palette by BT.601 luma, 16-bit by its high byte) and defect where > 128.
     """
+    if rule not in MASK_RULES:
+        raise ValueError(f"unknown mask rule {rule!r}; allowed: {', '.join(MASK_RULES)}")
     p = Path(path)
     try:
         check_regular_file(p, what="mask")
@@ -359,7 +383,9 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
                 )
             im.load()
             any_positive = im.mode in ("P", "1")  # palette index / 1-bit: 0 is background, the rest defect
-            if im.mode in ("P", "1", "L", "I", "F") or im.mode.startswith("I;16"):
+            if rule == "official":
+                arr = official_grey(im)
+            elif im.mode in ("P", "1", "L", "I", "F") or im.mode.startswith("I;16"):
                 arr = np.asarray(im)
             elif im.mode in ("LA", "RGBA", "PA"):
                 arr = np.asarray(im.convert("RGBA"))[..., :3].max(axis=2)
@@ -373,7 +399,8 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
         raise InputError(p, "not enough memory to decode this mask") from None
     finally:
         fh.close()
-    mask = binarize_mask_levels(np.asarray(arr), any_positive)
+    levels = np.asarray(arr)
+    mask = levels > OFFICIAL_MASK_LEVEL if rule == "official" else binarize_mask_levels(levels, any_positive)
     if mask.ndim != 2:
         raise InputError(p, f"mask decoded to an unexpected shape {mask.shape}")
     if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):

@@ -61,9 +61,13 @@ def protocol_view(records: list[EvalRecord], protocol: str, dataset: str) -> lis
     """
     from iapas.evaluation.protocols import paper_maps
 
-    maps = np.array([r.score_map for r in records], dtype=np.float32)  # a copy: normalisation works in place
-    if protocol == "paper" and len(records):
-        ranges = np.array([r.map_range or (float(r.score_map.min()), float(r.score_map.max())) for r in records])
+    paper = protocol == "paper" and len(records) > 0
+    maps = np.array([r.score_map for r in records], dtype=np.float64 if paper else np.float32)  # a copy
+    if paper:
+        # records without a raw range already hold the official per-image maps (float64)
+        official = all(r.map_range is None for r in records)
+        ranges = None if official else np.array([r.map_range or (float(r.score_map.min()), float(r.score_map.max()))
+                                                 for r in records])
         paper_maps(maps, ranges)
     return [(m, np.asarray(r.gt_mask, dtype=bool)) for m, r in zip(maps, records)]
 
