@@ -25,11 +25,9 @@ from iapas.types import Box, Detections
 from loopback_http import LoopbackServer, QuietHandler
 
 
-SYSTEM = "The assistant should always answer only by listing lowercase words in the following format: 'word, word'"
-USER = (
-    "I would like to extract words to enter into the object detection model to find abnormal parts of {tag}. "
-    "Please write down non-redundant anomalous nouns that can appear in {tag} images."
-)
+OFFICIAL_LLM = Path(__file__).parent / "fixtures" / "official_llm"  # the official messages, byte for byte
+SYSTEM = (OFFICIAL_LLM / "system.txt").read_bytes().decode("utf-8")
+USER = (OFFICIAL_LLM / "user.txt").read_bytes().decode("utf-8").replace("{object_tag}", "{tag}")
 
 
 class FakeOpenAI(LoopbackServer):
@@ -38,6 +36,7 @@ class FakeOpenAI(LoopbackServer):
     def __init__(self, answer: str) -> None:
         self.answer = answer
         self.requests: list[dict[str, Any]] = []
+        self.bodies: list[bytes] = []  # the raw request bodies, as the server received them
         self.paths: list[str] = []
         outer = self
 
@@ -45,7 +44,9 @@ class FakeOpenAI(LoopbackServer):
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
                 outer.paths.append(self.path)
-                outer.requests.append(json.loads(self.rfile.read(length)))
+                body = self.rfile.read(length)
+                outer.bodies.append(body)
+                outer.requests.append(json.loads(body))
                 self.send_json(200, {"choices": [{"message": {"role": "assistant", "content": outer.answer}}]})
 
         super().__init__(Handler, "/v1")
@@ -114,7 +115,7 @@ def test_stage1_sends_the_official_request_and_builds_the_official_prompt(tiny_c
     assert body["temperature"] == 0.6 and body["top_p"] == 0.9 and body["seed"] == 111
     assert body["max_tokens"] == 512 and body["model"] == "llama-3-8b"
     # parsed by the clean_string rules, then + "abnormal" + "defect" + object tag
-    words = ["crack", "scratch surface", "hole", "chipping", "dent", "discoloration"]
+    words = ["crack", "scratch surface", "hole", "chipping", "'dent'", "discoloration"]  # quotes kept, as official
     assert ctx.defect_words == words
     assert ctx.final_prompt == [*words, "abnormal", "defect", ctx.object_tag]
     assert ctx.llm_raw_answer == answer and ctx.llm_request == USER.format(tag=ctx.object_tag)
@@ -168,6 +169,9 @@ def test_seeded_sampling_gives_the_same_context_twice(tiny_lm: str, tmp_path: Pa
         ("piece of glass, missing part, none, word", ["piece glass", "missing"]),  # word, none, of, part dropped
         ("sword, nonetheless", ["sword", "nonetheless"]),  # whole words only (the official code cut 'sword' to 's')
         ("a, b,, , c.", ["a", "b", "c"]),  # empty phrases dropped, dots removed
+        ("crack.dent, e.g. hole", ["crackdent", "eg hole"]),  # a dot is deleted, not turned into a space
+        ("'dent', *burr*, ''pit'', (rust)", ["'dent'", "*burr*", "pit", "(rust)"]),  # only '' and "" are deleted
+        ("Of course, Part, Crack crack", ["of course", "part", "crack crack"]),  # case-sensitive, as official
         ("", []),
     ],
 )
@@ -191,10 +195,26 @@ def test_official_object_tag_rule_keeps_the_merged_phrase_and_falls_back() -> No
     assert choose_object_tag_official([[], []], imgs, det, 0.2, 0.2).tag is None
 
 
-def test_official_messages_are_word_for_word() -> None:
+def test_official_messages_are_byte_for_byte() -> None:
     assert official_messages("metal tile") == [
         {"role": "system", "content": SYSTEM}, {"role": "user", "content": USER.format(tag="metal tile")}]
     assert OFFICIAL_SYSTEM_PROMPT == SYSTEM
+    user = official_messages("gear")[1]["content"]
+    assert "gear. \n" + " " * 20 + "Please" in user  # the official line break and source indentation
+    assert user.encode("utf-8") == (OFFICIAL_LLM / "user.txt").read_bytes().replace(b"{object_tag}", b"gear")
+
+
+def test_the_server_receives_the_official_messages_byte_for_byte() -> None:
+    with FakeOpenAI("crack") as srv:
+        cfg = PipelineConfig(tagger="none", object_name="magnetic tile", llm="openai:m", llm_base_url=srv.url)
+        build_context(_normal(1), resolve(cfg), None, "paper")
+        raw = srv.bodies[0]
+    sent = json.loads(raw)["messages"]
+    fixture = [(OFFICIAL_LLM / "system.txt").read_bytes(),
+               (OFFICIAL_LLM / "user.txt").read_bytes().replace(b"{object_tag}", b"magnetic tile")]
+    assert [m["role"] for m in sent] == ["system", "user"]
+    assert [m["content"].encode("utf-8") for m in sent] == fixture
+    assert b"magnetic tile. \\n" + b" " * 20 + b"Please" in raw  # on the wire: JSON-escaped line break, 20 spaces
 
 
 def test_paper_preset_detects_all_of_mvtec_as_objects() -> None:
@@ -321,7 +341,7 @@ def test_named_options_reach_the_context_through_iapas_prompts(tmp_path: Path, t
     assert ctx["fidelity"] == {
         "object_tag_rule": "official", "llm_prompt": "expert", "llm_decoding": "greedy", "llm_max_new_tokens": 512,
         "llm_parse": "iapas", "max_phrases": 2, "object_boxes": "dropped", "size_filter": True,
-        "texture_preset": "per-category", "tagger": "none",
+        "texture_preset": "per-category", "tagger": "none", "precision": "float32", "thresholds": "paper",
     }
     assert ctx["config"]["drop_object_boxes"] is True and ctx["config"]["texture_preset"] == "per-category"
 

@@ -26,6 +26,8 @@ LlmPrompt = Literal["official", "expert"]
 LlmDecoding = Literal["sample", "greedy"]
 LlmParse = Literal["official", "iapas"]
 TexturePreset = Literal["paper", "per-category"]
+ThresholdSource = Literal["paper", "official-code"]
+OFFICIAL_CODE_THRESHOLD = 0.1  # box and text threshold of the official scripts' defaults, on every dataset
 
 DEFAULT_WORKING_SIZE = 112  # short side (px) at which the offline refinement segments an image
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
@@ -33,6 +35,8 @@ DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
 DEFAULT_TAGGER = "openai/clip-vit-base-patch32"
 DEFAULT_LLM = "meta-llama/Meta-Llama-3-8B-Instruct"
 FIXED_PROMPTS = ("abnormal", "defect")
+# the official "base" model's and prompt ablation's whole prompt: ONE Grounding DINO phrase ("defect, abnormal.")
+BASE_CAPTION = "defect, abnormal"
 RUNTIME_FIELDS = ("threads",)  # settings that change speed only, never a result
 # fields older versions accepted, with why they went: a file that still sets one gets this message
 REMOVED_FIELDS = {
@@ -63,7 +67,7 @@ class PipelineConfig(BaseModel):
     llm_timeout: float = Field(60.0, gt=0)
     llm_retries: int = Field(2, ge=0)
     llm_max_new_tokens: int = Field(512, ge=8, description="official code: 512")
-    baseline: bool = False  # paper's "base": fixed prompts only, no size filter
+    baseline: bool = False  # paper's "base": the single caption "defect, abnormal", no size filter
     # Stage 1 fidelity switches: the defaults are the official code's (docs/fidelity.md); the others are iapas's own
     object_tag_rule: ObjectTagRule = Field(
         "official", description="official: each normal image grounded with its own tags, top phrase as it comes; "
@@ -80,6 +84,10 @@ class PipelineConfig(BaseModel):
     detector: str = DEFAULT_DETECTOR
     segmenter: str = DEFAULT_SEGMENTER
     kind: Kind = "object"
+    thresholds: ThresholdSource = Field(
+        "paper", description="paper: box / text thresholds 0.2 objects, 0.1 textures (the paper's text); official-code: "
+        "0.1 / 0.1 everywhere (the official scripts' defaults)"
+    )
     box_threshold: float | None = Field(None, ge=0.0, le=1.0, description="None = preset of --kind")
     text_threshold: float | None = Field(None, ge=0.0, le=1.0, description="None = preset of --kind")
     nms_iou: float = Field(0.5, ge=0.0, le=1.0)
@@ -105,7 +113,10 @@ class PipelineConfig(BaseModel):
     mask_percentile: float = Field(99.5, gt=50.0, le=100.0, description="percentile of normal scores for the mask threshold")
     # runtime
     device: str = "auto"  # auto, cpu, cuda, mps
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: float32 for the detector and SAM (as the official code), half precision for a "
+        "local LLM on a GPU"
+    )
     threads: int | None = Field(
         None, ge=1, le=1024, description="threads of torch, OpenCV, BLAS and the segment pool; None = CPUs this process may use"
     )

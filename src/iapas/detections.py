@@ -152,6 +152,13 @@ class Detections:
         """The same detections (masks included) with new (N,) scores, e.g. the fused re-scoring."""
         return Detections(self.xyxy, scores, self.phrases, masks=self.masks, removed_by=self.removed_by)
 
+    def clipped(self, width: int, height: int) -> Detections:
+        """The same detections with boxes clipped to a width x height image (the official clamp before SAM)."""
+        xy = self.xyxy.copy()
+        xy[:, [0, 2]] = np.clip(xy[:, [0, 2]], 0.0, float(width))
+        xy[:, [1, 3]] = np.clip(xy[:, [1, 3]], 0.0, float(height))
+        return Detections(xy, self.scores, self.phrases, masks=self.masks, removed_by=self.removed_by)
+
     def removed(self, reason: str) -> Detections:
         """The same detections marked as dropped by `reason` (e.g. "size_filter")."""
         return Detections(self.xyxy, self.scores, self.phrases, masks=self.masks, removed_by=[reason] * len(self))

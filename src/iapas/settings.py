@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from iapas.config import DEFAULT_WORKING_SIZE, PipelineConfig
+from iapas.config import DEFAULT_WORKING_SIZE, OFFICIAL_CODE_THRESHOLD, PipelineConfig
 from iapas.errors import SettingsError
 from iapas.modelref import ModelRef
 
@@ -43,6 +43,7 @@ class FeaturePreset:
 
 
 KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}  # the paper's box / text thresholds per kind
+STAGE2_AUTO_DTYPE = "float32"  # --dtype auto for the detector and SAM: the official code runs them in float32
 
 # Features per kind, chosen on the suite mean (docs/offline-tuning.md); config fields that are set win.
 # THE source of the feature_size default: the config, the CLI help, ReferenceSettings and the docs refer here.
@@ -227,8 +228,9 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
 
 
 def thresholds(config: PipelineConfig) -> Thresholds:
-    """Stage 2 thresholds: the config's, else the preset of its kind (paper: 0.2 objects, 0.1 textures)."""
-    preset = KIND_THRESHOLDS[config.kind]
+    """Stage 2 thresholds: the config's, else the preset of its kind (paper: 0.2 objects, 0.1 textures), or
+    0.1 everywhere with `--thresholds official-code` (what the official scripts run)."""
+    preset = KIND_THRESHOLDS[config.kind] if config.thresholds == "paper" else OFFICIAL_CODE_THRESHOLD
     return Thresholds(
         box_threshold=config.box_threshold if config.box_threshold is not None else preset,
         text_threshold=config.text_threshold if config.text_threshold is not None else preset,
@@ -256,12 +258,18 @@ def llm_settings(config: PipelineConfig) -> LlmSettings:
     )
 
 
+def stage2_dtype(config: PipelineConfig) -> str:
+    """Precision of the detector and SAM: `--dtype` when given, float32 for 'auto' (the official code's;
+    half precision can move box scores across the 0.1 / 0.2 thresholds)."""
+    return STAGE2_AUTO_DTYPE if config.dtype == "auto" else config.dtype
+
+
 def resolve(config: PipelineConfig) -> Settings:
     """The one place a config becomes component settings."""
     return Settings(
         config=config,
-        detector=ModelSettings(config.detector, config.device, config.dtype),
-        segmenter=ModelSettings(config.segmenter, config.device, config.dtype),
+        detector=ModelSettings(config.detector, config.device, stage2_dtype(config)),
+        segmenter=ModelSettings(config.segmenter, config.device, stage2_dtype(config)),
         thresholds=thresholds(config),
         switches=Stage2Switches(use_filter=config.use_filter, baseline=config.baseline,
                                 drop_object_boxes=config.drop_object_boxes),

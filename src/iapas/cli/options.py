@@ -27,14 +27,14 @@ TaggerOpt = Annotated[Optional[str], typer.Option("--tagger", help=(
     "ablation, which tags one normal image (closest: -r 1): iapas takes the object tag from --object"))]
 LlmOpt = Annotated[Optional[str], typer.Option("--llm", help=(
     "chat model id or dir, a .gguf file, 'smollm2', 'openai:MODEL', or 'none'. 'none' is the official prompt "
-    "ablation: prompt = 'abnormal, defect' only (the object tag still bounds the size filter)"))]
+    "ablation: prompt = the single caption 'defect, abnormal' (the object tag still bounds the size filter)"))]
 LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server URL; key from $IAPAS_LLM_API_KEY or $OPENAI_API_KEY")]
 LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", help="allow the API key over plain http to a non-loopback --llm-base-url")]
 ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
 KindOpt = Annotated[Optional[str], typer.Option("--kind", help=(
     f"object or texture: threshold preset {KIND_THRESHOLDS['object']:g} / {KIND_THRESHOLDS['texture']:g} and offline feature preset"))]
 NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2), as the official filter ablation")]
-BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': fixed prompts 'defect, abnormal' only, no tagging, no LLM, no size filter")]
+BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': the single caption 'defect, abnormal', no tagging, no LLM, no size filter, no per-map min-max under --protocol paper")]
 ObjectTagRuleOpt = Annotated[Optional[str], typer.Option("--object-tag-rule", help="official (default: each normal image grounded with its own tags, top phrase as it comes) or match (iapas: phrase mapped back to one tag)")]
 LlmPromptOpt = Annotated[Optional[str], typer.Option("--llm-prompt", help="official (default: the paper's messages per object tag) or expert (iapas's template with all tags)")]
 LlmDecodingOpt = Annotated[Optional[str], typer.Option("--llm-decoding", help="sample (default: temperature 0.6, top_p 0.9, seeded by --llm-seed or --seed) or greedy (iapas)")]
@@ -45,6 +45,9 @@ DropObjectBoxesOpt = Annotated[bool, typer.Option("--drop-object-boxes", help="i
 TexturePresetOpt = Annotated[Optional[str], typer.Option("--texture-preset", help="evaluate: paper (default: Table 1, all MVTec-AD at 0.2) or per-category (MVTec's five textures at 0.1)")]
 NumNormalOpt = Annotated[Optional[int], typer.Option("--num-normal", "-r", help="r: normal images sampled for Stage 1 (default 10)")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="seed of the normal-image sample (default 111)")]
+ThresholdsOpt = Annotated[Optional[str], typer.Option("--thresholds", help=(
+    "paper (default: box / text thresholds 0.2 objects, 0.1 textures, as the paper says) or official-code "
+    "(0.1 / 0.1 on every dataset, as the official scripts run); --box-threshold / --text-threshold override both"))]
 BoxThrOpt = Annotated[Optional[float], typer.Option("--box-threshold", help="detector box threshold in [0, 1]")]
 TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", help="detector text threshold in [0, 1]")]
 SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", help="keep boxes with area < this x object area (0.8)")]
@@ -57,7 +60,9 @@ IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", metavar="G
 ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="in input folders, leave out files matching this glob; repeat for several")]
 ExportOpt = Annotated[Optional[str], typer.Option("--export", help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
 FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
-DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
+DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help=(
+    "auto, float32, float16 or bfloat16; auto = float32 for the detector and SAM (the official code's precision), "
+    "half precision for a local LLM on a GPU; the precision used is recorded in the context"))]
 LlmTimeoutOpt = Annotated[Optional[float], typer.Option("--llm-timeout", help="seconds to wait for an LLM server's answer (default 60)")]
 LlmRetriesOpt = Annotated[Optional[int], typer.Option("--llm-retries", help="retries of a failed LLM request (default 2)")]
 LlmMaxTokensOpt = Annotated[Optional[int], typer.Option("--llm-max-new-tokens", help="length bound of the LLM answer (official 512)")]
@@ -102,6 +107,7 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("texture_preset", TexturePresetOpt, None),
     ("num_normal", NumNormalOpt, None),
     ("seed", SeedOpt, None),
+    ("thresholds", ThresholdsOpt, None),
     ("box_threshold", BoxThrOpt, None),
     ("text_threshold", TextThrOpt, None),
     ("size_threshold", SizeThrOpt, None),

@@ -6,7 +6,8 @@ predict, per image (Stage 2, as in the official code; docs/fidelity.md has every
   2. anomaly boxes: the detector on the final prompt (chunked), class-agnostic NMS (Step 2-1); boxes
      labelled with the object tag are kept, as in the paper (`drop_object_boxes` is iapas's option);
   3. size filter against the object box unless use_filter is off or the run is the baseline (Step 2-2);
-  4. SAM on the kept boxes (Step 2-3); score map = sum s_i m_i, NOT clipped (Step 2-4): `NAME.npy`
+     NMS and the filter see the detector's boxes as they are, areas included (not clipped to the image);
+  4. boxes clipped to the image, then SAM on them (Step 2-3); score map = sum s_i m_i, NOT clipped (Step 2-4): `NAME.npy`
      holds the raw sum, displays clip it; the image score is the map's maximum.
 Models load lazily, once per process (iapas.models.loading caches them across profiles too).
 Thresholds come from the context only (reviewable, editable; Stage 1 stores them, resolved once from
@@ -77,19 +78,31 @@ class PaperProfile:
         tagging = settings.tagger
         grounding = not settings.switches.baseline and not tagging.ref.is_none and not tagging.object_name
         context = build_context(normal, settings, self.detector if grounding else None, PROFILE)
-        context.models["detector"] = self._model_record(self._detector, settings.detector.model)
-        context.models["segmenter"] = self._model_record(self._segmenter, settings.segmenter.model)
+        context.models["detector"] = self._model_record(self._detector, settings.detector.model, settings.detector.dtype)
+        context.models["segmenter"] = self._model_record(self._segmenter, settings.segmenter.model,
+                                                         settings.segmenter.dtype)
         return context
 
     @staticmethod
-    def _model_record(model: Any | None, ref: str) -> dict[str, str | None]:
-        """{id, revision} of a loaded model, else of the reference as resolved on disk (no network)."""
+    def _model_record(model: Any | None, ref: str, dtype: str) -> dict[str, str | None]:
+        """{id, revision, dtype} of a loaded model, else of the reference as resolved on disk (no network)."""
         if model is not None:
-            return {"id": model.model_id, "revision": getattr(model, "revision", None) or "local"}
+            loaded = getattr(model, "loaded", None)
+            return {"id": model.model_id, "revision": getattr(model, "revision", None) or "local",
+                    "dtype": getattr(loaded, "dtype", dtype)}
         from iapas.models.resolve import describe_model
 
         info = describe_model(ref)
-        return {"id": ref, "revision": info["revision"]}
+        return {"id": ref, "revision": info["revision"], "dtype": dtype}
+
+    def precision_notes(self) -> list[str]:
+        """A note per loaded Stage 2 model that does not run in float32 (the official code's precision)."""
+        notes = []
+        for role, model in (("detector", self._detector), ("segmenter", self._segmenter)):
+            dtype = getattr(getattr(model, "loaded", None), "dtype", None)
+            if dtype is not None and dtype != "float32":
+                notes.append(f"{role} ran in {dtype} (--dtype); the official code runs it in float32")
+        return notes
 
     @staticmethod
     def thresholds(context: Context) -> Thresholds:
@@ -137,7 +150,12 @@ class PaperProfile:
             if obj is None:
                 notes.append("no object box found: size filter used the whole image as the object")
             anomalies, removed = size_filter(anomalies, area, width, height, th.size_threshold)
-        anomalies = segment_detections(self.segmenter, rgb, anomalies)
+        # the official order: NMS and the size filter on the detector's boxes, clipped only before SAM
+        anomalies = segment_detections(self.segmenter, rgb, anomalies.clipped(width, height))
+        removed = removed.clipped(width, height)
+        if obj is not None:
+            obj = Detections.from_boxes([obj]).clipped(width, height).box(0)
+        notes.extend(self.precision_notes())
         smap = detections_map(anomalies, (height, width), clip=False)
         return Prediction(
             path=image.path,

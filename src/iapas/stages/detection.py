@@ -8,7 +8,9 @@ Grounding DINO reads one caption "a. b. c." (lower case) whose tokens must fit t
 (config.max_text_len, 256 for the released models); longer prompts are split into chunks, each chunk
 is detected separately and the boxes of all chunks are returned together (NMS is the caller's job,
 class-agnostic over every chunk). OWLv2 takes one query per phrase, so it needs no chunking and
-has no text threshold. Boxes come back as `Detections` in pixel xyxy of the given image, clipped to it.
+has no text threshold. Boxes come back as `Detections` in pixel xyxy of the given image, NOT clipped to
+it: as in the official code, NMS and the size filter see the detector's own boxes, and boxes are clipped
+only right before SAM (`Detections.clipped`). A box with nothing inside the image is dropped.
 """
 from __future__ import annotations
 
@@ -208,15 +210,14 @@ class GroundingDinoDetector(ModelBackend):
         scores: list[float] = []
         names: list[str] = []
         for q, (xyxy, score) in enumerate(zip(result["boxes"].tolist(), result["scores"].tolist())):
-            clipped = clip_box(xyxy, width, height)
-            if clipped is None:
+            if clip_box(xyxy, width, height) is None:
                 continue
             span_scores = [float(kept_probs[q, s].max()) if len(s) else 0.0 for s in spans]
             label = result["text_labels"][q]
             phrase = assign_phrase(label, chunk, span_scores)
             if raw_labels:
                 phrase = raw_label(label) or phrase
-            xyxys.append(clipped)
+            xyxys.append(tuple(float(v) for v in xyxy))
             scores.append(float(score))
             names.append(phrase)
         return Detections(xyxys, scores, names)
@@ -261,9 +262,8 @@ class OwlDetector(ModelBackend):
         scores: list[float] = []
         names: list[str] = []
         for xyxy, score, label in zip(result["boxes"].tolist(), result["scores"].tolist(), result["labels"].tolist()):
-            clipped = clip_box(xyxy, width, height)
-            if clipped is not None:
-                xyxys.append(clipped)
+            if clip_box(xyxy, width, height) is not None:
+                xyxys.append(tuple(float(v) for v in xyxy))
                 scores.append(float(score))
                 names.append(queries[int(label)])
         return Detections(xyxys, scores, names)

@@ -45,6 +45,22 @@ def sampling_for(llm: LlmSettings) -> Sampling | None:
     return Sampling(llm.temperature, llm.top_p, llm.seed)
 
 
+LLAMA3_END_OF_TURN = "<|eot_id|>"
+
+
+def stop_token_ids(tokenizer: Any) -> list[int] | None:
+    """The official generation's stop tokens, `[eos, <|eot_id|>]`, for Llama-3 chat tokenizers (the ones
+    that have <|eot_id|>); None for other tokenizers, which keep their generation config's own.
+
+    Llama-3-8B-Instruct ends a turn with <|eot_id|>; its first released generation config stopped only
+    at <|end_of_text|>, which is why the official code passes both.
+    """
+    if LLAMA3_END_OF_TURN not in tokenizer.get_vocab():
+        return None
+    stops = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(LLAMA3_END_OF_TURN)]
+    return [int(t) for t in dict.fromkeys(stops) if t is not None]
+
+
 def chat_payload(model: str, messages: Messages, max_new_tokens: int, sampling: Sampling | None) -> dict[str, Any]:
     """Body of an OpenAI-compatible /chat/completions request (greedy: temperature 0, seed 0)."""
     body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_new_tokens}
@@ -127,6 +143,9 @@ class TransformersChatLLM:
             decoding: dict[str, Any] = {"do_sample": False, "num_beams": 1}
         else:
             decoding = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+        stops = stop_token_ids(self.tokenizer)
+        if stops:
+            decoding["eos_token_id"] = stops
         devices = [torch.device(self.device).index or 0] if str(self.device).startswith("cuda") else []
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
             if sampling is not None:

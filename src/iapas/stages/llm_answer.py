@@ -186,28 +186,28 @@ def dedupe_phrases(phrases: Sequence[str]) -> list[str]:
     return out
 
 
-OFFICIAL_DROPPED_WORDS: frozenset[str] = frozenset({"word", "none", "of", "part"})
-_STRIP = "'\"`\u2018\u2019\u201c\u201d*:;!?()[]{}-"
+OFFICIAL_DROPPED = re.compile(r"\b(?:word|Word|none|None|of|part)\b")  # the official spellings, as whole words
 
 
 def parse_official(answer: str, max_phrases: int | None = None) -> list[str]:
-    """Phrases by the official `clean_string` rules: split on commas; drop the words "word", "none", "of"
-    and "part"; drop a word repeated inside a phrase; deduplicate; no cap unless `max_phrases` is given.
+    """Phrases by the official `clean_string` rules; the fixed prompts and the object tag are added by
+    `prompting.final_prompt`.
 
-    The fixed prompts ("abnormal", "defect") and the object tag are added by `prompting.final_prompt`.
-    Deliberate differences (docs/fidelity.md): the four words are removed as whole words (the official
-    code also cuts them out of longer words: "sword" -> "s"), phrases are lower-cased and stripped of
-    dots, quotes and edge punctuation, empty phrases are dropped, and the order of first appearance is kept (the official
-    code's `set` gives an order that changes from run to run).
+    As the official code: strip "." and "," from the ends of the answer; delete doubled quotes ('' and "");
+    delete the words "word", "Word", "none", "None", "of", "part" (those spellings only: "Of" stays); split
+    on commas; drop a word repeated inside a phrase (exact, case-sensitive); delete every "." (not a space:
+    "crack.dent" -> "crackdent"); keep every other character (quotes, "-", "*", ...); lower case (the
+    official caption is lower-cased before Grounding DINO reads it). No cap unless `max_phrases` is given.
+    Deliberate differences (docs/fidelity.md, bugs 7-9): the words are deleted as whole words ("sword"
+    stays), the order of first appearance is kept (the official `set` order changes from run to run),
+    empty phrases are dropped, and a phrase that repeats after lower-casing is kept once.
     """
+    text = (answer or "").strip(".,").replace("''", "").replace('""', "")
+    text = OFFICIAL_DROPPED.sub("", text)
     out: list[str] = []
-    for part in (answer or "").split(","):
-        words: list[str] = []
-        for raw in part.replace(".", " ").split():
-            word = raw.strip(_STRIP).lower()
-            if word and word not in OFFICIAL_DROPPED_WORDS and word not in words:
-                words.append(word)
-        phrase = " ".join(words)
+    for part in text.split(","):
+        words = list(dict.fromkeys(part.split()))
+        phrase = " ".join(" ".join(words).replace(".", "").lower().split())
         if phrase and phrase not in out:
             out.append(phrase)
             if max_phrases is not None and len(out) >= max_phrases:

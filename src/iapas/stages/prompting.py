@@ -1,8 +1,9 @@
 """Step 1-3: the image-aware prompt (IAP) sent to the LLM, and the final detector prompt.
 
 Two request styles (config.llm_prompt):
-- "official" (default): the messages of the official code, asked once per object tag, word for word
-  (system: list lowercase words 'word, word'; user: abnormal parts of {tag}, anomalous nouns in {tag} images);
+- "official" (default): the messages of the official code, asked once per object tag, byte for byte
+  (system: list lowercase words 'word, word'; user: abnormal parts of {tag}, anomalous nouns in {tag} images,
+  with the line break and indentation of the official source);
 - "expert": iapas's template, which also merges the other tags into the question.
 The final prompt is LLM words + fixed prompts ("abnormal", "defect") + object tag, deduplicated with
 order kept.
@@ -17,9 +18,10 @@ from iapas.stages.llm_answer import dedupe_phrases
 NUM_WORDS = 10  # defect phrases asked of the LLM (expert template)
 
 OFFICIAL_SYSTEM_PROMPT = "The assistant should always answer only by listing lowercase words in the following format: 'word, word'"
+# byte for byte as the official f-string holds it: " \n" and 20 spaces of source indentation between the sentences
 OFFICIAL_USER_TEMPLATE = (
-    "I would like to extract words to enter into the object detection model to find abnormal parts of {tag}. "
-    "Please write down non-redundant anomalous nouns that can appear in {tag} images."
+    "I would like to extract words to enter into the object detection model to find abnormal parts of {tag}. \n"
+    "                    Please write down non-redundant anomalous nouns that can appear in {tag} images."
 )
 
 SYSTEM_PROMPT = (

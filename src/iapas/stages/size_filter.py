@@ -7,7 +7,8 @@ size_threshold x object_area (paper: 0.8). When no object box is found, object_a
 image), so only boxes covering at least size_threshold of the image are dropped; textures, where the
 "object" is the whole frame, behave the same way. Boxes labelled with the object tag stay in the anomaly
 list, as in the paper and the official code (the filter removes the large ones); `drop_object_boxes` is
-iapas's named option (`--drop-object-boxes`) that removes them all.
+iapas's named option (`--drop-object-boxes`) that removes them all. Areas are those of the detector's
+boxes before clipping to the image, as in the official code (which clips only right before SAM).
 """
 from __future__ import annotations
 
@@ -35,13 +36,11 @@ def find_object_box(detections: Detections, object_tag: str | None) -> Box | Non
 
 
 def object_area_fraction(object_box: Box | None, width: int, height: int) -> float:
-    """Object box area / image area, clipped to the image; 1.0 when there is no object box."""
+    """Object box area / image area, of the box as the detector gave it (not clipped: the official
+    `object_size`, which can exceed 1 for a box reaching out of the image); 1.0 without an object box."""
     if object_box is None:
         return 1.0
-    x0, y0, x1, y1 = object_box.xyxy
-    w = max(0.0, min(x1, width) - max(x0, 0.0))
-    h = max(0.0, min(y1, height) - max(y0, 0.0))
-    return (w * h) / float(width * height)
+    return object_box.area / float(width * height)
 
 
 def drop_object_boxes(detections: Detections, object_tag: str | None) -> Detections:

@@ -7,14 +7,16 @@ already sampled (r, seed) by the Pipeline; with the same seed and models the con
 (deterministic tagging; greedy or seeded sampling).
 
 Ablations, as the official test_ablation.py / test_zsas.py run them:
-- `--llm none`: no LLM request; the prompt is the fixed prompts only (object tag still found, for the filter);
-- `--baseline`: the paper's "base": fixed prompts only, no tagging, no object tag (Stage 2 skips the filter).
+- `--llm none`: no LLM request; the prompt is the official single caption "defect, abnormal" (one Grounding
+  DINO phrase; the object tag is still found, for the filter);
+- `--baseline`: the paper's "base": that caption only, no tagging, no object tag (Stage 2 skips the filter;
+  `--protocol paper` skips the per-map min-max, as the official `base` model).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from iapas.config import FIXED_PROMPTS
+from iapas.config import BASE_CAPTION
 from iapas.context import Context
 from iapas.io.images import LoadedImage
 from iapas.settings import LlmSettings, Settings, TaggerSettings, Thresholds
@@ -57,6 +59,8 @@ def fidelity_record(settings: Settings) -> dict[str, Any]:
         "size_filter": bool(switches.use_filter and not switches.baseline),
         "texture_preset": settings.texture_preset,
         "tagger": "none" if settings.tagger.ref.is_none or switches.baseline else "pending",
+        "precision": settings.detector.dtype,
+        "thresholds": settings.config.thresholds,
     }
 
 
@@ -134,12 +138,12 @@ def build_context(
     """
     ctx = _new_context(normal, settings, detector, profile)
     setattr(ctx, "fidelity", fidelity_record(settings))
-    if settings.switches.baseline:  # the paper's "base": fixed prompts only, no tagging, no LLM, no size filter
-        ctx.final_prompt = list(FIXED_PROMPTS)
+    if settings.switches.baseline:  # the paper's "base": one caption, no tagging, no LLM, no size filter
+        ctx.final_prompt = [BASE_CAPTION]
         return ctx
     _tags_and_object(ctx, normal, settings.tagger, settings.thresholds, detector)
-    if settings.llm.ref.is_none:  # official prompt ablation: 'defect, abnormal' only, no object tag in the prompt
-        ctx.final_prompt = list(FIXED_PROMPTS)
+    if settings.llm.ref.is_none:  # official prompt ablation: the caption 'defect, abnormal' only, no object tag
+        ctx.final_prompt = [BASE_CAPTION]
         return ctx
     _ask_llm(ctx, settings.llm)
     ctx.final_prompt = final_prompt(ctx.defect_words, ctx.object_tag)
