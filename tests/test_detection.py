@@ -105,7 +105,7 @@ def test_grounding_dino_scales_normalised_boxes_to_pixels(tiny_gdino):
     )
     assert [b.phrase for b in out] == ["scratch", "crack", "crack"]
     assert out.box(0).xyxy == pytest.approx((80.0, 20.0, 120.0, 30.0), abs=1e-3)
-    assert out.box(1).xyxy == pytest.approx((170.0, 40.0, 200.0, 60.0), abs=1e-3)  # clipped at the right edge
+    assert out.box(1).xyxy == pytest.approx((170.0, 40.0, 210.0, 60.0), abs=1e-3)  # not clipped (clipped before SAM)
     assert out.box(2).xyxy == pytest.approx((10.0, 5.0, 30.0, 15.0), abs=1e-3)
     assert out.box(0).score == pytest.approx(1 / (1 + math.exp(-5.0)), abs=1e-5)
     assert out.box(1).score == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-5)
@@ -203,7 +203,9 @@ def test_owlv2_detect_end_to_end(tiny_owlv2):
     assert len(boxes) > 0
     for b in boxes:
         assert b.phrase in ("crack", "magnetic tile", "hole")
-        assert 0 <= b.xyxy[0] < b.xyxy[2] <= 80 and 0 <= b.xyxy[1] < b.xyxy[3] <= 50
+        assert b.xyxy[0] < b.xyxy[2] and b.xyxy[1] < b.xyxy[3]  # not clipped: the paper profile clips before SAM
+        clipped = Detections.from_boxes([b]).clipped(80, 50).box(0)
+        assert 0 <= clipped.xyxy[0] < clipped.xyxy[2] <= 80 and 0 <= clipped.xyxy[1] < clipped.xyxy[3] <= 50
     assert isinstance(boxes, Detections) and len(det.detect(_image(), [], 0.0, 0.0)) == 0
 
 

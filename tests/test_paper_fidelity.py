@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -351,3 +352,170 @@ def test_preflight_does_not_ask_for_clip_when_ram_is_preferred(ram_package: Path
 
     assert "--tagger" not in model_roles(PipelineConfig(profile="paper"), "paper")
     assert model_roles(PipelineConfig(profile="paper", tagger="org/clip"), "paper")["--tagger"].text == "org/clip"
+
+
+# ---------------------------------------------------------------- precision, stop tokens, clipping, base row
+
+
+def test_precision_default_is_float32_and_another_dtype_is_recorded(tiny_gdino: Path, tiny_sam: Path,
+                                                                    fresh_model_cache: None) -> None:
+    import torch
+
+    from iapas.models.device import resolve_dtype
+
+    base = dict(profile="paper", detector=str(tiny_gdino), segmenter=str(tiny_sam), tagger="none", object_name="gear",
+                llm="none", device="cpu")
+    settings = resolve(PipelineConfig(**base))
+    assert settings.detector.dtype == settings.segmenter.dtype == "float32"  # 'auto' no longer means bf16 on a GPU
+    assert resolve_dtype(settings.detector.dtype, "cuda") is torch.float32
+    image = _normal(1)[0]
+    for dtype, expected in ((None, torch.float32), ("bfloat16", torch.bfloat16)):
+        cfg = PipelineConfig(**base, **({"dtype": dtype} if dtype else {}))
+        profile = PaperProfile(resolve(cfg))
+        ctx = profile.fit([image])
+        pred = profile.predict(image, ctx)
+        assert profile.detector.model.dtype == expected and profile.segmenter.model.dtype == expected
+        name = str(expected).replace("torch.", "")
+        assert ctx.models["detector"]["dtype"] == name and ctx.model_dump(mode="json")["fidelity"]["precision"] == name
+        precision_notes = [n for n in pred.notes if "runs it in float32" in n]
+        assert len(precision_notes) == (2 if dtype else 0), pred.notes
+
+
+def _llama3_chat_lm(folder: Path) -> Path:
+    """A tiny Llama causal LM with a Llama-3-style tokenizer: <|eot_id|> ends a turn, eos is <|end_of_text|>,
+    and (like the first Llama-3-8B-Instruct release) the generation config stops at eos only. Its output
+    layer is zero, so every logit ties and greedy decoding emits token 0, which is <|eot_id|>."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tiny.stage1_models import CHAT_TEMPLATE, LM_WORDS, _word_tokenizer
+
+    specials = ["<|eot_id|>", "<pad>", "<unk>", "<|end_of_text|>", "<|im_start|>"]
+    template = CHAT_TEMPLATE.replace("<|im_end|>", "<|eot_id|>")
+    tokenizer, vocab = _word_tokenizer(LM_WORDS, specials, template)
+    tokenizer.eos_token = "<|end_of_text|>"
+    config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=1, eos_token_id=3)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+    model.generation_config.eos_token_id = 3
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_llama3_generation_stops_at_the_official_stop_tokens(tmp_path: Path, tiny_lm: str) -> None:
+    from iapas.stages.llm import stop_token_ids
+
+    backend = TransformersChatLLM(str(_llama3_chat_lm(tmp_path / "llama3")), "cpu")
+    calls: list[tuple[Any, int]] = []
+    generate = backend.model.generate
+
+    def spy(**kwargs: Any) -> Any:
+        out = generate(**kwargs)
+        calls.append((kwargs.get("eos_token_id"), out.shape[1] - kwargs["input_ids"].shape[1]))
+        return out
+
+    backend.model.generate = spy
+    assert stop_token_ids(backend.tokenizer) == [3, 0]  # [eos, <|eot_id|>], as the official terminators
+    backend.chat(official_messages("gear"), 12, None)
+    assert calls == [([3, 0], 1)]  # stopped at the first <|eot_id|>
+    enc = backend.tokenizer.apply_chat_template(official_messages("gear"), add_generation_prompt=True,
+                                                return_tensors="pt", return_dict=True)
+    unstopped = generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=1)
+    assert unstopped.shape[1] - enc["input_ids"].shape[1] == 12  # the generation config alone runs on
+    other = TransformersChatLLM(tiny_lm, "cpu")
+    assert stop_token_ids(other.tokenizer) is None  # not a Llama-3 tokenizer: its own generation config
+
+
+def test_boxes_are_clipped_only_before_sam(tiny_gdino: Path) -> None:
+    """Official order: NMS and the size filter on the detector's boxes, clipping right before SAM."""
+    import torch
+
+    from fake_segmenter import RectSegmenter
+    from iapas.stages.detection import caption, load_detector, token_spans
+    from test_paper_profile import TAG, ScriptedDetector
+
+    det = load_detector(str(tiny_gdino), "cpu")
+    text, char_spans = caption(["crack"])
+    enc = det.processor.tokenizer(text, return_offsets_mapping=True)
+    spans = token_spans([tuple(o) for o in enc["offset_mapping"]], char_spans)
+    logits = torch.full((1, 1, 16), -10.0)
+    logits[0, :, len(enc["input_ids"]):] = float("-inf")
+    logits[0, 0, 1] = 5.0
+    boxes = torch.tensor([[[0.95, 0.5, 0.3, 0.2]]])  # reaches 10% of the width out of the image
+    out = det.boxes_from_outputs(SimpleNamespace(logits=logits, pred_boxes=boxes), torch.tensor([enc["input_ids"]]),
+                                 spans, ["crack"], 0.3, 0.3, (100, 200))
+    assert out.box(0).xyxy == pytest.approx((160.0, 40.0, 220.0, 60.0), abs=1e-3)  # not clipped by the detector
+
+    # image 100 x 50; object box 50 x 50 -> limit 0.8 * 0.5 * 5000 = 2000 px
+    obj = [Box((0, 0, 50, 50), TAG, 0.9)]
+    hanging = Box((70, 0, 130, 35), "crack", 0.6)  # 60 x 35 = 2100 px as detected, 30 x 35 = 1050 px inside
+    inside = Box((10, 10, 20, 20), "dent", 0.5)
+    cfg = PipelineConfig(profile="paper", tagger="none", object_name=TAG, llm="none", device="cpu")
+    from iapas.context import Context
+    from iapas.settings import thresholds
+
+    ctx = Context(profile="paper", config=cfg, object_tag=TAG, final_prompt=["crack", "dent", TAG],
+                  thresholds=thresholds(cfg))
+    seg = RectSegmenter()
+    seen: list[list[tuple[float, ...]]] = []
+    segment = seg.segment
+
+    def recording(rgb: np.ndarray, dets: Any) -> np.ndarray:
+        seen.append([tuple(b.xyxy) for b in dets])
+        return segment(rgb, dets)
+
+    seg.segment = recording  # type: ignore[method-assign]
+    image = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), np.uint8), original_size=(100, 50))
+    pred = PaperProfile(resolve(cfg), detector=ScriptedDetector(obj, [hanging, inside]), segmenter=seg).predict(image, ctx)
+    assert [b.phrase for b in pred.boxes] == ["dent"]  # the unclipped area (2100 px) fails the filter
+    assert [b.phrase for b in pred.removed_boxes] == ["crack"]
+    assert pred.removed_boxes.box(0).xyxy == (70.0, 0.0, 100.0, 35.0)  # outputs show it inside the image
+    wide = Box((-20, 0, 40, 50), "dent", 0.5)  # 60 x 50 = 3000 px: passes only without the filter
+    nofilter = PaperProfile(resolve(cfg.model_copy(update={"use_filter": False})),
+                            detector=ScriptedDetector(obj, [wide]), segmenter=seg).predict(image, ctx)
+    assert seen[-1] == [(0.0, 0.0, 40.0, 50.0)] and nofilter.boxes.box(0).xyxy == (0.0, 0.0, 40.0, 50.0)  # SAM: clipped
+
+
+def test_base_row_sends_the_single_official_caption(tiny_gdino: Path, tiny_sam: Path, fresh_model_cache: None) -> None:
+    cfg = PipelineConfig(profile="paper", detector=str(tiny_gdino), segmenter=str(tiny_sam), baseline=True,
+                         device="cpu", llm="none")
+    profile = PaperProfile(resolve(cfg))
+    ctx = profile.fit(_normal(1))
+    assert ctx.final_prompt == ["defect, abnormal"] and ctx.object_tag is None
+    texts: list[str] = []
+    processor = profile.detector.processor
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(processor, name)
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            texts.append(kwargs["text"])
+            return processor(*args, **kwargs)
+
+    profile.detector.processor = Recording()
+    pred = profile.predict(_normal(1)[0], ctx)
+    assert texts == ["defect, abnormal."]  # one caption, one phrase: the official `base` (no object pass)
+    assert all(b.phrase == "defect, abnormal" for b in pred.boxes)
+    ablation = build_context(_normal(1), resolve(PipelineConfig(tagger="none", object_name="gear", llm="none")), None,
+                             "paper")
+    assert ablation.final_prompt == ["defect, abnormal"]  # the official prompt ablation's caption too
+
+
+def test_threshold_source_paper_or_official_code() -> None:
+    from iapas.settings import thresholds
+
+    paper = thresholds(PipelineConfig(kind="object"))
+    code = thresholds(PipelineConfig(kind="object", thresholds="official-code"))
+    assert (paper.box_threshold, paper.text_threshold) == (0.2, 0.2)
+    assert (code.box_threshold, code.text_threshold) == (0.1, 0.1)
+    assert thresholds(PipelineConfig(kind="texture", thresholds="official-code")).box_threshold == 0.1
+    explicit = thresholds(PipelineConfig(kind="object", thresholds="official-code", box_threshold=0.3))
+    assert (explicit.box_threshold, explicit.text_threshold) == (0.3, 0.1)
+    ctx = build_context(_normal(1), resolve(PipelineConfig(tagger="none", object_name="gear", llm="none",
+                                                           thresholds="official-code")), None, "paper")
+    assert ctx.thresholds.box_threshold == 0.1 and ctx.model_dump(mode="json")["fidelity"]["thresholds"] == "official-code"

@@ -57,10 +57,10 @@ def fitted(tiny_gdino, tiny_sam):
 def test_fit_builds_the_context_and_records_models(fitted, tiny_gdino, tiny_sam):
     prof, ctx = fitted
     assert ctx.profile == "paper" and ctx.object_tag == TINY_OBJECT
-    assert ctx.final_prompt == ["abnormal", "defect"]  # --llm none: the official prompt ablation
+    assert ctx.final_prompt == ["defect, abnormal"]  # --llm none: the official prompt ablation's one caption
     assert ctx.thresholds.box_threshold == 0.2 and ctx.thresholds.size_threshold == 0.8
-    assert ctx.models["detector"] == {"id": str(tiny_gdino), "revision": "local"}
-    assert ctx.models["segmenter"] == {"id": str(tiny_sam), "revision": "local"}
+    assert ctx.models["detector"] == {"id": str(tiny_gdino), "revision": "local", "dtype": "float32"}
+    assert ctx.models["segmenter"] == {"id": str(tiny_sam), "revision": "local", "dtype": "float32"}
     assert prof._segmenter is None, "Stage 1 does not load SAM"
 
 

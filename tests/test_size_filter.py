@@ -29,9 +29,10 @@ def test_object_box_is_the_highest_scoring_box_of_the_object_tag():
     assert normalize_phrase(" Magnetic  Tile. ") == "magnetic tile"
 
 
-def test_object_area_is_a_fraction_of_the_image_clipped_and_one_without_box():
+def test_object_area_is_the_unclipped_fraction_of_the_image_and_one_without_box():
     assert object_area_fraction(Box((10, 10, 60, 40), "t", 1.0), W, H) == pytest.approx(1500 / 5000)
-    assert object_area_fraction(Box((-20, 0, 50, 80), "t", 1.0), W, H) == pytest.approx(2500 / 5000)
+    # the official object_size: the box as detected, even where it reaches out of the image (70 x 80 px)
+    assert object_area_fraction(Box((-20, 0, 50, 80), "t", 1.0), W, H) == pytest.approx(5600 / 5000)
     assert object_area_fraction(None, W, H) == 1.0
 
 

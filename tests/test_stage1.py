@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from iapas.config import FIXED_PROMPTS, PipelineConfig
+from iapas.config import BASE_CAPTION, FIXED_PROMPTS, PipelineConfig
 from iapas.context import Context
 from iapas.io.images import LoadedImage
 from iapas.settings import LlmSettings, llm_settings, resolve
@@ -92,7 +92,7 @@ def test_same_inputs_same_context_json(models: dict[str, str], tmp_path: Path) -
 def test_baseline_is_fixed_prompts_only() -> None:
     cfg = PipelineConfig(baseline=True, tagger="does/not-exist", llm="does/not-exist")  # nothing may load
     ctx = build_context(_normal(), resolve(cfg), None, "paper")
-    assert ctx.final_prompt == list(FIXED_PROMPTS)
+    assert ctx.final_prompt == [BASE_CAPTION]
     assert ctx.tags == [] and ctx.object_tag is None and ctx.llm_request is None and ctx.models == {}
 
 
@@ -101,7 +101,7 @@ def test_llm_none_gives_fixed_prompts_only_as_the_official_ablation(models: dict
     ctx = build_context(_normal(), resolve(cfg), None, "paper")
     assert ctx.object_tag == ctx.tags[0]  # no detector -> top tag, with a warning; it still bounds the size filter
     assert any("no detector" in w for w in ctx.warnings)
-    assert ctx.final_prompt == list(FIXED_PROMPTS)  # test_ablation.py: anomaly_tags = 'defect, abnormal'
+    assert ctx.final_prompt == [BASE_CAPTION] == ["defect, abnormal"]  # test_ablation.py: anomaly_tags = 'defect, abnormal'
     assert ctx.llm_request is None and "llm" not in ctx.models
 
 
@@ -109,7 +109,7 @@ def test_tagger_none_uses_the_given_object() -> None:
     cfg = PipelineConfig(tagger="none", object_name="magnetic tile", llm="none", profile="paper")
     ctx = build_context(_normal(), resolve(cfg), GroundingStub(), "paper")
     assert ctx.tags == ["magnetic tile"] and ctx.object_tag == "magnetic tile"
-    assert ctx.final_prompt == list(FIXED_PROMPTS)
+    assert ctx.final_prompt == [BASE_CAPTION]
 
 
 def test_llm_words_from_server_lead_the_prompt() -> None:
@@ -139,7 +139,7 @@ def test_none_in_any_case_skips_tagging_and_the_llm(none: str) -> None:
     """Stage 1 treats 'NONE' exactly as 'none': no tagger or LLM is loaded, fixed prompts only."""
     built = build_context(_normal(), resolve(PipelineConfig(tagger=none, object_name="tile", llm=none)), None, "paper")
     lower = build_context(_normal(), resolve(PipelineConfig(tagger="none", object_name="tile", llm="none")), None, "paper")
-    assert built.final_prompt == list(FIXED_PROMPTS) and built.object_tag == "tile"
+    assert built.final_prompt == [BASE_CAPTION] and built.object_tag == "tile"
     assert "tagger" not in built.models and "llm" not in built.models
     assert built.model_dump(mode="json") == lower.model_dump(mode="json")
 

@@ -39,9 +39,11 @@ PROTOCOL_NOTES = {
     "standard": "standard protocol: all test images including normal ones, raw score maps, exact F1-max",
     "paper": (
         "paper protocol (the official IAP-AS evaluation code): the official image selection (only folders named "
-        "`good` and images without a mask file are skipped), each map min-max normalised on its own, 400x400 "
-        "bicubic maps / nearest masks, category maps min-max normalised together, F1-max over 100 fixed "
-        "thresholds; not comparable with standard-protocol numbers"
+        "`good` and images without a mask file are skipped; MTD's Stage 1 tiles are scored too), masks grey > 128, "
+        "each map min-max normalised on its own at full size in float64 (not the base row), 400x400 bicubic maps / "
+        "nearest masks, category maps min-max normalised together, F1-max over 100 fixed thresholds, mean of "
+        "category values rounded to 2 decimals (a category without defect pixels counts AP 0); not comparable "
+        "with standard-protocol numbers"
     ),
 }
 
