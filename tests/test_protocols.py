@@ -123,3 +123,36 @@ def test_paper_mean_rounds_each_category_to_two_decimals_in_percent() -> None:
 def test_minmax_helpers_handle_constant_input() -> None:
     maps = np.full((2, 3, 3), 5.0, dtype=np.float32)
     assert not minmax_per_image(maps.copy()).any() and not minmax_together(maps.copy()).any()
+
+
+@pytest.mark.parametrize(
+    ("mode", "levels", "expected"),
+    [
+        ("L", [0, 1, 127, 128, 129, 255], [0, 0, 0, 0, 1, 1]),  # official: grey > 128 (128 is background)
+        ("I;16", [0, 128 * 256, 129 * 256 - 1, 129 * 256, 65535], [0, 0, 0, 1, 1]),  # the high byte
+    ],
+)
+def test_official_mask_rule_is_grey_above_128(tmp_path: Path, mode: str, levels: list[int], expected: list[int]) -> None:
+    from PIL import Image
+
+    from iapas.io.images import load_mask
+
+    path = tmp_path / "m.png"
+    arr = np.array([levels], dtype=np.uint16 if mode == "I;16" else np.uint8)
+    Image.fromarray(arr).save(path)  # uint16 -> a 16-bit PNG
+    assert load_mask(path, rule="official").astype(int)[0].tolist() == expected
+    publisher = load_mask(path).astype(int)[0].tolist()
+    assert publisher != expected  # the standard protocol keeps the publishers' >= half range
+
+
+def test_official_mask_rule_reads_colour_as_opencv_grey(tmp_path: Path) -> None:
+    import cv2
+    from PIL import Image
+
+    from iapas.io.images import load_mask
+
+    rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [140, 130, 120], [200, 200, 0]]], dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    grey = cv2.imread(str(tmp_path / "c.png"), cv2.IMREAD_GRAYSCALE)
+    assert load_mask(tmp_path / "c.png", rule="official").tolist() == (grey > 128).tolist()
+    assert load_mask(tmp_path / "c.png").all()  # iapas's own rule reads the brightest channel

@@ -3,6 +3,8 @@
 "auto" picks the fastest available device (CUDA, then Apple MPS, then CPU). The auto dtype is half
 precision on GPUs, where it halves memory and is well supported (bfloat16 when the card has it,
 float16 otherwise), and float32 on CPU, where half precision is slow or missing for many kernels.
+Grounding DINO and SAM never receive "auto": `iapas.settings.stage2_dtype` gives them float32 (the
+official IAP-AS precision) unless `--dtype` names another; the LLM uses this rule.
 torch is imported inside the functions so importing this module stays cheap.
 """
 from __future__ import annotations
