@@ -62,7 +62,8 @@ class DetectorLike(Protocol):
             phrases: the prompt phrases (defect words, or the object tag alone).
             box_threshold, text_threshold: the detector's thresholds (OWLv2 has no text threshold).
         Returns:
-            Detections with xyxy (N, 4) in pixels of `rgb`, clipped to it. Long phrase lists are split
+            Detections with xyxy (N, 4) in pixels of `rgb`, not clipped to it (the paper profile clips
+            right before SAM, as the official code). Long phrase lists are split
             into chunks that fit the text encoder; NMS is NOT applied here.
         """
         ...
