@@ -130,10 +130,21 @@ class ModelWorkers:
         return job.future
 
     def close(self, timeout: float = 60.0) -> None:
-        """Let the workers finish what is queued, then stop them."""
+        """Stop the workers: requests still waiting are cancelled (their clients are gone once the server has
+        drained), the ones being worked on finish within `timeout`."""
         self.closing = True
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.future.cancel()
         for _ in self._threads:
-            self._queue.put(None)
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:  # a second close while a worker still holds its job: it stops on the first None
+                break
         for t in self._threads:
             t.join(timeout)
 
