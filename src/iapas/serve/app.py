@@ -16,7 +16,7 @@ from typing import Any, Literal, Optional
 from iapas.errors import InputError
 from iapas.serve.accesslog import access, event
 from iapas.serve.answers import TooManyPixels, answer, decode_upload, pixel_count, upload_name
-from iapas.serve.guard import Guard, PixelBudget, give_memory_back
+from iapas.serve.guard import TRIM_PIXELS, Guard, PixelBudget, give_memory_back
 from iapas.serve.limits import ApiError, Receive, Scope, Send, check_token
 from iapas.serve.lines import Line
 from iapas.serve.metrics import Metrics
@@ -25,7 +25,6 @@ from iapas.serve.settings import ServeSettings
 from iapas.serve.workers import ModelWorkers, QueueFull
 
 LOGGED_CHARS = 256  # of a request's path and query in the access log (a client controls both)
-TRIM_PIXELS = 4_000_000  # after decoding an image this large, freed memory goes back to the OS
 
 
 def short(text: str, limit: int = 64) -> str:

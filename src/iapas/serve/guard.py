@@ -21,6 +21,7 @@ from iapas.serve.limits import MULTIPART_SLACK, ApiError, Receive, Scope, Send, 
 from iapas.serve.settings import ServeSettings
 
 PROBES = ("/healthz", "/readyz")
+TRIM_PIXELS = 4_000_000  # after handling an image this large, freed memory goes back to the OS
 KNOWN_ROUTES = ("/v1/inspect", "/v1/lines", "/metrics")  # metric labels of refused requests (others: "other")
 
 

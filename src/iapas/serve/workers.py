@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iapas.io.images import LoadedImage
+from iapas.serve.guard import TRIM_PIXELS, give_memory_back
 from iapas.serve.lines import Line
 from iapas.types import Prediction
 from iapas.verdict import Verdict, decide
@@ -155,6 +156,7 @@ class ModelWorkers:
                 return
             if not job.future.set_running_or_notify_cancel():
                 continue  # its request gave up while waiting
+            pred = None
             with self._lock:
                 self._busy += 1
             try:
@@ -168,3 +170,7 @@ class ModelWorkers:
             finally:
                 with self._lock:
                     self._busy -= 1
+            large = job.image.rgb.shape[0] * job.image.rgb.shape[1] >= TRIM_PIXELS
+            job = pred = None  # type: ignore[assignment]  # the answer holds what it needs; drop the rest now
+            if large:
+                give_memory_back()
