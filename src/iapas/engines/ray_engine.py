@@ -14,7 +14,9 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +106,10 @@ def connect(address: str | None) -> bool:
         return False
     if address:
         check_reachable(address)
+    # ray.init replaces this process's SIGTERM handler with a plain exit; the CLI's own handler (which saves
+    # what was done and records `interrupted: true`) is put back right after
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
@@ -117,6 +123,9 @@ def connect(address: str | None) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"--ray-address {address}" if address else "a local Ray instance"
         raise SettingsError(f"cannot start or reach {where}: {exc}") from None
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return True
 
 

@@ -77,7 +77,8 @@ def _retry_after(workers: ModelWorkers, mean_inference_s: float) -> int:
 
 
 def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSettings, metrics: Metrics | None = None) -> Any:
-    """The ASGI application (FastAPI inside the size-limit and access-log middlewares)."""
+    """The ASGI application: FastAPI inside the guard (probes, token, body limits: `iapas.serve.guard`) and the
+    access log."""
     from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, Response
