@@ -8,9 +8,9 @@ for Ray, starting a local Ray instance and its actors) and the steady rate after
 two output folders hold the same files. On one machine Ray adds its start-up cost and runs one process
 per CPU with one torch thread each, where the local engine runs one image at a time on all cores through
 torch's threads; which is faster depends on the image size and on other load. Ray's point is the path to
-many machines (docs/deploy.md). Each Ray actor gets one CPU and so one torch thread; float sums inside a convolution
-depend on the thread count, so score maps can differ from a multi-threaded local run in the last bits
-(~1e-7): the bench then repeats the local run with one thread and requires byte-identical files.
+many machines (docs/deploy.md). Each Ray actor reserves one CPU and runs with one thread; float sums inside a
+convolution depend on the thread count, so score maps can differ from a multi-threaded local run in the last bits:
+the bench then repeats the local run with `--threads 1` and requires byte-identical files.
 """
 from __future__ import annotations
 
@@ -108,10 +108,10 @@ def main() -> None:
               f"score maps differing: {len(maps)} (largest difference {worst:.2e}); other files differing: {len(others)}")
         identical = not differ
         if differ:
-            threads = segment(ctx, cat.test, root / "local_1thread", env={"OMP_NUM_THREADS": "1"})
+            threads = segment(ctx, cat.test, root / "local_1thread", "--threads", "1")
             count, differ, worst = compare(root / "local_1thread", root / "ray")
             identical = not differ
-            print(f"outputs, local with 1 torch thread (as each Ray actor; {threads:.1f} s) vs ray: "
+            print(f"outputs, local with --threads 1 (as each Ray actor; {threads:.1f} s) vs ray: "
                   f"{count - len(differ)}/{count} files byte-identical")
         print(f"identical outputs: {'yes' if identical else 'NO: ' + ', '.join(differ[:5])}")
         if not identical:

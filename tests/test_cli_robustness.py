@@ -196,14 +196,14 @@ def test_second_live_writer_is_refused_and_stale_temp_files_removed(app: typer.T
     write_normals(tmp_path / "normal")
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".a.npy.x1y2.tmp").write_bytes(b"half")
+    (out / ".iapas.a.npy.0a1b2c3d.tmp").write_bytes(b"half")
     args = ("run", "--normal", tmp_path / "normal", "--images", tmp_path / "normal", "--out", out, "--profile", "offline")
     with lock_output_dir(out):
         code, _, err = invoke(app, *args)
         assert code == 2 and "another iapas process" in err and MeanDiffProfile.instances == 0
     code, _, err = invoke(app, *args)
     assert code == 0 and "removed 1 partial file" in err
-    assert not (out / ".a.npy.x1y2.tmp").exists()
+    assert not (out / ".iapas.a.npy.0a1b2c3d.tmp").exists()
 
 
 def test_non_utf8_file_name_is_processed_and_reported(app: typer.Typer, tmp_path: Path) -> None:

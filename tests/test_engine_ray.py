@@ -1,9 +1,9 @@
 """`--engine ray` on a real local Ray instance (no network): the same files as the local engine, the same
 resume behaviour, and a worker killed mid-run retried by Ray without lost or duplicated results.
 
-One Ray session for the module (starting Ray costs seconds); the local reference run uses one torch
-thread because each Ray actor gets one CPU, and the float sums inside a convolution depend on the number
-of threads (with equal threads the files are byte for byte the same).
+One Ray session for the module (starting Ray costs seconds); the local reference run uses `--threads 1`
+because each Ray actor runs with the one CPU it reserves, and the float sums inside a convolution depend on
+the number of threads (with equal threads the files are byte for byte the same).
 """
 from __future__ import annotations
 
@@ -58,15 +58,8 @@ def _segment(data: Path, out: Path, *extra: str) -> int:
 
 @pytest.fixture(scope="module")
 def local_out(data: Path) -> Path:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = data / "out_local"
-        assert _segment(data, out) == 3  # one input is not an image
-    finally:
-        torch.set_num_threads(threads)
+    out = data / "out_local"
+    assert _segment(data, out, "--threads", "1") == 3  # one thread, as each Ray actor; one input is not an image
     return out
 
 

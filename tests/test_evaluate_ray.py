@@ -54,16 +54,10 @@ def _records(out: Path) -> list[str]:
 
 
 def test_evaluate_on_ray_gives_the_local_metrics_records_and_failures(ray_session, mtd: Path, tmp_path: Path) -> None:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert _evaluate(mtd, tmp_path / "local") == EXIT_SOME_FAILED  # two images fail, the rest is evaluated
-    finally:
-        torch.set_num_threads(threads)
+    # one thread, as each Ray actor; two images fail, the rest is evaluated
+    assert _evaluate(mtd, tmp_path / "local", "--threads", "1") == EXIT_SOME_FAILED
     out = tmp_path / "ray"
-    assert _evaluate(mtd, out, "--engine", "ray", "--ray-actors", "2") == EXIT_SOME_FAILED
+    assert _evaluate(mtd, out, "--engine", "ray", "--ray-actors", "2", "--threads", "1") == EXIT_SOME_FAILED
 
     local, ray_m = _metrics(tmp_path / "local"), _metrics(out)
     assert ray_m == local
@@ -73,7 +67,7 @@ def test_evaluate_on_ray_gives_the_local_metrics_records_and_failures(ray_sessio
     assert _records(out) == _records(tmp_path / "local") and len(_records(out)) == 2 * 14
 
     stamps = {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*") if p.is_file()}
-    assert _evaluate(mtd, out, "--engine", "ray") == EXIT_SOME_FAILED  # rerun: every record is reused
+    assert _evaluate(mtd, out, "--engine", "ray", "--threads", "1") == EXIT_SOME_FAILED  # rerun: every record is reused
     again = _metrics(out)
     assert again["n_cached"] == 2 * 14 and again["n_predicted"] == 0 and again["categories"] == local["categories"]
     assert {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*") if p.is_file()} == stamps

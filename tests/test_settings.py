@@ -55,7 +55,7 @@ def _old_context(folder: Path, **changes: object) -> Path:
     data.update(changes)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    np.savez(folder / "ctx.bank.npz", bank_features=rng.normal(size=(12, 8)).astype(np.float32),
+    np.savez(folder / "ctx.bank.npz", bank_features=rng.normal(size=(12, 120)).astype(np.float32),  # lite0 stages 2+3: 40+80
              bank_source=(np.arange(12) % 3).astype(np.int32))
     path = folder / "ctx.json"
     path.write_text(json.dumps(data))

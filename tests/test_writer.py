@@ -155,12 +155,13 @@ def test_lock_refuses_live_writer_and_is_freed_by_kill(tmp_path: Path) -> None:
 
 
 def test_remove_stale_temp_files_only_touches_partials(tmp_path: Path) -> None:
-    (tmp_path / ".a.npy.k2j3.tmp").write_bytes(b"half")
+    (tmp_path / ".iapas.a.npy.0a1b2c3d.tmp").write_bytes(b"half")
+    (tmp_path / ".a.npy.k2j3.tmp").write_bytes(b"x")  # not ours (no iapas prefix)
     (tmp_path / "keep.tmp.png").write_bytes(b"x")
     (tmp_path / "user.tmp").write_bytes(b"x")  # not ours (not hidden)
     removed = remove_stale_temp_files(tmp_path)
-    assert [p.name for p in removed] == [".a.npy.k2j3.tmp"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tmp.png", "user.tmp"]
+    assert [p.name for p in removed] == [".iapas.a.npy.0a1b2c3d.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.npy.k2j3.tmp", "keep.tmp.png", "user.tmp"]
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:

@@ -174,7 +174,7 @@ class Context(BaseModel):
             raise SettingsError(f"context file {path} is malformed: {str(exc)[:1000]}") from None
         bank_file = ctx.reference.get("bank_file")
         if bank_file is not None:
-            ctx.set_arrays(**load_bank(path, bank_path(path, bank_file)))
+            ctx.set_arrays(**load_bank(path, bank_path(path, bank_file), ctx.reference.settings))
         return ctx
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from iapas.config import PipelineConfig, quote
 from iapas.errors import SettingsError
+from iapas.settings import feature_width
 
 # reference.settings key -> the PipelineConfig field whose range applies
 SETTINGS_AS_CONFIG = {"backbone": "backbone", "feature_size": "feature_size", "segment_size": "segment_size",
@@ -127,16 +128,104 @@ def bank_path(context_file: Path, name: Any) -> Path:
     return bank
 
 
-def load_bank(context_file: Path, bank: Path) -> dict[str, np.ndarray]:
-    """The bank arrays, checked: an npz holding finite 2-D features and one integer source per row."""
+MAX_BANK_ROWS = int(SETTINGS_RANGES["max_bank"][2])
+MAX_FEATURE_WIDTH = 4096  # wider than any stage combination of the packaged backbones
+MAX_BANK_MEMBERS = 8  # the bank holds two arrays; an archive of many members is not one of ours
+
+
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of a .npy stream (no data read)."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    return tuple(int(n) for n in shape), np.dtype(dtype)
+
+
+def bank_limits(settings: Any) -> tuple[int, int | None]:
+    """(most rows, exact row width or None) a bank made with `settings` (a ReferenceSettings) can have."""
+    if settings is None:
+        return MAX_BANK_ROWS, None
+    rows = int(getattr(settings, "max_bank", MAX_BANK_ROWS))
+    width = feature_width(str(getattr(settings, "backbone", "")), tuple(getattr(settings, "stages", ())))
+    return min(rows, MAX_BANK_ROWS), width
+
+
+def inspect_bank(bank: Path, settings: Any = None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shapes and dtypes of the bank's arrays, read from the zip directory and the .npy headers only, checked
+    against what a bank of `settings` can hold, so a forged file (a compressed bomb, a header announcing a huge
+    array, a width another backbone would make) is refused before any array is allocated.
+
+    Returns:
+        array name -> (shape, dtype).
+
+    Raises:
+        SettingsError: one line naming the bank file and the problem.
+    """
+    rows_max, width = bank_limits(settings)
+    width_max = width or MAX_FEATURE_WIDTH
+    byte_budget = rows_max * (width_max + 1) * 8 + 4096  # float64 features + int64 sources + headers
+
+    def refuse(problem: str) -> SettingsError:
+        return SettingsError(f"bank file {bank}: {problem}; rerun `iapas prompts`")
+
+    found: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    try:
+        with zipfile.ZipFile(bank) as zf:
+            members = zf.infolist()
+            if len(members) > MAX_BANK_MEMBERS:
+                raise refuse(f"holds {len(members)} entries, a bank has 2")
+            total = sum(m.file_size for m in members)
+            if total > byte_budget:
+                raise refuse(f"unpacks to {total} bytes, more than the {byte_budget} a bank of at most {rows_max} rows "
+                             f"x {width_max} features can hold")
+            for m in members:
+                if not m.filename.endswith(".npy"):
+                    raise refuse(f"entry {quote(m.filename)} is not an .npy array")
+                with zf.open(m) as fh:
+                    shape, dtype = _npy_header(fh)
+                    header = fh.tell()
+                if dtype.hasobject or dtype.kind not in "biuf" or dtype.itemsize > 8:
+                    raise refuse(f"array {quote(m.filename[:-4])} has dtype {dtype}, not a plain number type")
+                if math.prod(shape) * dtype.itemsize != m.file_size - header:
+                    raise refuse(f"array {quote(m.filename[:-4])} announces shape {shape} ({dtype}), which does not "
+                                 f"match the {m.file_size - header} data bytes it holds")
+                found[m.filename[:-4]] = (shape, dtype)
+    except SettingsError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError, NotImplementedError) as exc:
+        raise SettingsError(f"bank file {bank} is not a readable .npz archive ({str(exc)[:200]}); rerun `iapas prompts`") from None
+    if "bank_features" in found:
+        shape = found["bank_features"][0]
+        if len(shape) != 2 or shape[0] == 0 or found["bank_features"][1].kind != "f":
+            raise refuse("bank_features must be a non-empty 2-D float array")
+        if shape[0] > rows_max:
+            raise refuse(f"bank_features has {shape[0]} rows, more than max_bank {rows_max} of the context's settings")
+        if width is not None and shape[1] != width:
+            raise refuse(f"bank_features rows have {shape[1]} features, but backbone {settings.backbone} stages "
+                         f"{list(settings.stages)} make {width}")
+        if shape[1] > width_max:
+            raise refuse(f"bank_features rows have {shape[1]} features, more than {width_max}")
+    return found
+
+
+def load_bank(context_file: Path, bank: Path, settings: Any = None) -> dict[str, np.ndarray]:
+    """The bank arrays, checked (first from the headers, `inspect_bank`, then the values): an npz holding finite
+    2-D features of the width `settings` (a ReferenceSettings) make and one integer source per row."""
     if not bank.is_file():
         raise SettingsError(f"context {context_file} refers to {bank}, which is missing")
+    inspect_bank(bank, settings)
     try:
         loaded = np.load(bank, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
         with loaded as npz:
             arrays = {k: npz[k] for k in npz.files}
+    except MemoryError:
+        raise SettingsError(f"bank file {bank} does not fit in memory; rerun `iapas prompts`") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise SettingsError(f"bank file {bank} is not a readable .npz archive ({str(exc)[:200]}); rerun `iapas prompts`") from None
     for key, arr in arrays.items():

@@ -55,6 +55,23 @@ KIND_PRESETS: dict[str, FeaturePreset] = {
 DEFAULT_FEATURE_SIZE = KIND_PRESETS["texture"].feature_size  # for ReferenceSettings built by hand (tests, tools)
 
 
+# Output channels of each stage (0-6) of the packaged backbones (`models.backbone.LiteFeatures`): the width of a
+# context's bank follows from the backbone and the stages alone, so a bank can be checked before anything loads.
+STAGE_CHANNELS: dict[str, tuple[int, ...]] = {
+    "efficientnet-lite0": (16, 24, 40, 80, 112, 192, 320),
+    "efficientnet-lite1": (16, 24, 40, 80, 112, 192, 320),
+    "efficientnet-lite2": (16, 24, 48, 88, 120, 208, 352),
+}
+
+
+def feature_width(backbone: str, stages: tuple[int, ...]) -> int | None:
+    """Channels of one bank row (the chosen stages concatenated); None for an unknown backbone or stage."""
+    channels = STAGE_CHANNELS.get(backbone)
+    if channels is None or not stages or any(not 0 <= s < len(channels) for s in stages):
+        return None
+    return sum(channels[s] for s in stages)
+
+
 @dataclass(frozen=True)
 class ReferenceSettings:
     """How offline features are extracted and scored; stored in the context so `segment` reproduces them."""

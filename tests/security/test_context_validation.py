@@ -36,7 +36,7 @@ def offline_context(folder: Path) -> Path:
             "normal_image_max": [0.9, 1.1], "a_field_added_later": {"anything": [1, 2]},
         },
     )
-    ctx.set_arrays(bank_features=rng.normal(size=(20, 8)).astype(np.float32), bank_source=np.arange(20) % 2)
+    ctx.set_arrays(bank_features=rng.normal(size=(20, 512)).astype(np.float32), bank_source=np.arange(20) % 2)  # lite0 5+6
     folder.mkdir(parents=True, exist_ok=True)
     return ctx.save(folder / "context.json")
 
@@ -74,7 +74,7 @@ BAD_EDITS = {
 def test_item06_context_validated_like_config(tmp_path: Path) -> None:
     good = offline_context(tmp_path / "good")
     back = Context.load(good)  # a correct context, with a field this version does not know, loads
-    assert back.reference.get("a_field_added_later") == {"anything": [1, 2]} and back.arrays["bank_features"].shape == (20, 8)
+    assert back.reference.get("a_field_added_later") == {"anything": [1, 2]} and back.arrays["bank_features"].shape == (20, 512)
     for name, change in BAD_EDITS.items():
         path = offline_context(tmp_path / name)
         edit(path, change)

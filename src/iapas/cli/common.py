@@ -76,6 +76,7 @@ def check_output_file(path: Path, flag: str = "--out") -> None:
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second SIGTERM must not cut short the saving of what was done
     raise KeyboardInterrupt(f"signal {signum}")
 
 

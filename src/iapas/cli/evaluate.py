@@ -75,6 +75,14 @@ def write_report(out: Path) -> None:
     err_console.print(f"report: {safe(write_evaluation_report(out))}")
 
 
+def print_test_counts(counts: dict[str, dict[str, int]]) -> None:
+    """How many test images each category counted good and defective (from its masks / folders), so a wrong
+    pairing of images and masks shows before anyone reads the metrics."""
+    for cat, c in counts.items():
+        err_console.print(f"{safe(cat)}: {c['good'] + c['defective']} test images counted, {c['good']} good, "
+                          f"{c['defective']} defective", soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add `evaluate` to the app."""
 
@@ -126,6 +134,7 @@ def register(app: typer.Typer) -> None:
         for note in metrics.get("notes", []):
             if "(official rule)" in note:  # the paper protocol counted a category's undefined AP as 0
                 err_console.print(f"note: {safe(note)}")
+        print_test_counts(metrics.get("test_counts") or {})
         echo((out / "metrics.md").read_text(encoding="utf-8"))
         echo(f"mode: {metrics['mode_note']}")
         ips = metrics.get("images_per_second")

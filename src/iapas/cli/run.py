@@ -23,7 +23,12 @@ from iapas.preflight import ModelsMissing, check_models
 from iapas.io.progress import PlainProgress, stderr_is_terminal
 from iapas.outputs.run_items import cached_item, exit_code, finalize_run, process_one
 from iapas.outputs.writer import (
+    RESERVED_DIRS,
+    ForeignLockFile,
     OutputDirLocked,
+    OutsideOutput,
+    check_inside,
+    mark_interrupted,
     RunSummary,
     display_path,
     is_done,
@@ -107,12 +112,21 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
     (in OUT and its `subdirs`)."""
     try:
         with lock_output_dir(out):
+            check_inside(out, [f"{d}/-" for d in (*RESERVED_DIRS, *subdirs)])  # the run's own folders
             stale = remove_stale_temp_files(out, subdirs)
             if stale:
                 err_console.print(f"removed {len(stale)} partial file(s) left by an interrupted run in {safe(out)}")
-            yield
+            try:
+                yield
+            except KeyboardInterrupt:  # stopped before or after Stage 2 wrote its own summary
+                mark_interrupted(out)
+                raise
     except OutputDirLocked as exc:
         raise SettingsError(f"{exc}; wait for it to finish or choose another --out") from None
+    except OutsideOutput as exc:
+        raise SettingsError(f"--out {printable(out)}: {exc.strerror}") from None
+    except ForeignLockFile as exc:
+        raise SettingsError(f"--out {printable(out)}: {printable(exc.filename)} {exc.strerror}") from None
     except FileExistsError:
         raise SettingsError(f"--out {out} exists and is not a folder") from None
 
@@ -198,7 +212,8 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
                 if plain is not None:
                     v = summary.verdicts()
                     plain.update(i, done_now, f"; {v['defect']} defect, {summary.counts().get('failed', 0)} failed")
-    except KeyboardInterrupt:
+        files = finalize_run(out, summary, context, export)
+    except KeyboardInterrupt:  # also while the whole-run files are written: the summary must say so
         summary.interrupted = True
         summary.save()
         try:  # results.csv and report.html of what was done; the interrupt goes on up whatever happens
@@ -206,7 +221,6 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
         except Exception:  # noqa: BLE001
             pass
         raise
-    files = finalize_run(out, summary, context, export)
     counts, verdicts = summary.counts(), summary.verdicts()
     n_ok, n_failed = counts.get("ok", 0), counts.get("failed", 0)
     n_cached = sum(1 for i in summary.items.values() if i.get("cached"))

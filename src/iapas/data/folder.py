@@ -3,7 +3,11 @@
     ROOT/normal/   (or good/ or train/)   normal images; the pool Stage 1 samples from
     ROOT/test/                              test images, any depth (subfolder = defect type)
     ROOT/masks/    (or mask/, ground_truth/, gt/)   masks matched to test images by name:
-                   same relative path or same stem, optionally with _mask (any image extension)
+                   same relative path, optionally with _mask (any image extension); failing that, the
+                   same bare stem, but only when that is unambiguous: one mask has the stem, no other
+                   test image claims it, and it does not sit in another sub-folder (defect type) than
+                   the image (`test/good/000.png` never takes `ground_truth/crack/000_mask.png`: that
+                   is an error naming both files)
 
 A test image is anomalous when its mask has a defect pixel; without a mask it is normal. The
 category is ROOT's folder name. Normal and test images live in different folders, so the pool never
@@ -25,19 +29,47 @@ def _first_dir(root: Path, names: tuple[str, ...]) -> Path | None:
     return next((root / n for n in names if (root / n).is_dir()), None)
 
 
-def _mask_index(mask_dir: Path | None) -> dict[str, Path]:
-    """Lookup keys (relative stem path and bare stem, each with and without _mask) -> mask file."""
-    index: dict[str, Path] = {}
-    if mask_dir is None:
-        return index
-    for m in images_in(mask_dir, recursive=True):
-        rel = m.relative_to(mask_dir).with_suffix("").as_posix().lower()
-        stem = m.stem.lower()
-        for key in (rel, stem):
-            index.setdefault(key, m)
-            if key.endswith("_mask"):
-                index.setdefault(key[: -len("_mask")], m)
-    return index
+def _key(rel: Path) -> str:
+    return rel.with_suffix("").as_posix().lower()
+
+
+def _unmasked(key: str) -> str:
+    return key[: -len("_mask")] if key.endswith("_mask") else key
+
+
+class MaskIndex:
+    """The masks of a folder dataset, found by relative path (exact) or, when unambiguous, by bare stem."""
+
+    def __init__(self, mask_dir: Path | None) -> None:
+        self.mask_dir = mask_dir
+        self.by_path: dict[str, Path] = {}
+        self.by_stem: dict[str, list[Path]] = {}
+        if mask_dir is None:
+            return
+        for m in images_in(mask_dir, recursive=True):
+            rel = _key(m.relative_to(mask_dir))
+            for key in dict.fromkeys((rel, _unmasked(rel))):
+                self.by_path.setdefault(key, m)
+            for stem in dict.fromkeys((m.stem.lower(), _unmasked(m.stem.lower()))):
+                self.by_stem.setdefault(stem, []).append(m)
+
+    def exact(self, rel: Path) -> Path | None:
+        """The mask at the image's own relative path (with or without _mask)."""
+        return self.by_path.get(_key(rel))
+
+    def by_bare_stem(self, rel: Path) -> tuple[Path | None, str | None]:
+        """(mask, problem): the single mask sharing the image's bare stem, or why none may be used."""
+        candidates = self.by_stem.get(rel.stem.lower(), [])
+        if not candidates or self.mask_dir is None:
+            return None, None
+        if len(candidates) > 1:
+            names = ", ".join(str(c) for c in candidates[:4])
+            return None, f"several masks share its name ({names}); put each mask at the image's relative path"
+        mask = candidates[0]
+        mask_folder = mask.relative_to(self.mask_dir).parent
+        if rel.parent != Path(".") and mask_folder != Path(".") and mask_folder.as_posix().lower() != rel.parent.as_posix().lower():
+            return None, f"its only candidate mask {mask} lies in another defect folder ({mask_folder.as_posix()}/, the image is in {rel.parent.as_posix()}/)"
+        return mask, None
 
 
 @register("folder")
@@ -52,12 +84,29 @@ class Folder(DatasetReader):
         normal_dir = _first_dir(root, NORMAL_DIRS)
         if not (root / "test").is_dir():
             raise DatasetError(f"folder: {root / 'test'} is missing (the test images)")
-        index = _mask_index(_first_dir(root, MASK_DIRS))
+        index = MaskIndex(_first_dir(root, MASK_DIRS))
         test: list[Sample] = []
         notes: list[str] = []
+        pairing: list[tuple[Path, Path | None]] = []
+        problems: list[str] = []
+        claimed: dict[Path, list[Path]] = {}  # masks found by bare stem -> the test images taking them
         for img in images_in(root / "test", recursive=True):
             rel = img.relative_to(root / "test")
-            mask = index.get(rel.with_suffix("").as_posix().lower()) or index.get(img.stem.lower())
+            mask = index.exact(rel)
+            if mask is None:
+                mask, problem = index.by_bare_stem(rel)
+                if problem:
+                    problems.append(f"{img}: {problem}")
+                if mask is not None:
+                    claimed.setdefault(mask, []).append(img)
+            pairing.append((img, mask))
+        problems += [f"mask {m} would pair with {len(imgs)} test images ({', '.join(str(i) for i in imgs[:3])}); "
+                     "put each mask at its image's relative path" for m, imgs in claimed.items() if len(imgs) > 1]
+        if problems:
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise DatasetError("folder: test images and masks cannot be paired safely:\n  " + "\n  ".join(problems[:5]) + more)
+        for img, mask in pairing:
+            rel = img.relative_to(root / "test")
             try:
                 anomalous = mask_has_defect(mask)
             except InputError as exc:

@@ -14,6 +14,9 @@ import json
 import logging
 import math
 import os
+import signal
+import socket
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +46,56 @@ class RaySettings:
     # for actor pools (max_restarts=-1, max_task_retries=-1), so nothing is set here.
 
 
+CONNECT_TIMEOUT_S = 10.0  # to open a TCP connection to the cluster's address before ray.init (which retries for minutes)
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of "HOST:PORT" or "ray://HOST:PORT" (IPv6 in brackets), None when there is no port."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rstrip("/").rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _resolve_auto() -> str:
+    """The address "auto" means: RAY_ADDRESS, else the cluster last started on this machine (`ray start`)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        found = canonicalize_bootstrap_address("auto")
+    except (ConnectionError, ValueError, ImportError) as exc:
+        raise SettingsError(f"--ray-address auto: no running Ray cluster found ({str(exc)[:200]}); start one with "
+                            "`ray start --head`, or leave --ray-address out to run Ray on this machine") from None
+    if not found:
+        raise SettingsError("--ray-address auto: no running Ray cluster found; start one with `ray start --head`")
+    return found
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, with a clear message, when nothing listens at the cluster's address: ray.init would otherwise
+    retry for minutes (and not return to Python, so Ctrl-C and SIGTERM wait too)."""
+    target = _resolve_auto() if address == "auto" else address
+    if address.startswith("ray://"):
+        import importlib.util
+
+        if importlib.util.find_spec("grpc") is None:
+            raise SettingsError(f"--ray-address {address}: Ray Client needs grpcio: pip install 'iapas[ray]' "
+                                "(which installs ray[client])")
+    hp = _host_port(target)
+    if hp is None:
+        raise SettingsError(f"--ray-address {address}: give auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection(hp, timeout=timeout).close()
+    except OSError as exc:
+        raise SettingsError(f"--ray-address {address}: cannot reach {hp[0]}:{hp[1]} within {timeout:g} s "
+                            f"({exc.strerror or type(exc).__name__}); is the cluster running (`ray start --head`)?") from None
+
+
 def connect(address: str | None) -> bool:
     """Join the cluster at `address` ("auto", "HOST:PORT", "ray://HOST:10001"), or start a local instance
-    when None; return True when this call started Ray (so the caller shuts it down again)."""
+    when None (whatever RAY_ADDRESS says: only `--ray-address auto` follows it); return True when this call
+    started Ray (so the caller shuts it down again)."""
     try:
         import ray
         import ray.data
@@ -54,14 +104,28 @@ def connect(address: str | None) -> bool:
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset chatter under the CLI's progress bar
     if ray.is_initialized():
         return False
+    if address:
+        check_reachable(address)
+    # ray.init replaces this process's SIGTERM handler with a plain exit; the CLI's own handler (which saves
+    # what was done and records `interrupted: true`) is put back right after
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
         else:
-            ray.init(include_dashboard=False, logging_level=logging.WARNING)
+            saved = os.environ.pop("RAY_ADDRESS", None)  # "local" already ignores it; the Ray processes must too
+            try:
+                ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
+            finally:
+                if saved is not None:
+                    os.environ["RAY_ADDRESS"] = saved
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"--ray-address {address}" if address else "a local Ray instance"
         raise SettingsError(f"cannot start or reach {where}: {exc}") from None
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return True
 
 
@@ -163,13 +227,17 @@ class RayEngine:
             [{"path": os.fsencode(j.path), "name": j.name} for j in jobs],
             override_num_blocks=math.ceil(len(jobs) / rows_per_block),
         )
+        # each actor runs with the threads it reserved (one per CPU) unless --threads says otherwise: the float
+        # sums inside a convolution depend on the thread count, so this keeps a Ray run byte-identical to a local
+        # run with the same --threads (1 by default), instead of every actor taking all the machine's cores
+        config = self.config if self.config.threads else self.config.model_copy(update={"threads": max(1, int(cpus))})
         resources: dict[str, Any] = {"num_cpus": cpus}
         if gpus > 0:
             resources["num_gpus"] = gpus
         mapped = ds.map_batches(
             StageTwoWorker,
             fn_constructor_kwargs={
-                "process_one": self.process_one, "config": self.config, "context": self.context,
+                "process_one": self.process_one, "config": config, "context": self.context,
                 "out": str(self.out), "digest": self.digest, "cwd": os.getcwd(),
             },
             batch_size=1,

@@ -270,6 +270,7 @@ def run_evaluation(
     total_seconds, total_records = 0.0, 0
     wall0 = time.perf_counter()
     jobs = []
+    test_counts: dict[str, dict[str, int]] = {}  # per category (first seed): test images counted good / defective
     for cat, split in plan.splits.items():
         for seed in seeds:
             kind = split.kind if profile == "offline" else category_kind(dataset, split.kind, config.texture_preset)
@@ -287,6 +288,8 @@ def run_evaluation(
             digest += "-zero-shot" if zero_shot else ""
             dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
             jobs.append((cat, seed, pipeline, split, sampled, test, fp, dests))
+            defective = sum(1 for t in test if t.label)
+            test_counts.setdefault(cat, {"good": len(test) - defective, "defective": defective})
     total_todo = sum(sum(not d.is_file() for d in j[7]) for j in jobs)
     with EvalProgress(total_todo, enabled=progress) as bar:
         for cat, seed, pipeline, split, sampled, test, fp, dests in jobs:
@@ -346,6 +349,7 @@ def run_evaluation(
         "n_cached": n_cached,
         "wall_seconds": time.perf_counter() - wall0,
         "normal_pool_rules": {c: s.pool_rule for c, s in plan.splits.items()},
+        "test_counts": test_counts,
         "kinds": kinds,
         "root": str(plan.root),
         "config": config.model_dump(mode="json"),

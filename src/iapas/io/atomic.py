@@ -1,7 +1,7 @@
 """Atomic file writes: a reader (or a crash) never sees a half-written output.
 
-Temp files are `.NAME.xxxxxxxx.tmp` beside the target (NAME cut short so a long target name still fits the
-255-byte limit), created with mode 0666 so the user's umask applies as for any other file; JSON never
+Temp files are `.iapas.NAME.xxxxxxxx.tmp` beside the target (NAME cut short so a long target name still fits the
+255-byte limit; the `.iapas.` prefix and the 8 hex digits let a later run tell its own leftovers from anybody else's), created with mode 0666 so the user's umask applies as for any other file; JSON never
 holds NaN or Infinity (they become null), so every reader can parse it.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 TEMP_STEM_CHARS = 40  # of the target's name in its temp name; at most 160 bytes even in 4-byte UTF-8
+TEMP_PREFIX = ".iapas."
+# the names `_create_temp` makes, and only those: what a sweep of a killed run's leftovers may delete
+TEMP_NAME = re.compile(r"\.iapas\..*\.[0-9a-f]{8}\.tmp", re.DOTALL)
+
+
+def is_temp_name(name: str) -> bool:
+    """True for a partial-write file name made by `_create_temp` (never for another program's `.x.tmp`)."""
+    return TEMP_NAME.fullmatch(name) is not None
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:
@@ -49,7 +58,7 @@ def _create_temp(path: Path) -> tuple[int, Path]:
     the umask decide, so outputs are as readable as the user's other files."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = path.parent / f".{path.name[:TEMP_STEM_CHARS]}.{secrets.token_hex(4)}.tmp"
+        tmp = path.parent / f"{TEMP_PREFIX}{path.name[:TEMP_STEM_CHARS]}.{secrets.token_hex(4)}.tmp"
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:

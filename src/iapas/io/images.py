@@ -354,7 +354,8 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None, rule: str =
     1-bit masks, and masks whose values are at most 2 (0/1, 0/1/2 class maps): any value > 0 is a defect.
     8-bit masks (MVTec, MTD, KSDD, DAGM): at least half the range (>= 128), which ignores the faint
     compression fringe some publishers' masks carry (MTD has ~3% of its defect-adjacent pixels at 1..127).
-    16-bit masks: >= 32768. Colour masks are read by their brightest channel.
+    16-bit masks: >= 32768. Colour masks are read by their brightest channel. An EXIF orientation turns the
+    mask upright the same way `load_image` turns the photo, so both stay aligned.
 
     `rule="official"` is the official IAP-AS evaluation's reading (`--protocol paper`): the mask as OpenCV's
     8-bit grey image (colour and palette by BT.601 luma, 16-bit by its high byte) and defect where > 128.
@@ -377,11 +378,15 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None, rule: str =
             except UnidentifiedImageError:
                 raise InputError(p, "cannot read mask: " + _unidentified_reason(head)) from None
             check_decode_size(p, im.size, what="mask")
-            if size is not None and im.size != tuple(size):  # before decoding: a wrong size costs nothing
+            # before decoding (a wrong size costs nothing); either way round, as EXIF may turn the mask upright
+            if size is not None and im.size != tuple(size) and im.size[::-1] != tuple(size):
                 raise InputError(
                     p, f"mask size {im.size[0]}x{im.size[1]} differs from its image size {size[0]}x{size[1]}"
                 )
             im.load()
+            orientation = _exif_orientation(im)  # turned upright exactly as `load_image` turns its image
+            if orientation != 1:
+                im = im.transpose(_TRANSPOSE[orientation])
             any_positive = im.mode in ("P", "1")  # palette index / 1-bit: 0 is background, the rest defect
             if rule == "official":
                 arr = official_grey(im)

@@ -96,8 +96,20 @@ def cached_item(out: Path, name: str, context: Context) -> dict[str, Any]:
     return item
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(text: object) -> str:
+    """A text cell that a spreadsheet shows as text: one starting with = + - @ (or a tab / carriage return) would
+    be run as a formula (`=HYPERLINK(...)` in a file name), so it gets a leading single quote, as spreadsheets
+    expect for literal text."""
+    value = "" if text is None else str(text)
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
 def results_csv(summary: RunSummary) -> str:
-    """One row per input, in input order: the verdict table a line system or a spreadsheet reads."""
+    """One row per input, in input order: the verdict table a line system or a spreadsheet reads (text cells
+    neutralised against formula injection, `cell`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(RESULTS_COLUMNS)
@@ -105,10 +117,11 @@ def results_csv(summary: RunSummary) -> str:
         ok = item.get("status") == "ok"
         score = item.get("image_score")
         writer.writerow([
-            item.get("path", ""), item.get("verdict", "") if ok else "",
+            cell(item.get("path", "")), item.get("verdict", "") if ok else "",
             f"{float(score):.6f}" if ok and score is not None else "",
             item.get("largest_region_area", "") if ok and item.get("largest_region_area") is not None else "",
-            item.get("top_phrase", "") if ok else "", item.get("name") or "", item.get("status", ""), item.get("error", ""),
+            cell(item.get("top_phrase", "")) if ok else "", cell(item.get("name") or ""), item.get("status", ""),
+            cell(item.get("error", "")),
         ])
     return buf.getvalue()
 

@@ -5,10 +5,12 @@ written last and carries the settings digest, so a rerun of the same command kno
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from iapas.io.atomic import atomic_write_image, atomic_write_json, atomic_write_npy
+from iapas.io.atomic import atomic_write_image, atomic_write_json, atomic_write_npy, is_temp_name
 from iapas.io.resume import Stamp, matches
 from iapas.types import Prediction
 
@@ -118,6 +120,38 @@ def is_done(out_dir: Path, name: str, digest: str, source: Path | None = None) -
     return matches(data, stamp, [out_dir / str(f) for f in files.values()])
 
 
+class OutsideOutput(OSError):
+    """An output would land outside the real OUT because a folder inside OUT is a symbolic link leading out."""
+
+
+def link_leading_out(out_dir: Path, rel: str | Path) -> tuple[Path, Path] | None:
+    """(link, where it leads) for the first folder of OUT/rel's parents that is a symbolic link resolving
+    outside the real OUT; None when the file would stay inside OUT."""
+    real_out = Path(os.path.realpath(out_dir))
+    here = Path(out_dir)
+    for part in Path(rel).parent.parts:
+        here = here / part
+        if here.is_symlink():
+            target = Path(os.path.realpath(here))
+            if not target.is_relative_to(real_out):
+                return here, target
+    return None
+
+
+def check_inside(out_dir: Path, files: Any) -> None:
+    """Refuse to write any of `files` (paths relative to OUT) through a folder link that leads out of OUT.
+
+    Raises:
+        OutsideOutput: naming the link and its target.
+    """
+    for rel in files:
+        found = link_leading_out(out_dir, rel)
+        if found is not None:
+            link, target = found
+            raise OutsideOutput(errno.EXDEV, f"{display_path(link)} is a symbolic link to {display_path(target)}, "
+                                             f"outside --out; nothing written there (remove the link)", str(link))
+
+
 def write_prediction(
     out_dir: Path,
     name: str,
@@ -142,7 +176,10 @@ def write_prediction(
         "thumb": f"{THUMBS}/{name}.jpg",
         "json": f"{name}.json",
     }
+    check_inside(out_dir, files.values())
     (out_dir / files["json"]).parent.mkdir(parents=True, exist_ok=True)
+    (out_dir / files["thumb"]).parent.mkdir(parents=True, exist_ok=True)
+    check_inside(out_dir, files.values())  # again once the folders exist: a link planted meanwhile
     atomic_write_npy(out_dir / files["score_map"], pred.score_map.astype(np.float32))
     atomic_write_image(out_dir / files["mask"], (pred.mask.astype(np.uint8) * 255))
     try:
@@ -186,26 +223,66 @@ def plain_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def remove_stale_temp_files(out_dir: Path, subdirs: tuple[str, ...] = ()) -> list[Path]:
-    """Delete partial files a killed run left behind ('.NAME.xxxx.tmp' from iapas.io.atomic) anywhere under OUT
-    (outputs of nested inputs and an evaluation's cache/ live in sub-folders; `subdirs` is kept for callers).
+    """Delete partial files a killed run left behind under OUT: only names `iapas.io.atomic` makes
+    (`.iapas.NAME.xxxxxxxx.tmp`), only in OUT and its visible sub-folders (outputs of nested inputs, the report's
+    assets, an evaluation's cache/), never inside hidden folders nor through symbolic links, so another program's
+    `.settings.json.tmp` survives even when OUT is a home folder. `subdirs` is kept for callers.
 
     Call it only while holding the folder's lock (`lock_output_dir`), so no live writer owns them.
     """
     removed: list[Path] = []
     if not out_dir.is_dir():
         return removed
-    candidates = list(out_dir.rglob(".*.tmp"))  # outputs of nested inputs live in sub-folders too
-    for p in candidates:
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
+    for folder, dirs, files in os.walk(out_dir, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not is_temp_name(name):
+                continue
+            p = Path(folder) / name
+            try:
+                if stat.S_ISREG(p.lstat().st_mode):
+                    p.unlink()
+                    removed.append(p)
+            except OSError:
+                pass
     return removed
 
 
 class OutputDirLocked(Exception):
     """Another live process is writing into the same output folder."""
+
+
+class ForeignLockFile(OSError):
+    """OUT/.iapas.lock exists but is not a lock file iapas made (a link, a folder, or a file with other content)."""
+
+
+LOCK_NAME = ".iapas.lock"
+_PID = re.compile(rb"\s*\d{0,20}\s*")
+
+
+def _open_lock(path: Path) -> int:
+    """Open (or create) the lock file without following a symbolic link, and only when it is a regular file
+    with a single name holding nothing but a process id: a planted link, hard link or foreign file is refused,
+    never truncated."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise ForeignLockFile(errno.ELOOP, "is a symbolic link, not iapas's lock file; remove it", str(path)) from None
+        raise
+    st = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(st.st_mode):
+        problem = "is not a regular file"
+    elif st.st_nlink != 1:
+        problem = "has other names (a hard link)"
+    elif st.st_size > 32 or not _PID.fullmatch(os.pread(fd, 64, 0)):
+        problem = "holds something other than a process id"
+    if problem:
+        os.close(fd)
+        raise ForeignLockFile(errno.EEXIST, f"{problem}, so it is not iapas's lock file; remove it", str(path))
+    return fd
 
 
 @contextmanager
@@ -215,7 +292,7 @@ def lock_output_dir(out_dir: Path) -> Iterator[None]:
     import fcntl
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out_dir / ".iapas.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(out_dir / LOCK_NAME)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -227,6 +304,23 @@ def lock_output_dir(out_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def mark_interrupted(out_dir: Path) -> None:
+    """Set `interrupted: true` (and `complete: false`) in OUT/summary.json when a command stops on Ctrl-C or
+    SIGTERM before its own summary said so (e.g. during Stage 1 of a rerun), so the folder never claims a
+    finished run; a missing or unreadable summary is left alone."""
+    path = out_dir / "summary.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return
+    if isinstance(data, dict) and data.get("interrupted") is not True:
+        data.update(interrupted=True, complete=False)
+        try:
+            atomic_write_json(path, data)
+        except OSError:
+            pass
 
 
 @dataclass

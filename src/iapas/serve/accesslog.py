@@ -46,3 +46,8 @@ def access(fields: dict[str, Any]) -> None:
 
 def event(msg: str, **fields: Any) -> None:
     logging.getLogger(EVENTS).info(msg, extra={"fields": fields})
+
+
+def warning(msg: str, **fields: Any) -> None:
+    """A warning as one JSON log line (the log stays parseable end to end)."""
+    logging.getLogger(EVENTS).warning(msg, extra={"fields": fields})

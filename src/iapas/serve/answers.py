@@ -38,13 +38,24 @@ def pixel_count(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+NAME_CHARS = 255  # of an upload's file name kept for answers and logs
+
+
+def upload_name(filename: str | None) -> str:
+    """The client's file name as it may appear in an answer: control characters (NUL included) dropped, cut
+    short; "upload" when nothing is left."""
+    text = "".join(ch for ch in (filename or "") if ch.isprintable())[:NAME_CHARS]
+    return text or "upload"
+
+
 def decode_upload(data: bytes, filename: str, max_pixels: int) -> LoadedImage:
     """Check the pixel count, then load with the CLI's loader (raises its InputError for bad images)."""
     size = pixel_count(data)
     if size is not None and size[0] * size[1] > max_pixels:
         raise TooManyPixels(f"image is {size[0]}x{size[1]} = {size[0] * size[1]} pixels; this server accepts up to "
                             f"{max_pixels} (--max-pixels)")
-    suffix = os.path.splitext(filename)[1][:16] if filename else ""
+    # the temp file's suffix helps the loader name the format; only plain characters reach the file system
+    suffix = "".join(ch for ch in os.path.splitext(filename or "")[1][:16] if ch.isalnum() or ch == ".")
     with tempfile.NamedTemporaryFile(prefix="iapas-upload-", suffix=suffix) as tmp:
         tmp.write(data)
         tmp.flush()

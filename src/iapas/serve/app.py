@@ -15,13 +15,22 @@ from typing import Any, Literal, Optional
 
 from iapas.errors import InputError
 from iapas.serve.accesslog import access, event
-from iapas.serve.answers import TooManyPixels, answer, decode_upload
-from iapas.serve.limits import ApiError, BodyLimit, Receive, Scope, Send, check_token
+from iapas.serve.answers import TooManyPixels, answer, decode_upload, pixel_count, upload_name
+from iapas.serve.guard import TRIM_PIXELS, Guard, PixelBudget, give_memory_back
+from iapas.serve.limits import ApiError, Receive, Scope, Send, check_token
 from iapas.serve.lines import Line
 from iapas.serve.metrics import Metrics
 from iapas.serve.page import page_html
 from iapas.serve.settings import ServeSettings
 from iapas.serve.workers import ModelWorkers, QueueFull
+
+LOGGED_CHARS = 256  # of a request's path and query in the access log (a client controls both)
+
+
+def short(text: str, limit: int = 64) -> str:
+    """A client-supplied value as it may appear in an answer or a log line: cut, with its full length said."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
 
 API_DESCRIPTION = """Zero-shot defect inspection of single images against product lines whose contexts were fitted
 beforehand with `iapas prompts`. The verdict uses the same rule as `iapas run` (iapas.verdict.decide)."""
@@ -57,8 +66,8 @@ class AccessLog:
             route = getattr(scope.get("route"), "path", None) or "other"
             self.metrics.observe_request(route, scope["method"], status["code"], seconds)
             client = scope.get("client") or ("", 0)
-            access({"request_id": request_id, "method": scope["method"], "path": scope["path"],
-                    "query": scope.get("query_string", b"").decode("latin-1"), "status": status["code"],
+            access({"request_id": request_id, "method": scope["method"], "path": short(scope["path"], LOGGED_CHARS),
+                    "query": short(scope.get("query_string", b"").decode("latin-1"), LOGGED_CHARS), "status": status["code"],
                     "duration_ms": round(seconds * 1000, 2), "client": client[0], **scope.get("iapas", {})})
 
 
@@ -68,13 +77,17 @@ def _retry_after(workers: ModelWorkers, mean_inference_s: float) -> int:
 
 
 def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSettings, metrics: Metrics | None = None) -> Any:
-    """The ASGI application (FastAPI inside the size-limit and access-log middlewares)."""
+    """The ASGI application: FastAPI inside the guard (probes, token, body limits: `iapas.serve.guard`) and the
+    access log."""
     from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     metrics = metrics or Metrics()
     metrics.queue_depth.set_function(workers.depth)
+    budget = PixelBudget(settings.pixel_budget)
     stats = {"mean_inference_s": 0.5}
 
     @asynccontextmanager
@@ -83,7 +96,7 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
               queue_size=settings.queue_size, token=settings.token is not None)
         yield
         event("shutting down: finishing queued requests")
-        await run_in_threadpool(workers.close, settings.timeout_s)
+        await run_in_threadpool(workers.close, min(settings.drain_s, 5.0))
         event("stopped")
 
     api = FastAPI(title="iapas", description=API_DESCRIPTION, version=_version(), lifespan=lifespan)
@@ -100,6 +113,22 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         request.scope.setdefault("iapas", {})["error"] = exc.kind
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
+    @api.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """Missing or malformed parameters, in the documented shape (the values themselves are not echoed)."""
+        problems = ["{}: {}".format(".".join(str(p) for p in e.get("loc", ())), e.get("msg", "invalid")) for e in exc.errors()]
+        return await api_error(request, ApiError(422, "invalid_request", short("; ".join(problems), 300)))
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+        return await api_error(request, ApiError(exc.status_code, kind, short(str(exc.detail), 200),
+                                                 dict(exc.headers or {})))
+
+    @api.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return await api_error(request, ApiError(500, "internal", f"internal error ({type(exc).__name__})"))
+
     @api.post("/v1/inspect", summary="Inspect one image of a line", dependencies=guarded,
               responses={401: {"description": "token missing"}, 403: {"description": "token wrong"},
                          404: {"description": "unknown line"}, 413: {"description": "upload or pixel count too large"},
@@ -114,16 +143,25 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
     ) -> dict[str, Any]:
         start = time.perf_counter()
         if line not in lines:
-            raise ApiError(404, "unknown_line", f"no line {line!r}; this server has: {', '.join(lines)}")
+            raise ApiError(404, "unknown_line", f"no line {short(line)!r}; this server has: {', '.join(lines)}")
         request.scope.setdefault("iapas", {})["line"] = line
         data = await file.read()
-        name = file.filename or "upload"
+        await file.close()
+        name = upload_name(file.filename)
+        size = pixel_count(data)
+        pixels = size[0] * size[1] if size else 0
         try:
-            image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
+            remaining = settings.timeout_s - (time.perf_counter() - start)
+            async with budget.hold(pixels if pixels <= settings.max_pixels else 0, remaining):
+                image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
         except TooManyPixels as exc:
             raise ApiError(413, "too_many_pixels", str(exc)) from None
         except InputError as exc:
             raise ApiError(422, "bad_image", exc.reason, file=name) from None
+        finally:
+            del data
+            if pixels >= TRIM_PIXELS:
+                await run_in_threadpool(give_memory_back)
         try:
             future = workers.submit(line, image)
         except QueueFull as exc:
@@ -141,7 +179,11 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         metrics.inference.labels(line).observe(result.inference_s)
         metrics.verdicts.labels(line, result.verdict.label).inc()
         request.scope.setdefault("iapas", {})["verdict"] = result.verdict.label
-        return await run_in_threadpool(answer, lines[line], image, result, mask, overlay, time.perf_counter() - start)
+        body = await run_in_threadpool(answer, lines[line], image, result, mask, overlay, time.perf_counter() - start)
+        if pixels >= TRIM_PIXELS:
+            del image, result
+            await run_in_threadpool(give_memory_back)
+        return body
 
     @api.get("/v1/lines", summary="The loaded product lines and their provenance", dependencies=guarded)
     async def list_lines() -> dict[str, Any]:
@@ -164,12 +206,14 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
 
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page_html(list(lines), needs_token=settings.token is not None),
+        # with a token, the line names are the API's to give (the page asks /v1/lines once a token is typed)
+        shown = list(lines) if settings.token is None else []
+        return HTMLResponse(page_html(shown, needs_token=settings.token is not None),
                             headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                      "style-src 'unsafe-inline'; script-src 'unsafe-inline'"})
 
-    limited = BodyLimit(api, settings.max_upload_bytes, on_reject=lambda: metrics.error("too_large"))
-    return AccessLog(limited, metrics)
+    guarded_app = Guard(api, settings, readiness=lambda: (workers.ready, workers.depth()), on_error=metrics.error)
+    return AccessLog(guarded_app, metrics)
 
 
 def _version() -> str:

@@ -1,5 +1,5 @@
-"""Refusals that protect the server: upload size (413, checked before the body is parsed), the optional
-bearer token (401 missing / 403 wrong, compared in constant time), and the JSON error shape they share."""
+"""Refusals that protect the server: the optional bearer token (401 missing / 403 wrong, compared in constant
+time) and the JSON error shape every refusal shares; `iapas.serve.guard` applies them before a body is read."""
 from __future__ import annotations
 
 import hmac
@@ -41,61 +41,13 @@ def check_token(expected: str | None, authorization: str | None) -> None:
         raise ApiError(403, "forbidden", "the bearer token is not valid for this server")
 
 
-async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None,
+                    close: bool = True) -> None:
+    """A complete JSON answer; `close` ends the connection (a refused upload's unread body is never read)."""
     data = json.dumps(body).encode("utf-8")
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), (b"connection", b"close")]
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    if close:
+        raw.append((b"connection", b"close"))
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": data})
-
-
-class BodyLimit:
-    """ASGI middleware: refuse request bodies above `max_bytes` with 413 before anything parses them,
-    whether the client announces the size (Content-Length) or streams it (chunked)."""
-
-    def __init__(self, app: Callable[..., Awaitable[None]], max_bytes: int, on_reject: Callable[[], None] | None = None) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.limit = max_bytes + MULTIPART_SLACK
-        self.on_reject = on_reject
-
-    async def _reject(self, send: Send) -> None:
-        if self.on_reject:
-            self.on_reject()
-        mb = self.max_bytes / 1e6
-        await send_json(send, 413, {"error": f"upload is larger than this server's limit of {mb:g} MB (--max-upload-mb)",
-                                    "kind": "too_large"})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._reject(send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._reject(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)

@@ -66,6 +66,20 @@ async function inspect(file) {
   $('overlay').src = 'data:image/png;base64,' + body.overlay.data;
   $('result').hidden = false;
 }
+async function loadLines() {  // with a token, the line names come from the API once the token is typed
+  const token = $('token').value.trim(); if (!token) return;
+  try {
+    const response = await fetch('/v1/lines', {headers: {'Authorization': 'Bearer ' + token}});
+    if (!response.ok) { $('error').textContent = response.status + ': ' + ((await response.json()).error || ''); return; }
+    const select = $('line'); const chosen = select.value; select.replaceChildren();
+    for (const item of (await response.json()).lines) {
+      const option = document.createElement('option'); option.value = option.textContent = item.line; select.appendChild(option);
+    }
+    if (chosen) select.value = chosen;
+    $('error').textContent = '';
+  } catch (e) { $('error').textContent = 'no answer from the server: ' + e; }
+}
+$('token').addEventListener('change', loadLines);
 $('file').addEventListener('change', (e) => { if (e.target.files.length) inspect(e.target.files[0]); });
 const drop = $('drop');
 drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });

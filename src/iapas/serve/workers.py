@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iapas.io.images import LoadedImage
+from iapas.serve.guard import TRIM_PIXELS, give_memory_back
 from iapas.serve.lines import Line
 from iapas.types import Prediction
 from iapas.verdict import Verdict, decide
@@ -130,10 +131,21 @@ class ModelWorkers:
         return job.future
 
     def close(self, timeout: float = 60.0) -> None:
-        """Let the workers finish what is queued, then stop them."""
+        """Stop the workers: requests still waiting are cancelled (their clients are gone once the server has
+        drained), the ones being worked on finish within `timeout`."""
         self.closing = True
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.future.cancel()
         for _ in self._threads:
-            self._queue.put(None)
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:  # a second close while a worker still holds its job: it stops on the first None
+                break
         for t in self._threads:
             t.join(timeout)
 
@@ -144,6 +156,7 @@ class ModelWorkers:
                 return
             if not job.future.set_running_or_notify_cancel():
                 continue  # its request gave up while waiting
+            pred = None
             with self._lock:
                 self._busy += 1
             try:
@@ -157,3 +170,7 @@ class ModelWorkers:
             finally:
                 with self._lock:
                     self._busy -= 1
+            large = job.image.rgb.shape[0] * job.image.rgb.shape[1] >= TRIM_PIXELS
+            job = pred = None  # type: ignore[assignment]  # the answer holds what it needs; drop the rest now
+            if large:
+                give_memory_back()
