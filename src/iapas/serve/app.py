@@ -108,11 +108,16 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
     async def inspect(
         request: Request,
         file: UploadFile = File(..., description="the image (PNG, JPEG, BMP, TIFF, WebP, PNM, GIF)"),
-        line: str = Query(..., description="product line name, as given to --context NAME=..."),
+        line: Optional[str] = Query(None, description="product line name, as given to --context NAME=...; "
+                                    "may be left out when the server serves one line"),
         mask: Optional[Literal["png", "rle"]] = Query(None, description="add the defect mask as PNG or COCO RLE"),
         overlay: bool = Query(False, description="add the overlay picture (PNG, base64)"),
     ) -> dict[str, Any]:
         start = time.perf_counter()
+        if line is None:
+            if len(lines) != 1:
+                raise ApiError(422, "line_required", f"give ?line=NAME; this server has: {', '.join(lines)}")
+            line = next(iter(lines))
         if line not in lines:
             raise ApiError(404, "unknown_line", f"no line {line!r}; this server has: {', '.join(lines)}")
         request.scope.setdefault("iapas", {})["line"] = line
