@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional
 from iapas.errors import InputError
 from iapas.serve.accesslog import access, event
 from iapas.serve.answers import TooManyPixels, answer, decode_upload
+from iapas.serve.docs import add_offline_docs
 from iapas.serve.limits import ApiError, BodyLimit, Receive, Scope, Send, check_token
 from iapas.serve.lines import Line
 from iapas.serve.metrics import Metrics
@@ -86,7 +87,9 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         await run_in_threadpool(workers.close, settings.timeout_s)
         event("stopped")
 
-    api = FastAPI(title="iapas", description=API_DESCRIPTION, version=_version(), lifespan=lifespan)
+    api = FastAPI(title="iapas", description=API_DESCRIPTION, version=_version(), lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs is served offline below (serve/docs.py)
+    add_offline_docs(api, "iapas")
 
     def authorised(request: Request) -> None:
         """Runs before the parameters are validated, so a stranger learns nothing about the API's inputs."""
