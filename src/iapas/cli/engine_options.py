@@ -5,13 +5,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from iapas.cli.options import PANEL_ENGINE
 from iapas.engines import ENGINES, EngineChoice, RaySettings
 from iapas.errors import SettingsError
 
-EngineOpt = Annotated[str, typer.Option("--engine", rich_help_panel=PANEL_ENGINE, help="where Stage 2 runs: local (this process) or ray (a Ray cluster, pip install 'iapas\\[ray]')")]
-RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", rich_help_panel=PANEL_ENGINE, help="Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 (default: start Ray on this machine)")]
-RayActorsOpt = Annotated[Optional[int], typer.Option("--ray-actors", rich_help_panel=PANEL_ENGINE, help="model workers in the Ray actor pool (default: one per CPU, or two per GPU)")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="where Stage 2 runs: local (this process) or ray (a Ray cluster, pip install 'iapas\\[ray]')")]
+RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto, HOST:6379 or ray://HOST:10001 (default: start Ray on this machine)")]
+RayActorsOpt = Annotated[Optional[int], typer.Option("--ray-actors", help="model workers in the Ray actor pool (default: one per CPU, or two per GPU)")]
 
 
 def engine_choice(engine: str, ray_address: str | None, ray_actors: int | None) -> EngineChoice:

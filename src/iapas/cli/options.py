@@ -25,68 +25,83 @@ PANEL_OFFLINE = "Offline reference (offline / fused profiles)"
 PANEL_PAPER = "Paper / LLM (paper / fused profiles)"
 PANEL_ENGINE = "Engine"
 PANEL_ORDER = (PANEL_INPUTS, PANEL_OUTPUTS, PANEL_MODELS, PANEL_OFFLINE, PANEL_PAPER, PANEL_ENGINE)
+# parameter name -> its panel, for the commands built with `with_pipeline_flags` (a new flag: add one line here)
+OPTION_PANELS: dict[str, str] = {
+    **dict.fromkeys(("images", "normal", "context_file", "include", "exclude", "num_normal", "seed"), PANEL_INPUTS),
+    **dict.fromkeys(("out", "maps", "export", "fail_on_defect"), PANEL_OUTPUTS),
+    **dict.fromkeys(("profile", "config_file", "detector", "segmenter", "tagger", "llm", "kind", "device", "dtype"),
+                    PANEL_MODELS),
+    **dict.fromkeys(("refine", "backbone", "feature_size", "reference_stages", "segment_size", "mask_percentile",
+                     "zero_shot_references", "zero_shot_keep", "zero_shot_chunk"), PANEL_OFFLINE),
+    **dict.fromkeys(("llm_base_url", "llm_allow_insecure_http", "object_name", "no_filter", "baseline",
+                     "object_tag_rule", "llm_prompt", "llm_decoding", "llm_seed", "llm_parse", "max_phrases",
+                     "drop_object_boxes", "texture_preset", "box_threshold", "text_threshold", "size_threshold",
+                     "llm_timeout", "llm_retries", "llm_max_new_tokens", "llm_temperature", "llm_top_p", "nms_iou"),
+                    PANEL_PAPER),
+    **dict.fromkeys(("threads", "engine", "ray_address", "ray_actors"), PANEL_ENGINE),
+}
 
-ProfileOpt = Annotated[Optional[str], typer.Option("--profile", rich_help_panel=PANEL_MODELS, help="paper, offline or fused (default: offline when no hub weights are present)")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", rich_help_panel=PANEL_MODELS, help="YAML or TOML file with the same settings; flags override it")]
-DetectorOpt = Annotated[Optional[str], typer.Option("--detector", rich_help_panel=PANEL_MODELS, help="Grounding DINO / MM-GDINO / OWLv2: HF model id or local dir")]
-SegmenterOpt = Annotated[Optional[str], typer.Option("--segmenter", rich_help_panel=PANEL_MODELS, help="SAM / SAM-HQ: HF model id or local dir")]
-TaggerOpt = Annotated[Optional[str], typer.Option("--tagger", rich_help_panel=PANEL_MODELS, help=(
+ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="paper, offline or fused (default: offline when no hub weights are present)")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML file with the same settings; flags override it")]
+DetectorOpt = Annotated[Optional[str], typer.Option("--detector", help="Grounding DINO / MM-GDINO / OWLv2: HF model id or local dir")]
+SegmenterOpt = Annotated[Optional[str], typer.Option("--segmenter", help="SAM / SAM-HQ: HF model id or local dir")]
+TaggerOpt = Annotated[Optional[str], typer.Option("--tagger", help=(
     "'ram' / 'ram++[:CKPT]' (the paper's tagger), a CLIP/SigLIP id or dir (a stand-in, said in the outputs), "
     "or 'none' with --object (tag from --object; the official image ablation tags one image: -r 1)"))]
-LlmOpt = Annotated[Optional[str], typer.Option("--llm", rich_help_panel=PANEL_MODELS, help=(
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help=(
     "chat model id or dir, a .gguf file, 'smollm2', 'openai:MODEL', or 'none' (the official prompt ablation: "
     "'abnormal, defect' only). Default Llama-3-8B-Instruct is gated; open: Qwen/Qwen2.5-7B-Instruct"))]
-LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", rich_help_panel=PANEL_PAPER, help="OpenAI-compatible server URL; key from $IAPAS_LLM_API_KEY or $OPENAI_API_KEY")]
-LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", rich_help_panel=PANEL_PAPER, help="allow the API key over plain http to a non-loopback --llm-base-url")]
-ObjectOpt = Annotated[Optional[str], typer.Option("--object", rich_help_panel=PANEL_PAPER, help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
-KindOpt = Annotated[Optional[str], typer.Option("--kind", rich_help_panel=PANEL_MODELS, help=(
+LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server URL; key from $IAPAS_LLM_API_KEY or $OPENAI_API_KEY")]
+LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", help="allow the API key over plain http to a non-loopback --llm-base-url")]
+ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
+KindOpt = Annotated[Optional[str], typer.Option("--kind", help=(
     f"object or texture: threshold preset {KIND_THRESHOLDS['object']:g} / {KIND_THRESHOLDS['texture']:g} and offline "
     "feature preset (default: object)"))]
-NoFilterOpt = Annotated[bool, typer.Option("--no-filter", rich_help_panel=PANEL_PAPER, help="skip the size filter (Step 2-2), as the official filter ablation")]
-BaselineOpt = Annotated[bool, typer.Option("--baseline", rich_help_panel=PANEL_PAPER, help="paper's 'base': fixed prompts 'defect, abnormal' only, no tagging, no LLM, no size filter")]
-ObjectTagRuleOpt = Annotated[Optional[str], typer.Option("--object-tag-rule", rich_help_panel=PANEL_PAPER, help="official (default: each normal image grounded with its own tags, top phrase as it comes) or match (iapas: phrase mapped back to one tag)")]
-LlmPromptOpt = Annotated[Optional[str], typer.Option("--llm-prompt", rich_help_panel=PANEL_PAPER, help="official (default: the paper's messages per object tag) or expert (iapas's template with all tags)")]
-LlmDecodingOpt = Annotated[Optional[str], typer.Option("--llm-decoding", rich_help_panel=PANEL_PAPER, help="sample (default: temperature 0.6, top_p 0.9, seeded by --llm-seed or --seed) or greedy (iapas)")]
-LlmParseOpt = Annotated[Optional[str], typer.Option("--llm-parse", rich_help_panel=PANEL_PAPER, help="official (default: clean_string rules, no cap) or iapas (robust parser for chatty answers)")]
-MaxPhrasesOpt = Annotated[Optional[int], typer.Option("--max-phrases", rich_help_panel=PANEL_PAPER, help="cap on the LLM phrases in the prompt (default: no cap, as the official code; iapas used 15)")]
-LlmSeedOpt = Annotated[Optional[int], typer.Option("--llm-seed", rich_help_panel=PANEL_PAPER, help="seed of the LLM sampling (default: --seed)")]
-DropObjectBoxesOpt = Annotated[bool, typer.Option("--drop-object-boxes", rich_help_panel=PANEL_PAPER, help="iapas option: drop every anomaly box labelled with the object tag (the paper keeps them)")]
-TexturePresetOpt = Annotated[Optional[str], typer.Option("--texture-preset", rich_help_panel=PANEL_PAPER, help="evaluate: paper (default: Table 1, all MVTec-AD at 0.2) or per-category (MVTec's five textures at 0.1)")]
-NumNormalOpt = Annotated[Optional[int], typer.Option("--num-normal", "-r", rich_help_panel=PANEL_INPUTS, help="r: normal images sampled for Stage 1 (default 10)")]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", rich_help_panel=PANEL_INPUTS, help="seed of the normal-image sample (default 111)")]
-BoxThrOpt = Annotated[Optional[float], typer.Option("--box-threshold", rich_help_panel=PANEL_PAPER, help="detector box threshold in [0, 1]")]
-TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", rich_help_panel=PANEL_PAPER, help="detector text threshold in [0, 1]")]
-SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", rich_help_panel=PANEL_PAPER, help="keep boxes with area < this x object area (0.8)")]
-RefineOpt = Annotated[Optional[str], typer.Option("--refine", rich_help_panel=PANEL_OFFLINE, help=(
+NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2), as the official filter ablation")]
+BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': fixed prompts 'defect, abnormal' only, no tagging, no LLM, no size filter")]
+ObjectTagRuleOpt = Annotated[Optional[str], typer.Option("--object-tag-rule", help="official (default: each normal image grounded with its own tags, top phrase as it comes) or match (iapas: phrase mapped back to one tag)")]
+LlmPromptOpt = Annotated[Optional[str], typer.Option("--llm-prompt", help="official (default: the paper's messages per object tag) or expert (iapas's template with all tags)")]
+LlmDecodingOpt = Annotated[Optional[str], typer.Option("--llm-decoding", help="sample (default: temperature 0.6, top_p 0.9, seeded by --llm-seed or --seed) or greedy (iapas)")]
+LlmParseOpt = Annotated[Optional[str], typer.Option("--llm-parse", help="official (default: clean_string rules, no cap) or iapas (robust parser for chatty answers)")]
+MaxPhrasesOpt = Annotated[Optional[int], typer.Option("--max-phrases", help="cap on the LLM phrases in the prompt (default: no cap, as the official code; iapas used 15)")]
+LlmSeedOpt = Annotated[Optional[int], typer.Option("--llm-seed", help="seed of the LLM sampling (default: --seed)")]
+DropObjectBoxesOpt = Annotated[bool, typer.Option("--drop-object-boxes", help="iapas option: drop every anomaly box labelled with the object tag (the paper keeps them)")]
+TexturePresetOpt = Annotated[Optional[str], typer.Option("--texture-preset", help="evaluate: paper (default: Table 1, all MVTec-AD at 0.2) or per-category (MVTec's five textures at 0.1)")]
+NumNormalOpt = Annotated[Optional[int], typer.Option("--num-normal", "-r", help="r: normal images sampled for Stage 1 (default 10)")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="seed of the normal-image sample (default 111)")]
+BoxThrOpt = Annotated[Optional[float], typer.Option("--box-threshold", help="detector box threshold in [0, 1]")]
+TextThrOpt = Annotated[Optional[float], typer.Option("--text-threshold", help="detector text threshold in [0, 1]")]
+SizeThrOpt = Annotated[Optional[float], typer.Option("--size-threshold", help="keep boxes with area < this x object area (0.8)")]
+RefineOpt = Annotated[Optional[str], typer.Option("--refine", help=(
     "offline/fused map refinement: segments (maps follow image edges) or none (~1.6x faster); default: preset of --kind, "
     + ", ".join(f"{k} {p.refine}" for k, p in KIND_PRESETS.items())))]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", rich_help_panel=PANEL_MODELS, help="auto, cpu, cuda or mps")]
-ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", rich_help_panel=PANEL_ENGINE, help="threads for torch, OpenCV, BLAS and the segment pool (default: the CPUs this process may use)")]
-IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", rich_help_panel=PANEL_INPUTS, metavar="GLOB", help="in input folders, only files matching this glob (name or path inside the folder, e.g. '*.jpg', 'lotA/*'); repeat for several")]
-ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", rich_help_panel=PANEL_INPUTS, metavar="GLOB", help="in input folders, leave out files matching this glob; repeat for several")]
-MapsOpt = Annotated[str, typer.Option("--maps", rich_help_panel=PANEL_OUTPUTS, help=(
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda or mps")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="threads for torch, OpenCV, BLAS and the segment pool (default: the CPUs this process may use)")]
+IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="in input folders, only files matching this glob (name or path inside the folder, e.g. '*.jpg', 'lotA/*'); repeat for several")]
+ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="in input folders, leave out files matching this glob; repeat for several")]
+MapsOpt = Annotated[str, typer.Option("--maps", help=(
     "score map per image: npz16 (float16, compressed), npy (float32) or none (mask, overlay and JSON only)"))]
-ExportOpt = Annotated[Optional[str], typer.Option("--export", rich_help_panel=PANEL_OUTPUTS, help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
-FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", rich_help_panel=PANEL_OUTPUTS, help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
-DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", rich_help_panel=PANEL_MODELS, help="auto, float32, float16 or bfloat16")]
-LlmTimeoutOpt = Annotated[Optional[float], typer.Option("--llm-timeout", rich_help_panel=PANEL_PAPER, help="seconds to wait for an LLM server's answer (default 60)")]
-LlmRetriesOpt = Annotated[Optional[int], typer.Option("--llm-retries", rich_help_panel=PANEL_PAPER, help="retries of a failed LLM request (default 2)")]
-LlmMaxTokensOpt = Annotated[Optional[int], typer.Option("--llm-max-new-tokens", rich_help_panel=PANEL_PAPER, help="length bound of the LLM answer (official 512)")]
-LlmTemperatureOpt = Annotated[Optional[float], typer.Option("--llm-temperature", rich_help_panel=PANEL_PAPER, help="LLM sampling temperature in (0, 2] (official 0.6)")]
-LlmTopPOpt = Annotated[Optional[float], typer.Option("--llm-top-p", rich_help_panel=PANEL_PAPER, help="LLM nucleus sampling top_p in (0, 1] (official 0.9)")]
-NmsIouOpt = Annotated[Optional[float], typer.Option("--nms-iou", rich_help_panel=PANEL_PAPER, help="IoU above which overlapping boxes are merged by NMS (paper 0.5)")]
-BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", rich_help_panel=PANEL_OFFLINE, help="offline/fused features: efficientnet-lite0 (default), -lite1 or -lite2")]
-FeatureSizeOpt = Annotated[Optional[int], typer.Option("--feature-size", rich_help_panel=PANEL_OFFLINE, help=(
+ExportOpt = Annotated[Optional[str], typer.Option("--export", help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
+FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
+DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
+LlmTimeoutOpt = Annotated[Optional[float], typer.Option("--llm-timeout", help="seconds to wait for an LLM server's answer (default 60)")]
+LlmRetriesOpt = Annotated[Optional[int], typer.Option("--llm-retries", help="retries of a failed LLM request (default 2)")]
+LlmMaxTokensOpt = Annotated[Optional[int], typer.Option("--llm-max-new-tokens", help="length bound of the LLM answer (official 512)")]
+LlmTemperatureOpt = Annotated[Optional[float], typer.Option("--llm-temperature", help="LLM sampling temperature in (0, 2] (official 0.6)")]
+LlmTopPOpt = Annotated[Optional[float], typer.Option("--llm-top-p", help="LLM nucleus sampling top_p in (0, 1] (official 0.9)")]
+NmsIouOpt = Annotated[Optional[float], typer.Option("--nms-iou", help="IoU above which overlapping boxes are merged by NMS (paper 0.5)")]
+BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", help="offline/fused features: efficientnet-lite0 (default), -lite1 or -lite2")]
+FeatureSizeOpt = Annotated[Optional[int], typer.Option("--feature-size", help=(
     "offline/fused: short side (px) fed to the backbone (default: preset of --kind, "
     + ", ".join(f"{k} {p.feature_size}" for k, p in KIND_PRESETS.items()) + ")"))]
-ReferenceStagesOpt = Annotated[Optional[str], typer.Option("--reference-stages", rich_help_panel=PANEL_OFFLINE, metavar="LIST", help=(
+ReferenceStagesOpt = Annotated[Optional[str], typer.Option("--reference-stages", metavar="LIST", help=(
     "offline/fused: backbone stages of the features, comma-separated, 0-6 (default: preset of --kind, "
     + ", ".join(f"{k} {','.join(map(str, p.stages))}" for k, p in KIND_PRESETS.items()) + ")"))]
-SegmentSizeOpt = Annotated[Optional[int], typer.Option("--segment-size", rich_help_panel=PANEL_OFFLINE, help="offline/fused: short side (px) at which images are segmented for --refine segments (default 112)")]
-MaskPercentileOpt = Annotated[Optional[float], typer.Option("--mask-percentile", rich_help_panel=PANEL_OFFLINE, help="offline/fused: percentile of the normal images' distances that sets the mask threshold (default 99.5)")]
-ZeroShotReferencesOpt = Annotated[Optional[int], typer.Option("--zero-shot-references", rich_help_panel=PANEL_OFFLINE, help="zero-shot: other images of the batch each image is scored against (default 24)")]
-ZeroShotKeepOpt = Annotated[Optional[float], typer.Option("--zero-shot-keep", rich_help_panel=PANEL_OFFLINE, help="zero-shot: share of the closest references averaged per patch (default 0.3)")]
-ZeroShotChunkOpt = Annotated[Optional[int], typer.Option("--zero-shot-chunk", rich_help_panel=PANEL_OFFLINE, help="zero-shot: images scored together, bounds memory (default 128)")]
+SegmentSizeOpt = Annotated[Optional[int], typer.Option("--segment-size", help="offline/fused: short side (px) at which images are segmented for --refine segments (default 112)")]
+MaskPercentileOpt = Annotated[Optional[float], typer.Option("--mask-percentile", help="offline/fused: percentile of the normal images' distances that sets the mask threshold (default 99.5)")]
+ZeroShotReferencesOpt = Annotated[Optional[int], typer.Option("--zero-shot-references", help="zero-shot: other images of the batch each image is scored against (default 24)")]
+ZeroShotKeepOpt = Annotated[Optional[float], typer.Option("--zero-shot-keep", help="zero-shot: share of the closest references averaged per patch (default 0.3)")]
+ZeroShotChunkOpt = Annotated[Optional[int], typer.Option("--zero-shot-chunk", help="zero-shot: images scored together, bounds memory (default 128)")]
 
 
 # Name, annotation and default of each pipeline flag, in the order `--help` shows them.
@@ -160,10 +175,31 @@ def with_pipeline_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         flags = {name: kwargs.pop(name, default) for name, _, default in PIPELINE_FLAGS}
         return func(*args, flags=flags, **kwargs)
 
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own + added]  # click passes keywords only
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=in_panel(p.annotation, p.name))
+              for p in own + added]  # click passes keywords only, so any order is valid
     params.sort(key=lambda p: _panel_rank(p.annotation))  # stable: `--help` shows the panels in PANEL_ORDER
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     return wrapper
+
+
+def in_panel(annotation: Any, name: str) -> Any:
+    """`annotation` with its typer.Option placed in the `--help` panel OPTION_PANELS gives `name` (a copy:
+    the shared Option objects stay untouched); unchanged when it names none or the option has one."""
+    import copy
+
+    from typer.models import OptionInfo
+
+    panel = OPTION_PANELS.get(name)
+    args = typing.get_args(annotation) if typing.get_origin(annotation) is Annotated else ()
+    if panel is None or not args:
+        return annotation
+    meta = []
+    for m in args[1:]:
+        if isinstance(m, OptionInfo) and m.rich_help_panel is None:
+            m = copy.copy(m)
+            m.rich_help_panel = panel
+        meta.append(m)
+    return Annotated.__class_getitem__((args[0], *meta))  # type: ignore[attr-defined]
 
 
 def _panel_rank(annotation: Any) -> int:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from functools import partial
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -278,9 +278,9 @@ def register(app: typer.Typer) -> None:
     @o.with_pipeline_flags
     def run(
         ctx: typer.Context,
-        images: Annotated[list[Path], typer.Option("--images", rich_help_panel=o.PANEL_INPUTS, help="image files or folders to check (several after one --images)")],
-        out: Annotated[Path, typer.Option("--out", rich_help_panel=o.PANEL_OUTPUTS, help="output folder")],
-        normal: Annotated[Optional[Path], typer.Option("--normal", rich_help_panel=o.PANEL_INPUTS, help="folder of normal (good) images; without it: zero-shot mode (offline profile), the images are scored against each other")] = None,
+        images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check (several after one --images)")],
+        out: Annotated[Path, typer.Option("--out", help="output folder")],
+        normal: Annotated[Optional[Path], typer.Option("--normal", help="folder of normal (good) images; without it: zero-shot mode (offline profile), the images are scored against each other")] = None,
         include: o.IncludeOpt = None,
         exclude: o.ExcludeOpt = None,
         maps: o.MapsOpt = DEFAULT_MAPS,
@@ -319,8 +319,8 @@ def register(app: typer.Typer) -> None:
     @user_errors
     @o.with_pipeline_flags
     def prompts(
-        normal: Annotated[Path, typer.Option("--normal", rich_help_panel=o.PANEL_INPUTS, help="folder of normal (good) images")],
-        out: Annotated[Path, typer.Option("--out", rich_help_panel=o.PANEL_OUTPUTS, help="context JSON to write")],
+        normal: Annotated[Path, typer.Option("--normal", help="folder of normal (good) images")],
+        out: Annotated[Path, typer.Option("--out", help="context JSON to write")],
         include: o.IncludeOpt = None,
         exclude: o.ExcludeOpt = None,
         flags: dict | None = None,
@@ -344,9 +344,9 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def segment(
         ctx: typer.Context,
-        context_file: Annotated[Path, typer.Option("--context", rich_help_panel=o.PANEL_INPUTS, help="context JSON written by `iapas prompts`")],
-        images: Annotated[list[Path], typer.Option("--images", rich_help_panel=o.PANEL_INPUTS, help="image files or folders to check")],
-        out: Annotated[Path, typer.Option("--out", rich_help_panel=o.PANEL_OUTPUTS, help="output folder")],
+        context_file: Annotated[Path, typer.Option("--context", help="context JSON written by `iapas prompts`")],
+        images: Annotated[list[Path], typer.Option("--images", help="image files or folders to check")],
+        out: Annotated[Path, typer.Option("--out", help="output folder")],
         device: o.DeviceOpt = None,
         threads: o.ThreadsOpt = None,
         include: o.IncludeOpt = None,
