@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from cli_apps import command_app
 from corpus import Case, build_corpus, encode, pattern, write_normals
 from fake_profile import MeanDiffProfile, use_mean_diff
+from iapas.io.scoremaps import load_score_map
 from iapas.cli import run as run_cmd
 from iapas.cli.app import EPILOG
 from iapas.outputs.writer import lock_output_dir
@@ -66,7 +67,7 @@ def test_corpus_through_run_reports_each_bad_file_and_keeps_going(app: typer.Typ
             assert meta["path"] == str(case.path)
             if case.size:
                 assert meta["size"] == list(case.size) and meta["original_size"] == list(case.size)
-                assert np.load(out / f"{item['name']}.npy").shape == (case.size[1], case.size[0])
+                assert load_score_map(out / meta["files"]["score_map"]).shape == (case.size[1], case.size[0])
             if case.note:
                 assert any(case.note in n for n in meta["notes"])
         else:
@@ -74,13 +75,13 @@ def test_corpus_through_run_reports_each_bad_file_and_keeps_going(app: typer.Typ
             assert str(case.path) in failed
             assert case.path.name in err and case.reason in err  # on stderr too, file and reason
     assert s["complete"] is True and s["interrupted"] is False
-    assert s["counts"]["failed"] == len(s["failures"]) > 0
+    assert s["status_counts"]["failed"] == len(s["failures"]) > 0
     # inputs differing only by extension or folder got separate outputs, none overwritten
     names = [i["name"] for i in s["inputs"]]
     assert len(names) == len(set(n.casefold() for n in names))
     same = [i for i in s["inputs"] if Path(i["path"]).stem == "same"]
     assert len(same) == 4
-    maps = [np.load(out / f"{i['name']}.npy") for i in same]
+    maps = [load_score_map(out / f"{i['name']}.npz") for i in same]
     assert all(not np.array_equal(maps[0], m) for m in maps[1:])
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
@@ -92,11 +93,11 @@ def test_all_bad_inputs_exit_4_all_good_exit_0(app: typer.Typer, data: tuple[Pat
     code, _, err = invoke(app, "run", "--normal", root / "normal", "--images", *bad, "--out", root / "o1",
                           "--profile", "offline")
     assert code == 4, err
-    assert summary(root / "o1")["counts"] == {"failed": len(bad)}
+    assert summary(root / "o1")["status_counts"] == {"failed": len(bad)}
     code, _, err = invoke(app, "run", "--normal", root / "normal", "--images", *good, "--out", root / "o2",
                           "--profile", "offline")
     assert code == 0, err
-    assert summary(root / "o2")["counts"] == {"ok": len(good)} and summary(root / "o2")["failures"] == []
+    assert summary(root / "o2")["status_counts"] == {"ok": len(good)} and summary(root / "o2")["failures"] == []
 
 
 def test_missing_explicit_file_is_a_per_file_failure(app: typer.Typer, data: tuple[Path, list[Case]]) -> None:
@@ -122,7 +123,7 @@ def test_rerun_reuses_results_and_redoes_changed_inputs(app: typer.Typer, tmp_pa
     assert code == 0 and MeanDiffProfile.predictions == 0
     assert "3 reused" in err
     assert all(i.get("cached") for i in summary(tmp_path / "out")["inputs"])
-    for name in ("p0.npy", "p1.json", "p2_overlay.png"):
+    for name in ("p0.npz", "p1.json", "p2_overlay.png"):
         assert (tmp_path / "out" / name).stat().st_mtime_ns == first[name]
     # a changed input file is processed again, the others are still reused
     Image.fromarray(pattern(32, 40, seed=99)).save(imgs / "p1.png")
@@ -165,11 +166,11 @@ def test_interrupt_saves_summary_exits_130_and_rerun_completes(
     assert code == 130 and "interrupted" in err and "rerun the same command" in err
     s = summary(tmp_path / "out")
     assert s["interrupted"] is True and s["complete"] is False
-    assert s["counts"] == {"ok": 2, "pending": 3}
+    assert s["status_counts"] == {"ok": 2, "pending": 3}
     monkeypatch.setattr(MeanDiffProfile, "predict", real_predict)
     code, _, _ = invoke(app, *args)
     s = summary(tmp_path / "out")
-    assert code == 0 and s["complete"] is True and s["counts"] == {"ok": 5}
+    assert code == 0 and s["complete"] is True and s["status_counts"] == {"ok": 5}
     assert sum(bool(i.get("cached")) for i in s["inputs"]) == 2
 
 

@@ -161,6 +161,6 @@ def test_per_image_json_is_the_same_as_before_detections(tmp_path: Path) -> None
                   thresholds=thresholds(cfg))
     img = LoadedImage(path="x.png", rgb=np.zeros((50, 100, 3), dtype=np.uint8), original_size=(100, 50))
     pred = PaperProfile(resolve(cfg), detector=_Detector(), segmenter=RectSegmenter()).predict(img, ctx)
-    write_prediction(tmp_path, "x", img.rgb, pred, "digest")
+    write_prediction(tmp_path, "x", img.rgb, pred, "digest", maps="npy")
     assert json.loads((tmp_path / "x.json").read_text()) == BEFORE
     assert pred.boxes.masks is not None and pred.boxes.masks.shape == (3, 50, 100)

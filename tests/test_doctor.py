@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli_apps import command_app
 from iapas.cli import doctor
-
+from iapas.models.hub import hub_cli
 
 
 @pytest.fixture()
@@ -92,9 +92,9 @@ def test_missing_paper_models_are_all_listed_with_their_fetch_command(app: typer
     flags = [m["flag"] for m in missing["models"]]
     assert flags == ["--detector", "--segmenter", "--tagger"]  # --llm none needs nothing
     for m in missing["models"]:
-        assert m["fetch"] == f"huggingface-cli download {m['ref']}" and "point at a local copy" in m["text"]
+        assert m["fetch"] == f"{hub_cli()} download {m['ref']}" and "point at a local copy" in m["text"]
     code, text = _run(app, "--profile", "paper", "--llm", "none")
-    assert code == 0 and "Missing for the paper profile" in text and text.count("huggingface-cli download") >= 3
+    assert code == 0 and "Missing for the paper profile" in text and text.count(f"{hub_cli()} download") >= 3
 
 
 def test_run_with_paper_models_missing_lists_all_exits_2_and_writes_summary(tmp_path: Path) -> None:
@@ -115,7 +115,8 @@ def test_run_with_paper_models_missing_lists_all_exits_2_and_writes_summary(tmp_
     err = " ".join(result.stderr.split())
     for flag in ("--detector", "--segmenter", "--tagger", "--llm"):
         assert f"{flag} '" in err
-    assert err.count("huggingface-cli download") >= 4 and "point at a local copy" in err
+    assert err.count(f"{hub_cli()} download") >= 4 and "point at a local copy" in err
+    assert "is gated" in err and "Qwen/Qwen2.5-7B-Instruct" in err  # the default LLM: licence, login, alternative
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["complete"] is False and summary["setup_error"]["kind"] == "models_missing"
     assert [m["flag"] for m in summary["setup_error"]["missing"]] == ["--detector", "--segmenter", "--tagger", "--llm"]
@@ -133,3 +134,18 @@ def test_none_in_any_case_is_reported_as_skipped(app: typer.Typer) -> None:
 def test_server_llm_in_any_case(app: typer.Typer) -> None:
     report = json.loads(_run(app, "--json", "--llm", "OpenAI:m", "--llm-base-url", "http://127.0.0.1:9/v1")[1])
     assert report["models"]["llm"]["ref"] == "openai:m" and report["models"]["llm"]["source"] == "server"
+
+
+def test_fetch_command_in_the_message_exists_in_the_installed_huggingface_hub(app: typer.Typer) -> None:
+    """The download command doctor prints is one the installed huggingface_hub ships: its --help runs."""
+    import shlex
+    import shutil
+    import subprocess
+
+    code, out = _run(app, "--json", "--profile", "paper", "--llm", "none")
+    fetch = json.loads(out)["missing"]["models"][0]["fetch"]
+    argv = shlex.split(fetch)[:2]  # e.g. ["hf", "download"] without the repo id
+    assert shutil.which(argv[0]), f"{argv[0]} is not on PATH"
+    done = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "download" in done.stdout.lower()

@@ -77,7 +77,7 @@ def _assert_same_outputs(a: Path, b: Path) -> None:
     fa, fb = _files(a), _files(b)
     assert sorted(fa) == sorted(fb)
     for i in range(N_IMAGES):
-        assert {f"part_{i:03d}{s}" for s in (".json", ".npy", "_mask.png", "_overlay.png")} <= set(fa)
+        assert {f"part_{i:03d}{s}" for s in (".json", ".npz", "_mask.png", "_overlay.png")} <= set(fa)
     assert {"summary.json", "results.csv", "report.html"} <= set(fa)
     different = [name for name in fa if fa[name] != fb[name]]
     assert not different, f"files differ between engines: {different[:5]}"
@@ -89,14 +89,14 @@ def test_ray_engine_writes_the_same_files_and_resumes_like_local(ray_session, da
     assert _segment(data, out, "--engine", "ray", "--ray-actors", "2") == 3
     _assert_same_outputs(local_out, out)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["counts"] == {"ok": N_IMAGES, "failed": 1} and summary["complete"] is True
+    assert summary["status_counts"] == {"ok": N_IMAGES, "failed": 1} and summary["complete"] is True
     assert "not an image" in summary["failures"][0]["error"]
 
-    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")}
     assert _segment(data, out, "--engine", "ray") == 3  # rerun: every finished image is reused
     again = json.loads((out / "summary.json").read_text())
     assert sum(bool(i.get("cached")) for i in again["inputs"]) == N_IMAGES
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")} == stamps
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.npz")} == stamps
 
 
 def _worker_pids() -> list[int]:
@@ -142,6 +142,6 @@ def test_a_killed_worker_is_retried_without_lost_or_duplicated_results(ray_sessi
     summary = json.loads((out / "summary.json").read_text())
     names = [i["name"] for i in summary["inputs"]]
     assert len(names) == len(set(names)) == N_IMAGES + 1  # each input once
-    assert summary["counts"] == {"ok": N_IMAGES, "failed": 1} and summary["complete"] is True
+    assert summary["status_counts"] == {"ok": N_IMAGES, "failed": 1} and summary["complete"] is True
     _assert_same_outputs(local_out, out)
     assert not list(out.glob(".*.tmp"))  # no partial file left by the killed worker

@@ -194,3 +194,44 @@ def test_header_of_a_narrow_image_wraps_instead_of_being_cut(size: tuple[int, in
     assert cols.max() < out.width - 4  # nothing runs off the right edge
     rows = np.nonzero(text.any(axis=1))[0]
     assert rows.max() - rows.min() > 20  # wrapped onto a second line: score and profile are kept
+
+
+def _many_regions(w: int, h: int, n: int) -> Prediction:
+    """A small tile with `n` scattered regions, some touching, as the offline profile finds on MTD."""
+    rng = np.random.default_rng(3)
+    score = np.zeros((h, w), np.float32)
+    boxes = []
+    for i in range(n):
+        x0, y0 = int(rng.integers(0, w - 12)), int(rng.integers(0, h - 12))
+        bw, bh = int(rng.integers(4, 12)), int(rng.integers(4, 12))
+        score[y0:y0 + bh, x0:x0 + bw] = 0.6 + 0.3 * i / n
+        boxes.append(Box((float(x0), float(y0), float(x0 + bw), float(y0 + bh)), "darker compact small region",
+                         0.6 + 0.3 * i / n))
+    return Prediction(path="tile.png", score_map=score, mask=score >= 0.5, boxes=boxes, image_score=float(score.max()),
+                      profile="offline")
+
+
+def test_labels_on_a_small_tile_are_capped_and_leave_the_part_visible() -> None:
+    from iapas.outputs.overlay import MAX_LABELS
+
+    pred = _many_regions(116, 290, 17)
+    rgb = np.random.default_rng(0).integers(40, 90, (290, 116, 3), dtype=np.uint8)
+    out = render_overlay(rgb, pred, scale=(0.5, 0.7))
+    assert 1 <= out.info["tags"] <= MAX_LABELS
+    picture = _picture(out)
+    tag_fill = _is(picture, d.KEPT_COLOUR, tol=0).mean()
+    assert tag_fill < 0.10, f"tags and boxes cover {tag_fill:.0%} of the picture"
+    assert (picture == rgb_at(rgb, picture.shape)).all(axis=-1).mean() > 0.5  # most of the part shows as it is
+
+
+def rgb_at(rgb: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The input resized like the overlay's picture (bilinear, as the overlay does)."""
+    return d.resize_rgb(rgb, (shape[1], shape[0]))
+
+
+def test_touching_boxes_share_one_label() -> None:
+    from iapas.outputs.overlay import label_groups
+
+    rects = [(0, 0, 10, 10), (12, 0, 20, 8), (100, 100, 110, 110), (9, 9, 15, 15)]
+    assert label_groups(rects, gap=4) == [[0, 1, 3], [2]]
+    assert label_groups(rects, gap=0) == [[0, 3], [1], [2]]

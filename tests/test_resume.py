@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from iapas.io.scoremaps import load_score_map
+
 from corpus import pattern, write_normals
 
 pytestmark = pytest.mark.slow  # real subprocesses killed midway
@@ -104,10 +106,10 @@ def test_run_killed_midway_resumes(tmp_path: Path, kind: str) -> None:
     res = subprocess.run(cmd, env=_env(0.0), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     after = _summary(out)
-    assert after["complete"] is True and after["counts"] == {"ok": n}
+    assert after["complete"] is True and after["status_counts"] == {"ok": n}
     for item in after["inputs"]:
         meta = json.loads((out / f"{item['name']}.json").read_text(encoding="utf-8"))  # every output parses
-        score = np.load(out / f"{item['name']}.npy")
+        score = load_score_map(out / meta["files"]["score_map"])
         assert score.dtype == np.float32 and score.shape == (64, 80) and np.isfinite(score).all()
         Image.open(out / f"{item['name']}_overlay.png").verify()
         assert meta["profile"] == "offline" or kind == "fake"
@@ -133,7 +135,7 @@ def test_ctrl_c_exits_130_with_summary(tmp_path: Path) -> None:
         assert proc.returncode == 130, err[-2000:]
         assert "interrupted" in err and "Traceback" not in err
         s = _summary(out)
-        assert s["interrupted"] is True and s["counts"].get("pending", 0) > 0
+        assert s["interrupted"] is True and s["status_counts"].get("pending", 0) > 0
         _no_partials(out)
     res = subprocess.run(cmd, env=_env(0.0), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and _summary(out)["complete"] is True

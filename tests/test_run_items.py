@@ -83,7 +83,7 @@ def test_results_csv_has_a_row_per_input_and_blank_verdicts_for_failures(tmp_pat
 
 def test_summary_json_carries_threshold_and_verdict_counts(tmp_path: Path) -> None:
     data = json.loads(_summary(tmp_path, [("ok", "defect"), ("ok", "ok"), ("failed", None)]).save().read_text())
-    assert data["threshold"] == 0.5 and data["verdicts"] == {"defect": 1, "ok": 1}
+    assert data["threshold"] == 0.5 and data["verdict_counts"] == {"defect": 1, "ok": 1}
 
 
 def test_cached_item_recomputes_a_verdict_missing_from_older_outputs(tmp_path: Path) -> None:

@@ -166,6 +166,17 @@ def test_unknown_line_lines_health_docs(server: Server, data: Path) -> None:
     assert page.status_code == 200 and 'id="file"' in page.text and '<option value="tile">' in page.text
 
 
+def test_single_line_server_needs_no_line_parameter(server: Server, data: Path) -> None:
+    """One line served: `?line=` may be left out and the answer is that line's."""
+    path = data / "imgs" / "part_0.png"
+    with path.open("rb") as fh:
+        bare = httpx.post(f"{server.url}/v1/inspect", files={"file": (path.name, fh)}, timeout=120)
+    named = _inspect(server.url, path)
+    assert bare.status_code == 200, bare.text
+    keep = ("verdict", "image_score", "boxes", "profile", "context_id")
+    assert {k: bare.json().get(k) for k in keep} == {k: named.json().get(k) for k in keep}
+
+
 def _samples(text: str) -> dict[tuple[str, tuple], float]:
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from iapas.io.scoremaps import load_score_map
 from iapas.io.atomic import atomic_write_bytes, atomic_write_json
 from iapas.outputs.writer import (
     MAX_NAME_BYTES,
@@ -104,7 +105,7 @@ def test_write_prediction_files_and_done_marker(tmp_path: Path) -> None:
     meta = json.loads((out / files["json"]).read_text())
     assert meta["settings_digest"] == "d1" and meta["original_size"] == [60, 40] and meta["size"] == [30, 20]
     assert meta["notes"] == ["downscaled from 60x40 to 30x20"] and meta["boxes"][0]["phrase"] == "scratch"
-    assert np.load(out / "in.npy").dtype == np.float32
+    assert files["score_map"] == "in.npz" and load_score_map(out / "in.npz").dtype == np.float32
     assert is_done(out, "in", "d1", source=src)
     assert not is_done(out, "in", "other-settings", source=src)
     src.write_bytes(b"a different image")  # same name, new content: must be redone
@@ -123,7 +124,7 @@ def test_summary_counts_failures_and_interrupted(tmp_path: Path) -> None:
     s.record(Path("c.png"), "c", "pending")
     s.interrupted = True
     data = json.loads(s.save().read_text())
-    assert data["counts"] == {"ok": 1, "failed": 1, "pending": 1}
+    assert data["status_counts"] == {"ok": 1, "failed": 1, "pending": 1}
     assert data["failures"] == [{"path": "b.png", "error": "truncated image file"}]
     assert data["interrupted"] is True and data["complete"] is False
 

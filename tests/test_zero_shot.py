@@ -111,7 +111,7 @@ def test_run_without_normal_is_zero_shot_and_says_so(batch, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "zero-shot" in result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["mode"] == "zero-shot" and summary["counts"] == {"ok": 12}
+    assert summary["mode"] == "zero-shot" and summary["status_counts"] == {"ok": 12}
     one = json.loads((out / "test_000.json").read_text())
     assert any("zero-shot" in n for n in one["notes"])
     ctx = json.loads((out / "context.json").read_text())

@@ -29,10 +29,13 @@ class MissingModel:
     flag: str  # e.g. "--detector"
     ref: str
     reason: str
-    fetch: str | None = None  # the command that downloads it, for hub ids
+    fetch: str | None = None  # the command that downloads it with the installed huggingface_hub, for hub ids
+    note: str | None = None  # e.g. the model is gated: licence, login and an open alternative
 
     def text(self) -> str:
         out = f"{self.flag} '{self.ref}': {self.reason}"
+        if self.note:
+            out += f"\n      {self.note}"
         if self.fetch:
             name = self.ref.rsplit("/", 1)[-1]
             out += (f"\n      fetch it where the hub is reachable: {self.fetch}"
@@ -77,7 +80,8 @@ def _problem(flag: str, ref: ModelRef, offline: bool | None) -> MissingModel | N
         return MissingModel(flag, ref.text, "neither an existing local folder nor a valid Hugging Face id (org/name)")
     if offline if offline is not None else hub.hub_offline():
         return MissingModel(flag, ref.text, "not in the local Hugging Face cache, and the hub is offline or unreachable "
-                            "(HF_HUB_OFFLINE=1, or no connection)", fetch=f"huggingface-cli download {ref.name}")
+                            "(HF_HUB_OFFLINE=1, or no connection)", fetch=hub.download_command(ref.name),
+                            note=hub.gated_note(ref.name) if hub.is_gated(ref.name) else None)
     return None
 
 

@@ -86,7 +86,11 @@ def describe_role(role: str, ref: str | ModelRef, config: PipelineConfig) -> dic
     if info.get("revision"):
         out["revision"] = info["revision"]
     if info["source"] == "missing":
-        out["note"] = "not a local path and not in the Hugging Face cache"
+        from iapas.models import hub
+
+        out["note"] = f"not a local path and not in the Hugging Face cache (fetch: {hub.download_command(parsed.name)})"
+        if parsed.kind is RefKind.HUB and hub.is_gated(parsed.name):
+            out["note"] += "; " + hub.gated_note(parsed.name)
     return out
 
 

@@ -64,6 +64,12 @@ def list_checked(
 
     A given folder left empty beside other inputs stays an entry (recorded as failed) after a warning.
     """
+    missing = [Path(p) for p in paths if not _exists(Path(p))]
+    if paths and len(missing) == len(paths):  # nothing given exists: refuse before any model loads
+        raise SettingsError("; ".join(f"{flag} {printable(p)} does not exist" for p in missing)
+                            + " (check the path; inputs are image files or folders)")
+    for p in missing:  # beside inputs that exist: recorded as a failed entry, the rest goes on
+        err_console.print(f"[yellow]warning:[/] {flag} {safe(p)} does not exist", soft_wrap=True)
     listing = list_inputs(paths, out_dirs=[out] if out is not None else (), include=include, exclude=exclude,
                           skip_masks=True)
     report_skipped(listing, flag)
@@ -76,6 +82,11 @@ def list_checked(
         err_console.print(f"[yellow]warning:[/] {flag} {safe(folder)} {escape(_why_empty(folder, listing, out))}",
                           soft_wrap=True)
     return listing.paths
+
+
+def _exists(path: Path) -> bool:
+    """True for an existing entry, a broken symlink included (it fails later with its own reason)."""
+    return path.exists() or path.is_symlink()
 
 
 def warn_few_normals(found: int, r: int, normal: Path) -> None:

@@ -17,22 +17,46 @@ import typer
 from iapas.config import PipelineConfig, build_config
 from iapas.settings import KIND_PRESETS, KIND_THRESHOLDS
 
+# `--help` panels, in the order a user needs them; a new option joins the panel of its neighbours
+PANEL_INPUTS = "Inputs"
+PANEL_OUTPUTS = "Outputs"
+PANEL_MODELS = "Profile and models"
+PANEL_OFFLINE = "Offline reference (offline / fused profiles)"
+PANEL_PAPER = "Paper / LLM (paper / fused profiles)"
+PANEL_ENGINE = "Engine"
+PANEL_ORDER = (PANEL_INPUTS, PANEL_OUTPUTS, PANEL_MODELS, PANEL_OFFLINE, PANEL_PAPER, PANEL_ENGINE)
+# parameter name -> its panel, for the commands built with `with_pipeline_flags` (a new flag: add one line here)
+OPTION_PANELS: dict[str, str] = {
+    **dict.fromkeys(("images", "normal", "context_file", "include", "exclude", "num_normal", "seed"), PANEL_INPUTS),
+    **dict.fromkeys(("out", "maps", "export", "fail_on_defect"), PANEL_OUTPUTS),
+    **dict.fromkeys(("profile", "config_file", "detector", "segmenter", "tagger", "llm", "kind", "device", "dtype"),
+                    PANEL_MODELS),
+    **dict.fromkeys(("refine", "backbone", "feature_size", "reference_stages", "segment_size", "mask_percentile",
+                     "zero_shot_references", "zero_shot_keep", "zero_shot_chunk"), PANEL_OFFLINE),
+    **dict.fromkeys(("llm_base_url", "llm_allow_insecure_http", "object_name", "no_filter", "baseline",
+                     "object_tag_rule", "llm_prompt", "llm_decoding", "llm_seed", "llm_parse", "max_phrases",
+                     "drop_object_boxes", "texture_preset", "box_threshold", "text_threshold", "size_threshold",
+                     "llm_timeout", "llm_retries", "llm_max_new_tokens", "llm_temperature", "llm_top_p", "nms_iou"),
+                    PANEL_PAPER),
+    **dict.fromkeys(("threads", "engine", "ray_address", "ray_actors"), PANEL_ENGINE),
+}
+
 ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="paper, offline or fused (default: offline when no hub weights are present)")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML file with the same settings; flags override it")]
 DetectorOpt = Annotated[Optional[str], typer.Option("--detector", help="Grounding DINO / MM-GDINO / OWLv2: HF model id or local dir")]
 SegmenterOpt = Annotated[Optional[str], typer.Option("--segmenter", help="SAM / SAM-HQ: HF model id or local dir")]
 TaggerOpt = Annotated[Optional[str], typer.Option("--tagger", help=(
-    "'ram' / 'ram++[:CKPT]' (the paper's tagger, preferred when installed), a CLIP/SigLIP id or dir (a stand-in: "
-    "outputs say it deviates from the paper), or 'none' with --object. 'none' differs from the official image "
-    "ablation, which tags one normal image (closest: -r 1): iapas takes the object tag from --object"))]
+    "'ram' / 'ram++[:CKPT]' (the paper's tagger), a CLIP/SigLIP id or dir (a stand-in, said in the outputs), "
+    "or 'none' with --object (tag from --object; the official image ablation tags one image: -r 1)"))]
 LlmOpt = Annotated[Optional[str], typer.Option("--llm", help=(
-    "chat model id or dir, a .gguf file, 'smollm2', 'openai:MODEL', or 'none'. 'none' is the official prompt "
-    "ablation: prompt = the single caption 'defect, abnormal' (the object tag still bounds the size filter)"))]
+    "chat model id or dir, a .gguf file, 'smollm2', 'openai:MODEL', or 'none' (the official prompt ablation: "
+    "the single caption 'defect, abnormal'). Default Llama-3-8B-Instruct is gated; open: Qwen/Qwen2.5-7B-Instruct"))]
 LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI-compatible server URL; key from $IAPAS_LLM_API_KEY or $OPENAI_API_KEY")]
 LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", help="allow the API key over plain http to a non-loopback --llm-base-url")]
 ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
 KindOpt = Annotated[Optional[str], typer.Option("--kind", help=(
-    f"object or texture: threshold preset {KIND_THRESHOLDS['object']:g} / {KIND_THRESHOLDS['texture']:g} and offline feature preset"))]
+    f"object or texture: threshold preset {KIND_THRESHOLDS['object']:g} / {KIND_THRESHOLDS['texture']:g} and offline "
+    "feature preset (default: object)"))]
 NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2), as the official filter ablation")]
 BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': the single caption 'defect, abnormal', no tagging, no LLM, no size filter, no per-map min-max under --protocol paper")]
 ObjectTagRuleOpt = Annotated[Optional[str], typer.Option("--object-tag-rule", help="official (default: each normal image grounded with its own tags, top phrase as it comes) or match (iapas: phrase mapped back to one tag)")]
@@ -58,6 +82,8 @@ DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, c
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="threads for torch, OpenCV, BLAS and the segment pool (default: the CPUs this process may use)")]
 IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="in input folders, only files matching this glob (name or path inside the folder, e.g. '*.jpg', 'lotA/*'); repeat for several")]
 ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="in input folders, leave out files matching this glob; repeat for several")]
+MapsOpt = Annotated[str, typer.Option("--maps", help=(
+    "score map per image: npz16 (float16, compressed), npy (float32) or none (mask, overlay and JSON only)"))]
 ExportOpt = Annotated[Optional[str], typer.Option("--export", help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
 FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help=(
@@ -155,8 +181,40 @@ def with_pipeline_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         flags = {name: kwargs.pop(name, default) for name, _, default in PIPELINE_FLAGS}
         return func(*args, flags=flags, **kwargs)
 
-    wrapper.__signature__ = sig.replace(parameters=own + added)  # type: ignore[attr-defined]
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=in_panel(p.annotation, p.name))
+              for p in own + added]  # click passes keywords only, so any order is valid
+    params.sort(key=lambda p: _panel_rank(p.annotation))  # stable: `--help` shows the panels in PANEL_ORDER
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     return wrapper
+
+
+def in_panel(annotation: Any, name: str) -> Any:
+    """`annotation` with its typer.Option placed in the `--help` panel OPTION_PANELS gives `name` (a copy:
+    the shared Option objects stay untouched); unchanged when it names none or the option has one."""
+    import copy
+
+    from typer.models import OptionInfo
+
+    panel = OPTION_PANELS.get(name)
+    args = typing.get_args(annotation) if typing.get_origin(annotation) is Annotated else ()
+    if panel is None or not args:
+        return annotation
+    meta = []
+    for m in args[1:]:
+        if isinstance(m, OptionInfo) and m.rich_help_panel is None:
+            m = copy.copy(m)
+            m.rich_help_panel = panel
+        meta.append(m)
+    return Annotated.__class_getitem__((args[0], *meta))  # type: ignore[attr-defined]
+
+
+def _panel_rank(annotation: Any) -> int:
+    """Position of an option's `--help` panel in PANEL_ORDER (-1 without a panel: typer.Context, ...)."""
+    for meta in getattr(annotation, "__metadata__", ()):
+        panel = getattr(meta, "rich_help_panel", None)
+        if panel in PANEL_ORDER:
+            return PANEL_ORDER.index(panel)
+    return -1
 
 
 def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -37,6 +38,7 @@ from iapas.outputs.writer import (
     remove_stale_temp_files,
 )
 from iapas.io.resume import Stamp
+from iapas.io.scoremaps import DEFAULT_MAPS, MAP_FORMATS
 from iapas.pipeline import Pipeline, reuse_or_make
 from iapas.verdict import decision_threshold
 
@@ -47,11 +49,11 @@ Examples:
 
   iapas run --normal good/ --images a.png b.png --out results/ --profile paper --kind texture
 
-  iapas run --normal good/ --images lot7/ --out r/ --tagger none --object "magnetic tile" --llm none
+  iapas run --normal good/ --images lot7/ --out r/ --tagger none --object "magnetic tile"
 
-  iapas run --normal good/ --images lot7/ --out r/ ; echo $?   # 0 ok, 3 some failed, 4 none, 2 bad settings
+  iapas run --normal good/ --images lot7/ --out r/ ; echo $?   # 0 ok, 3 some failed, 4 none
 
-  iapas run --normal good/ --images lot7/ --out r/ --fail-on-defect --export coco   # exit 5 on a defect
+  iapas run --normal good/ --images lot7/ --out r/ --fail-on-defect --export coco   # 5: defect
 
   (verdicts: r/results.csv; overview: r/report.html; COCO annotations: r/annotations.json)
 
@@ -162,11 +164,20 @@ def show_warnings(context: Context) -> None:
         err_console.print(f"[yellow]warning[/]: {safe(warning)}", soft_wrap=True)
 
 
+def check_maps(maps: str) -> str:
+    """`--maps` checked before any model loads."""
+    chosen = maps.strip().lower()
+    if chosen not in MAP_FORMATS:
+        raise SettingsError(f"--maps {maps!r} is not known; allowed: {', '.join(MAP_FORMATS)}")
+    return chosen
+
+
 def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out: Path, context_file: Path,
                    roots: list[Path] | None = None, export: tuple[str, ...] = (), fail_on_defect: bool = False,
-                   engine: EngineChoice | None = None) -> int:
+                   engine: EngineChoice | None = None, maps: str = DEFAULT_MAPS) -> int:
     """Stage 2 over all paths: skip finished ones, record failures, keep going; return the exit code.
 
+    `maps` is the score maps' format (io.scoremaps); an image finished in another format is redone.
     The images still to do go to the engine (`local`: this process; `ray`: a Ray actor pool), which runs
     `run_items.process_one` on each and yields one outcome per image in any order; summary.json is rewritten
     after every outcome (atomically), so a killed run leaves an accurate record; at the end (and on Ctrl-C /
@@ -188,14 +199,15 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
             todo: list[ImageJob] = []
             for path in paths:
                 name = names[path]
-                if is_done(out, name, digest, source=path):
+                if is_done(out, name, digest, source=path, maps=maps):
                     summary.record(path, name, "ok", cached=True, **cached_item(out, name, context))
                     bar.update(task, advance=1)
                 else:
                     todo.append(ImageJob(path, name))
             summary.save()
             i = len(paths) - len(todo)
-            for outcome in make_engine(engine, process_one, pipeline, context, out, digest).map(todo):
+            work = process_one if maps == DEFAULT_MAPS else partial(process_one, maps=maps)
+            for outcome in make_engine(engine, work, pipeline, context, out, digest).map(todo):
                 if outcome.fatal is not None:
                     raise outcome.fatal  # model or settings problems stop the run with their own message
                 if outcome.status == "ok":
@@ -285,6 +297,7 @@ def register(app: typer.Typer) -> None:
         normal: Annotated[Optional[Path], typer.Option("--normal", help="folder of normal (good) images; without it: zero-shot mode (offline profile), the images are scored against each other")] = None,
         include: o.IncludeOpt = None,
         exclude: o.ExcludeOpt = None,
+        maps: o.MapsOpt = DEFAULT_MAPS,
         export: o.ExportOpt = None,
         fail_on_defect: o.FailOnDefectOpt = False,
         engine: EngineOpt = "local",
@@ -294,6 +307,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         config = o.config_from_flag_dict(flags or {})
         formats = o.parse_export(export)
+        maps = check_maps(maps)
         chosen = engine_choice(engine, ray_address, ray_actors)
         if normal is None:
             from iapas.cli.evaluate import zero_shot_config
@@ -312,7 +326,7 @@ def register(app: typer.Typer) -> None:
                 context = fit_or_reuse(pipeline, normals, out)
             show_warnings(context)
             code = process_images(pipeline, context, paths, out, out / "context.json", input_roots(images, ctx.args),
-                                  formats, fail_on_defect, chosen)
+                                  formats, fail_on_defect, chosen, maps)
         raise typer.Exit(code)
 
     @app.command(help="Run Stage 1 only: write a reviewable, editable context JSON.", epilog=PROMPTS_EXAMPLES)
@@ -351,6 +365,7 @@ def register(app: typer.Typer) -> None:
         threads: o.ThreadsOpt = None,
         include: o.IncludeOpt = None,
         exclude: o.ExcludeOpt = None,
+        maps: o.MapsOpt = DEFAULT_MAPS,
         export: o.ExportOpt = None,
         fail_on_defect: o.FailOnDefectOpt = False,
         engine: EngineOpt = "local",
@@ -358,6 +373,7 @@ def register(app: typer.Typer) -> None:
         ray_actors: RayActorsOpt = None,
     ) -> None:
         formats = o.parse_export(export)
+        maps = check_maps(maps)
         chosen = engine_choice(engine, ray_address, ray_actors)
         context = Context.load(context_file)
         paths = collect_images(images, ctx.args, out, include, exclude)
@@ -367,5 +383,5 @@ def register(app: typer.Typer) -> None:
         show_warnings(context)
         with output_folder(out):
             code = process_images(pipeline, context, paths, out, context_file, input_roots(images, ctx.args),
-                                  formats, fail_on_defect, chosen)
+                                  formats, fail_on_defect, chosen, maps)
         raise typer.Exit(code)

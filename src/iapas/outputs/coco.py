@@ -3,7 +3,7 @@
 Why: an inspector corrects predictions in CVAT or Label Studio, which import COCO. Each connected region
 of an image's written mask (NAME_mask.png) is one instance: an RLE mask (pycocotools encoding), its
 bbox, its score (the highest score-map value inside it) and the phrase of the kept box overlapping it
-most as category (the offline profile's boxes say "anomaly"). The instances of an image are disjoint
+most as category (the offline profile's phrases describe the region: tone, shape, size). The instances of an image are disjoint
 and together decode to exactly its mask PNG. Images without defects are listed with no annotation.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 from iapas.errors import SettingsError
 from iapas.io.atomic import atomic_write_json
+from iapas.io.scoremaps import load_score_map
 from iapas.outputs.writer import RunSummary
 
 FALLBACK_PHRASE = "defect"
@@ -82,10 +83,11 @@ def coco_document(out: Path, summary: RunSummary) -> dict[str, Any]:
             mask = load_mask(out / f"{name}_mask.png")
         except (OSError, ValueError, Exception):  # noqa: BLE001 - a vanished file drops this image only
             continue
+        map_file = (meta.get("files") or {}).get("score_map")
         try:
-            score_map = np.load(out / f"{name}.npy")
-        except (OSError, ValueError):
-            score_map = None
+            score_map = load_score_map(out / map_file) if map_file else None
+        except (OSError, ValueError, KeyError):
+            score_map = None  # without a map (--maps none) an instance takes its box's score
         h, w = mask.shape
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": item.get("path", name), "width": int(w), "height": int(h),

@@ -241,7 +241,8 @@ def text_size(draw: ImageDraw.ImageDraw, text: str, fnt: ImageFont.ImageFont) ->
 Rect = tuple[float, float, float, float]
 
 
-def _overlaps(a: Rect, b: Rect) -> bool:
+def overlaps(a: Rect, b: Rect) -> bool:
+    """True when two (x0, y0, x1, y1) rectangles share any area."""
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
@@ -274,7 +275,7 @@ def label(
     x, y = clamp(*first)
     for cx, cy in candidates:
         cx, cy = clamp(cx, cy)
-        if not taken or not any(_overlaps((cx, cy, cx + lw, cy + lh), t) for t in taken):
+        if not taken or not any(overlaps((cx, cy, cx + lw, cy + lh), t) for t in taken):
             x, y = cx, cy
             break
     rect = (x, y, x + lw, y + lh)

@@ -19,6 +19,73 @@ from iapas.types import Box, Prediction
 
 MIN_WIDTH = 360  # narrow images get a wider canvas so header and legend stay readable
 Scale = tuple[float, float]  # (threshold where colour starts, score of full red)
+MAX_LABELS = 6  # tags on one picture at most; the rest is counted in the header and listed in NAME.json
+LABEL_AREA_SHARE = 0.12  # text tags may cover at most this share of the picture, else they become numbers
+
+
+def label_groups(rects: list[d.Rect], gap: float) -> list[list[int]]:
+    """Indices of `rects` grouped where rectangles overlap or lie within `gap` px of each other
+    (transitively), each group in input order, groups ordered by their first member.
+
+    Args:
+        rects: boxes (x0, y0, x1, y1) in display pixels, best first.
+        gap: distance under which two boxes share one label.
+    """
+    parent = list(range(len(rects)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    grown = [(r[0] - gap / 2, r[1] - gap / 2, r[2] + gap / 2, r[3] + gap / 2) for r in rects]
+    for i in range(len(rects)):
+        for j in range(i + 1, len(rects)):
+            if d.overlaps(grown[i], grown[j]):
+                parent[max(root(i), root(j))] = min(root(i), root(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(rects)):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+def _tag_text(box: Box, others: int) -> str:
+    """`phrase score`, the offline descriptions without their trailing 'region', `+k` for merged neighbours."""
+    phrase = box.phrase[: -len(" region")] if box.phrase.endswith(" region") else box.phrase
+    return f"{phrase} {box.score:.2f}" + (f" +{others}" if others else "")
+
+
+def _place_kept_labels(draw: ImageDraw.ImageDraw, boxes: list[Box], sx: float, sy: float, size: tuple[int, int],
+                       fnt: d.ImageFont.ImageFont, taken: list[d.Rect]) -> tuple[list[str], int]:
+    """Label kept boxes without drowning a small picture: overlapping or touching boxes share one tag (the
+    best box's text, `+k` for the others), at most MAX_LABELS tags (fewer on a short picture), and when the
+    tags would cover more than LABEL_AREA_SHARE of the picture they become numbers keyed in the legend.
+
+    Returns:
+        (legend key lines for numbered tags, number of regions left without a tag).
+    """
+    order = sorted(boxes, key=lambda b: -b.score)
+    rects = [_scaled(b, sx, sy) for b in order]
+    th = d.text_size(draw, "Ag", fnt)[1]
+    groups = label_groups(rects, gap=th)
+    cap = max(1, min(MAX_LABELS, size[1] // (3 * (th + 4))))
+    shown = groups[:cap]
+    texts = [_tag_text(order[g[0]], len(g) - 1) for g in shown]
+    pad = max(2, th // 4)
+    cover = sum((d.text_size(draw, t, fnt)[0] + 2 * pad) * (th + 2 * pad) for t in texts)
+    numbered = cover > LABEL_AREA_SHARE * size[0] * size[1] or any(
+        d.text_size(draw, t, fnt)[0] + 2 * pad > size[0] for t in texts)
+    key = []
+    for k, (g, text) in enumerate(zip(shown, texts), start=1):
+        xy = rects[g[0]]
+        tag = str(k) if numbered else text
+        d.label(draw, (xy[0], xy[1]), tag, fnt, bg=d.KEPT_COLOUR, fg=(255, 255, 255), bounds=size, taken=taken,
+                bottom=xy[3])
+        if numbered:
+            key.append(f"{k}: {text}")
+    unlabelled = sum(len(g) for g in groups[cap:])
+    return key, unlabelled
 
 
 def _scaled(box: Box, sx: float, sy: float) -> tuple[float, float, float, float]:
@@ -110,7 +177,7 @@ def _header(width: int, parts: list[str], font_size: int, max_lines: int = 3) ->
 
 
 def _legend_items(prediction: Prediction, scale: Scale | None, threshold: float | None,
-                  has_gt: bool) -> list[tuple[str, tuple[int, int, int], str]]:
+                  has_gt: bool, key: list[str] | None = None) -> list[tuple[str, tuple[int, int, int], str]]:
     """(swatch kind, colour, meaning) for everything drawn on this overlay."""
     items: list[tuple[str, tuple[int, int, int], str]] = []
     if scale is not None:
@@ -120,7 +187,10 @@ def _legend_items(prediction: Prediction, scale: Scale | None, threshold: float 
         items.append(("jet", (0, 0, 0), "score: blue low \u2192 red high"))
     region = f"score \u2265 {threshold:.2f}" if threshold is not None else "predicted defect mask"
     items.append(("line", d.PRED_OUTLINE_COLOUR, f"white outline: {region}"))
-    items.append(("box", d.KEPT_COLOUR, "box: region kept, tag = phrase that found it + score"))
+    described = any(b.phrase.endswith(" region") for b in prediction.boxes)  # the offline profile's descriptions
+    what = "its description" if described else "phrase that found it"
+    items.append(("box", d.KEPT_COLOUR, f"box: region kept, tag = {what} + score"))
+    items.extend(("box", d.KEPT_COLOUR, line) for line in key or [])
     if prediction.removed_boxes:
         items.append(("dashed", d.REMOVED_COLOUR, "dashed grey: removed by the size filter"))
     if prediction.object_box is not None:
@@ -186,8 +256,9 @@ def render_overlay(
     `scale` = (threshold, top) anchors the colours at the decision threshold (see the module docstring);
     `threshold` outlines the region scoring at least that value (else the prediction's mask is outlined);
     `gt_mask` adds the ground-truth outline (green); `vrange` maps raw scores to the jet scale when no
-    `scale` is given (default [0, 1]). The returned image's `info["image_box"]` is (x, y, w, h) of the
-    picture inside it, for checks that measure pixels.
+    `scale` is given (default [0, 1]). Kept boxes get at most MAX_LABELS tags (see `_place_kept_labels`).
+    The returned image's `info["image_box"]` is (x, y, w, h) of the picture inside it, for checks that
+    measure pixels, and `info["tags"]` the number of tags drawn on it.
     """
     rgb = np.asarray(rgb, dtype=np.uint8)
     if rgb.ndim == 2:
@@ -219,12 +290,9 @@ def render_overlay(
 
     for box in sorted(prediction.boxes, key=lambda b: b.score):  # best drawn last, on top
         draw.rectangle(_scaled(box, sx, sy), outline=d.KEPT_COLOUR, width=line_w)
-    for box in sorted(prediction.boxes, key=lambda b: -b.score):  # best labelled first, at its preferred place
-        xy = _scaled(box, sx, sy)
-        d.label(draw, (xy[0], xy[1]), f"{box.phrase} {box.score:.2f}", fnt, bg=d.KEPT_COLOUR,
-                fg=(255, 255, 255), bounds=size, taken=taken, bottom=xy[3])
+    key, unlabelled = _place_kept_labels(draw, list(prediction.boxes), sx, sy, size, fnt, taken)
     small = d.font(max(10, font_size - 2))
-    for box in prediction.removed_boxes:
+    for box in list(prediction.removed_boxes)[: max(0, MAX_LABELS - len(taken))]:
         xy = _scaled(box, sx, sy)
         d.dashed_rectangle(draw, xy, d.REMOVED_COLOUR, width=max(1, line_w - 1), dash=max(6, line_w * 4))
         why = (box.removed_by or "filter").replace("_", " ")
@@ -241,16 +309,18 @@ def render_overlay(
     kept, removed = len(prediction.boxes), len(prediction.removed_boxes)
     head_parts = [title] if title else [
         _short(prediction.path), f"image score {prediction.image_score:.3f}",
-        f"{kept} kept" + (f", {removed} removed by size filter" if removed else ""), f"profile {prediction.profile}",
+        f"{kept} kept" + (f", {removed} removed by size filter" if removed else "")
+        + (f" ({unlabelled} without a tag)" if unlabelled else ""), f"profile {prediction.profile}",
     ]
     head = _header(width, head_parts, max(11, font_size - 1))
-    legend = _legend(width, _legend_items(prediction, scale, threshold, gt_mask is not None), max(10, font_size - 3))
+    legend = _legend(width, _legend_items(prediction, scale, threshold, gt_mask is not None, key), max(10, font_size - 3))
     out = Image.new("RGB", (width, head.height + h + legend.height), d.HEADER_BG)
     out.paste(head, (0, 0))
     out.paste(img, (0, head.height))
     out.paste(bar, (w, head.height))
     out.paste(legend, (0, head.height + h))
     out.info["image_box"] = (0, head.height, w, h)
+    out.info["tags"] = len(taken)  # tags drawn on the picture, for checks
     return out
 
 

@@ -3,7 +3,7 @@
 Why one module: `run`/`segment` (local loop) and the Ray engine must write the very same files and
 decide the very same verdicts, so both call `process_one` per image and `finalize_run` once.
 
-Per image (see outputs/writer.py): NAME.npy, NAME_mask.png, NAME_overlay.png (colours anchored at the
+Per image (see outputs/writer.py): the score map (NAME.npz by default, `--maps`), NAME_mask.png, NAME_overlay.png (colours anchored at the
 decision threshold), the report thumbnail, NAME.json with the verdict. Per run: summary.json (every
 input, its verdict, the threshold), results.csv, report.html and, with `--export coco`, annotations.json.
 """
@@ -22,6 +22,7 @@ import numpy as np
 from iapas.context import Context
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, InputError
 from iapas.io.atomic import atomic_write_text
+from iapas.io.scoremaps import DEFAULT_MAPS
 from iapas.outputs.writer import RunSummary, write_prediction
 from iapas.types import Prediction
 from iapas.verdict import decide, decision_threshold, display_top
@@ -53,8 +54,10 @@ def verdict_fields(pred: Prediction, context: Context) -> dict[str, Any]:
     return {**v.to_json(), "largest_region_area": largest_region_area(pred.mask), "top_phrase": top_phrase(pred)}
 
 
-def process_one(pipeline: Any, context: Context, path: Path, out: Path, name: str, digest: str) -> dict[str, Any]:
-    """Load, predict and write every per-image output of `path` under OUT/NAME*; return its summary item.
+def process_one(pipeline: Any, context: Context, path: Path, out: Path, name: str, digest: str,
+                maps: str = DEFAULT_MAPS) -> dict[str, Any]:
+    """Load, predict and write every per-image output of `path` under OUT/NAME* (the score map in the
+    `maps` format); return its summary item.
 
     Raises InputError for a problem of this input (unreadable, or its outputs cannot be written).
     """
@@ -66,7 +69,7 @@ def process_one(pipeline: Any, context: Context, path: Path, out: Path, name: st
     threshold = decision_threshold(context)
     try:
         write_prediction(out, name, loaded.rgb, pred, digest, source=path, original_size=loaded.original_size,
-                         scale=(threshold, display_top(context, threshold)), extra=fields)
+                         scale=(threshold, display_top(context, threshold)), extra=fields, maps=maps)
     except OSError as exc:  # disk full, folder not writable: not the input's fault, but say so per image
         raise InputError(path, f"cannot write its outputs to {out} ({exc.strerror or exc})") from None
     return {**fields, "notes": pred.notes}

@@ -9,6 +9,7 @@ report_pages/defects_NNN.html and report_pages/clean_NNN.html), so no single pag
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +93,20 @@ def _pager(kind: str, count: int, current: int, from_sub: bool) -> str:
     return f'<div class="pager">Page: {links}</div>'
 
 
+def _tag_meaning(profile: str) -> str:
+    """What the text on a magenta tag is, for this profile's overlays."""
+    if profile == "offline":
+        return ("kept regions, each tagged with a description of what is measured on it (darker/brighter than the "
+                "rest of the image, elongated or compact, size): a description, not a detector's word")
+    return "kept regions with the phrase that found them"
+
+
 def _defect_section(page: list[dict[str, Any]], start: int, n_pages: int, current: int, total: int,
-                    threshold: float | None, prefix: str) -> str:
+                    threshold: float | None, prefix: str, profile: str = "") -> str:
     thr = f" at or above the threshold {threshold:.3f}" if threshold is not None else ""
     parts = [f'<section class="card" id="defects"><h2 class="warn">Defects: {total}</h2>',
              f'<p class="note">Images whose image score is{thr}, highest first. Colours start at the threshold '
-             "(yellow) and reach red well above it; magenta boxes: kept regions with the phrase that found them; "
+             f"(yellow) and reach red well above it; magenta boxes: {h.esc(_tag_meaning(profile))}; "
              "dashed grey: removed by the size filter. Click a picture for full size.</p>"]
     parts.append(_pager("defects", n_pages, current, bool(prefix)))
     figs = []
@@ -132,8 +141,13 @@ def _clean_section(page: list[dict[str, Any]], start: int, n_pages: int, current
     return "".join(parts)
 
 
-def write_run_report(run_dir: Path, title: str | None = None) -> Path:
-    """Write RUN/report.html (and RUN/report_pages/*.html when there are many images); return its path."""
+def write_run_report(run_dir: Path, title: str | None = None,
+                     extra: Sequence[tuple[str, str, str]] = ()) -> Path:
+    """Write RUN/report.html (and RUN/report_pages/*.html when there are many images); return its path.
+
+    `extra` = (anchor, menu text, HTML section) placed before the defects, e.g. the demo's comparison
+    of verdicts with the ground truth and its evaluation.
+    """
     run_dir = Path(run_dir)
     summary = _read_json(run_dir / "summary.json")
     if summary is None:
@@ -155,7 +169,8 @@ def write_run_report(run_dir: Path, title: str | None = None) -> Path:
              ("threshold", f"{threshold:.3f}" if threshold is not None else "not recorded")]
     d_pages, c_pages = _pages(defects, DEFECTS_PER_PAGE), _pages(clean, CLEAN_PER_PAGE)
 
-    parts = [_defect_section(d_pages[0], 0, len(d_pages), 1, len(defects), threshold, ""),
+    parts = [section for _, _, section in extra]
+    parts += [_defect_section(d_pages[0], 0, len(d_pages), 1, len(defects), threshold, "", profile),
              _clean_section(c_pages[0], 0, len(c_pages), 1, len(clean), "")]
     scores = np.array([float(m.get("image_score", 0.0)) for m in items])
     if scores.size:
@@ -173,21 +188,23 @@ def write_run_report(run_dir: Path, title: str | None = None) -> Path:
         more = f'<p class="note">{len(failures) - len(shown)} more in summary.json.</p>' if len(failures) > len(shown) else ""
         parts.append(f'<section class="card" id="failures"><h2 class="warn">{len(failures)} failed</h2>'
                      f"<ul>{lis}</ul>{more}</section>")
-    nav = [("defects", "Defects"), ("clean", "Clean images"), ("scores", "Scores"), ("context", "Stage 1 context")]
+    nav = [(anchor, text) for anchor, text, _ in extra]
+    nav += [("defects", "Defects"), ("clean", "Clean images"), ("scores", "Scores"), ("context", "Stage 1 context")]
     if failures:
         nav.append(("failures", "Failures"))
     page = atomic_write_text(run_dir / "report.html", h.page(title, facts, nav, "\n".join(parts)))
-    _write_sub_pages(run_dir, title, facts, d_pages, c_pages, len(defects), len(clean), threshold)
+    _write_sub_pages(run_dir, title, facts, d_pages, c_pages, len(defects), len(clean), threshold, profile)
     return page
 
 
 def _write_sub_pages(run_dir: Path, title: str, facts: list[tuple[str, str]], d_pages: list[list[dict[str, Any]]],
-                     c_pages: list[list[dict[str, Any]]], n_defects: int, n_clean: int, threshold: float | None) -> None:
+                     c_pages: list[list[dict[str, Any]]], n_defects: int, n_clean: int, threshold: float | None,
+                     profile: str = "") -> None:
     """Pages 2.. of defects and clean images; pages of an earlier, larger report are removed."""
     wanted: set[str] = set()
     for number in range(2, len(d_pages) + 1):
         body = _defect_section(d_pages[number - 1], (number - 1) * DEFECTS_PER_PAGE, len(d_pages), number, n_defects,
-                               threshold, "../")
+                               threshold, "../", profile)
         name = f"defects_{number:03d}.html"
         atomic_write_text(run_dir / PAGES / name, h.page(f"{title}: defects, page {number}", facts, [], _back() + body))
         wanted.add(name)

@@ -16,6 +16,7 @@ import numpy as np
 
 from iapas.errors import SettingsError
 from iapas.evaluation.records import EvalRecord, iter_records, load_record
+from iapas.io.scoremaps import load_score_map
 from iapas.types import Box, Detections, Prediction
 
 
@@ -175,7 +176,8 @@ def is_eval_folder(folder: Path) -> bool:
 
 
 def load_run_results(folder: str | Path) -> list[ImageResult]:
-    """Per-image results of a `run`/`segment` folder: NAME.json (with "path") next to NAME.npy."""
+    """Per-image results of a `run`/`segment` folder: NAME.json (with "path") next to its score map
+    (NAME.npz or NAME.npy); images written with `--maps none` are left out (they have no map)."""
     folder = Path(folder)
     out: list[ImageResult] = []
     for meta_path in sorted(folder.glob("*.json")):
@@ -187,10 +189,14 @@ def load_run_results(folder: str | Path) -> list[ImageResult]:
             continue
         if not isinstance(meta, dict) or "path" not in meta:
             continue
-        npy = folder / str((meta.get("files") or {}).get("score_map") or f"{meta_path.stem}.npy")
-        if npy.suffix != ".npy" or not npy.is_file():
+        files = meta.get("files") or {"score_map": f"{meta_path.stem}.npy"}
+        npy = folder / str(files.get("score_map") or "")
+        if npy.suffix not in (".npy", ".npz") or not npy.is_file():
             continue
-        score = np.load(npy, allow_pickle=False).astype(np.float32)
+        try:
+            score = load_score_map(npy)
+        except (OSError, ValueError, KeyError):
+            continue
         out.append(ImageResult(path=str(meta["path"]), score_map=score,
                                image_score=float(meta.get("image_score", float(score.max()))), prediction=meta))
     return out
@@ -220,6 +226,6 @@ def load_results(folder: str | Path) -> tuple[str, list[ImageResult]]:
     if not results:
         raise SettingsError(
             f"{folder} holds no results: expected an `iapas evaluate` folder (metrics.json, cache/) or an "
-            "`iapas run`/`segment` folder (NAME.npy + NAME.json per image)"
+            "`iapas run`/`segment` folder (NAME.npz or NAME.npy + NAME.json per image; not written with --maps none)"
         )
     return "run", results

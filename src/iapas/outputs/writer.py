@@ -1,7 +1,8 @@
 """Per-image outputs of `run` / `segment` and the run's summary.json (contract in DESIGN.md §3).
 
-Per image NAME: NAME.npy (float32 score map), NAME_mask.png, NAME_overlay.png, NAME.json. The JSON is
-written last and carries the settings digest, so a rerun of the same command knows the image is done.
+Per image NAME: the score map (NAME.npz, float16, by default; NAME.npy float32 or none with `--maps`),
+NAME_mask.png, NAME_overlay.png, NAME.json. The JSON is written last and carries the settings digest, so a
+rerun of the same command knows the image is done.
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from iapas.io.atomic import atomic_write_image, atomic_write_json, atomic_write_npy, is_temp_name
+from iapas.io.atomic import atomic_write_image, atomic_write_json, is_temp_name
 from iapas.io.resume import Stamp, matches
+from iapas.io.scoremaps import DEFAULT_MAPS, map_file_name, write_score_map
 from iapas.types import Prediction
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
@@ -104,15 +106,18 @@ def source_fingerprint(path: Path) -> dict[str, int] | None:
     return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
 
 
-def is_done(out_dir: Path, name: str, digest: str, source: Path | None = None) -> bool:
+def is_done(out_dir: Path, name: str, digest: str, source: Path | None = None, maps: str | None = None) -> bool:
     """True when NAME.json exists, is complete, was made with the same settings (and from the same
-    unchanged input file when `source` is given), and all files it lists exist."""
+    unchanged input file when `source` is given), all files it lists exist and, with `maps`, its score
+    map is in that format (a rerun with another `--maps` rewrites the image)."""
     meta = out_dir / f"{name}.json"
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
     files = (data.get("files") if isinstance(data, dict) else None) or {"score_map": f"{name}.npy"}
+    if maps is not None and files.get("score_map") != map_file_name(name, maps):
+        return False
     now = source_fingerprint(source) if source is not None else None
     if source is not None and now is None:  # the input is gone or unreadable: nothing to compare with
         return False
@@ -163,14 +168,16 @@ def write_prediction(
     original_size: tuple[int, int] | None = None,
     scale: tuple[float, float] | None = None,
     extra: dict[str, Any] | None = None,
+    maps: str = DEFAULT_MAPS,
 ) -> dict[str, str]:
-    """Write the per-image files (score map, mask, overlay, report thumbnail) and NAME.json, the JSON last so
-    a crash never leaves a 'done' image half-written. `scale` = (threshold, top) of the overlay colours;
-    `extra` joins the JSON (e.g. the verdict)."""
+    """Write the per-image files (score map in the `maps` format, mask, overlay, report thumbnail) and
+    NAME.json, the JSON last so a crash never leaves a 'done' image half-written. `scale` = (threshold,
+    top) of the overlay colours; `extra` joins the JSON (e.g. the verdict)."""
     from iapas.outputs.overlay import render_overlay
 
+    map_name = map_file_name(name, maps)
     files = {
-        "score_map": f"{name}.npy",
+        **({"score_map": map_name} if map_name else {}),
         "mask": f"{name}_mask.png",
         "overlay": f"{name}_overlay.png",
         "thumb": f"{THUMBS}/{name}.jpg",
@@ -180,7 +187,8 @@ def write_prediction(
     (out_dir / files["json"]).parent.mkdir(parents=True, exist_ok=True)
     (out_dir / files["thumb"]).parent.mkdir(parents=True, exist_ok=True)
     check_inside(out_dir, files.values())  # again once the folders exist: a link planted meanwhile
-    atomic_write_npy(out_dir / files["score_map"], pred.score_map.astype(np.float32))
+    if map_name:
+        write_score_map(out_dir / map_name, pred.score_map, maps)
     atomic_write_image(out_dir / files["mask"], (pred.mask.astype(np.uint8) * 255))
     try:
         overlay = render_overlay(rgb, pred, scale=scale)
@@ -366,9 +374,9 @@ class RunSummary:
                 **({"mode": self.mode} if self.mode else {}),
                 "complete": not self.interrupted and not self.setup_error and all(i["status"] != "pending" for i in self.items.values()),
                 "interrupted": self.interrupted,
-                "counts": self.counts(),
+                "status_counts": self.counts(),  # processing: ok (processed), failed, pending
                 "threshold": None if self.threshold is None else round(float(self.threshold), 6),
-                "verdicts": self.verdicts(),
+                "verdict_counts": self.verdicts(),  # judgement of the processed images: defect, ok
                 "inputs": list(self.items.values()),
                 "failures": self.failures,
                 **({"setup_error": self.setup_error} if self.setup_error else {}),

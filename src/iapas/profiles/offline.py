@@ -10,7 +10,8 @@ Stage 2 (predict) scores every patch by its nearest-neighbour distance d to the 
 in [0, 1] is relu(d - f) / (relu(d - f) + t - f): zero wherever the image looks like the normal images
 (so per-image normalisation cannot stretch a clean image into a false defect), monotone above f, 0.5
 exactly at the calibrated threshold, never saturating. The binary mask is score >= 0.5; its connected
-components become boxes with the phrase "anomaly" (visual regions carry no defect word).
+components become boxes whose phrase describes the region (tone, shape, size: stages.regions), since
+visual regions carry no defect word.
 
 Zero-shot mode (no normal images, `fit_zero_shot`): each image is scored against the other images of
 its batch by mutual scoring (stages.mutual), and f and t come from the batch itself.
@@ -33,7 +34,7 @@ from iapas.models.device import resolve_device
 from iapas.settings import FLOOR_PERCENTILE, KIND_PRESETS, Calibration, Settings, floor_percentile_for  # noqa: F401 - presets re-exported
 from iapas.stages.calibration import calibrate, calibrated, normal_set_warnings
 from iapas.stages.reference import AUTO_AUGMENT, MemoryBank, build_bank, raw_map
-from iapas.stages.regions import mask_regions
+from iapas.stages.regions import DESCRIPTION_NOTE, mask_regions
 from iapas.types import Prediction
 
 MIN_REGION_FRACTION = 2e-4  # components smaller than this fraction of the image are noise
@@ -144,7 +145,7 @@ class OfflineProfile:
         score = calibrated(self.reference_map(image, context), cal.threshold, cal.floor)  # type: ignore[arg-type]
         return prediction_from_map(image.path, score, self.name,
                                    ["regions found visually (nearest-neighbour distance to normal images); "
-                                    "phrase 'anomaly' has no defect word"])
+                                    + DESCRIPTION_NOTE], rgb=image.rgb)
 
 
 def calibration_of(context: Context) -> Calibration:
@@ -155,10 +156,12 @@ def calibration_of(context: Context) -> Calibration:
     return cal
 
 
-def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[str]) -> Prediction:
-    """Mask (score >= 0.5), regions and image score (the map's maximum) of a calibrated map."""
+def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[str],
+                        rgb: np.ndarray | None = None) -> Prediction:
+    """Mask (score >= 0.5), regions and image score (the map's maximum) of a calibrated map; with the
+    (H, W, 3) image `rgb`, each region's phrase describes it (stages.regions.describe_region)."""
     h, w = score.shape
     min_area = max(MIN_REGION_PIXELS, int(MIN_REGION_FRACTION * h * w))
-    boxes, mask = mask_regions(score, score >= 0.5, min_area=min_area)
+    boxes, mask = mask_regions(score, score >= 0.5, min_area=min_area, rgb=rgb)
     return Prediction(path=path, score_map=score, mask=mask, boxes=boxes, image_score=float(score.max()),
                       profile=profile, notes=list(notes))

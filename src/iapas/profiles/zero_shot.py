@@ -125,6 +125,7 @@ class ZeroShotBatch:
     def _run_part(self, part: int, given: dict[int, LoadedImage]) -> None:
         """Score one chunk of consecutive images against the pool; unreadable images become errors."""
         from iapas.profiles.offline import prediction_from_map
+        from iapas.stages.regions import DESCRIPTION_NOTE
 
         assert self._pool is not None
         refs = {j: f[0] for j, f in self._pool.items()}
@@ -138,5 +139,6 @@ class ZeroShotBatch:
             feats = self._pool[i] if i in self._pool else self._features(image.rgb)
             raw = finish_map(score_image(i, feats, refs, self.mutual), image.rgb, self.settings)
             score = calibrated(raw, self._calibration.threshold, self._calibration.floor)
-            self._done[i] = prediction_from_map(image.path, score, "offline", [ZERO_SHOT_NOTE])
+            self._done[i] = prediction_from_map(image.path, score, "offline", [ZERO_SHOT_NOTE, DESCRIPTION_NOTE],
+                                                rgb=image.rgb)
         self._part = part

@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional
 from iapas.errors import InputError
 from iapas.serve.accesslog import access, event
 from iapas.serve.answers import TooManyPixels, answer, decode_upload, pixel_count, upload_name
+from iapas.serve.docs import add_offline_docs
 from iapas.serve.guard import TRIM_PIXELS, Guard, PixelBudget, give_memory_back
 from iapas.serve.limits import ApiError, Receive, Scope, Send, check_token
 from iapas.serve.lines import Line
@@ -99,7 +100,9 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         await run_in_threadpool(workers.close, min(settings.drain_s, 5.0))
         event("stopped")
 
-    api = FastAPI(title="iapas", description=API_DESCRIPTION, version=_version(), lifespan=lifespan)
+    api = FastAPI(title="iapas", description=API_DESCRIPTION, version=_version(), lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs is served offline below (serve/docs.py)
+    add_offline_docs(api, "iapas")
 
     def authorised(request: Request) -> None:
         """Runs before the parameters are validated, so a stranger learns nothing about the API's inputs."""
@@ -137,11 +140,16 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
     async def inspect(
         request: Request,
         file: UploadFile = File(..., description="the image (PNG, JPEG, BMP, TIFF, WebP, PNM, GIF)"),
-        line: str = Query(..., description="product line name, as given to --context NAME=..."),
+        line: Optional[str] = Query(None, description="product line name, as given to --context NAME=...; "
+                                    "may be left out when the server serves one line"),
         mask: Optional[Literal["png", "rle"]] = Query(None, description="add the defect mask as PNG or COCO RLE"),
         overlay: bool = Query(False, description="add the overlay picture (PNG, base64)"),
     ) -> dict[str, Any]:
         start = time.perf_counter()
+        if line is None:
+            if len(lines) != 1:
+                raise ApiError(422, "line_required", f"give ?line=NAME; this server has: {', '.join(lines)}")
+            line = next(iter(lines))
         if line not in lines:
             raise ApiError(404, "unknown_line", f"no line {short(line)!r}; this server has: {', '.join(lines)}")
         request.scope.setdefault("iapas", {})["line"] = line

@@ -20,7 +20,10 @@ import numpy as np
 
 CONSTANT_STD = 2.0  # grey-level standard deviation (0-255) under which an image counts as near-constant
 OUTLIER_SCORE_RATIO = 3.0  # an image whose percentile is this many times the median one is an outlier
-OUTLIER_SHAPE_RATIO = 2.0  # aspect ratio or side length this many times off the median: an outlier
+OUTLIER_SHAPE_RATIO = 2.0  # long side this many times off the median: an outlier
+# aspect ratio this many times off the median: cannot be the same product. Tiles cut from a texture vary
+# in shape by nature (MTD's defect-free tiles run from 0.36 to 2.6 around a median of 0.86: at most 3.0x off)
+OUTLIER_ASPECT_RATIO = 4.0
 
 
 @dataclass(frozen=True)
@@ -88,15 +91,17 @@ def score_outliers(image_thresholds: Sequence[float], ratio: float = OUTLIER_SCO
     return out
 
 
-def shape_outliers(sizes: Sequence[tuple[int, int]], ratio: float = OUTLIER_SHAPE_RATIO) -> list[int]:
-    """Indices of (width, height) sizes whose aspect ratio or long side is `ratio` times off the median."""
+def shape_outliers(sizes: Sequence[tuple[int, int]], ratio: float = OUTLIER_SHAPE_RATIO,
+                   aspect_ratio: float = OUTLIER_ASPECT_RATIO) -> list[int]:
+    """Indices of (width, height) sizes whose long side is `ratio` times off the median, or whose aspect
+    ratio is `aspect_ratio` times off the median one (a shape no view of the same product has)."""
     if len(sizes) < 3:
         return []
     aspect = np.array([w / max(h, 1) for w, h in sizes], dtype=float)
     side = np.array([max(w, h) for w, h in sizes], dtype=float)
     ma, ms = float(np.median(aspect)), float(np.median(side))
     return [i for i in range(len(sizes))
-            if max(aspect[i] / ma, ma / aspect[i]) >= ratio or max(side[i] / ms, ms / side[i]) >= ratio]
+            if max(aspect[i] / ma, ma / aspect[i]) >= aspect_ratio or max(side[i] / ms, ms / side[i]) >= ratio]
 
 
 def is_near_constant(rgb: np.ndarray, std: float = CONSTANT_STD) -> bool:
