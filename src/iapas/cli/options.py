@@ -35,7 +35,7 @@ OPTION_PANELS: dict[str, str] = {
                      "zero_shot_references", "zero_shot_keep", "zero_shot_chunk"), PANEL_OFFLINE),
     **dict.fromkeys(("llm_base_url", "llm_allow_insecure_http", "object_name", "no_filter", "baseline",
                      "object_tag_rule", "llm_prompt", "llm_decoding", "llm_seed", "llm_parse", "max_phrases",
-                     "drop_object_boxes", "texture_preset", "box_threshold", "text_threshold", "size_threshold",
+                     "drop_object_boxes", "texture_preset", "thresholds", "box_threshold", "text_threshold", "size_threshold",
                      "llm_timeout", "llm_retries", "llm_max_new_tokens", "llm_temperature", "llm_top_p", "nms_iou"),
                     PANEL_PAPER),
     **dict.fromkeys(("threads", "engine", "ray_address", "ray_actors"), PANEL_ENGINE),
