@@ -103,6 +103,7 @@ class PipelineConfig(BaseModel):
     zero_shot_keep: float = Field(0.3, gt=0.0, le=1.0, description="zero-shot: share of the closest references averaged per patch")
     zero_shot_chunk: int = Field(128, ge=2, le=100000, description="zero-shot: images mutually scored together (bounds memory)")
     mask_percentile: float = Field(99.5, gt=50.0, le=100.0, description="percentile of normal scores for the mask threshold")
+    target_frr: float = Field(0.02, gt=0.0, lt=0.5, description="offline: false-reject rate of good parts the calibrated verdict aims at")
     # runtime
     device: str = "auto"  # auto, cpu, cuda, mps
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"

@@ -51,6 +51,10 @@ KIND_PRESETS: dict[str, FeaturePreset] = {
     "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0,
                              augment=("none", "hflip", "vflip", "rot180"), coreset=0.1),
 }
+# Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
+# extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).
+VERDICT_SPREAD = {"object": 0.18, "texture": 0.055}
+DEFAULT_TARGET_FRR = 0.02
 DEFAULT_FEATURE_SIZE = KIND_PRESETS["texture"].feature_size  # for ReferenceSettings built by hand (tests, tools)
 
 
@@ -106,6 +110,11 @@ class Thresholds(BaseModel):
     nms_iou: float | None = None
     size_threshold: float | None = None
     verdict: float | None = Field(None, description="image-score threshold of defect/ok, when calibrated")
+    verdict_rule: str | None = Field(None, description="how `verdict` was made (data, statistic, target)")
+    mask: float | None = Field(None, description="offline: map score at or above which a defect's pixels join its mask")
+    mask_relative: float | None = Field(
+        None, ge=0.0, le=1.0, description="offline: a pixel also needs this share of its image's peak (excess over the floor)")
+    target_frr: float | None = Field(None, gt=0.0, lt=1.0, description="false-reject rate the verdict was set for")
 
 
 class Calibration(BaseModel):
@@ -201,6 +210,8 @@ class Settings:
     tagger: TaggerSettings
     llm: LlmSettings
     texture_preset: str  # recorded in the context's fidelity
+    kind: str = "object"  # object or texture: the presets above and the verdict's spread
+    target_frr: float = DEFAULT_TARGET_FRR  # false-reject rate the calibrated verdict aims at
 
 
 def floor_percentile_for(mask_percentile: float, floor_percentile: float = FLOOR_PERCENTILE) -> float:
@@ -273,4 +284,6 @@ def resolve(config: PipelineConfig) -> Settings:
         tagger=tagger_settings(config),
         llm=llm_settings(config),
         texture_preset=config.texture_preset,
+        kind=config.kind,
+        target_frr=config.target_frr,
     )

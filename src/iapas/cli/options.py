@@ -56,6 +56,7 @@ ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="threads fo
 IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", metavar="GLOB", help="in input folders, only files matching this glob (name or path inside the folder, e.g. '*.jpg', 'lotA/*'); repeat for several")]
 ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="in input folders, leave out files matching this glob; repeat for several")]
 ExportOpt = Annotated[Optional[str], typer.Option("--export", help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
+VerdictThresholdOpt = Annotated[Optional[float], typer.Option("--verdict-threshold", help="judge parts at this image score instead of the context's calibrated threshold (see context.json thresholds.verdict; `iapas calibrate` re-fits it on labelled parts)")]
 FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="auto, float32, float16 or bfloat16")]
 LlmTimeoutOpt = Annotated[Optional[float], typer.Option("--llm-timeout", help="seconds to wait for an LLM server's answer (default 60)")]
@@ -73,6 +74,7 @@ ReferenceStagesOpt = Annotated[Optional[str], typer.Option("--reference-stages",
     + ", ".join(f"{k} {','.join(map(str, p.stages))}" for k, p in KIND_PRESETS.items()) + ")"))]
 SegmentSizeOpt = Annotated[Optional[int], typer.Option("--segment-size", help="offline/fused: short side (px) at which images are segmented for --refine segments (default 112)")]
 MaskPercentileOpt = Annotated[Optional[float], typer.Option("--mask-percentile", help="offline/fused: percentile of the normal images' distances that sets the mask threshold (default 99.5)")]
+TargetFrrOpt = Annotated[Optional[float], typer.Option("--target-frr", help="offline: share of good parts the calibrated verdict may reject, 0-0.5 (default 0.02)")]
 ZeroShotReferencesOpt = Annotated[Optional[int], typer.Option("--zero-shot-references", help="zero-shot: other images of the batch each image is scored against (default 24)")]
 ZeroShotKeepOpt = Annotated[Optional[float], typer.Option("--zero-shot-keep", help="zero-shot: share of the closest references averaged per patch (default 0.3)")]
 ZeroShotChunkOpt = Annotated[Optional[int], typer.Option("--zero-shot-chunk", help="zero-shot: images scored together, bounds memory (default 128)")]
@@ -120,6 +122,7 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("reference_stages", ReferenceStagesOpt, None),
     ("segment_size", SegmentSizeOpt, None),
     ("mask_percentile", MaskPercentileOpt, None),
+    ("target_frr", TargetFrrOpt, None),
     ("zero_shot_references", ZeroShotReferencesOpt, None),
     ("zero_shot_keep", ZeroShotKeepOpt, None),
     ("zero_shot_chunk", ZeroShotChunkOpt, None),

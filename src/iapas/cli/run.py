@@ -33,7 +33,7 @@ from iapas.outputs.writer import (
 )
 from iapas.io.resume import Stamp
 from iapas.pipeline import Pipeline, reuse_or_make
-from iapas.verdict import decision_threshold
+from iapas.verdict import decision_threshold, threshold_rule, with_verdict_threshold
 
 RUN_EXAMPLES = f"""
 Examples:
@@ -162,7 +162,8 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
     names = output_names(paths, roots)
     summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file),
-                         threshold=decision_threshold(context), mode=context.reference.mode)
+                         threshold=decision_threshold(context), mode=context.reference.mode,
+                         threshold_rule=threshold_rule(context))
     for path in paths:
         summary.record(path, names[path], "pending")
     summary.save()
@@ -206,6 +207,7 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
         except Exception:  # noqa: BLE001
             pass
         raise
+    settled_threshold(summary, context)
     files = finalize_run(out, summary, context, export)
     counts, verdicts = summary.counts(), summary.verdicts()
     n_ok, n_failed = counts.get("ok", 0), counts.get("failed", 0)
@@ -220,6 +222,20 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
         soft_wrap=True,
     )
     return exit_code(summary, fail_on_defect)
+
+
+def settled_threshold(summary: RunSummary, context: Context) -> None:
+    """The threshold the images were judged at: a zero-shot batch sets its own while it is scored."""
+    seen = [i["threshold"] for i in summary.items.values() if i.get("status") == "ok" and i.get("threshold") is not None
+            and not i.get("cached")]
+    if seen:
+        summary.threshold = float(seen[-1])
+    if context.thresholds is not None and context.thresholds.verdict is not None:
+        summary.threshold_rule = threshold_rule(context)
+    if context.reference.mode == "zero-shot" and context.thresholds is not None:
+        from iapas.io.atomic import atomic_write_json
+
+        atomic_write_json(summary.out_dir / "context.json", context.model_dump(mode="json"))  # with the batch's thresholds
 
 
 def input_roots(images: list[Path], extra: list[str]) -> list[Path]:
@@ -272,6 +288,7 @@ def register(app: typer.Typer) -> None:
         include: o.IncludeOpt = None,
         exclude: o.ExcludeOpt = None,
         export: o.ExportOpt = None,
+        verdict_threshold: o.VerdictThresholdOpt = None,
         fail_on_defect: o.FailOnDefectOpt = False,
         engine: EngineOpt = "local",
         ray_address: RayAddressOpt = None,
@@ -296,6 +313,7 @@ def register(app: typer.Typer) -> None:
                 context = zero_shot_or_reuse(pipeline, paths, out)
             else:
                 context = fit_or_reuse(pipeline, normals, out)
+            context = with_verdict_threshold(context, verdict_threshold)
             show_warnings(context)
             code = process_images(pipeline, context, paths, out, out / "context.json", input_roots(images, ctx.args),
                                   formats, fail_on_defect, chosen)
@@ -338,6 +356,7 @@ def register(app: typer.Typer) -> None:
         include: o.IncludeOpt = None,
         exclude: o.ExcludeOpt = None,
         export: o.ExportOpt = None,
+        verdict_threshold: o.VerdictThresholdOpt = None,
         fail_on_defect: o.FailOnDefectOpt = False,
         engine: EngineOpt = "local",
         ray_address: RayAddressOpt = None,
@@ -345,7 +364,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         formats = o.parse_export(export)
         chosen = engine_choice(engine, ray_address, ray_actors)
-        context = Context.load(context_file)
+        context = with_verdict_threshold(Context.load(context_file), verdict_threshold)
         paths = collect_images(images, ctx.args, out, include, exclude)
         update = {"profile": context.profile, **({"device": device} if device else {}), **({"threads": threads} if threads else {})}
         config = context.config.model_copy(update=update)

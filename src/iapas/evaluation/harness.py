@@ -25,6 +25,7 @@ from iapas.data import DatasetSplit, Sample, get_reader, mask_array
 from iapas.errors import DatasetError, InputError, SettingsError
 from iapas.evaluation.cache import context_path, eval_digest, record_path
 from iapas.evaluation.progress import EvalProgress
+from iapas.evaluation.operating import OperatingPoint
 from iapas.evaluation.protocols import PROTOCOL_NOTES, PROTOCOLS, RESAMPLE, category_metrics, default_eval_size
 from iapas.evaluation.records import EvalRecord, load_record, save_record
 from iapas.evaluation.resample import resize_map, resize_mask
@@ -35,6 +36,7 @@ from iapas.io.fingerprint import files_fingerprint
 from iapas.io.images import load_image
 from iapas.io.resume import Stamp
 from iapas.pipeline import Pipeline, reuse_or_make
+from iapas.settings import DEFAULT_TARGET_FRR
 from iapas.stages.presets import category_kind
 
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
@@ -135,10 +137,13 @@ def evaluate_one(
         gt = np.zeros((h, w), dtype=bool)
     pred = pipeline.predict_one(loaded, ctx)
     score = resize_map(pred.score_map, size, resample)
+    th = ctx.thresholds  # zero-shot: set by the batch's calibration during the first prediction
     if not np.isfinite(score).all():
         raise InputError(sample.image_path, "the profile returned a score map with NaN or infinite values")
     info = pred.to_json()
     info["eval_seconds"] = time.perf_counter() - t0
+    if th is not None or ctx.thresholds is not None:
+        info["thresholds"] = (ctx.thresholds or th).model_dump(exclude_none=True)  # type: ignore[union-attr]
     save_record(
         dest,
         EvalRecord(
@@ -199,6 +204,7 @@ class Gathered:
     scores: np.ndarray
     ranges: np.ndarray
     seconds: float
+    thresholds: dict[str, Any] | None = None  # the first record's copy of its context's thresholds
 
 
 def gather(paths: list[Path], size: int) -> Gathered:
@@ -211,6 +217,8 @@ def gather(paths: list[Path], size: int) -> Gathered:
         g.maps[i], g.masks[i], g.labels[i], g.scores[i] = rec.score_map, rec.gt_mask, bool(rec.label), rec.image_score
         g.ranges[i] = rec.map_range if rec.map_range else (float(rec.score_map.min()), float(rec.score_map.max()))
         g.seconds += float(rec.prediction.get("eval_seconds", 0.0))
+        if g.thresholds is None and rec.prediction.get("thresholds"):
+            g.thresholds = rec.prediction["thresholds"]
     return g
 
 
@@ -266,7 +274,9 @@ def run_evaluation(
             sampled = pipeline.select_normal(list(split.normal_pool)) if split.normal_pool else []
             test = limit_samples(split.test_for(sampled, protocol), limit)
             fp = files_fingerprint(sampled)
-            digest = eval_digest(cfg, pipeline.profile, eval_size, resample, normals=fp) + ("-zero-shot" if zero_shot else "")
+            # few-shot maps do not depend on the verdict's target (only the context does): records are reused
+            record_cfg = cfg if zero_shot else cfg.model_copy(update={"target_frr": DEFAULT_TARGET_FRR})
+            digest = eval_digest(record_cfg, pipeline.profile, eval_size, resample, normals=fp) + ("-zero-shot" if zero_shot else "")
             dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
             jobs.append((cat, seed, pipeline, split, sampled, test, fp, dests))
     total_todo = sum(sum(not d.is_file() for d in j[7]) for j in jobs)
@@ -275,13 +285,15 @@ def run_evaluation(
             cfg = pipeline.config
             todo = [(s, d) for s, d in zip(test, dests) if not d.is_file()]
             n_cached += len(test) - len(todo)
-            if todo:
+            ctx = None
+            if not zero_shot:  # the context's thresholds give the operating point even when every record is cached
                 bar.describe(f"{cat} seed {seed}: Stage 1")
-                if zero_shot:  # the whole test list is the batch, so a resumed run scores alike
+                ctx = fit_or_load(pipeline, sampled, context_path(out, cat, seed),
+                                  eval_digest(cfg, pipeline.profile, 0, normals=fp), fp)  # not protocol-dependent
+            if todo:
+                if ctx is None:  # zero-shot: the whole test list is the batch, so a resumed run scores alike
+                    bar.describe(f"{cat} seed {seed}: Stage 1")
                     ctx = pipeline.fit_zero_shot([s.image_path for s in test])
-                else:
-                    ctx = fit_or_load(pipeline, sampled, context_path(out, cat, seed),
-                                      eval_digest(cfg, pipeline.profile, 0, normals=fp), fp)  # not protocol-dependent
                 bar.describe(f"{cat} seed {seed}")
                 tasks = [EvalTask(s, d) for s, d in todo]
                 failed: dict[Path, dict[str, Any]] = {}
@@ -297,7 +309,9 @@ def run_evaluation(
             g = gather(keep, eval_size)
             total_seconds += g.seconds
             total_records += len(keep)
-            per_seed[seed][cat] = category_metrics(g.maps, g.masks, g.labels, g.scores, protocol, g.ranges)
+            th = ctx.thresholds.model_dump(exclude_none=True) if ctx is not None and ctx.thresholds is not None and not zero_shot else g.thresholds
+            per_seed[seed][cat] = category_metrics(g.maps, g.masks, g.labels, g.scores, protocol, g.ranges,
+                                                   OperatingPoint.from_thresholds(th))
             del g
     cats, mean, std_cat, std_mean = combine_seeds(per_seed)
     metrics: dict[str, Any] = {
@@ -324,6 +338,11 @@ def run_evaluation(
         "wall_seconds": time.perf_counter() - wall0,
         "normal_pool_rules": {c: s.pool_rule for c, s in plan.splits.items()},
         "kinds": kinds,
+        "operating_point_note": (
+            "at each category's own thresholds (context.thresholds; zero-shot: the batch's): good_flagged = good parts "
+            "judged defect, defective_missed = defective parts judged ok, image_f1 at the verdict threshold, pixel_f1 "
+            "of the written masks (empty for parts judged ok), regions_per_good = mean region count on good parts"
+            + ("; pixel_*_decided: the paper protocol reading an all-zero map for every part judged ok" if protocol == "paper" else "")),
         "root": str(plan.root),
         "config": config.model_dump(mode="json"),
         "iapas_version": __version__,

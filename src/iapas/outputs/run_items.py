@@ -24,10 +24,11 @@ from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, InputError
 from iapas.io.atomic import atomic_write_text
 from iapas.outputs.writer import RunSummary, write_prediction
 from iapas.types import Prediction
-from iapas.verdict import decide, decision_threshold, display_top
+from iapas.verdict import decide, decision_threshold, display_top, settle
 
 EXIT_DEFECT_FOUND = 5  # only with --fail-on-defect, and only when every input was processed
-RESULTS_COLUMNS = ("path", "verdict", "image_score", "largest_region_area", "top_phrase", "name", "status", "error")
+RESULTS_COLUMNS = ("path", "verdict", "image_score", "largest_region_area", "top_phrase", "name", "status", "error",
+                   "threshold", "threshold_rule")
 EXPORT_FORMATS = ("coco",)
 
 
@@ -62,6 +63,7 @@ def process_one(pipeline: Any, context: Context, path: Path, out: Path, name: st
 
     loaded = load_image(path)
     pred = pipeline.predict_one(loaded, context)
+    pred = settle(pred, decide(pred, context))  # one decision: masks, regions and COCO follow the verdict
     fields = verdict_fields(pred, context)
     threshold = decision_threshold(context)
     try:
@@ -109,6 +111,8 @@ def results_csv(summary: RunSummary) -> str:
             f"{float(score):.6f}" if ok and score is not None else "",
             item.get("largest_region_area", "") if ok and item.get("largest_region_area") is not None else "",
             item.get("top_phrase", "") if ok else "", item.get("name") or "", item.get("status", ""), item.get("error", ""),
+            f"{float(item['threshold']):.6f}" if ok and item.get("threshold") is not None else "",
+            summary.threshold_rule or "" if ok else "",
         ])
     return buf.getvalue()
 

@@ -241,6 +241,7 @@ class RunSummary:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     interrupted: bool = False
     threshold: float | None = None  # the image-score threshold of every verdict (iapas.verdict)
+    threshold_rule: str | None = None  # how that threshold was set (context.thresholds.verdict_rule)
     setup_error: dict[str, Any] | None = None  # a run stopped before any image (e.g. missing models)
 
     def record(self, path: Path, name: str | None, status: str, error: str | None = None, **extra: Any) -> None:
@@ -274,6 +275,7 @@ class RunSummary:
                 "interrupted": self.interrupted,
                 "counts": self.counts(),
                 "threshold": None if self.threshold is None else round(float(self.threshold), 6),
+                "threshold_rule": self.threshold_rule,
                 "verdicts": self.verdicts(),
                 "inputs": list(self.items.values()),
                 "failures": self.failures,
