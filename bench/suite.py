@@ -1,7 +1,7 @@
 """The development suite: the offline profile on every development dataset present, both protocols.
 
     python bench/suite.py [--datasets mtd,bottle,synthetic] [--synthetic-only] [--limit N] [--out DIR]
-                          [--zero-shot] [--set FIELD=VALUE ...] [--kind object|texture]
+                          [--zero-shot] [--set FIELD=VALUE ...] [--kind object|texture|auto]
 
 Datasets: MTD (`../shared/datasets/mtd`, reader `mtd`, a texture), MVTec-AD bottle
 (`../shared/datasets/mvtec`, reader `mvtec`, category bottle, an object) and the synthetic demo set
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("/tmp/iapas-suite"))
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--zero-shot", action="store_true", help="no normal images: mutual scoring of the test images")
-    ap.add_argument("--kind", choices=("object", "texture"), default=None, help="one kind for every dataset "
-                    "(default: each dataset's own kind)")
+    ap.add_argument("--kind", choices=("object", "texture", "auto"), default=None, help="one kind for every dataset, "
+                    "or auto: chosen from each category's normal images (default: each dataset's own kind)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE")
     args = ap.parse_args(argv)
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     names = ["synthetic"] if args.synthetic_only else [n.strip() for n in args.datasets.split(",") if n.strip()]
     overrides = parse_sets(args.sets)
-    config = build_config(profile="offline", kind=args.kind, **overrides)
+    config = build_config(profile="offline", kind=None if args.kind == "auto" else args.kind, **overrides)
     args.out.mkdir(parents=True, exist_ok=True)
     groups, notes = suite_datasets(names, args.out)
     for note in notes:
@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         rows["mean"] = mean_row(rows)
         results[protocol] = rows
     mode = "zero-shot (no normal images)" if args.zero_shot else f"r = {config.num_normal} normal images"
+    mode += f", kind {args.kind or 'of each dataset'}"
     header = (f"## offline profile suite: {mode}, limit {args.limit or 'none'}, overrides {overrides or 'none'}, "
               f"{time.perf_counter() - t0:.0f} s")
     text = markdown(results, header)

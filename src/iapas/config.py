@@ -79,7 +79,7 @@ class PipelineConfig(BaseModel):
     # Stage 2
     detector: str = DEFAULT_DETECTOR
     segmenter: str = DEFAULT_SEGMENTER
-    kind: Kind = "object"
+    kind: Kind | None = Field(None, description="object or texture; None = chosen from the normal images (iapas.stages.kind)")
     box_threshold: float | None = Field(None, ge=0.0, le=1.0, description="None = preset of --kind")
     text_threshold: float | None = Field(None, ge=0.0, le=1.0, description="None = preset of --kind")
     nms_iou: float = Field(0.5, ge=0.0, le=1.0)

@@ -219,9 +219,15 @@ def floor_percentile_for(mask_percentile: float, floor_percentile: float = FLOOR
     return min(floor_percentile, mask_percentile - 1e-3)
 
 
+def kind_of(config: PipelineConfig) -> str:
+    """The config's kind; unset (chosen from the images by the Pipeline before Stage 1) reads as object,
+    the preset of pipelines that never see a normal image (Stage 2 reads the context's own settings)."""
+    return config.kind or "object"
+
+
 def reference_settings(config: PipelineConfig) -> ReferenceSettings:
     """ReferenceSettings of a config: its kind's preset, overridden by every field the config sets."""
-    preset = KIND_PRESETS[config.kind]
+    preset = KIND_PRESETS[kind_of(config)]
     stages_given = config.reference_stages
     stages = tuple(sorted(set(stages_given))) if stages_given is not None else preset.stages
     if not stages or min(stages) < 0 or max(stages) > 6:
@@ -239,7 +245,7 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
 
 def thresholds(config: PipelineConfig) -> Thresholds:
     """Stage 2 thresholds: the config's, else the preset of its kind (paper: 0.2 objects, 0.1 textures)."""
-    preset = KIND_THRESHOLDS[config.kind]
+    preset = KIND_THRESHOLDS[kind_of(config)]
     return Thresholds(
         box_threshold=config.box_threshold if config.box_threshold is not None else preset,
         text_threshold=config.text_threshold if config.text_threshold is not None else preset,
@@ -262,7 +268,7 @@ def llm_settings(config: PipelineConfig) -> LlmSettings:
         max_new_tokens=config.llm_max_new_tokens, prompt=config.llm_prompt, decoding=config.llm_decoding,
         temperature=config.llm_temperature, top_p=config.llm_top_p,
         seed=config.llm_seed if config.llm_seed is not None else config.seed,
-        parse=config.llm_parse, max_phrases=config.max_phrases, kind=config.kind,
+        parse=config.llm_parse, max_phrases=config.max_phrases, kind=kind_of(config),
         device=config.device, dtype=config.dtype,
     )
 
@@ -284,6 +290,6 @@ def resolve(config: PipelineConfig) -> Settings:
         tagger=tagger_settings(config),
         llm=llm_settings(config),
         texture_preset=config.texture_preset,
-        kind=config.kind,
+        kind=kind_of(config),
         target_frr=config.target_frr,
     )

@@ -81,7 +81,7 @@ def threshold_rule(context: Context) -> str:
 
 
 def with_verdict_threshold(context: Context, threshold: float | None) -> Context:
-    """`context` judged at `threshold` instead of its own (None: unchanged). The mask threshold never exceeds it."""
+    """`context` judged at `threshold` instead of its own (None: unchanged); the mask threshold stays."""
     if threshold is None:
         return context
     if not 0.0 < float(threshold) <= 1e6:
@@ -91,8 +91,6 @@ def with_verdict_threshold(context: Context, threshold: float | None) -> Context
     th = context.thresholds or Thresholds()
     update: dict[str, object] = {"verdict": float(threshold),
                                  "verdict_rule": f"verdict: image score >= {float(threshold):g}, given with --verdict-threshold"}
-    if th.mask is not None:
-        update["mask"] = min(th.mask, float(threshold))
     return context.model_copy(update={"thresholds": th.model_copy(update=update)})
 
 
@@ -140,7 +138,7 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
     """
     import numpy as np
 
-    from iapas.settings import DEFAULT_TARGET_FRR, VERDICT_SPREAD
+    from iapas.settings import DEFAULT_TARGET_FRR, VERDICT_SPREAD, kind_of
     from iapas.stages.calibration import MASK_SHARE, decision_from_maxima, excess_ratio, score_of
     from iapas.stages.labelled import rates, separating_threshold
 
@@ -150,7 +148,7 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
     frr = float(target_frr if target_frr is not None else (th.target_frr or DEFAULT_TARGET_FRR))
     cal = context.reference.calibration
     offline = context.profile == "offline" and cal is not None and cal.threshold is not None
-    kind = context.config.kind
+    kind = kind_of(context.config)
     update: dict[str, object] = {"target_frr": frr}
     if offline:
         t, f = float(cal.threshold), float(cal.floor)  # type: ignore[union-attr, arg-type]
@@ -163,7 +161,7 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
         else:
             d = decision_from_maxima([raw(s) for s in good], t, f, VERDICT_SPREAD[kind], frr, "labelled good parts")
             verdict, rule = d.verdict, d.rule.split("; mask")[0] + " (iapas calibrate)"
-        mask_raw = min(raw(verdict), t + MASK_SHARE * (raw(verdict) - t))
+        mask_raw = t + MASK_SHARE * max(raw(verdict) - t, 0.0)
         update["mask"] = round(score_of(mask_raw, t, f), 6)
     else:
         if defect:

@@ -32,7 +32,8 @@ LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI
 LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", help="allow the API key over plain http to a non-loopback --llm-base-url")]
 ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
 KindOpt = Annotated[Optional[str], typer.Option("--kind", help=(
-    f"object or texture: threshold preset {KIND_THRESHOLDS['object']:g} / {KIND_THRESHOLDS['texture']:g} and offline feature preset"))]
+    "object, texture or auto (default: chosen from the normal images, printed and recorded in the context): "
+    f"threshold preset {KIND_THRESHOLDS['object']:g} / {KIND_THRESHOLDS['texture']:g} and offline feature preset"))]
 NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2), as the official filter ablation")]
 BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': fixed prompts 'defect, abnormal' only, no tagging, no LLM, no size filter")]
 ObjectTagRuleOpt = Annotated[Optional[str], typer.Option("--object-tag-rule", help="official (default: each normal image grounded with its own tags, top phrase as it comes) or match (iapas: phrase mapped back to one tag)")]
@@ -164,6 +165,8 @@ def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig
     fields["drop_object_boxes"] = True if flags.get("drop_object_boxes") else None
     fields["llm_allow_insecure_http"] = True if flags.get("llm_allow_insecure_http") else None
     fields["reference_stages"] = parse_int_list(flags.get("reference_stages"), "--reference-stages")
+    if fields.get("kind") == "auto":
+        fields["kind"] = None
     return build_config(flags.get("config_file"), **fields, **extra)
 
 

@@ -142,6 +142,26 @@ def zero_shot_or_reuse(pipeline: Pipeline, paths: list[Path], out: Path) -> Cont
     return reuse_or_make(out / "context.json", stamp, lambda: pipeline.fit_zero_shot(paths))[0]
 
 
+def kind_record(context: Context) -> dict | None:
+    """The kind of the run for summary.json: the choice with its evidence, or the one given."""
+    choice = getattr(context, "kind_choice", None)
+    if isinstance(choice, dict):
+        return choice
+    return {"kind": context.config.kind, "rule": "given (--kind or the config file)"} if context.config.kind else None
+
+
+def show_kind(context: Context) -> None:
+    """Say which kind (object / texture) the run uses, and why when it was chosen from the images."""
+    choice = getattr(context, "kind_choice", None)
+    if isinstance(choice, dict) and choice.get("kind"):
+        share = choice.get("position_share")
+        err_console.print(f"kind: {choice['kind']} (chosen from {choice.get('images')} images without --kind: position "
+                          f"explains {100 * float(share):.0f}% of the feature variance; {choice.get('rule', '')})"
+                          if isinstance(share, (int, float)) else f"kind: {choice['kind']} ({choice.get('rule', '')})")
+    elif context.config.kind:
+        err_console.print(f"kind: {context.config.kind}")
+
+
 def show_warnings(context: Context) -> None:
     """Print the context's warnings (odd normal images, in-sample calibration, ...) on the console."""
     for warning in context.warnings:
@@ -163,7 +183,7 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     names = output_names(paths, roots)
     summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file),
                          threshold=decision_threshold(context), mode=context.reference.mode,
-                         threshold_rule=threshold_rule(context))
+                         threshold_rule=threshold_rule(context), kind=kind_record(context))
     for path in paths:
         summary.record(path, names[path], "pending")
     summary.save()
@@ -314,6 +334,7 @@ def register(app: typer.Typer) -> None:
             else:
                 context = fit_or_reuse(pipeline, normals, out)
             context = with_verdict_threshold(context, verdict_threshold)
+            show_kind(context)
             show_warnings(context)
             code = process_images(pipeline, context, paths, out, out / "context.json", input_roots(images, ctx.args),
                                   formats, fail_on_defect, chosen)
@@ -337,6 +358,7 @@ def register(app: typer.Typer) -> None:
         context = _pipeline(config).fit(normals)
         show_warnings(context)
         context.save(out)
+        show_kind(context)
         err_console.print(f"context written to {safe(out)} (profile {context.profile}); final prompt: "
                           f"{safe(', '.join(context.final_prompt) or '-')}")
 

@@ -258,6 +258,7 @@ def run_evaluation(
     failures: list[dict[str, Any]] = []
     per_seed: dict[int, dict[str, dict[str, Any]]] = {s: {} for s in seeds}
     kinds: dict[str, str] = {}
+    kind_choices: dict[str, Any] = {}
     n_predicted = n_cached = 0
     total_seconds, total_records = 0.0, 0
     wall0 = time.perf_counter()
@@ -266,8 +267,8 @@ def run_evaluation(
         for seed in seeds:
             kind = split.kind if profile == "offline" else category_kind(dataset, split.kind, config.texture_preset)
             cfg = config.model_copy(update={"seed": seed, **({"kind": kind} if auto_kind else {})})
-            kinds[cat] = cfg.kind
-            key = cfg.model_dump_json()
+            kinds[cat] = cfg.kind or "auto"
+            key = cfg.model_dump_json() + ("" if cfg.kind else f"|{cat}")  # a kind chosen from the images is per category
             if key not in pipelines:  # models stay loaded across pipelines through the model caches
                 pipelines[key] = Pipeline(cfg)
             pipeline = pipelines[key]
@@ -309,6 +310,10 @@ def run_evaluation(
             g = gather(keep, eval_size)
             total_seconds += g.seconds
             total_records += len(keep)
+            if ctx is not None and ctx.config.kind:
+                kinds[cat] = ctx.config.kind
+                if getattr(ctx, "kind_choice", None):
+                    kind_choices[cat] = ctx.kind_choice  # type: ignore[attr-defined]
             th = ctx.thresholds.model_dump(exclude_none=True) if ctx is not None and ctx.thresholds is not None and not zero_shot else g.thresholds
             per_seed[seed][cat] = category_metrics(g.maps, g.masks, g.labels, g.scores, protocol, g.ranges,
                                                    OperatingPoint.from_thresholds(th))
@@ -338,6 +343,7 @@ def run_evaluation(
         "wall_seconds": time.perf_counter() - wall0,
         "normal_pool_rules": {c: s.pool_rule for c, s in plan.splits.items()},
         "kinds": kinds,
+        "kind_choices": kind_choices,
         "operating_point_note": (
             "at each category's own thresholds (context.thresholds; zero-shot: the batch's): good_flagged = good parts "
             "judged defect, defective_missed = defective parts judged ok, image_f1 at the verdict threshold, pixel_f1 "

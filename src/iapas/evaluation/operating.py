@@ -35,7 +35,7 @@ class OperatingPoint:
             return None
         verdict = float(th["verdict"])
         mask = float(th["mask"]) if th.get("mask") is not None else min(0.5, verdict)
-        return cls(verdict, min(mask, verdict), float(th.get("mask_relative") or 0.0), str(th.get("verdict_rule") or ""))
+        return cls(verdict, mask, float(th.get("mask_relative") or 0.0), str(th.get("verdict_rule") or ""))
 
     def to_json(self) -> dict[str, Any]:
         return {"verdict": round(self.verdict, 6), "mask": round(self.mask, 6),

@@ -242,6 +242,7 @@ class RunSummary:
     interrupted: bool = False
     threshold: float | None = None  # the image-score threshold of every verdict (iapas.verdict)
     threshold_rule: str | None = None  # how that threshold was set (context.thresholds.verdict_rule)
+    kind: dict[str, Any] | None = None  # object / texture, and the evidence when chosen from the images
     setup_error: dict[str, Any] | None = None  # a run stopped before any image (e.g. missing models)
 
     def record(self, path: Path, name: str | None, status: str, error: str | None = None, **extra: Any) -> None:
@@ -276,6 +277,7 @@ class RunSummary:
                 "counts": self.counts(),
                 "threshold": None if self.threshold is None else round(float(self.threshold), 6),
                 "threshold_rule": self.threshold_rule,
+                **({"kind": self.kind} if self.kind else {}),
                 "verdicts": self.verdicts(),
                 "inputs": list(self.items.values()),
                 "failures": self.failures,

@@ -177,7 +177,7 @@ def decision_of(context: Context) -> Decision:
     mask = th.mask if th is not None and th.mask is not None else min(0.5, verdict)
     relative = th.mask_relative if th is not None and th.mask_relative is not None else 0.0
     rule = (th.verdict_rule if th is not None and th.verdict_rule else "score 0.5 (the pixel threshold)")
-    return Decision(verdict=float(verdict), mask=float(min(mask, verdict)), mask_relative=float(relative), rule=rule,
+    return Decision(verdict=float(verdict), mask=float(mask), mask_relative=float(relative), rule=rule,
                     target_frr=float(th.target_frr) if th is not None and th.target_frr else float("nan"))
 
 

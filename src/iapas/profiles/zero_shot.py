@@ -20,8 +20,8 @@ import numpy as np
 from iapas.context import Context, Reference
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
-from iapas.stages.calibration import calibrate, calibrated, decision_from_maxima
-from iapas.settings import FLOOR_PERCENTILE, VERDICT_SPREAD, Calibration, Settings, floor_percentile_for
+from iapas.stages.calibration import BATCH_QUANTILE, calibrate, calibrated, decision_from_maxima
+from iapas.settings import FLOOR_PERCENTILE, VERDICT_SPREAD, Calibration, Settings, floor_percentile_for, kind_of
 from iapas.stages.mutual import MutualSettings, chunks, reference_pool, score_image
 from iapas.stages.reference import embed, finish_map, prepare
 from iapas.types import Prediction
@@ -125,12 +125,12 @@ class ZeroShotBatch:
         self._calibration = calibrate(maps, self.percentile, floor_percentile_for(self.percentile, self.floor_percentile))
         config = self.context.config
         self._decision = decision_from_maxima([float(m.max()) for m in maps], self._calibration.threshold,
-                                              self._calibration.floor, VERDICT_SPREAD[config.kind], config.target_frr,
-                                              "images of the batch's reference pool (mutual scoring; most are good)")
+                                              self._calibration.floor, VERDICT_SPREAD[kind_of(config)], config.target_frr,
+                                              "images of the batch's reference pool (mutual scoring)",
+                                              quantile=BATCH_QUANTILE)
         given = self.context.thresholds
         if given is not None and given.verdict is not None and given.verdict_rule and "--verdict-threshold" in given.verdict_rule:
-            self._decision = replace(self._decision, verdict=given.verdict, rule=given.verdict_rule,
-                                     mask=min(self._decision.mask, given.verdict))  # a threshold set by the user wins
+            self._decision = replace(self._decision, verdict=given.verdict, rule=given.verdict_rule)  # the user's wins
         from iapas.profiles.offline import thresholds_of
 
         self.context.thresholds = thresholds_of(self._decision)

@@ -131,7 +131,7 @@ def normal_set_warnings(paths: Sequence[str], rgbs: Sequence[np.ndarray], image_
     return warnings
 
 
-MASK_SHARE = 0.5  # the mask threshold lies this far from the pixel threshold towards the verdict's (raw distance)
+MASK_SHARE = 0.75  # the mask threshold lies this far from the pixel threshold towards the verdict's (raw distance)
 MASK_RELATIVE = 0.5  # a defect pixel also needs this share of its image's peak excess over the floor
 
 
@@ -140,7 +140,8 @@ class Decision:
     """Verdict and mask thresholds on the calibrated map scale, and the rule that made them.
 
     A part is a defect when its map's peak reaches `verdict`; only then does it get a mask: the pixels
-    whose score reaches `mask` and whose excess over the floor is at least `mask_relative` x the peak's.
+    whose score reaches `mask` and whose excess over the floor is at least `mask_relative` x the peak's
+    (never above the peak itself, so a defect always has a region).
     """
 
     verdict: float
@@ -165,14 +166,18 @@ def verdict_factor(spread: float, target_frr: float) -> float:
     return float(np.exp(NormalDist().inv_cdf(1.0 - target_frr) * spread))
 
 
+BATCH_QUANTILE = 0.125  # zero-shot: the batch's level is read at this low quantile of its image maxima
+
+
 def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float, spread: float,
-                         target_frr: float, source: str) -> Decision:
+                         target_frr: float, source: str, quantile: float = 0.5) -> Decision:
     """The verdict and mask thresholds from the raw map maxima of images that are (mostly) normal.
 
     Rule: the verdict threshold (raw) is median(maxima) x exp(z(1 - target_frr) x spread). The median of
     ten is stable where a high quantile of ten is not; the spread, how far normal maxima stray above the
     median, is the kind's prior (settings.VERDICT_SPREAD) because ten leave-one-out maxima do not predict
-    it (docs/offline-tuning.md). The mask threshold lies half way between the pixel threshold and it.
+    it (docs/offline-tuning.md). The mask threshold lies 3/4 of the way from the pixel threshold to it (at
+    the pixel threshold when the verdict's is lower, as in a zero-shot batch of mostly defective parts).
 
     Args:
         maxima: raw maxima of leave-one-out maps of the normal images (or of a batch, zero-shot).
@@ -180,6 +185,9 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
         spread: sd of log maxima of normal parts (the kind's).
         target_frr: share of good parts the verdict may reject.
         source: what `maxima` are, for the rule text.
+        quantile: which quantile of `maxima` anchors the rule: 0.5 (the median) for normal images; a low one
+            for a zero-shot batch, whose upper part may be defective (0.125 holds while a quarter of the batch
+            is good); the factor then spans from that quantile, exp((z(1 - target) - z(quantile)) x spread).
 
     Returns:
         The decision on the calibrated scale.
@@ -187,12 +195,15 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
     values = np.asarray([v for v in maxima if np.isfinite(v)], dtype=np.float64)
     if values.size == 0:
         raise ValueError("the verdict needs at least one normal image's map maximum")
-    median = float(np.median(values))
-    factor = verdict_factor(spread, target_frr)
+    from statistics import NormalDist
+
+    median = float(np.quantile(values, quantile))
+    factor = verdict_factor(spread, target_frr) / float(np.exp(NormalDist().inv_cdf(quantile) * spread))
     verdict_raw = max(median * factor, floor + 1e-9)
-    mask_raw = min(verdict_raw, threshold + MASK_SHARE * (verdict_raw - threshold))
+    mask_raw = threshold + MASK_SHARE * max(verdict_raw - threshold, 0.0)  # never under the pixel threshold
     verdict, mask = score_of(verdict_raw, threshold, floor), score_of(mask_raw, threshold, floor)
-    rule = (f"image score >= {verdict:.4f}: median map maximum of {values.size} {source} x {factor:.3f} (log-normal, "
+    which = "median" if quantile == 0.5 else f"{quantile:g}-quantile"
+    rule = (f"image score >= {verdict:.4f}: {which} map maximum of {values.size} {source} x {factor:.3f} (log-normal, "
             f"spread {spread:g}, target false-reject rate {target_frr:g}); mask: score >= {mask:.4f} and excess "
             f">= {MASK_RELATIVE:g} x the peak's")
     return Decision(verdict=verdict, mask=mask, mask_relative=MASK_RELATIVE, rule=rule, target_frr=target_frr)
