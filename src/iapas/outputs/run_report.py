@@ -153,6 +153,11 @@ def write_run_report(run_dir: Path, title: str | None = None) -> Path:
     facts = [("profile", profile), ("processed", str(len(items))), ("defect", str(len(defects))),
              ("ok", str(len(clean))), ("failed", str(len(failures))),
              ("threshold", f"{threshold:.3f}" if threshold is not None else "not recorded")]
+    if summary.get("threshold_rule"):
+        facts.append(("threshold rule", str(summary["threshold_rule"])))
+    kind = summary.get("kind")
+    if isinstance(kind, dict) and kind.get("kind"):
+        facts.append(("kind", f"{kind['kind']} ({kind.get('rule', '')})"))
     d_pages, c_pages = _pages(defects, DEFECTS_PER_PAGE), _pages(clean, CLEAN_PER_PAGE)
 
     parts = [_defect_section(d_pages[0], 0, len(d_pages), 1, len(defects), threshold, ""),
