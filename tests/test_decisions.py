@@ -18,6 +18,7 @@ from iapas.context import Context
 from iapas.data.synthetic import load_texture, random_crop
 from iapas.io.atomic import atomic_write_image
 from iapas.pipeline import Pipeline
+from iapas.settings import Thresholds
 from iapas.stages.calibration import decision_from_maxima, mask_cut, verdict_factor
 from iapas.stages.kind import position_share
 from iapas.stages.labelled import clopper_pearson, rates, separating_threshold
@@ -180,3 +181,15 @@ def test_calibrate_puts_the_threshold_between_good_and_defective_parts(tmp_path:
     summary = json.loads((seg / "summary.json").read_text())
     assert summary["verdicts"] == {"defect": 0, "ok": 5} and "--verdict-threshold" in summary["threshold_rule"]
     assert not any(np.asarray(Image.open(p)).any() for p in seg.glob("*_mask.png"))
+
+
+def test_serve_lines_take_the_verdict_threshold_override(tmp_path: Path) -> None:
+    from iapas.serve.lines import load_lines
+
+    ctx = Context(profile="offline", config=build_config(profile="offline", kind="texture"))
+    ctx.thresholds = Thresholds(verdict=0.7, verdict_rule="calibrated", mask=0.6)
+    ctx.save(tmp_path / "c.json")
+    same = load_lines([f"l={tmp_path / 'c.json'}"])["l"]
+    given = load_lines([f"l={tmp_path / 'c.json'}"], 0.9)["l"]
+    assert same.provenance()["threshold"] == 0.7 and given.provenance()["threshold"] == 0.9
+    assert "--verdict-threshold" in given.context.thresholds.verdict_rule and given.context.thresholds.mask == 0.6

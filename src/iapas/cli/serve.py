@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[float, typer.Option("--timeout", help="seconds from arrival to answer; later: 504")] = 30.0,
         token_env: Annotated[str, typer.Option("--token-env", help="environment variable holding the bearer token (unset: no token)")] = "IAPAS_SERVE_TOKEN",
         device: Annotated[Optional[list[str]], typer.Option("--device", help="one model worker per device, e.g. --device cuda:0 --device cuda:1 (default: the context's)")] = None,
+        verdict_threshold: Annotated[Optional[float], typer.Option("--verdict-threshold", help="judge every line at this image score instead of its context's calibrated threshold")] = None,
     ) -> None:
         _check_installed()
         from iapas.serve.settings import ServeSettings, token_from_env
@@ -73,10 +74,11 @@ def register(app: typer.Typer) -> None:
         token = token_from_env(token_env)
         settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1e6), max_pixels=max_pixels, queue_size=queue_size,
                                  timeout_s=timeout, token=token, devices=tuple(device or [None]))
-        run_server(contexts, bind_host(host, token), port, settings)
+        run_server(contexts, bind_host(host, token), port, settings, verdict_threshold)
 
 
-def run_server(contexts: list[str], host: str, port: int, settings: ServeSettings) -> None:
+def run_server(contexts: list[str], host: str, port: int, settings: ServeSettings,
+               verdict_threshold: float | None = None) -> None:
     """Load the lines and their models, then serve until SIGTERM / Ctrl-C (in-flight requests finish)."""
     import uvicorn
 
@@ -85,7 +87,7 @@ def run_server(contexts: list[str], host: str, port: int, settings: ServeSetting
     from iapas.serve.lines import load_lines
     from iapas.serve.workers import ModelWorkers
 
-    lines = load_lines(contexts)
+    lines = load_lines(contexts, verdict_threshold)
     setup_logging()
     if settings.token is None and host not in (LOOPBACK, "localhost", "::1"):
         err_console.print(f"[yellow]warning:[/] no token set: anyone who can reach {host}:{port} can use this API "
