@@ -251,11 +251,8 @@ def settled_threshold(summary: RunSummary, context: Context) -> None:
     if seen:
         summary.threshold = float(seen[-1])
     if context.thresholds is not None and context.thresholds.verdict is not None:
-        summary.threshold_rule = threshold_rule(context)
-    if context.reference.mode == "zero-shot" and context.thresholds is not None:
-        from iapas.io.atomic import atomic_write_json
-
-        atomic_write_json(summary.out_dir / "context.json", context.model_dump(mode="json"))  # with the batch's thresholds
+        summary.threshold_rule = threshold_rule(context)  # zero-shot: set by the batch (context.json keeps none,
+        # so a rerun's settings digest, and with it the reuse of finished images, stays the same)
 
 
 def input_roots(images: list[Path], extra: list[str]) -> list[Path]:
