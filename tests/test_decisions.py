@@ -193,3 +193,23 @@ def test_serve_lines_take_the_verdict_threshold_override(tmp_path: Path) -> None
     given = load_lines([f"l={tmp_path / 'c.json'}"], 0.9)["l"]
     assert same.provenance()["threshold"] == 0.7 and given.provenance()["threshold"] == 0.9
     assert "--verdict-threshold" in given.context.thresholds.verdict_rule and given.context.thresholds.mask == 0.6
+
+
+def test_operating_metrics_count_decisions_and_score_the_written_masks() -> None:
+    from iapas.evaluation.operating import OperatingPoint, operating_metrics
+
+    maps = np.zeros((4, 32, 32), dtype=np.float32)
+    gt = np.zeros((4, 32, 32), dtype=bool)
+    maps[0, 4:8, 4:8] = 0.9; gt[0, 4:8, 4:8] = True  # defect found, exact mask
+    maps[1, 10:12, 10:12] = 0.6; gt[1, 10:20, 10:20] = True  # defect under the verdict threshold: missed
+    maps[2, 0:3, 0:3] = 0.85  # good part judged defect: a false region
+    maps[3, 5:9, 5:9] = 0.55  # good part, under the threshold: empty mask, whatever its map holds
+    labels = np.array([True, True, False, False])
+    scores = maps.reshape(4, -1).max(1).astype(float)
+    m = operating_metrics(maps, gt, labels, scores, OperatingPoint(verdict=0.7, mask=0.5, mask_relative=0.5, rule="r"))
+    assert m["good_flagged"] == 0.5 and m["defective_missed"] == 0.5 and m["n_good_flagged"] == 1
+    assert m["image_f1"] == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
+    tp, fp, fn = 16, 9, 100
+    assert m["pixel_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert m["regions_per_good"] == pytest.approx(0.5)
+    assert math.isnan(operating_metrics(maps, gt, labels, scores, None)["pixel_f1"])

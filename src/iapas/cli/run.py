@@ -156,7 +156,7 @@ def show_kind(context: Context) -> None:
     if isinstance(choice, dict) and choice.get("kind"):
         share = choice.get("position_share")
         err_console.print(f"kind: {choice['kind']} (chosen from {choice.get('images')} images without --kind: position "
-                          f"explains {100 * float(share):.0f}% of the feature variance; {choice.get('rule', '')})"
+                          f"explains {max(0.0, 100 * float(share)):.0f}% of the feature variance; {choice.get('rule', '')})"
                           if isinstance(share, (int, float)) else f"kind: {choice['kind']} ({choice.get('rule', '')})")
     elif context.config.kind:
         err_console.print(f"kind: {context.config.kind}")

@@ -42,7 +42,7 @@ class KindChoice:
 
     def sentence(self) -> str:
         return (f"kind: {self.kind} (chosen from {self.images} images: position explains "
-                f"{100 * self.position_share:.0f}% of the feature variance; {self.rule})")
+                f"{max(0.0, 100 * self.position_share):.0f}% of the feature variance; {self.rule})")
 
 
 def position_share(features: np.ndarray) -> float:
