@@ -161,7 +161,7 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
         else:
             d = decision_from_maxima([raw(s) for s in good], t, f, VERDICT_SPREAD[kind], frr, "labelled good parts")
             verdict, rule = d.verdict, d.rule.split("; mask")[0] + " (iapas calibrate)"
-        mask_raw = t + MASK_SHARE * max(raw(verdict) - t, 0.0)
+        mask_raw = min(raw(verdict), t + MASK_SHARE * (raw(verdict) - t))
         update["mask"] = round(score_of(mask_raw, t, f), 6)
     else:
         if defect:

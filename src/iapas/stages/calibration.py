@@ -177,7 +177,7 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
     ten is stable where a high quantile of ten is not; the spread, how far normal maxima stray above the
     median, is the kind's prior (settings.VERDICT_SPREAD) because ten leave-one-out maxima do not predict
     it (docs/offline-tuning.md). The mask threshold lies 3/4 of the way from the pixel threshold to it (at
-    the pixel threshold when the verdict's is lower, as in a zero-shot batch of mostly defective parts).
+    the verdict's when that is the lower one, as in a zero-shot batch of mostly defective parts).
 
     Args:
         maxima: raw maxima of leave-one-out maps of the normal images (or of a batch, zero-shot).
@@ -200,7 +200,7 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
     median = float(np.quantile(values, quantile))
     factor = verdict_factor(spread, target_frr) / float(np.exp(NormalDist().inv_cdf(quantile) * spread))
     verdict_raw = max(median * factor, floor + 1e-9)
-    mask_raw = threshold + MASK_SHARE * max(verdict_raw - threshold, 0.0)  # never under the pixel threshold
+    mask_raw = min(verdict_raw, threshold + MASK_SHARE * (verdict_raw - threshold))
     verdict, mask = score_of(verdict_raw, threshold, floor), score_of(mask_raw, threshold, floor)
     which = "median" if quantile == 0.5 else f"{quantile:g}-quantile"
     rule = (f"image score >= {verdict:.4f}: {which} map maximum of {values.size} {source} x {factor:.3f} (log-normal, "
