@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from iapas.io.scoremaps import load_score_map
+
 
 def segment(ctx: Path, images: list[Path], out: Path, *extra: str, env: dict[str, str] | None = None) -> float:
     """Wall time of one `iapas segment` run (a fresh process, as a user would start it)."""
@@ -63,7 +65,8 @@ def compare(a: Path, b: Path) -> tuple[int, list[str], float]:
     names = listing(a)
     assert names == listing(b), "different file lists"
     differ = [n for n in names if not same_file(a / n, b / n)]
-    worst = max((float(np.abs(np.load(a / n) - np.load(b / n)).max()) for n in names if n.endswith(".npy")), default=0.0)
+    worst = max((float(np.abs(load_score_map(a / n) - load_score_map(b / n)).max()) for n in names if n.endswith((".npy", ".npz"))),
+                default=0.0)
     return len(names), differ, worst
 
 
@@ -102,8 +105,8 @@ def main() -> None:
               f"({t_ray - t_local:+.1f} s, of which {t_ray_2 - t_local_2:+.1f} s is start-up)")
 
         count, differ, worst = compare(root / "local", root / "ray")
-        maps = [d for d in differ if d.endswith(".npy")]
-        others = [d for d in differ if not d.endswith(".npy")]
+        maps = [d for d in differ if d.endswith((".npy", ".npz"))]
+        others = [d for d in differ if not d.endswith((".npy", ".npz"))]
         print(f"outputs, local (all threads) vs ray: {count - len(differ)}/{count} files byte-identical; "
               f"score maps differing: {len(maps)} (largest difference {worst:.2e}); other files differing: {len(others)}")
         identical = not differ

@@ -1,7 +1,7 @@
 """The development suite: the offline profile on every development dataset present, both protocols.
 
     python bench/suite.py [--datasets mtd,bottle,synthetic] [--synthetic-only] [--limit N] [--out DIR]
-                          [--zero-shot] [--set FIELD=VALUE ...] [--kind object|texture]
+                          [--zero-shot] [--set FIELD=VALUE ...] [--kind object|texture|auto]
 
 Datasets: MTD (`../shared/datasets/mtd`, reader `mtd`, a texture), MVTec-AD bottle
 (`../shared/datasets/mvtec`, reader `mvtec`, category bottle, an object) and the synthetic demo set
@@ -28,6 +28,11 @@ from typing import Any
 KEYS = ("pixel_ap", "pixel_f1_max", "pixel_auroc", "pixel_aupro", "image_auroc")
 HEADERS = ("pixel AP", "F1-max", "AUROC", "AUPRO", "image AUROC", "images/s")
 PROTOCOLS = ("standard", "paper")
+# at each context's own thresholds (iapas.evaluation.operating); *_decided: paper protocol, ok parts read as zero maps
+OP_KEYS = ("good_flagged", "defective_missed", "image_f1", "image_f1_max", "pixel_f1", "pixel_f1_max",
+           "regions_per_good", "pixel_ap_decided", "pixel_f1_max_decided")
+OP_HEADERS = ("good flagged", "defective missed", "image F1", "image F1-max", "ratio", "pixel F1", "pixel F1-max",
+              "ratio", "regions/good part")
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,9 @@ def evaluate_row(parts: list[SuiteDataset], out: Path, config: Any, protocol: st
     """Run the harness on every part of one row; the row is the mean over its categories."""
     from iapas.evaluation.harness import run_evaluation
 
-    values: dict[str, list[float]] = {k: [] for k in KEYS}
+    values: dict[str, list[float]] = {k: [] for k in (*KEYS, *OP_KEYS)}
+    kinds: dict[str, str] = {}
+    rules: list[str] = []
     images = seconds = 0.0
     n_images = 0
     for part in parts:
@@ -113,9 +120,14 @@ def evaluate_row(parts: list[SuiteDataset], out: Path, config: Any, protocol: st
             cfg, auto = config.model_copy(update={"kind": part.kind}), False
         m = run_evaluation(part.reader, part.root, dest, cfg, categories=list(part.categories or []) or None,
                            protocol=protocol, limit=limit, progress=False, auto_kind=auto, **extra)
+        kinds.update({f"{part.name}/{c}" if part.reader != "folder" else part.root.name: k
+                      for c, k in m.get("kinds", {}).items()})
         for cat in m["categories"].values():
             n_images += int(cat.get("n_images", 0))
-            for k in KEYS:
+            th = cat.get("thresholds")
+            if isinstance(th, dict) and th.get("rule"):
+                rules.append(th["rule"])
+            for k in (*KEYS, *OP_KEYS):
                 v = cat.get(k)
                 if v is not None and v == v:
                     values[k].append(float(v))
@@ -126,12 +138,14 @@ def evaluate_row(parts: list[SuiteDataset], out: Path, config: Any, protocol: st
     row: dict[str, Any] = {k: (sum(v) / len(v) if v else None) for k, v in values.items()}
     row["images_per_second"] = images / seconds if seconds > 0 else None
     row["n_images"] = n_images
+    row["kinds"] = kinds
+    row["rules"] = rules
     return row
 
 
 def mean_row(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for k in (*KEYS, "images_per_second"):
+    for k in (*KEYS, *OP_KEYS, "images_per_second"):
         vals = [r[k] for r in rows.values() if r.get(k) is not None]
         out[k] = sum(vals) / len(vals) if vals else None
     return out
@@ -148,7 +162,35 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]], header: str) -> str:
             cells.append("-" if ips is None else f"{ips:.1f}")
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {row.get('n_images', '')} |")
         lines.append("")
+        lines += operating_lines(protocol, rows)
     return "\n".join(lines)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or not b else f"{a / b:.2f}"
+
+
+def operating_lines(protocol: str, rows: dict[str, dict[str, Any]]) -> list[str]:
+    """The operating-point table of one protocol: figures at each context's own thresholds, in %."""
+    decided = protocol == "paper"
+    head = list(OP_HEADERS) + (["pixel AP (ok = zero map)", "F1-max (ok = zero map)"] if decided else []) + ["kind"]
+    lines = [f"#### {protocol} protocol, at the operating point (each context's own verdict and mask thresholds)", "",
+             "| dataset | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    for name, row in rows.items():
+        g = row.get
+        cells = [pct(g("good_flagged")), pct(g("defective_missed")), pct(g("image_f1")), pct(g("image_f1_max")),
+                 _ratio(g("image_f1"), g("image_f1_max")), pct(g("pixel_f1")), pct(g("pixel_f1_max")),
+                 _ratio(g("pixel_f1"), g("pixel_f1_max")), "-" if g("regions_per_good") is None else f"{g('regions_per_good'):.2f}"]
+        if decided:
+            cells += [pct(g("pixel_ap_decided")), pct(g("pixel_f1_max_decided"))]
+        kinds = sorted(set((g("kinds") or {}).values()))
+        cells.append(", ".join(kinds) or "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    rules = [r for row in rows.values() for r in (row.get("rules") or [])]
+    if rules:
+        lines += ["", f"Threshold rule (first category): {rules[0]}"]
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("/tmp/iapas-suite"))
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--zero-shot", action="store_true", help="no normal images: mutual scoring of the test images")
-    ap.add_argument("--kind", choices=("object", "texture"), default=None, help="one kind for every dataset "
-                    "(default: each dataset's own kind)")
+    ap.add_argument("--kind", choices=("object", "texture", "auto"), default=None, help="one kind for every dataset, "
+                    "or auto: chosen from each category's normal images (default: each dataset's own kind)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE")
     args = ap.parse_args(argv)
 
@@ -169,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     names = ["synthetic"] if args.synthetic_only else [n.strip() for n in args.datasets.split(",") if n.strip()]
     overrides = parse_sets(args.sets)
-    config = build_config(profile="offline", kind=args.kind, **overrides)
+    config = build_config(profile="offline", kind=None if args.kind == "auto" else args.kind, **overrides)
     args.out.mkdir(parents=True, exist_ok=True)
     groups, notes = suite_datasets(names, args.out)
     for note in notes:
@@ -184,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         rows["mean"] = mean_row(rows)
         results[protocol] = rows
     mode = "zero-shot (no normal images)" if args.zero_shot else f"r = {config.num_normal} normal images"
+    mode += f", kind {args.kind or 'of each dataset'}"
     header = (f"## offline profile suite: {mode}, limit {args.limit or 'none'}, overrides {overrides or 'none'}, "
               f"{time.perf_counter() - t0:.0f} s")
     text = markdown(results, header)

@@ -32,7 +32,8 @@ def loaded(rgb: np.ndarray, name: str = "mem.png") -> LoadedImage:
 def brick(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("syn")
     cat = make_category(root, "brick", n_normal=6, n_test=8, size=(SIZE, SIZE), anomalous_fraction=0.75, seed=3)
-    config = build_config(profile="offline", num_normal=6, feature_size=128, reference_stages=FINE)
+    config = build_config(profile="offline", num_normal=6, feature_size=128, reference_stages=FINE, kind="texture",
+                          refine="none")
     pipe = Pipeline(config)
     ctx = pipe.fit(cat.root / "normal")
     return cat, pipe, ctx
@@ -116,8 +117,12 @@ def test_elongated_strip_keeps_a_thin_line_defect() -> None:
     pred = prof.predict(loaded(test), ctx)
     assert pred.score_map.shape == (400, 64)
     assert average_precision_score(mask.ravel(), pred.score_map.ravel()) > 0.1  # prevalence 0.022
-    assert pred.mask[mask].mean() > 0.1, "part of the line must be flagged"
-    assert any(b.xyxy[0] <= 32 <= b.xyxy[2] and 60 <= b.xyxy[1] < 340 for b in pred.boxes)
+    # the line stands above the pixel threshold (score 0.5); whether the part is a defect is the verdict's call
+    assert (pred.score_map[mask] >= 0.5).mean() > 0.1, "part of the line must stand out"
+    from iapas.stages.regions import mask_regions
+
+    regions, _ = mask_regions(pred.score_map, pred.score_map >= 0.5)
+    assert any(b.xyxy[0] <= 32 <= b.xyxy[2] and 60 <= b.xyxy[1] < 340 for b in regions)
 
 
 def test_saved_bank_reloads_to_identical_maps(brick, tmp_path: Path) -> None:

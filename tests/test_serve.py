@@ -156,7 +156,10 @@ def test_unknown_line_lines_health_docs(server: Server, data: Path) -> None:
         res = httpx.post(f"{server.url}/v1/inspect", params={"line": "nope"}, files={"file": ("a.png", fh)})
     assert res.status_code == 404 and "tile" in res.json()["error"]
     lines = httpx.get(f"{server.url}/v1/lines").json()["lines"]
-    assert [(x["line"], x["profile"], x["threshold"]) for x in lines] == [("tile", "offline", 0.5)]
+    from iapas.context import Context
+
+    calibrated = Context.load(lines[0]["context_file"]).thresholds.verdict  # the line judges at its context's threshold
+    assert [(x["line"], x["profile"], x["threshold"]) for x in lines] == [("tile", "offline", calibrated)]
     assert lines[0]["context_file"].endswith("ctx.json") and lines[0]["normal_images"] == 4
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{server.url}/readyz").status_code == 200

@@ -25,7 +25,9 @@ def test_suite_runs_on_the_synthetic_set_only(tmp_path: Path) -> None:
     for protocol in ("standard", "paper"):
         assert f"### {protocol} protocol" in res.stdout
     rows = [line for line in res.stdout.splitlines() if line.startswith("| synthetic |")]
-    assert len(rows) == 2 and "| mtd |" not in res.stdout and "| bottle |" not in res.stdout
+    # per protocol: the threshold-free table and the operating-point table
+    assert len(rows) == 4 and "| mtd |" not in res.stdout and "| bottle |" not in res.stdout
+    assert "at the operating point" in res.stdout and "Threshold rule" in res.stdout
     data = json.loads((tmp_path / "suite" / "suite.json").read_text())
     assert data["mode"] == "few-shot" and data["overrides"] == {"feature_size": 128, "threads": 1}
     for protocol, table in data["results"].items():
@@ -34,4 +36,6 @@ def test_suite_runs_on_the_synthetic_set_only(tmp_path: Path) -> None:
         assert 0.0 <= syn["pixel_ap"] <= 1.0 and syn["pixel_auroc"] > 0.7, (protocol, syn)
         assert table["mean"]["pixel_ap"] == syn["pixel_ap"]
         assert syn["images_per_second"] > 0
+        assert 0.0 <= syn["good_flagged"] <= 1.0 and 0.0 <= syn["image_f1"] <= syn["image_f1_max"] + 1e-9
+        assert syn["kinds"] and set(syn["kinds"].values()) == {"texture"}
     assert (tmp_path / "suite" / "suite.md").read_text().startswith("## offline profile suite")

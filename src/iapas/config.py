@@ -83,7 +83,7 @@ class PipelineConfig(BaseModel):
     # Stage 2
     detector: str = DEFAULT_DETECTOR
     segmenter: str = DEFAULT_SEGMENTER
-    kind: Kind = "object"
+    kind: Kind | None = Field(None, description="object or texture; None = chosen from the normal images (iapas.stages.kind)")
     thresholds: ThresholdSource = Field(
         "paper", description="paper: box / text thresholds 0.2 objects, 0.1 textures (the paper's text); official-code: "
         "0.1 / 0.1 everywhere (the official scripts' defaults)"
@@ -111,6 +111,7 @@ class PipelineConfig(BaseModel):
     zero_shot_keep: float = Field(0.3, gt=0.0, le=1.0, description="zero-shot: share of the closest references averaged per patch")
     zero_shot_chunk: int = Field(128, ge=2, le=100000, description="zero-shot: images mutually scored together (bounds memory)")
     mask_percentile: float = Field(99.5, gt=50.0, le=100.0, description="percentile of normal scores for the mask threshold")
+    target_frr: float = Field(0.02, gt=0.0, lt=0.5, description="offline: false-reject rate of good parts the calibrated verdict aims at")
     # runtime
     device: str = "auto"  # auto, cpu, cuda, mps
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(

@@ -128,7 +128,7 @@ class Context(BaseModel):
         return None if v == {} else v
 
     @field_serializer("thresholds")
-    def _thresholds_json(self, v: Thresholds | None) -> dict[str, float]:
+    def _thresholds_json(self, v: Thresholds | None) -> dict[str, Any]:
         """Written as before: the four thresholds (plus a calibrated verdict), or {} for profiles without them."""
         return {} if v is None else v.model_dump(exclude_none=True)
 

@@ -33,6 +33,7 @@ SETTINGS_RANGES: dict[str, tuple[type, float, float]] = {
     "segment_smooth": (float, 0.0, 64.0),
 }
 MAX_SEGMENT_LEVELS = 8
+TEXT_THRESHOLD_KEYS = ("verdict_rule",)  # thresholds.* that hold a sentence, not a number
 
 
 def _is_number(v: Any) -> bool:
@@ -242,7 +243,10 @@ def load_bank(context_file: Path, bank: Path, settings: Any = None) -> dict[str,
 
 def check_context(context_file: Path, thresholds: dict[str, float], reference: dict[str, Any]) -> None:
     """Raise one SettingsError listing every problem of the edited fields."""
-    problems = [f"thresholds.{k}: must be a finite number (got {quote(v)})" for k, v in thresholds.items() if not _finite(v)]
+    problems = [f"thresholds.{k}: must be a finite number (got {quote(v)})" for k, v in thresholds.items()
+                if k not in TEXT_THRESHOLD_KEYS and not _finite(v)]
+    problems += [f"thresholds.{k}: must be text (got {quote(v)})" for k, v in thresholds.items()
+                 if k in TEXT_THRESHOLD_KEYS and not isinstance(v, str)]
     problems += reference_problems(reference)
     if problems:
         raise SettingsError(f"context file {context_file} has invalid values:\n  " + "\n  ".join(problems))

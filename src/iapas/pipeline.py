@@ -10,6 +10,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from iapas.config import PipelineConfig
 from iapas.context import Context
@@ -93,6 +96,8 @@ class Pipeline:
         self._config = config
         self.profile = runner.name if runner is not None else resolve_profile(config)
         self._runner: ProfileRunner | None = runner
+        self._injected = runner is not None
+        self.kind_choice: Any = None  # stages.kind.KindChoice when the kind was chosen from the images
 
     @property
     def config(self) -> PipelineConfig:
@@ -116,6 +121,26 @@ class Pipeline:
         items = normal if isinstance(normal, list) else [normal]
         return sample_normal_paths(list_inputs(items, skip_masks=True).paths, self.config.num_normal, self.config.seed)
 
+    def choose_kind(self, rgbs: list[Any]) -> None:
+        """Without a kind in the config, decide object or texture from these images (stages.kind) and build
+        the runner with it; the choice and its evidence go into the context (`kind_choice`)."""
+        if self._config.kind is not None or self._injected or not rgbs:
+            return
+        from iapas.models.backbone import load_backbone
+        from iapas.models.device import resolve_device
+        from iapas.stages.kind import choose_kind
+        from iapas.threads import apply_threads
+
+        apply_threads(self._config.threads)
+        self.kind_choice = choose_kind(rgbs, load_backbone(self._config.backbone, resolve_device(self._config.device)))
+        self._config = self._config.model_copy(update={"kind": self.kind_choice.kind})
+        self._runner = None
+
+    def _record_kind(self, context: Context) -> Context:
+        if self.kind_choice is not None:
+            setattr(context, "kind_choice", self.kind_choice.to_json())
+        return context
+
     def fit(self, normal: str | Path | list[str | Path]) -> Context:
         """Stage 1: sample r normal images with the seed, load them, build the context."""
         chosen = self.select_normal(normal)
@@ -128,7 +153,8 @@ class Pipeline:
                 problems.append(str(exc))
         if not images:
             raise SettingsError("no usable normal image: " + "; ".join(problems))
-        context = self.runner.fit(images)
+        self.choose_kind([im.rgb for im in images])
+        context = self._record_kind(self.runner.fit(images))
         context.warnings.extend(f"normal image skipped: {p}" for p in problems)
         return context
 
@@ -137,10 +163,20 @@ class Pipeline:
 
         Only the offline profile has this mode (mutual scoring, stages.mutual).
         """
-        runner = self.runner
-        if not hasattr(runner, "fit_zero_shot"):
+        if not hasattr(self.runner, "fit_zero_shot"):
             raise SettingsError(f"zero-shot mode (no --normal) needs the offline profile, not {self.profile}")
-        return runner.fit_zero_shot([Path(p) for p in images])  # type: ignore[attr-defined]
+        if self._config.kind is None and not self._injected:
+            from iapas.stages.kind import MAX_IMAGES
+
+            picks = sorted({int(round(v)) for v in np.linspace(0, len(images) - 1, min(MAX_IMAGES, len(images)))})
+            rgbs = []
+            for i in picks:
+                try:
+                    rgbs.append(load_image(images[i]).rgb)
+                except InputError:
+                    continue
+            self.choose_kind(rgbs)
+        return self._record_kind(self.runner.fit_zero_shot([Path(p) for p in images]))  # type: ignore[attr-defined]
 
     def predict_one(self, image: str | Path | LoadedImage, context: Context) -> Prediction:
         loaded = image if isinstance(image, LoadedImage) else load_image(image)

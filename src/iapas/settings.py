@@ -52,6 +52,10 @@ KIND_PRESETS: dict[str, FeaturePreset] = {
     "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0,
                              augment=("none", "hflip", "vflip", "rot180"), coreset=0.1),
 }
+# Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
+# extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).
+VERDICT_SPREAD = {"object": 0.18, "texture": 0.055}
+DEFAULT_TARGET_FRR = 0.02
 DEFAULT_FEATURE_SIZE = KIND_PRESETS["texture"].feature_size  # for ReferenceSettings built by hand (tests, tools)
 
 
@@ -124,6 +128,11 @@ class Thresholds(BaseModel):
     nms_iou: float | None = None
     size_threshold: float | None = None
     verdict: float | None = Field(None, description="image-score threshold of defect/ok, when calibrated")
+    verdict_rule: str | None = Field(None, description="how `verdict` was made (data, statistic, target)")
+    mask: float | None = Field(None, description="offline: map score at or above which a defect's pixels join its mask")
+    mask_relative: float | None = Field(
+        None, ge=0.0, le=1.0, description="offline: a pixel also needs this share of its image's peak (excess over the floor)")
+    target_frr: float | None = Field(None, gt=0.0, lt=1.0, description="false-reject rate the verdict was set for")
 
 
 class Calibration(BaseModel):
@@ -219,6 +228,8 @@ class Settings:
     tagger: TaggerSettings
     llm: LlmSettings
     texture_preset: str  # recorded in the context's fidelity
+    kind: str = "object"  # object or texture: the presets above and the verdict's spread
+    target_frr: float = DEFAULT_TARGET_FRR  # false-reject rate the calibrated verdict aims at
 
 
 def floor_percentile_for(mask_percentile: float, floor_percentile: float = FLOOR_PERCENTILE) -> float:
@@ -226,9 +237,15 @@ def floor_percentile_for(mask_percentile: float, floor_percentile: float = FLOOR
     return min(floor_percentile, mask_percentile - 1e-3)
 
 
+def kind_of(config: PipelineConfig) -> str:
+    """The config's kind; unset (chosen from the images by the Pipeline before Stage 1) reads as object,
+    the preset of pipelines that never see a normal image (Stage 2 reads the context's own settings)."""
+    return config.kind or "object"
+
+
 def reference_settings(config: PipelineConfig) -> ReferenceSettings:
     """ReferenceSettings of a config: its kind's preset, overridden by every field the config sets."""
-    preset = KIND_PRESETS[config.kind]
+    preset = KIND_PRESETS[kind_of(config)]
     stages_given = config.reference_stages
     stages = tuple(sorted(set(stages_given))) if stages_given is not None else preset.stages
     if not stages or min(stages) < 0 or max(stages) > 6:
@@ -247,7 +264,7 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
 def thresholds(config: PipelineConfig) -> Thresholds:
     """Stage 2 thresholds: the config's, else the preset of its kind (paper: 0.2 objects, 0.1 textures), or
     0.1 everywhere with `--thresholds official-code` (what the official scripts run)."""
-    preset = KIND_THRESHOLDS[config.kind] if config.thresholds == "paper" else OFFICIAL_CODE_THRESHOLD
+    preset = KIND_THRESHOLDS[kind_of(config)] if config.thresholds == "paper" else OFFICIAL_CODE_THRESHOLD
     return Thresholds(
         box_threshold=config.box_threshold if config.box_threshold is not None else preset,
         text_threshold=config.text_threshold if config.text_threshold is not None else preset,
@@ -270,7 +287,7 @@ def llm_settings(config: PipelineConfig) -> LlmSettings:
         max_new_tokens=config.llm_max_new_tokens, prompt=config.llm_prompt, decoding=config.llm_decoding,
         temperature=config.llm_temperature, top_p=config.llm_top_p,
         seed=config.llm_seed if config.llm_seed is not None else config.seed,
-        parse=config.llm_parse, max_phrases=config.max_phrases, kind=config.kind,
+        parse=config.llm_parse, max_phrases=config.max_phrases, kind=kind_of(config),
         device=config.device, dtype=config.dtype,
     )
 
@@ -298,4 +315,6 @@ def resolve(config: PipelineConfig) -> Settings:
         tagger=tagger_settings(config),
         llm=llm_settings(config),
         texture_preset=config.texture_preset,
+        kind=kind_of(config),
+        target_frr=config.target_frr,
     )

@@ -2,18 +2,20 @@
 
 One function so that `run`, `segment`, the report, `serve` and the Ray engine all decide alike.
 The threshold is on the image-score scale of the profile that made the prediction:
-- a context may store its own calibrated decision threshold as `context.thresholds.verdict`;
-- otherwise the offline profile's maps are calibrated so that 0.5 is the mask threshold, and the
+- a context stores its own calibrated decision threshold as `context.thresholds.verdict`, with the rule
+  that made it in `context.thresholds.verdict_rule` (the offline profile calibrates it on the normal images'
+  leave-one-out map maxima, or zero-shot on the batch: stages.calibration.decision_from_maxima);
+- otherwise (contexts made before) the offline profile's maps are calibrated so that 0.5 is the mask threshold, and the
   paper/fused profiles' image score is the largest sum of box confidence x mask, so any kept box
   (confidence >= the box threshold) makes the image a defect.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from iapas.context import Context
-from iapas.settings import thresholds
+from iapas.settings import Thresholds, thresholds
 from iapas.types import Prediction
 
 OFFLINE_MAP_THRESHOLD = 0.5
@@ -66,3 +68,118 @@ def decide(prediction: Prediction, context: Context) -> Verdict:
     threshold = decision_threshold(context)
     score = float(prediction.image_score)
     return Verdict("defect" if score >= threshold else "ok", score, threshold)
+
+
+def threshold_rule(context: Context) -> str:
+    """How the context's verdict threshold was set, in one sentence."""
+    th = context.thresholds
+    if th is not None and th.verdict is not None:
+        return th.verdict_rule or "thresholds.verdict of the context (set by hand)"
+    if context.profile == "offline":
+        return f"score {OFFLINE_MAP_THRESHOLD:g}: the pixel threshold (a context made before verdict calibration)"
+    return "the box threshold: any kept box makes the part a defect"
+
+
+def with_verdict_threshold(context: Context, threshold: float | None) -> Context:
+    """`context` judged at `threshold` instead of its own (None: unchanged); the mask threshold stays."""
+    if threshold is None:
+        return context
+    if not 0.0 < float(threshold) <= 1e6:
+        from iapas.errors import SettingsError
+
+        raise SettingsError(f"--verdict-threshold must be a positive number, got {threshold}")
+    th = context.thresholds or Thresholds()
+    update: dict[str, object] = {"verdict": float(threshold),
+                                 "verdict_rule": f"verdict: image score >= {float(threshold):g}, given with --verdict-threshold"}
+    return context.model_copy(update={"thresholds": th.model_copy(update=update)})
+
+
+def settle(prediction: Prediction, verdict: Verdict) -> Prediction:
+    """The prediction as an inspector gets it: an `ok` part has no region and an all-zero mask; a `defect`
+    has at least one region (the component of score >= threshold around the map's peak when the profile
+    kept none). The score map keeps its values."""
+    import numpy as np
+
+    from iapas.detections import Detections
+
+    if verdict.label == "ok":
+        if len(prediction.boxes) == 0 and not prediction.mask.any():
+            return prediction
+        return replace(prediction, boxes=Detections.empty(), mask=np.zeros(prediction.mask.shape, dtype=bool))
+    if len(prediction.boxes) > 0 and prediction.mask.any():
+        return prediction
+    from iapas.stages.regions import mask_regions
+
+    score = prediction.score_map
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(score >= min(verdict.threshold, float(score.max())), structure=np.ones((3, 3), dtype=bool))
+    y, x = np.unravel_index(int(np.argmax(score)), score.shape)
+    region = labels == labels[y, x]
+    boxes, mask = mask_regions(score, region | prediction.mask, min_area=1)
+    return replace(prediction, boxes=prediction.boxes if len(prediction.boxes) else boxes, mask=mask)
+
+
+def recalibrated(context: Context, good: list[float], defect: list[float], target_frr: float | None = None,
+                 ) -> tuple[Thresholds, dict[str, object]]:
+    """The context's thresholds re-fitted on the image scores of labelled parts, and a report.
+
+    Without defective parts the verdict follows the normal-image rule (stages.calibration) on the good parts'
+    scores; with them, the fewest-errors point half way between the groups (stages.labelled). Offline
+    contexts work on raw distances (the scale the rules were made for) and get a new mask threshold too.
+
+    Args:
+        context: a few-shot context (offline, paper or fused).
+        good: image scores of good parts (at least one); defect: of defective parts (may be empty).
+        target_frr: false-reject rate aimed at without defective parts (default: the context's, else 0.02).
+
+    Returns:
+        (new thresholds, report: scores, threshold, rule, false-reject and miss rates with 95% intervals).
+    """
+    import numpy as np
+
+    from iapas.settings import DEFAULT_TARGET_FRR, VERDICT_SPREAD, kind_of
+    from iapas.stages.calibration import MASK_SHARE, decision_from_maxima, excess_ratio, score_of
+    from iapas.stages.labelled import rates, separating_threshold
+
+    if not good:
+        raise ValueError("calibration needs at least one good part")
+    th = context.thresholds or Thresholds()
+    frr = float(target_frr if target_frr is not None else (th.target_frr or DEFAULT_TARGET_FRR))
+    cal = context.reference.calibration
+    offline = context.profile == "offline" and cal is not None and cal.threshold is not None
+    kind = kind_of(context.config)
+    update: dict[str, object] = {"target_frr": frr}
+    if offline:
+        t, f = float(cal.threshold), float(cal.floor)  # type: ignore[union-attr, arg-type]
+        raw = lambda s: f + (t - f) * float(excess_ratio(s))  # noqa: E731 - score -> raw distance
+        if defect:
+            cut = separating_threshold(excess_ratio(good).tolist(), excess_ratio(defect).tolist())
+            verdict = cut / (1.0 + cut) if cut > 0 else min(min(good), min(defect)) / 2.0
+            rule = (f"image score >= {verdict:.4f}: fewest errors between {len(good)} good and {len(defect)} defective "
+                    "labelled parts, half way between the nearest of each (iapas calibrate)")
+        else:
+            d = decision_from_maxima([raw(s) for s in good], t, f, VERDICT_SPREAD[kind], frr, "labelled good parts")
+            verdict, rule = d.verdict, d.rule.split("; mask")[0] + " (iapas calibrate)"
+        mask_raw = min(raw(verdict), t + MASK_SHARE * (raw(verdict) - t))
+        update["mask"] = round(score_of(mask_raw, t, f), 6)
+    else:
+        if defect:
+            verdict = separating_threshold(good, defect)
+            rule = (f"image score >= {verdict:.4f}: fewest errors between {len(good)} good and {len(defect)} defective "
+                    "labelled parts, half way between the nearest of each (iapas calibrate)")
+        else:
+            factor = float(np.exp(__import__("statistics").NormalDist().inv_cdf(1 - frr) * VERDICT_SPREAD[kind]))
+            verdict = float(np.median(good)) * factor
+            rule = f"image score >= {verdict:.4f}: median of {len(good)} labelled good parts x {factor:.3f} (iapas calibrate)"
+    verdict = float(max(verdict, 1e-6))
+    update.update({"verdict": round(verdict, 6), "verdict_rule": rule})
+    new = th.model_copy(update=update)
+    false_rejects, misses = rates(good, defect, verdict)
+    report: dict[str, object] = {
+        "good_scores": [round(float(s), 6) for s in good], "defect_scores": [round(float(s), 6) for s in defect],
+        "threshold": round(verdict, 6), "previous_threshold": None if th.verdict is None else th.verdict,
+        "rule": rule, "false_reject": false_rejects.to_json(), "miss": misses.to_json(),
+        "false_reject_text": false_rejects.text(), "miss_text": misses.text(),
+    }
+    return new, report

@@ -63,4 +63,4 @@ def test_sigterm_between_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
                      "--out", out, "--profile", "offline")
     assert code == 130
     s = summary(out)
-    assert s["interrupted"] is True and s["counts"].get("pending", 0) >= 2
+    assert s["interrupted"] is True and s["status_counts"].get("pending", 0) >= 2

@@ -26,11 +26,11 @@ app = typer.Typer(
 
 def _register_all() -> None:
     # Imported here so `iapas --help` stays quick and no model code loads at import time.
-    from iapas.cli import compare, demo, doctor, evaluate, run, serve
+    from iapas.cli import calibrate, compare, demo, doctor, evaluate, run, serve
     from iapas.cli.options import hide_flag_types
 
     hide_flag_types()
-    for module in (run, evaluate, demo, doctor, compare, serve):
+    for module in (run, calibrate, evaluate, demo, doctor, compare, serve):
         module.register(app)
 
 

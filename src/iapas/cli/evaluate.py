@@ -50,7 +50,8 @@ def parse_categories(values: list[str] | None) -> list[str] | None:
 
 
 def kind_from_dataset(flags: dict[str, Any]) -> bool:
-    """Use each category's object/texture preset unless --kind or the config file sets one."""
+    """Use each category's object/texture preset unless --kind (auto: chosen from the normal images) or the
+    config file sets one."""
     if flags.get("kind") is not None:
         return False
     cfg_file = flags.get("config_file")

@@ -55,8 +55,8 @@ LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="OpenAI
 LlmInsecureOpt = Annotated[bool, typer.Option("--llm-allow-insecure-http", help="allow the API key over plain http to a non-loopback --llm-base-url")]
 ObjectOpt = Annotated[Optional[str], typer.Option("--object", help="object tag to use instead of tagging, e.g. 'magnetic tile'")]
 KindOpt = Annotated[Optional[str], typer.Option("--kind", help=(
-    f"object or texture: threshold preset {KIND_THRESHOLDS['object']:g} / {KIND_THRESHOLDS['texture']:g} and offline "
-    "feature preset (default: object)"))]
+    "object, texture or auto (default: chosen from the normal images, printed and recorded in the context): "
+    f"threshold preset {KIND_THRESHOLDS['object']:g} / {KIND_THRESHOLDS['texture']:g} and offline feature preset"))]
 NoFilterOpt = Annotated[bool, typer.Option("--no-filter", help="skip the size filter (Step 2-2), as the official filter ablation")]
 BaselineOpt = Annotated[bool, typer.Option("--baseline", help="paper's 'base': the single caption 'defect, abnormal', no tagging, no LLM, no size filter, no per-map min-max under --protocol paper")]
 ObjectTagRuleOpt = Annotated[Optional[str], typer.Option("--object-tag-rule", help="official (default: each normal image grounded with its own tags, top phrase as it comes) or match (iapas: phrase mapped back to one tag)")]
@@ -85,6 +85,7 @@ ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", metavar="G
 MapsOpt = Annotated[str, typer.Option("--maps", help=(
     "score map per image: npz16 (float16, compressed), npy (float32) or none (mask, overlay and JSON only)"))]
 ExportOpt = Annotated[Optional[str], typer.Option("--export", help="also write annotations for correction tools: coco (OUT/annotations.json, COCO instance segmentation with RLE masks; needs pycocotools)")]
+VerdictThresholdOpt = Annotated[Optional[float], typer.Option("--verdict-threshold", help="judge parts at this image score instead of the context's calibrated threshold (see context.json thresholds.verdict; `iapas calibrate` re-fits it on labelled parts)")]
 FailOnDefectOpt = Annotated[bool, typer.Option("--fail-on-defect", help="exit 5 when every input was processed and at least one image is a defect (line integration)")]
 DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help=(
     "auto, float32, float16 or bfloat16; auto = float32 for the detector and SAM (the official code's precision), "
@@ -104,6 +105,7 @@ ReferenceStagesOpt = Annotated[Optional[str], typer.Option("--reference-stages",
     + ", ".join(f"{k} {','.join(map(str, p.stages))}" for k, p in KIND_PRESETS.items()) + ")"))]
 SegmentSizeOpt = Annotated[Optional[int], typer.Option("--segment-size", help="offline/fused: short side (px) at which images are segmented for --refine segments (default 112)")]
 MaskPercentileOpt = Annotated[Optional[float], typer.Option("--mask-percentile", help="offline/fused: percentile of the normal images' distances that sets the mask threshold (default 99.5)")]
+TargetFrrOpt = Annotated[Optional[float], typer.Option("--target-frr", help="offline: share of good parts the calibrated verdict may reject, 0-0.5 (default 0.02)")]
 ZeroShotReferencesOpt = Annotated[Optional[int], typer.Option("--zero-shot-references", help="zero-shot: other images of the batch each image is scored against (default 24)")]
 ZeroShotKeepOpt = Annotated[Optional[float], typer.Option("--zero-shot-keep", help="zero-shot: share of the closest references averaged per patch (default 0.3)")]
 ZeroShotChunkOpt = Annotated[Optional[int], typer.Option("--zero-shot-chunk", help="zero-shot: images scored together, bounds memory (default 128)")]
@@ -152,6 +154,7 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("reference_stages", ReferenceStagesOpt, None),
     ("segment_size", SegmentSizeOpt, None),
     ("mask_percentile", MaskPercentileOpt, None),
+    ("target_frr", TargetFrrOpt, None),
     ("zero_shot_references", ZeroShotReferencesOpt, None),
     ("zero_shot_keep", ZeroShotKeepOpt, None),
     ("zero_shot_chunk", ZeroShotChunkOpt, None),
@@ -225,6 +228,8 @@ def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig
     fields["drop_object_boxes"] = True if flags.get("drop_object_boxes") else None
     fields["llm_allow_insecure_http"] = True if flags.get("llm_allow_insecure_http") else None
     fields["reference_stages"] = parse_int_list(flags.get("reference_stages"), "--reference-stages")
+    if fields.get("kind") == "auto":
+        fields["kind"] = None
     return build_config(flags.get("config_file"), **fields, **extra)
 
 

@@ -40,7 +40,7 @@ from iapas.outputs.writer import (
 from iapas.io.resume import Stamp
 from iapas.io.scoremaps import DEFAULT_MAPS, MAP_FORMATS
 from iapas.pipeline import Pipeline, reuse_or_make
-from iapas.verdict import decision_threshold
+from iapas.verdict import decision_threshold, threshold_rule, with_verdict_threshold
 
 RUN_EXAMPLES = f"""
 Examples:
@@ -158,6 +158,26 @@ def zero_shot_or_reuse(pipeline: Pipeline, paths: list[Path], out: Path) -> Cont
     return reuse_or_make(out / "context.json", stamp, lambda: pipeline.fit_zero_shot(paths))[0]
 
 
+def kind_record(context: Context) -> dict | None:
+    """The kind of the run for summary.json: the choice with its evidence, or the one given."""
+    choice = getattr(context, "kind_choice", None)
+    if isinstance(choice, dict):
+        return choice
+    return {"kind": context.config.kind, "rule": "given (--kind or the config file)"} if context.config.kind else None
+
+
+def show_kind(context: Context) -> None:
+    """Say which kind (object / texture) the run uses, and why when it was chosen from the images."""
+    choice = getattr(context, "kind_choice", None)
+    if isinstance(choice, dict) and choice.get("kind"):
+        share = choice.get("position_share")
+        err_console.print(f"kind: {choice['kind']} (chosen from {choice.get('images')} images without --kind: position "
+                          f"explains {max(0.0, 100 * float(share)):.0f}% of the feature variance; {choice.get('rule', '')})"
+                          if isinstance(share, (int, float)) else f"kind: {choice['kind']} ({choice.get('rule', '')})")
+    elif context.config.kind:
+        err_console.print(f"kind: {context.config.kind}")
+
+
 def show_warnings(context: Context) -> None:
     """Print the context's warnings (odd normal images, in-sample calibration, ...) on the console."""
     for warning in context.warnings:
@@ -187,7 +207,8 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
     digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
     names = output_names(paths, roots)
     summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file),
-                         threshold=decision_threshold(context), mode=context.reference.mode)
+                         threshold=decision_threshold(context), mode=context.reference.mode,
+                         threshold_rule=threshold_rule(context), kind=kind_record(context))
     for path in paths:
         summary.record(path, names[path], "pending")
     summary.save()
@@ -224,6 +245,7 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
                 if plain is not None:
                     v = summary.verdicts()
                     plain.update(i, done_now, f"; {v['defect']} defect, {summary.counts().get('failed', 0)} failed")
+        settled_threshold(summary, context)
         files = finalize_run(out, summary, context, export)
     except KeyboardInterrupt:  # also while the whole-run files are written: the summary must say so
         summary.interrupted = True
@@ -246,6 +268,17 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
         soft_wrap=True,
     )
     return exit_code(summary, fail_on_defect)
+
+
+def settled_threshold(summary: RunSummary, context: Context) -> None:
+    """The threshold the images were judged at: a zero-shot batch sets its own while it is scored."""
+    seen = [i["threshold"] for i in summary.items.values() if i.get("status") == "ok" and i.get("threshold") is not None
+            and not i.get("cached")]
+    if seen:
+        summary.threshold = float(seen[-1])
+    if context.thresholds is not None and context.thresholds.verdict is not None:
+        summary.threshold_rule = threshold_rule(context)  # zero-shot: set by the batch (context.json keeps none,
+        # so a rerun's settings digest, and with it the reuse of finished images, stays the same)
 
 
 def input_roots(images: list[Path], extra: list[str]) -> list[Path]:
@@ -299,6 +332,7 @@ def register(app: typer.Typer) -> None:
         exclude: o.ExcludeOpt = None,
         maps: o.MapsOpt = DEFAULT_MAPS,
         export: o.ExportOpt = None,
+        verdict_threshold: o.VerdictThresholdOpt = None,
         fail_on_defect: o.FailOnDefectOpt = False,
         engine: EngineOpt = "local",
         ray_address: RayAddressOpt = None,
@@ -324,6 +358,8 @@ def register(app: typer.Typer) -> None:
                 context = zero_shot_or_reuse(pipeline, paths, out)
             else:
                 context = fit_or_reuse(pipeline, normals, out)
+            context = with_verdict_threshold(context, verdict_threshold)
+            show_kind(context)
             show_warnings(context)
             code = process_images(pipeline, context, paths, out, out / "context.json", input_roots(images, ctx.args),
                                   formats, fail_on_defect, chosen, maps)
@@ -347,6 +383,7 @@ def register(app: typer.Typer) -> None:
         context = _pipeline(config).fit(normals)
         show_warnings(context)
         context.save(out)
+        show_kind(context)
         err_console.print(f"context written to {safe(out)} (profile {context.profile}); final prompt: "
                           f"{safe(', '.join(context.final_prompt) or '-')}")
 
@@ -367,6 +404,7 @@ def register(app: typer.Typer) -> None:
         exclude: o.ExcludeOpt = None,
         maps: o.MapsOpt = DEFAULT_MAPS,
         export: o.ExportOpt = None,
+        verdict_threshold: o.VerdictThresholdOpt = None,
         fail_on_defect: o.FailOnDefectOpt = False,
         engine: EngineOpt = "local",
         ray_address: RayAddressOpt = None,
@@ -375,7 +413,7 @@ def register(app: typer.Typer) -> None:
         formats = o.parse_export(export)
         maps = check_maps(maps)
         chosen = engine_choice(engine, ray_address, ray_actors)
-        context = Context.load(context_file)
+        context = with_verdict_threshold(Context.load(context_file), verdict_threshold)
         paths = collect_images(images, ctx.args, out, include, exclude)
         update = {"profile": context.profile, **({"device": device} if device else {}), **({"threads": threads} if threads else {})}
         config = context.config.model_copy(update=update)

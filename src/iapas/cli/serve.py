@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
         drain_seconds: Annotated[float, typer.Option("--drain-seconds", help="on SIGTERM, seconds requests in flight may take to finish before the server stops")] = 20.0,
         token_env: Annotated[Optional[str], typer.Option("--token-env", help="environment variable holding the bearer token (default IAPAS_SERVE_TOKEN, optional; a variable named here must be set)")] = None,
         device: Annotated[Optional[list[str]], typer.Option("--device", help="one model worker per device, e.g. --device cuda:0 --device cuda:1 (default: the context's)")] = None,
+        verdict_threshold: Annotated[Optional[float], typer.Option("--verdict-threshold", help="judge every line at this image score instead of its context's calibrated threshold")] = None,
     ) -> None:
         _check_installed()
         from iapas.serve.settings import TOKEN_ENV, ServeSettings, token_from_env
@@ -84,10 +85,11 @@ def register(app: typer.Typer) -> None:
                                  timeout_s=timeout, body_timeout_s=body_timeout, max_uploads=max_uploads,
                                  decode_pixels=decode_pixels, drain_s=drain_seconds, token=token,
                                  devices=tuple(device or [None]))
-        run_server(contexts, bind_host(host, token), port, settings)
+        run_server(contexts, bind_host(host, token), port, settings, verdict_threshold)
 
 
-def run_server(contexts: list[str], host: str, port: int, settings: ServeSettings) -> None:
+def run_server(contexts: list[str], host: str, port: int, settings: ServeSettings,
+               verdict_threshold: float | None = None) -> None:
     """Load the lines and their models, then serve until SIGTERM / Ctrl-C (in-flight requests finish)."""
     import uvicorn
 
@@ -96,7 +98,7 @@ def run_server(contexts: list[str], host: str, port: int, settings: ServeSetting
     from iapas.serve.lines import load_lines
     from iapas.serve.workers import ModelWorkers
 
-    lines = load_lines(contexts)
+    lines = load_lines(contexts, verdict_threshold)
     setup_logging()
     if settings.token is None and host not in (LOOPBACK, "localhost", "::1"):
         warning(f"no token set: anyone who can reach {host}:{port} can use this API (set one with the --token-env "

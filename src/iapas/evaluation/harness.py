@@ -25,6 +25,7 @@ from iapas.data import DatasetSplit, Sample, get_reader, mask_array
 from iapas.errors import DatasetError, InputError, SettingsError
 from iapas.evaluation.cache import context_path, eval_digest, record_path
 from iapas.evaluation.progress import EvalProgress
+from iapas.evaluation.operating import OperatingPoint
 from iapas.evaluation.protocols import (
     PROTOCOL_NOTES, PROTOCOLS, RESAMPLE, category_metrics, default_eval_size, official_map,
 )
@@ -37,6 +38,7 @@ from iapas.io.fingerprint import files_fingerprint
 from iapas.io.images import load_image
 from iapas.io.resume import Stamp
 from iapas.pipeline import Pipeline, reuse_or_make
+from iapas.settings import DEFAULT_TARGET_FRR
 from iapas.stages.presets import category_kind
 
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
@@ -147,10 +149,13 @@ def evaluate_one(
         gt = np.zeros((h, w), dtype=bool)
     pred = pipeline.predict_one(loaded, ctx)
     score = official_map(pred.score_map, size, per_image) if paper else resize_map(pred.score_map, size, resample)
+    th = ctx.thresholds  # zero-shot: set by the batch's calibration during the first prediction
     if not np.isfinite(score).all():
         raise InputError(sample.image_path, "the profile returned a score map with NaN or infinite values")
     info = pred.to_json()
     info["eval_seconds"] = time.perf_counter() - t0
+    if th is not None or ctx.thresholds is not None:
+        info["thresholds"] = (ctx.thresholds or th).model_dump(exclude_none=True)  # type: ignore[union-attr]
     save_record(
         dest,
         EvalRecord(
@@ -214,6 +219,7 @@ class Gathered:
     scores: np.ndarray
     ranges: np.ndarray
     seconds: float
+    thresholds: dict[str, Any] | None = None  # the first record's copy of its context's thresholds
 
 
 def gather(paths: list[Path], size: int, dtype: type = np.float32) -> Gathered:
@@ -227,6 +233,8 @@ def gather(paths: list[Path], size: int, dtype: type = np.float32) -> Gathered:
         g.maps[i], g.masks[i], g.labels[i], g.scores[i] = rec.score_map, rec.gt_mask, bool(rec.label), rec.image_score
         g.ranges[i] = rec.map_range if rec.map_range else (float(rec.score_map.min()), float(rec.score_map.max()))
         g.seconds += float(rec.prediction.get("eval_seconds", 0.0))
+        if g.thresholds is None and rec.prediction.get("thresholds"):
+            g.thresholds = rec.prediction["thresholds"]
     return g
 
 
@@ -266,6 +274,7 @@ def run_evaluation(
     failures: list[dict[str, Any]] = []
     per_seed: dict[int, dict[str, dict[str, Any]]] = {s: {} for s in seeds}
     kinds: dict[str, str] = {}
+    kind_choices: dict[str, Any] = {}
     n_predicted = n_cached = 0
     total_seconds, total_records = 0.0, 0
     wall0 = time.perf_counter()
@@ -275,15 +284,17 @@ def run_evaluation(
         for seed in seeds:
             kind = split.kind if profile == "offline" else category_kind(dataset, split.kind, config.texture_preset)
             cfg = config.model_copy(update={"seed": seed, **({"kind": kind} if auto_kind else {})})
-            kinds[cat] = cfg.kind
-            key = cfg.model_dump_json()
+            kinds[cat] = cfg.kind or "auto"
+            key = cfg.model_dump_json() + ("" if cfg.kind else f"|{cat}")  # a kind chosen from the images is per category
             if key not in pipelines:  # models stay loaded across pipelines through the model caches
                 pipelines[key] = Pipeline(cfg)
             pipeline = pipelines[key]
             sampled = pipeline.select_normal(list(split.normal_pool)) if split.normal_pool else []
             test = limit_samples(split.test_for(sampled, protocol), limit)
             fp = files_fingerprint(sampled)
-            digest = eval_digest(cfg, pipeline.profile, eval_size, resample, normals=fp,
+            # few-shot maps do not depend on the verdict's target (only the context does): records are reused
+            record_cfg = cfg if zero_shot else cfg.model_copy(update={"target_frr": DEFAULT_TARGET_FRR})
+            digest = eval_digest(record_cfg, pipeline.profile, eval_size, resample, normals=fp,
                                  record_rule=PAPER_RECORD_RULE if protocol == "paper" else None)
             digest += "-zero-shot" if zero_shot else ""
             dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
@@ -296,13 +307,15 @@ def run_evaluation(
             cfg = pipeline.config
             todo = [(s, d) for s, d in zip(test, dests) if not d.is_file()]
             n_cached += len(test) - len(todo)
-            if todo:
+            ctx = None
+            if not zero_shot:  # the context's thresholds give the operating point even when every record is cached
                 bar.describe(f"{cat} seed {seed}: Stage 1")
-                if zero_shot:  # the whole test list is the batch, so a resumed run scores alike
+                ctx = fit_or_load(pipeline, sampled, context_path(out, cat, seed),
+                                  eval_digest(cfg, pipeline.profile, 0, normals=fp), fp)  # not protocol-dependent
+            if todo:
+                if ctx is None:  # zero-shot: the whole test list is the batch, so a resumed run scores alike
+                    bar.describe(f"{cat} seed {seed}: Stage 1")
                     ctx = pipeline.fit_zero_shot([s.image_path for s in test])
-                else:
-                    ctx = fit_or_load(pipeline, sampled, context_path(out, cat, seed),
-                                      eval_digest(cfg, pipeline.profile, 0, normals=fp), fp)  # not protocol-dependent
                 bar.describe(f"{cat} seed {seed}")
                 tasks = [EvalTask(s, d) for s, d in todo]
                 failed: dict[Path, dict[str, Any]] = {}
@@ -321,7 +334,13 @@ def run_evaluation(
             total_records += len(keep)
             # paper records already hold the official per-image maps: only the category step is left
             ranges = None if protocol == "paper" else g.ranges
-            per_seed[seed][cat] = category_metrics(g.maps, g.masks, g.labels, g.scores, protocol, ranges)
+            if ctx is not None and ctx.config.kind:
+                kinds[cat] = ctx.config.kind
+                if getattr(ctx, "kind_choice", None):
+                    kind_choices[cat] = ctx.kind_choice  # type: ignore[attr-defined]
+            th = ctx.thresholds.model_dump(exclude_none=True) if ctx is not None and ctx.thresholds is not None and not zero_shot else g.thresholds
+            per_seed[seed][cat] = category_metrics(g.maps, g.masks, g.labels, g.scores, protocol, ranges,
+                                                   OperatingPoint.from_thresholds(th))
             del g
     cats, mean, std_cat, std_mean = combine_seeds(per_seed, rounded=protocol == "paper")
     if protocol == "paper":
@@ -351,6 +370,12 @@ def run_evaluation(
         "normal_pool_rules": {c: s.pool_rule for c, s in plan.splits.items()},
         "test_counts": test_counts,
         "kinds": kinds,
+        "kind_choices": kind_choices,
+        "operating_point_note": (
+            "at each category's own thresholds (context.thresholds; zero-shot: the batch's): good_flagged = good parts "
+            "judged defect, defective_missed = defective parts judged ok, image_f1 at the verdict threshold, pixel_f1 "
+            "of the written masks (empty for parts judged ok), regions_per_good = mean region count on good parts"
+            + ("; pixel_*_decided: the paper protocol reading an all-zero map for every part judged ok" if protocol == "paper" else "")),
         "root": str(plan.root),
         "config": config.model_dump(mode="json"),
         "iapas_version": __version__,

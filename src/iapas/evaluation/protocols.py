@@ -25,12 +25,17 @@ from typing import Any
 import numpy as np
 
 from iapas.evaluation.resample import resize_map
+from iapas.evaluation.operating import OPERATING_KEYS, OperatingPoint, operating_metrics
 from iapas.metrics import aupro, pixel_metrics
 
 PROTOCOLS = ("standard", "paper")
 METRIC_KEYS = (
     "pixel_ap", "pixel_f1_max", "pixel_auroc", "pixel_aupro", "image_ap", "image_auroc", "image_f1_max",
 )
+# paper protocol, maps as the tool decides them: a part judged ok reads as an all-zero map (as the paper's own
+# maps are when no box is kept); the figures above read every raw map
+DECIDED_KEYS = ("pixel_ap_decided", "pixel_f1_max_decided")
+ALL_KEYS = METRIC_KEYS + OPERATING_KEYS + DECIDED_KEYS
 PAPER_THRESHOLDS = 100
 PAPER_EVAL_SIZE = 400
 STANDARD_EVAL_SIZE = 256
@@ -135,6 +140,7 @@ def category_metrics(
     image_scores: np.ndarray,
     protocol: str,
     ranges: np.ndarray | None = None,
+    point: OperatingPoint | None = None,
 ) -> dict[str, Any]:
     """All metrics of one category.
 
@@ -147,6 +153,7 @@ def category_metrics(
         protocol: "standard" or "paper".
         ranges: paper protocol, raw records only: (N, 2) full-resolution [min, max] of each raw map;
             None when `maps` are already the official per-image maps.
+        point: the context's verdict and mask thresholds (operating-point figures; NaN without them).
     Returns:
         metric name -> value (fractions), plus n_images, n_anomalous and notes.
     """
@@ -157,6 +164,8 @@ def category_metrics(
         out.update({k: nan for k in METRIC_KEYS})
         out["notes"] = ["no evaluated images"]
         return out
+    out.update(operating_metrics(maps, masks, labels, image_scores, point))  # raw maps, the profile's own scores
+    judged_ok = image_scores < point.verdict if point is not None else None
     if protocol == "paper":
         paper_maps(maps, ranges)
         image_scores = maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float64)
@@ -178,5 +187,11 @@ def category_metrics(
     out["image_ap"], out["image_auroc"], out["image_f1_max"] = im["ap"], im["auroc"], im["f1_max"]
     if protocol == "paper":
         zero_when_undefined(out, int(px["n_pos"]), notes)
+    if protocol == "paper" and judged_ok is not None:
+        # per-image then together min-max of a zeroed map is zero, so zeroing after normalising is the same
+        maps[judged_ok] = 0.0
+        minmax_together(maps)
+        dec = pixel_metrics(maps.ravel(), masks.ravel(), f1_grid=PAPER_THRESHOLDS)
+        out["pixel_ap_decided"], out["pixel_f1_max_decided"] = dec["ap"], dec["f1_max_grid"]
     out["notes"] = notes
     return out

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from iapas.evaluation.protocols import METRIC_KEYS
+from iapas.evaluation.protocols import ALL_KEYS as METRIC_KEYS
 
 
 def _mean(values: list[float]) -> float:
@@ -41,7 +41,7 @@ def mean_row(rows: dict[str, dict[str, Any]], rounded: bool = False) -> dict[str
     official table's mean row does.
     """
     shown = official_round if rounded else float
-    out: dict[str, Any] = {k: _mean([shown(r[k]) for r in rows.values()]) for k in METRIC_KEYS}
+    out: dict[str, Any] = {k: _mean([shown(r.get(k, float("nan"))) for r in rows.values()]) for k in METRIC_KEYS}
     out["n_images"] = int(sum(r["n_images"] for r in rows.values()))
     out["n_anomalous"] = int(sum(r["n_anomalous"] for r in rows.values()))
     return out
@@ -56,17 +56,20 @@ def combine_seeds(per_seed: dict[int, dict[str, dict[str, Any]]], rounded: bool 
     std_cat: dict[str, dict[str, float]] = {}
     for c in cats:
         rows = [per_seed[s][c] for s in seeds if c in per_seed[s]]
-        row: dict[str, Any] = {k: _mean([r[k] for r in rows]) for k in METRIC_KEYS}
+        row: dict[str, Any] = {k: _mean([r.get(k, float("nan")) for r in rows]) for k in METRIC_KEYS}
         row["n_images"] = int(round(_mean([r["n_images"] for r in rows])))
         row["n_anomalous"] = int(round(_mean([r["n_anomalous"] for r in rows])))
+        points = [r["thresholds"] for r in rows if r.get("thresholds")]
+        if points:
+            row["thresholds"] = points[0] if len(points) == 1 else points
         notes = sorted({n for r in rows for n in r.get("notes", [])})
         if notes:
             row["notes"] = notes
         categories[c] = row
-        std_cat[c] = {k: _std([r[k] for r in rows]) for k in METRIC_KEYS}
+        std_cat[c] = {k: _std([r.get(k, float("nan")) for r in rows]) for k in METRIC_KEYS}
     seed_means = [mean_row(per_seed[s], rounded) for s in seeds]
     mean = mean_row(categories, rounded)
-    std_mean = {k: _std([m[k] for m in seed_means]) for k in METRIC_KEYS}
+    std_mean = {k: _std([m.get(k, float("nan")) for m in seed_means]) for k in METRIC_KEYS}
     return categories, mean, std_cat, std_mean
 
 

@@ -303,10 +303,14 @@ class _Writer:
                                  alt=f"{cat} pixel histogram"))
         normal_img = np.array([r.image_score for r in main.records if r.label == 0])
         anom_img = np.array([r.image_score for r in main.records if r.label == 1])
+        point = (self.main.metrics.get("categories", {}).get(cat) or {}).get("thresholds")
+        verdict = point.get("verdict") if isinstance(point, dict) else None
         src = self.asset(f"{slug}_image_hist.png", histogram_png(
-            normal_img, anom_img, f"{cat}: image scores (all cached images)", "image score",
-            names=("normal images", "anomalous images")))
-        figs.append(h.figure(src, "Image scores of normal vs anomalous test images.", alt=f"{cat} image histogram"))
+            normal_img, anom_img, f"{cat}: image scores (all cached images)", "image score", verdict,
+            names=("normal images", "anomalous images"), threshold_name="verdict threshold"))
+        figs.append(h.figure(src, "Image scores of normal vs anomalous test images" + (
+            "; the dashed line is the context's verdict threshold (" + h.esc(str(point.get("rule") or "")) + ")."
+            if verdict is not None else "."), alt=f"{cat} image histogram"))
         return "".join(figs)
 
     def _context(self, cat: str) -> str:

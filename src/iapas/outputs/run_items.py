@@ -25,10 +25,11 @@ from iapas.io.atomic import atomic_write_text
 from iapas.io.scoremaps import DEFAULT_MAPS
 from iapas.outputs.writer import RunSummary, write_prediction
 from iapas.types import Prediction
-from iapas.verdict import decide, decision_threshold, display_top
+from iapas.verdict import decide, decision_threshold, display_top, settle
 
 EXIT_DEFECT_FOUND = 5  # only with --fail-on-defect, and only when every input was processed
-RESULTS_COLUMNS = ("path", "verdict", "image_score", "largest_region_area", "top_phrase", "name", "status", "error")
+RESULTS_COLUMNS = ("path", "verdict", "image_score", "largest_region_area", "top_phrase", "name", "status", "error",
+                   "threshold", "threshold_rule")
 EXPORT_FORMATS = ("coco",)
 
 
@@ -65,6 +66,7 @@ def process_one(pipeline: Any, context: Context, path: Path, out: Path, name: st
 
     loaded = load_image(path)
     pred = pipeline.predict_one(loaded, context)
+    pred = settle(pred, decide(pred, context))  # one decision: masks, regions and COCO follow the verdict
     fields = verdict_fields(pred, context)
     threshold = decision_threshold(context)
     try:
@@ -125,6 +127,8 @@ def results_csv(summary: RunSummary) -> str:
             item.get("largest_region_area", "") if ok and item.get("largest_region_area") is not None else "",
             cell(item.get("top_phrase", "")) if ok else "", cell(item.get("name") or ""), item.get("status", ""),
             cell(item.get("error", "")),
+            f"{float(item['threshold']):.6f}" if ok and item.get("threshold") is not None else "",
+            cell(summary.threshold_rule or "") if ok else "",
         ])
     return buf.getvalue()
 

@@ -167,6 +167,11 @@ def write_run_report(run_dir: Path, title: str | None = None,
     facts = [("profile", profile), ("processed", str(len(items))), ("defect", str(len(defects))),
              ("ok", str(len(clean))), ("failed", str(len(failures))),
              ("threshold", f"{threshold:.3f}" if threshold is not None else "not recorded")]
+    if summary.get("threshold_rule"):
+        facts.append(("threshold rule", str(summary["threshold_rule"])))
+    kind = summary.get("kind")
+    if isinstance(kind, dict) and kind.get("kind"):
+        facts.append(("kind", f"{kind['kind']} ({kind.get('rule', '')})"))
     d_pages, c_pages = _pages(defects, DEFECTS_PER_PAGE), _pages(clean, CLEAN_PER_PAGE)
 
     parts = [section for _, _, section in extra]

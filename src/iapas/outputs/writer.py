@@ -343,6 +343,8 @@ class RunSummary:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     interrupted: bool = False
     threshold: float | None = None  # the image-score threshold of every verdict (iapas.verdict)
+    threshold_rule: str | None = None  # how that threshold was set (context.thresholds.verdict_rule)
+    kind: dict[str, Any] | None = None  # object / texture, and the evidence when chosen from the images
     setup_error: dict[str, Any] | None = None  # a run stopped before any image (e.g. missing models)
 
     def record(self, path: Path, name: str | None, status: str, error: str | None = None, **extra: Any) -> None:
@@ -377,6 +379,8 @@ class RunSummary:
                 "status_counts": self.counts(),  # processing: ok (processed), failed, pending
                 "threshold": None if self.threshold is None else round(float(self.threshold), 6),
                 "verdict_counts": self.verdicts(),  # judgement of the processed images: defect, ok
+                "threshold_rule": self.threshold_rule,
+                **({"kind": self.kind} if self.kind else {}),
                 "inputs": list(self.items.values()),
                 "failures": self.failures,
                 **({"setup_error": self.setup_error} if self.setup_error else {}),

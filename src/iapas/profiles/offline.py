@@ -31,11 +31,13 @@ from iapas.context import Context, Reference
 from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
 from iapas.models.device import resolve_device
-from iapas.settings import FLOOR_PERCENTILE, KIND_PRESETS, Calibration, Settings, floor_percentile_for  # noqa: F401 - presets re-exported
-from iapas.stages.calibration import calibrate, calibrated, normal_set_warnings
+from iapas.settings import (  # noqa: F401 - presets re-exported
+    FLOOR_PERCENTILE, KIND_PRESETS, VERDICT_SPREAD, Calibration, Settings, Thresholds, floor_percentile_for,
+)
+from iapas.stages.calibration import Decision, calibrate, calibrated, decision_from_maxima, mask_cut, normal_set_warnings
 from iapas.stages.reference import AUTO_AUGMENT, MemoryBank, build_bank, raw_map
 from iapas.stages.regions import DESCRIPTION_NOTE, mask_regions
-from iapas.types import Prediction
+from iapas.types import Detections, Prediction
 
 MIN_REGION_FRACTION = 2e-4  # components smaller than this fraction of the image are noise
 MIN_REGION_PIXELS = 4
@@ -110,6 +112,12 @@ class OfflineProfile:
             models={"backbone": {"id": bank.settings.backbone, "revision": "pypi"}},
         )
         ctx.warnings.extend(warnings)
+        cal = reference.calibration
+        assert cal is not None and cal.threshold is not None
+        decision = decision_from_maxima(reference.get("normal_image_max"), cal.threshold, cal.floor,
+                                        VERDICT_SPREAD[self.settings.kind], self.settings.target_frr,
+                                        "leave-one-out normal images")
+        ctx.thresholds = thresholds_of(decision)
         ctx.set_arrays(bank_features=bank.features, bank_source=bank.source)
         return ctx
 
@@ -145,7 +153,7 @@ class OfflineProfile:
         score = calibrated(self.reference_map(image, context), cal.threshold, cal.floor)  # type: ignore[arg-type]
         return prediction_from_map(image.path, score, self.name,
                                    ["regions found visually (nearest-neighbour distance to normal images); "
-                                    + DESCRIPTION_NOTE], rgb=image.rgb)
+                                    + DESCRIPTION_NOTE], decision_of(context), rgb=image.rgb)
 
 
 def calibration_of(context: Context) -> Calibration:
@@ -156,12 +164,56 @@ def calibration_of(context: Context) -> Calibration:
     return cal
 
 
+def thresholds_of(decision: Decision) -> Thresholds:
+    """The context's thresholds record of a decision."""
+    return Thresholds(verdict=round(decision.verdict, 6), verdict_rule=decision.rule, mask=round(decision.mask, 6),
+                      mask_relative=decision.mask_relative, target_frr=decision.target_frr)
+
+
+def decision_of(context: Context) -> Decision:
+    """The context's verdict and mask thresholds; contexts made before they existed judge at the mask
+    threshold (score 0.5) for both, as they did."""
+    th = context.thresholds
+    verdict = th.verdict if th is not None and th.verdict is not None else 0.5
+    mask = th.mask if th is not None and th.mask is not None else min(0.5, verdict)
+    relative = th.mask_relative if th is not None and th.mask_relative is not None else 0.0
+    rule = (th.verdict_rule if th is not None and th.verdict_rule else "score 0.5 (the pixel threshold)")
+    return Decision(verdict=float(verdict), mask=float(mask), mask_relative=float(relative), rule=rule,
+                    target_frr=float(th.target_frr) if th is not None and th.target_frr else float("nan"))
+
+
 def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[str],
-                        rgb: np.ndarray | None = None) -> Prediction:
-    """Mask (score >= 0.5), regions and image score (the map's maximum) of a calibrated map; with the
-    (H, W, 3) image `rgb`, each region's phrase describes it (stages.regions.describe_region)."""
+                        decision: Decision | None = None, rgb: np.ndarray | None = None) -> Prediction:
+    """Verdict, mask, regions and image score (the map's maximum) of a calibrated map, from one rule.
+
+    A part whose peak is under the verdict threshold has no region and an all-zero mask (its map keeps its
+    values, for analysis). A defect's mask holds the pixels at or above `mask_cut` in components of at least
+    the minimum region size; when none is that large, the component holding the peak is kept, so a defect
+    always has a region. With the (H, W, 3) image `rgb`, each region's phrase describes it
+    (stages.regions.describe_region).
+    """
+    decision = decision or Decision(verdict=0.5, mask=0.5, mask_relative=0.0, rule="", target_frr=float("nan"))
     h, w = score.shape
+    peak = float(score.max()) if score.size else 0.0
+    if peak < decision.verdict or score.size == 0:
+        return Prediction(path=path, score_map=score, mask=np.zeros(score.shape, dtype=bool), boxes=Detections.empty(),
+                          image_score=peak, profile=profile, notes=list(notes))
     min_area = max(MIN_REGION_PIXELS, int(MIN_REGION_FRACTION * h * w))
-    boxes, mask = mask_regions(score, score >= 0.5, min_area=min_area, rgb=rgb)
-    return Prediction(path=path, score_map=score, mask=mask, boxes=boxes, image_score=float(score.max()),
+    cut = mask_cut(peak, decision.mask, decision.mask_relative)
+    boxes, mask = mask_regions(score, score >= cut, min_area=min_area, rgb=rgb)
+    if len(boxes) == 0:  # every component under the size floor: keep the one holding the peak
+        boxes, mask = peak_region(score, cut, rgb)
+    return Prediction(path=path, score_map=score, mask=mask, boxes=boxes, image_score=peak,
                       profile=profile, notes=list(notes))
+
+
+def peak_region(score: np.ndarray, cut: float, rgb: np.ndarray | None = None) -> tuple[Detections, np.ndarray]:
+    """The connected component of score >= cut that holds the map's peak, as one region."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(score >= cut, structure=np.ones((3, 3), dtype=bool))
+    y, x = np.unravel_index(int(np.argmax(score)), score.shape)
+    only = labels == labels[y, x] if labels[y, x] else np.zeros(score.shape, dtype=bool)
+    if not only.any():
+        only[y, x] = True
+    return mask_regions(score, only, min_area=1, rgb=rgb)

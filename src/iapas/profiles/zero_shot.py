@@ -11,6 +11,7 @@ and one chunk, whatever the batch size.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ import numpy as np
 from iapas.context import Context, Reference
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
-from iapas.stages.calibration import calibrate, calibrated
-from iapas.settings import FLOOR_PERCENTILE, Calibration, Settings, floor_percentile_for
+from iapas.stages.calibration import BATCH_QUANTILE, calibrate, calibrated, decision_from_maxima
+from iapas.settings import FLOOR_PERCENTILE, VERDICT_SPREAD, Calibration, Settings, floor_percentile_for, kind_of
 from iapas.stages.mutual import MutualSettings, chunks, reference_pool, score_image
 from iapas.stages.reference import embed, finish_map, prepare
 from iapas.types import Prediction
@@ -83,6 +84,7 @@ class ZeroShotBatch:
         self._part: int | None = None
         self._pool: dict[int, Any] | None = None  # index -> (patch features, grid) of the reference pool
         self._calibration: Any = None  # stages.calibration.Calibration from the pool's maps
+        self._decision: Any = None  # stages.calibration.Decision from the pool's map maxima
 
     def serves(self, context: Context) -> bool:
         return context is self.context
@@ -121,6 +123,17 @@ class ZeroShotBatch:
         maps = [finish_map(score_image(j, self._pool[j], refs, self.mutual), im.rgb, self.settings)
                 for j, im in images.items()]
         self._calibration = calibrate(maps, self.percentile, floor_percentile_for(self.percentile, self.floor_percentile))
+        config = self.context.config
+        self._decision = decision_from_maxima([float(m.max()) for m in maps], self._calibration.threshold,
+                                              self._calibration.floor, VERDICT_SPREAD[kind_of(config)], config.target_frr,
+                                              "images of the batch's reference pool (mutual scoring)",
+                                              quantile=BATCH_QUANTILE)
+        given = self.context.thresholds
+        if given is not None and given.verdict is not None and given.verdict_rule and "--verdict-threshold" in given.verdict_rule:
+            self._decision = replace(self._decision, verdict=given.verdict, rule=given.verdict_rule)  # the user's wins
+        from iapas.profiles.offline import thresholds_of
+
+        self.context.thresholds = thresholds_of(self._decision)
 
     def _run_part(self, part: int, given: dict[int, LoadedImage]) -> None:
         """Score one chunk of consecutive images against the pool; unreadable images become errors."""
@@ -140,5 +153,5 @@ class ZeroShotBatch:
             raw = finish_map(score_image(i, feats, refs, self.mutual), image.rgb, self.settings)
             score = calibrated(raw, self._calibration.threshold, self._calibration.floor)
             self._done[i] = prediction_from_map(image.path, score, "offline", [ZERO_SHOT_NOTE, DESCRIPTION_NOTE],
-                                                rgb=image.rgb)
+                                                self._decision, rgb=image.rgb)
         self._part = part

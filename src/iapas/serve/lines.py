@@ -13,7 +13,7 @@ from typing import Any
 
 from iapas.context import Context
 from iapas.errors import SettingsError
-from iapas.verdict import decision_threshold
+from iapas.verdict import decision_threshold, with_verdict_threshold
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
@@ -66,8 +66,9 @@ def parse_line_spec(spec: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def load_lines(specs: list[str]) -> dict[str, Line]:
-    """Load every `--context` once, before the server starts (errors here stop it with exit status 2)."""
+def load_lines(specs: list[str], verdict_threshold: float | None = None) -> dict[str, Line]:
+    """Load every `--context` once, before the server starts (errors here stop it with exit status 2);
+    `verdict_threshold` replaces each context's own (`--verdict-threshold`)."""
     if not specs:
         raise SettingsError("give at least one --context NAME=context.json (written by `iapas prompts`)")
     lines: dict[str, Line] = {}
@@ -75,6 +76,6 @@ def load_lines(specs: list[str]) -> dict[str, Line]:
         name, path = parse_line_spec(spec)
         if name in lines:
             raise SettingsError(f"--context: line {name!r} is given twice")
-        context = Context.load(path)
+        context = with_verdict_threshold(Context.load(path), verdict_threshold)
         lines[name] = Line(name, path, context, context_digest(path, context))
     return lines

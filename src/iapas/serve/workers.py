@@ -18,7 +18,7 @@ from iapas.io.images import LoadedImage
 from iapas.serve.guard import TRIM_PIXELS, give_memory_back
 from iapas.serve.lines import Line
 from iapas.types import Prediction
-from iapas.verdict import Verdict, decide
+from iapas.verdict import Verdict, decide, settle
 
 
 class QueueFull(Exception):
@@ -164,7 +164,8 @@ class ModelWorkers:
                 line = self.lines[job.line]
                 pred = pipelines[job.line].predict_one(job.image, line.context)
                 done = time.perf_counter()
-                job.future.set_result(Result(pred, decide(pred, line.context), started - job.enqueued, done - started, device))
+                verdict = decide(pred, line.context)
+                job.future.set_result(Result(settle(pred, verdict), verdict, started - job.enqueued, done - started, device))
             except Exception as exc:  # noqa: BLE001 - the request gets an error answer, the worker lives on
                 job.future.set_exception(exc)
             finally:

@@ -134,3 +134,93 @@ def normal_set_warnings(paths: Sequence[str], rgbs: Sequence[np.ndarray], image_
         warnings.append(f"normal image {paths[i]} looks unlike the other normal images (its calibration distance "
                         f"is over {OUTLIER_SCORE_RATIO:g}x theirs); calibration uses the median image, not this one")
     return warnings
+
+
+MASK_SHARE = 0.75  # the mask threshold lies this far from the pixel threshold towards the verdict's (raw distance)
+MASK_RELATIVE = 0.5  # a defect pixel also needs this share of its image's peak excess over the floor
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Verdict and mask thresholds on the calibrated map scale, and the rule that made them.
+
+    A part is a defect when its map's peak reaches `verdict`; only then does it get a mask: the pixels
+    whose score reaches `mask` and whose excess over the floor is at least `mask_relative` x the peak's
+    (never above the peak itself, so a defect always has a region).
+    """
+
+    verdict: float
+    mask: float
+    mask_relative: float
+    rule: str
+    target_frr: float
+
+
+def score_of(raw: float, threshold: float, floor: float) -> float:
+    """The calibrated score of one raw distance (the scalar form of `calibrated`)."""
+    return float(calibrated(np.asarray([raw], dtype=np.float64), threshold, floor)[0])
+
+
+def verdict_factor(spread: float, target_frr: float) -> float:
+    """exp(z x spread), z the standard normal quantile of 1 - target_frr: the image-maximum threshold over
+    the median normal image's maximum when normal maxima are log-normal with sd `spread`."""
+    from statistics import NormalDist
+
+    if not 0.0 < target_frr < 1.0:
+        raise ValueError(f"target false-reject rate must be in (0, 1), got {target_frr}")
+    return float(np.exp(NormalDist().inv_cdf(1.0 - target_frr) * spread))
+
+
+BATCH_QUANTILE = 0.125  # zero-shot: the batch's level is read at this low quantile of its image maxima
+
+
+def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float, spread: float,
+                         target_frr: float, source: str, quantile: float = 0.5) -> Decision:
+    """The verdict and mask thresholds from the raw map maxima of images that are (mostly) normal.
+
+    Rule: the verdict threshold (raw) is median(maxima) x exp(z(1 - target_frr) x spread). The median of
+    ten is stable where a high quantile of ten is not; the spread, how far normal maxima stray above the
+    median, is the kind's prior (settings.VERDICT_SPREAD) because ten leave-one-out maxima do not predict
+    it (docs/offline-tuning.md). The mask threshold lies 3/4 of the way from the pixel threshold to it (at
+    the verdict's when that is the lower one, as in a zero-shot batch of mostly defective parts).
+
+    Args:
+        maxima: raw maxima of leave-one-out maps of the normal images (or of a batch, zero-shot).
+        threshold, floor: the pixel calibration (raw distances at score 0.5 and 0).
+        spread: sd of log maxima of normal parts (the kind's).
+        target_frr: share of good parts the verdict may reject.
+        source: what `maxima` are, for the rule text.
+        quantile: which quantile of `maxima` anchors the rule: 0.5 (the median) for normal images; a low one
+            for a zero-shot batch, whose upper part may be defective (0.125 holds while a quarter of the batch
+            is good); the factor then spans from that quantile, exp((z(1 - target) - z(quantile)) x spread).
+
+    Returns:
+        The decision on the calibrated scale.
+    """
+    values = np.asarray([v for v in maxima if np.isfinite(v)], dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("the verdict needs at least one normal image's map maximum")
+    from statistics import NormalDist
+
+    median = float(np.quantile(values, quantile))
+    factor = verdict_factor(spread, target_frr) / float(np.exp(NormalDist().inv_cdf(quantile) * spread))
+    verdict_raw = max(median * factor, floor + 1e-9)
+    mask_raw = min(verdict_raw, threshold + MASK_SHARE * (verdict_raw - threshold))
+    verdict, mask = score_of(verdict_raw, threshold, floor), score_of(mask_raw, threshold, floor)
+    which = "median" if quantile == 0.5 else f"{quantile:g}-quantile"
+    rule = (f"image score >= {verdict:.4f}: {which} map maximum of {values.size} {source} x {factor:.3f} (log-normal, "
+            f"spread {spread:g}, target false-reject rate {target_frr:g}); mask: score >= {mask:.4f} and excess "
+            f">= {MASK_RELATIVE:g} x the peak's")
+    return Decision(verdict=verdict, mask=mask, mask_relative=MASK_RELATIVE, rule=rule, target_frr=target_frr)
+
+
+def excess_ratio(score: np.ndarray | float) -> np.ndarray:
+    """Calibrated score s -> s / (1 - s), the excess over the floor in units of (threshold - floor)."""
+    s = np.minimum(np.asarray(score, dtype=np.float64), 1.0 - 1e-9)
+    return s / (1.0 - s)
+
+
+def mask_cut(peak: float, mask: float, mask_relative: float) -> float:
+    """The score a pixel of an image whose map peaks at `peak` needs to join the mask."""
+    r = max(float(excess_ratio(mask)), mask_relative * float(excess_ratio(peak)))
+    return float(min(r / (1.0 + r), peak))
