@@ -61,6 +61,6 @@ def test_options_are_grouped_in_panels_in_order(run_help: str) -> None:
     assert panel_of["--images"] == o.PANEL_INPUTS and panel_of["--out"] == o.PANEL_OUTPUTS
     assert panel_of["--llm-allow-insecure-http"] == o.PANEL_PAPER and panel_of["--refine"] == o.PANEL_OFFLINE
     assert panel_of["--threads"] == o.PANEL_ENGINE and panel_of["--profile"] == o.PANEL_MODELS
-    assert "[default: npz16]" in run_help and "(default: object)" in run_help
+    assert "[default: npz16]" in run_help and "(default: chosen from" in run_help
     unplaced = sorted(n for n in _run_option_names() if panel_of.get(n) not in o.PANEL_ORDER and n != "--help")
     assert not unplaced, f"options outside the panels (add them to cli/options.OPTION_PANELS): {unplaced}"

@@ -59,8 +59,8 @@ def test_unexpected_failure_is_json_and_counted(tmp_path: Path, monkeypatch: pyt
 def test_validation_and_routing_errors_use_the_documented_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with app_client(tmp_path, monkeypatch) as client:
         before = errors_total(client, "invalid_request")
-        missing = client.post("/v1/inspect", files={"file": ("a.png", png_bytes())})  # no line=
-        assert missing.status_code == 422 and missing.json()["kind"] == "invalid_request" and "line" in missing.json()["error"]
+        missing = client.post("/v1/inspect?line=tile")  # no file
+        assert missing.status_code == 422 and missing.json()["kind"] == "invalid_request" and "file" in missing.json()["error"]
         assert "detail" not in missing.json()
         assert errors_total(client, "invalid_request") == before + 1
         nowhere = client.get("/no/such/page")

@@ -28,11 +28,11 @@ PANEL_ORDER = (PANEL_INPUTS, PANEL_OUTPUTS, PANEL_MODELS, PANEL_OFFLINE, PANEL_P
 # parameter name -> its panel, for the commands built with `with_pipeline_flags` (a new flag: add one line here)
 OPTION_PANELS: dict[str, str] = {
     **dict.fromkeys(("images", "normal", "context_file", "include", "exclude", "num_normal", "seed"), PANEL_INPUTS),
-    **dict.fromkeys(("out", "maps", "export", "fail_on_defect"), PANEL_OUTPUTS),
+    **dict.fromkeys(("out", "maps", "export", "verdict_threshold", "fail_on_defect"), PANEL_OUTPUTS),
     **dict.fromkeys(("profile", "config_file", "detector", "segmenter", "tagger", "llm", "kind", "device", "dtype"),
                     PANEL_MODELS),
     **dict.fromkeys(("refine", "backbone", "feature_size", "reference_stages", "segment_size", "mask_percentile",
-                     "zero_shot_references", "zero_shot_keep", "zero_shot_chunk"), PANEL_OFFLINE),
+                     "zero_shot_references", "zero_shot_keep", "zero_shot_chunk", "target_frr"), PANEL_OFFLINE),
     **dict.fromkeys(("llm_base_url", "llm_allow_insecure_http", "object_name", "no_filter", "baseline",
                      "object_tag_rule", "llm_prompt", "llm_decoding", "llm_seed", "llm_parse", "max_phrases",
                      "drop_object_boxes", "texture_preset", "thresholds", "box_threshold", "text_threshold", "size_threshold",
