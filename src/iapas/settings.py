@@ -26,6 +26,7 @@ DEFAULT_LEVELS: tuple[tuple[float, float, int], ...] = (
 )
 DEFAULT_COMBINE = "geometric"
 DEFAULT_SMOOTH = 0.5  # gaussian sigma after pooling, in working pixels
+POSITION_RATIO = 0.35  # aligned when at most this share of normal patches match better elsewhere (stages.position)
 FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which a pixel scores exactly 0
 
 
@@ -40,6 +41,8 @@ class FeaturePreset:
     sigma: float
     augment: tuple[str, ...] = ("auto",)  # views of the normal images in the bank ("auto": while it stays small)
     coreset: float = 1.0  # share of the bank kept by the greedy coreset (at least MIN_CORESET_ROWS)
+    position: str = "auto"  # position-aware reference (stages.position): auto (decided on the normals), on, off
+    position_combine: str = "position"  # when aligned: "position" only, or its "mean"/"max" with the global bank
 
 
 KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}  # the paper's box / text thresholds per kind
@@ -74,6 +77,12 @@ class ReferenceSettings:
     segment_size: int = DEFAULT_WORKING_SIZE  # short side at which the image is segmented
     segment_combine: str = DEFAULT_COMBINE  # how the levels are merged: "geometric" or "mean"
     segment_smooth: float = DEFAULT_SMOOTH  # gaussian after pooling, in working pixels
+    # position-aware reference (stages.position); "off" here so hand-built settings and older contexts keep
+    # the global bank only; the kind presets set it
+    position: str = "off"
+    position_window: int = 1  # +- cells of the same-position search window
+    position_combine: str = "position"
+    position_ratio: float = POSITION_RATIO  # aligned when the share of patches matched better elsewhere <= this
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -223,6 +232,8 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
         backbone=config.backbone, feature_size=int(size), stages=stages,
         segment_levels=DEFAULT_LEVELS if refine == "segments" else (), segment_size=config.segment_size,
         normalize=normalize, sigma=float(preset.sigma), augment=preset.augment, coreset=preset.coreset,
+        position=config.position_reference if config.position_reference is not None else preset.position,
+        position_combine=preset.position_combine,
     )
 
 

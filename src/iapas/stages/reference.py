@@ -44,10 +44,23 @@ def network_size(width: int, height: int, settings: ReferenceSettings) -> tuple[
 def prepare(rgb: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
     """Resize an RGB uint8 image to its network size (bilinear, aspect kept)."""
     h, w = rgb.shape[:2]
-    nw, nh = network_size(w, h, settings)
-    if (nw, nh) == (w, h):
+    return prepare_at(rgb, network_size(w, h, settings))
+
+
+def prepare_at(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an RGB uint8 image to exactly `size` = (w, h) (bilinear): every image alike, for positions."""
+    h, w = rgb.shape[:2]
+    if tuple(size) == (w, h):
         return rgb
-    return np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(rgb).resize(tuple(size), Image.Resampling.BILINEAR))
+
+
+def common_size(rgbs: list[np.ndarray], settings: ReferenceSettings) -> tuple[int, int]:
+    """The network size (w, h) every image is resized to for the position-aware reference: that of the
+    median width and height of `rgbs`."""
+    w = int(np.median([r.shape[1] for r in rgbs]))
+    h = int(np.median([r.shape[0] for r in rgbs]))
+    return network_size(w, h, settings)
 
 
 def augment(rgb: np.ndarray, name: str) -> np.ndarray:
@@ -197,15 +210,20 @@ def raw_map(
     With `segment_levels` set, the map is averaged inside image segments (stages.segment_pooling),
     for the normal images of calibration exactly as for test images.
     """
-    import torch
-
     s = bank.settings
     q, grid = embed(backbone, prepare(rgb, s), s)
+    return finish_map(global_grid(q, grid, bank, exclude_source, bank_tensor), rgb, s)
+
+
+def global_grid(q: "torch.Tensor", grid: tuple[int, int], bank: MemoryBank, exclude_source: int | None = None,
+                bank_tensor: "torch.Tensor | None" = None) -> np.ndarray:
+    """kNN distance of patch features q (h*w, C) to the bank, as an (h, w) float32 grid."""
+    import torch
+
     b = bank_tensor if bank_tensor is not None else bank.tensor()
     if exclude_source is not None:
         b = b[torch.from_numpy(bank.source != exclude_source)]
-    d = nn_distance(q, b, k=s.k).reshape(*grid)
-    return finish_map(d.numpy(), rgb, s)
+    return nn_distance(q, b, k=bank.settings.k).reshape(*grid).numpy()
 
 
 def finish_map(grid_distances: np.ndarray, rgb: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
