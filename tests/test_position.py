@@ -115,3 +115,32 @@ def test_zero_shot_board_uses_the_batch_positions(board) -> None:
     assert ctx.reference.get("alignment")["aligned"]
     assert any(n.startswith("position-aware") for n in pred.notes)
     assert average_precision_score(np.concatenate(truth), np.concatenate(scores)) > 0.6
+
+
+def test_scales_are_combined_on_their_own_calibration() -> None:
+    from iapas.stages.multiscale import combine_scales, excess
+
+    deep = np.array([0.0, 2.0, 4.0, 10.0])
+    fine = np.array([5.0, 5.0, 30.0, 5.0])
+    assert np.allclose(excess(deep, 2.0, 4.0), [0.0, 0.0, 1.0, 4.0])
+    got = combine_scales(deep, fine, (2.0, 4.0), (5.0, 15.0), "max")
+    assert np.allclose(got, [0.0, 0.0, 2.5, 4.0])  # each pixel: the scale that finds it more abnormal
+    assert np.allclose(combine_scales(deep, fine, (2.0, 4.0), (5.0, 15.0), "sum"), [0.0, 0.0, 3.5, 4.0])
+
+
+@pytest.mark.slow
+def test_fine_scale_bank_is_fitted_stored_and_reloaded(tmp_path: Path) -> None:
+    fine = make_family(tmp_path, "fine", n_normal=4, n_test=2, seed=3)
+    pipe = Pipeline(build_config(profile="offline", kind="texture", num_normal=4, feature_size=128, threads=1,
+                                 position_reference="off"))
+    settings = pipe.runner.settings.reference
+    if not settings.fine_stages:
+        pytest.skip("the texture preset has no fine scale")
+    ctx = pipe.fit(fine.root / "normal")
+    scales = ctx.reference.get("scales")
+    assert set(scales) == {"deep", "fine"} and "fine_features" in ctx.arrays
+    assert ctx.arrays["fine_features"].shape[1] == sum(pipe.runner.backbone(settings.backbone).stage_channels[s]
+                                                       for s in settings.fine_stages)
+    again = Context.load(ctx.save(tmp_path / "context.json"))
+    a = pipe.predict_one(fine.test[0], ctx).score_map
+    assert np.array_equal(a, pipe.predict_one(fine.test[0], again).score_map)

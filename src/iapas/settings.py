@@ -43,6 +43,9 @@ class FeaturePreset:
     coreset: float = 1.0  # share of the bank kept by the greedy coreset (at least MIN_CORESET_ROWS)
     position: str = "auto"  # position-aware reference (stages.position): auto (decided on the normals), on, off
     position_combine: str = "position"  # when aligned: "position" only, or its "mean"/"max" with the global bank
+    photometric: str = "none"  # per-image brightness normalisation before the backbone (stages.reference.photometric)
+    fine_stages: tuple[int, ...] = ()  # a second, fine-scale bank (L2, no refinement) whose calibrated map is combined
+    scale_combine: str = "sum"  # how the two calibrated scales are combined (stages.multiscale)
 
 
 KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}  # the paper's box / text thresholds per kind
@@ -83,11 +86,17 @@ class ReferenceSettings:
     position_window: int = 1  # +- cells of the same-position search window
     position_combine: str = "position"
     position_ratio: float = POSITION_RATIO  # aligned when the share of patches matched better elsewhere <= this
+    photometric: str = "none"  # "gain" / "standardize": per-image brightness normalisation before the backbone
+    # a second bank of fine-scale stages (each L2-normalised, no refinement, its own calibration); the two
+    # calibrated maps are combined by their maximum (stages.multiscale); () = one scale
+    fine_stages: tuple[int, ...] = ()
+    scale_combine: str = "sum"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["stages"] = list(self.stages)
         d["augment"] = list(self.augment)
+        d["fine_stages"] = list(self.fine_stages)
         d["segment_levels"] = [list(level) for level in self.segment_levels]
         return d
 
@@ -96,6 +105,7 @@ class ReferenceSettings:
         d = dict(d)
         d["stages"] = tuple(d.get("stages", cls.stages))
         d["augment"] = tuple(d.get("augment", cls.augment))
+        d["fine_stages"] = tuple(d.get("fine_stages", ()))
         # contexts written before the refinement existed have no key: they were made without it
         d["segment_levels"] = tuple((float(a), float(b), int(c)) for a, b, c in d.get("segment_levels", ()))
         if "segment_combine" not in d:
@@ -233,7 +243,8 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
         segment_levels=DEFAULT_LEVELS if refine == "segments" else (), segment_size=config.segment_size,
         normalize=normalize, sigma=float(preset.sigma), augment=preset.augment, coreset=preset.coreset,
         position=config.position_reference if config.position_reference is not None else preset.position,
-        position_combine=preset.position_combine,
+        position_combine=preset.position_combine, photometric=preset.photometric,
+        fine_stages=preset.fine_stages if stages_given is None else (), scale_combine=preset.scale_combine,
     )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter
 from skimage import draw
 
-from iapas.data.synthetic import SyntheticCategory, _polyline_mask, load_texture, random_crop
+from iapas.data.synthetic import SyntheticCategory, _polyline_mask
 from iapas.io.atomic import atomic_write_image, atomic_write_json
 
 FAMILIES = ("parts", "strip", "fine", "tiles")
@@ -175,12 +175,18 @@ def make_fine_image(rng: np.random.Generator, defect: bool, shape: tuple[int, in
 TILE_DEFECTS = ("hole", "crack", "stain")
 
 
-def make_tile_image(rng: np.random.Generator, texture: np.ndarray, defect: str | None, gain_range: tuple[float, float],
+def _tile_surface(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A pressed-powder tile surface: fine grain over a slow mottling (float, mean ~120)."""
+    grain = gaussian_filter(rng.normal(0, 1, size=shape), 1.2)
+    mottle = gaussian_filter(rng.normal(0, 1, size=shape), 12.0)
+    return 120 + 14 * grain / (grain.std() + 1e-6) + 6 * mottle / (mottle.std() + 1e-6)
+
+
+def make_tile_image(rng: np.random.Generator, defect: str | None, gain_range: tuple[float, float],
                     shape: tuple[int, int] = (224, 224)) -> tuple[np.ndarray, np.ndarray]:
     """A tile (uint8 grey) whose gain and illumination gradient vary, with a faint defect or none."""
     h, w = shape
-    img = random_crop(texture, shape, rng).astype(np.float32)
-    img = 0.5 * img + 0.5 * gaussian_filter(img, 1.0)
+    img = _tile_surface(rng, shape)
     mask = np.zeros(shape, dtype=bool)
     cy, cx = rng.uniform(0.25, 0.75) * h, rng.uniform(0.25, 0.75) * w
     if defect == "hole":
@@ -210,7 +216,6 @@ def make_family(root: str | Path, family: str, n_normal: int = 10, n_test: int =
         raise ValueError(f"unknown family {family!r}; available: {', '.join(FAMILIES)}")
     rng = np.random.default_rng([seed, FAMILIES.index(family)])
     cat = SyntheticCategory(name=family, root=Path(root) / family)
-    texture = load_texture("gravel") if family == "tiles" else None
     n_bad = int(round(anomalous_fraction * n_test))
 
     def one(defect_index: int | None, normal: bool) -> tuple[np.ndarray, np.ndarray, str]:
@@ -225,7 +230,7 @@ def make_family(root: str | Path, family: str, n_normal: int = 10, n_test: int =
             img, mask = make_fine_image(rng, kind is not None)
         else:
             kind = None if defect_index is None else TILE_DEFECTS[defect_index % len(TILE_DEFECTS)]
-            img, mask = make_tile_image(rng, texture, kind, (0.8, 1.2) if normal else (0.6, 1.4))
+            img, mask = make_tile_image(rng, kind, (0.8, 1.2) if normal else (0.6, 1.4))
         return img, mask, kind or "good"
 
     for i in range(n_normal):

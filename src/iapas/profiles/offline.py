@@ -32,6 +32,7 @@ from iapas.io.images import LoadedImage
 from iapas.models.device import resolve_device
 from iapas.settings import FLOOR_PERCENTILE, KIND_PRESETS, Calibration, Settings, floor_percentile_for  # noqa: F401 - presets re-exported
 from iapas.stages.calibration import calibrate, calibrated, normal_set_warnings
+from iapas.stages.multiscale import combine_scales, fine_settings
 from iapas.stages.position import Alignment, combine, decide, nearest_position_distance, unaligned
 from iapas.stages.reference import (AUTO_AUGMENT, MemoryBank, build_bank, common_size, embed, finish_map, global_grid, nn_distance,
                                     prepare_at, raw_map)
@@ -55,6 +56,8 @@ class OfflineProfile:
         self._batch: object | None = None  # profiles.zero_shot.ZeroShotBatch of the current zero-shot context
         self._positions: np.ndarray | None = None  # (n, h, w, C) normal features of the last fit, when aligned
         self._position_cache: tuple[int, object] | None = None
+        self._fine: MemoryBank | None = None  # fine-scale bank of the last fit (stages.multiscale)
+        self._fine_cache: tuple[int, object] | None = None
 
     def backbone(self, name: str):  # noqa: ANN201 - LiteFeatures, imported lazily
         from iapas.models.backbone import load_backbone
@@ -86,6 +89,18 @@ class OfflineProfile:
             if alignment.aligned:
                 maps = aligned_maps
         percentile = self.settings.mask_percentile
+        scales: dict[str, list[float]] = {}
+        self._fine = None
+        if settings.fine_stages and not single:
+            fs = fine_settings(settings)
+            fine_bank = build_bank(bb, rgbs, fs)
+            fine_maps = [raw_map(bb, rgb, fine_bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+            deep_cal = calibrate(maps, percentile, floor_percentile_for(percentile))
+            fine_cal = calibrate(fine_maps, percentile, floor_percentile_for(percentile))
+            scales = {"deep": [deep_cal.floor, deep_cal.threshold], "fine": [fine_cal.floor, fine_cal.threshold]}
+            maps = [combine_scales(d, f, tuple(scales["deep"]), tuple(scales["fine"]), settings.scale_combine)
+                    for d, f in zip(maps, fine_maps)]
+            self._fine = fine_bank
         cal = calibrate(maps, percentile, floor_percentile_for(percentile))
         allv = np.concatenate([m.ravel() for m in maps])
         calibration = Calibration(
@@ -99,6 +114,7 @@ class OfflineProfile:
             normal_pixel_mean=float(allv.mean()), normal_pixel_std=float(allv.std()),
             normal_image_max=[float(m.max()) for m in maps], score_mapping=FEW_SHOT_MAPPING,
             alignment=alignment.to_json(),
+            **({"scales": scales} if scales else {}),
         )
         warnings = normal_set_warnings([im.path for im in normal], rgbs, cal.image_thresholds)
         if single:
@@ -123,6 +139,8 @@ class OfflineProfile:
         arrays = {"bank_features": bank.features, "bank_source": bank.source}
         if self._positions is not None:
             arrays["position_features"] = self._positions
+        if self._fine is not None:
+            arrays["fine_features"], arrays["fine_source"] = self._fine.features, self._fine.source
         ctx.set_arrays(**arrays)
         return ctx
 
@@ -139,7 +157,23 @@ class OfflineProfile:
         return MemoryBank(features=arrays["bank_features"], source=arrays["bank_source"], settings=context.reference.settings)
 
     def reference_map(self, image: LoadedImage, context: Context) -> np.ndarray:
-        """Raw (uncalibrated) distance map of `image`, cached bank tensor per context."""
+        """Raw (uncalibrated) map of `image`: one scale, or the deep and fine scales combined."""
+        deep = self.deep_map(image, context)
+        scales = context.reference.get("scales")
+        if not scales or "fine_features" not in context.arrays:
+            return deep
+        key = id(context.arrays["fine_features"])
+        if self._fine_cache is None or self._fine_cache[0] != key:
+            fine_bank = MemoryBank(features=context.arrays["fine_features"], source=context.arrays["fine_source"],
+                                   settings=fine_settings(context.reference.settings))  # type: ignore[arg-type]
+            self._fine_cache = (key, (fine_bank, fine_bank.tensor()))
+        fine_bank, fine_t = self._fine_cache[1]  # type: ignore[misc]
+        fine = raw_map(self.backbone(fine_bank.settings.backbone), image.rgb, fine_bank, bank_tensor=fine_t)
+        return combine_scales(deep, fine, tuple(scales["deep"]), tuple(scales["fine"]),  # type: ignore[arg-type]
+                              context.reference.settings.scale_combine)  # type: ignore[union-attr]
+
+    def deep_map(self, image: LoadedImage, context: Context) -> np.ndarray:
+        """Raw (uncalibrated) distance map of the main bank, cached bank tensor per context."""
         key = id(context.arrays.get("bank_features"))
         if self._bank_cache is None or self._bank_cache[0] != key:
             bank = self.bank_of(context)

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
     from iapas.models.backbone import LiteFeatures
 
-AUGMENTATIONS = ("none", "hflip", "vflip", "rot180", "rot90", "rot270")
+AUGMENTATIONS = ("none", "hflip", "vflip", "rot180", "rot90", "rot270", "dark", "bright")
+GAIN_VIEWS = {"dark": 0.8, "bright": 1.25}  # brightness views of the normal images (tiles lit unevenly)
+PHOTOMETRIC = ("none", "gain", "standardize")
 AUTO_AUGMENT = ("none", "hflip", "vflip", "rot180")
 MIN_CORESET_ROWS = 2048  # a coreset never shrinks a bank below this many patches (small images, one normal image)
 
@@ -71,6 +73,8 @@ def augment(rgb: np.ndarray, name: str) -> np.ndarray:
         "rot180": lambda a: a[::-1, ::-1],
         "rot90": lambda a: np.rot90(a, 1),
         "rot270": lambda a: np.rot90(a, 3),
+        "dark": lambda a: np.clip(a.astype(np.float32) * GAIN_VIEWS["dark"], 0, 255).astype(np.uint8),
+        "bright": lambda a: np.clip(a.astype(np.float32) * GAIN_VIEWS["bright"], 0, 255).astype(np.uint8),
     }
     if name not in ops:
         raise ValueError(f"unknown augmentation {name!r}; allowed: {', '.join(AUGMENTATIONS)}")
@@ -82,7 +86,7 @@ def embed(backbone: "LiteFeatures", rgb: np.ndarray, settings: ReferenceSettings
     import torch
     import torch.nn.functional as F
 
-    x = backbone.to_tensor(rgb)
+    x = backbone.to_tensor(photometric(rgb, settings.photometric))
     feats = backbone(x, settings.stages)
     grid = feats[0].shape[-2:]
     out = []
@@ -98,6 +102,30 @@ def embed(backbone: "LiteFeatures", rgb: np.ndarray, settings: ReferenceSettings
         e = torch.cat(out, dim=1)[0]
     c = e.shape[0]
     return e.reshape(c, -1).t().contiguous(), (int(grid[0]), int(grid[1]))
+
+
+def photometric(rgb: np.ndarray, how: str) -> np.ndarray:
+    """Per-image brightness normalisation before the backbone, so a tile lit brighter or darker than the
+    normal ones is not a defect: "gain" scales the image to mean grey 128, "standardize" to mean 110 / std 40.
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        how: "none", "gain" or "standardize".
+
+    Returns:
+        (H, W, 3) uint8 image.
+    """
+    if how == "none":
+        return rgb
+    x = rgb.astype(np.float32)
+    mean = float(x.mean())
+    if how == "gain":
+        x = x * (128.0 / max(mean, 1.0))
+    elif how == "standardize":
+        x = (x - mean) / max(float(x.std()), 1.0) * 40.0 + 110.0
+    else:
+        raise ValueError(f"unknown photometric normalisation {how!r}; allowed: {', '.join(PHOTOMETRIC)}")
+    return np.clip(x, 0, 255).astype(np.uint8)
 
 
 def nn_distance(queries: "torch.Tensor", bank: "torch.Tensor", k: int = 1, chunk: int = 4096) -> "torch.Tensor":
