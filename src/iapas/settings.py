@@ -55,7 +55,7 @@ KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}  # the paper's box / text thre
 KIND_PRESETS: dict[str, FeaturePreset] = {
     "object": FeaturePreset(stages=(2, 3), feature_size=320, refine="none", normalize="l2", sigma=4.0, coreset=0.1),
     "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0,
-                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1),
+                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1, fine_stages=(2, 3)),
 }
 DEFAULT_FEATURE_SIZE = KIND_PRESETS["texture"].feature_size  # for ReferenceSettings built by hand (tests, tools)
 
