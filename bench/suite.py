@@ -1,11 +1,14 @@
 """The development suite: the offline profile on every development dataset present, both protocols.
 
-    python bench/suite.py [--datasets mtd,bottle,synthetic] [--synthetic-only] [--limit N] [--out DIR]
+    python bench/suite.py [--datasets mtd,bottle,synthetic,parts,strip,fine,tiles] [--synthetic-only] [--limit N] [--out DIR]
                           [--zero-shot] [--set FIELD=VALUE ...] [--kind object|texture|auto]
 
 Datasets: MTD (`../shared/datasets/mtd`, reader `mtd`, a texture), MVTec-AD bottle
 (`../shared/datasets/mvtec`, reader `mvtec`, category bottle, an object) and the synthetic demo set
-(scikit-image textures with drawn defects, generated under OUT; always present). Datasets whose folder is
+(scikit-image textures with drawn defects, generated under OUT; always present) and the synthetic families
+of `iapas.data.synthetic_families` (parts: an aligned object with moved/missing parts; strip: long strips
+with 1-2 px cracks; fine: a fine weave with a blurred ellipse; tiles: tiles of varying brightness with
+faint defects), generated under OUT, each its own row. Datasets whose folder is
 missing are skipped with a note; `$IAPAS_DATASETS` overrides where they are looked for.
 Every dataset runs through `run_evaluation`, the harness behind `iapas evaluate`: the standard protocol
 predicts and caches every test image, the paper protocol reuses those records. One row per dataset
@@ -33,6 +36,8 @@ OP_KEYS = ("good_flagged", "defective_missed", "image_f1", "image_f1_max", "pixe
            "regions_per_good", "pixel_ap_decided", "pixel_f1_max_decided")
 OP_HEADERS = ("good flagged", "defective missed", "image F1", "image F1-max", "ratio", "pixel F1", "pixel F1-max",
               "ratio", "regions/good part")
+FAMILY_NAMES = ("parts", "strip", "fine", "tiles")  # iapas.data.synthetic_families.FAMILIES
+DATASETS = ("mtd", "bottle", "synthetic", *FAMILY_NAMES)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,16 @@ def synthetic_dataset(out: Path) -> list[SuiteDataset]:
     return [SuiteDataset("synthetic", "folder", root / t, None, kind="texture") for t in TEXTURES]
 
 
+def family_dataset(name: str, out: Path) -> list[SuiteDataset]:
+    """One synthetic family (iapas.data.synthetic_families), written once under OUT, with its natural kind."""
+    from iapas.data.synthetic_families import FAMILY_KINDS, make_family
+
+    root = out / "families-data"
+    if not (root / name / "defects.json").is_file():
+        make_family(root, name, n_normal=10, n_test=12, seed=0)
+    return [SuiteDataset(name, "folder", root / name, None, kind=FAMILY_KINDS[name])]
+
+
 def suite_datasets(names: list[str], out: Path) -> tuple[list[list[SuiteDataset]], list[str]]:
     """The datasets asked for that are present, grouped by row; notes about the missing ones."""
     rows: list[list[SuiteDataset]] = []
@@ -75,6 +90,8 @@ def suite_datasets(names: list[str], out: Path) -> tuple[list[list[SuiteDataset]
     for name in names:
         if name == "synthetic":
             rows.append(synthetic_dataset(out))
+        elif name in FAMILY_NAMES:
+            rows.append(family_dataset(name, out))
         elif name == "mtd":
             root = find_dataset("mtd")
             rows.append([SuiteDataset("mtd", "mtd", root, None)]) if root else notes.append("mtd: not found, skipped")
@@ -85,7 +102,7 @@ def suite_datasets(names: list[str], out: Path) -> tuple[list[list[SuiteDataset]
             else:
                 notes.append("mvtec/bottle: not found, skipped")
         else:
-            raise SystemExit(f"unknown suite dataset {name!r}; allowed: mtd, bottle, synthetic")
+            raise SystemExit(f"unknown suite dataset {name!r}; allowed: {', '.join(DATASETS)}")
     return rows, notes
 
 
@@ -196,8 +213,8 @@ def operating_lines(protocol: str, rows: dict[str, dict[str, Any]]) -> list[str]
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", default="mtd,bottle,synthetic", help="comma-separated: mtd, bottle, synthetic")
-    ap.add_argument("--synthetic-only", action="store_true", help="only the synthetic set (what CI runs)")
+    ap.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated: {', '.join(DATASETS)}")
+    ap.add_argument("--synthetic-only", action="store_true", help="only the synthetic demo set (what CI runs)")
     ap.add_argument("--limit", type=int, default=None, help="at most N test images per category (evenly spread)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/iapas-suite"))
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))

@@ -74,7 +74,10 @@ def test_old_context_loads_typed_and_saves_in_the_same_layout(tmp_path: Path) ->
     (tmp_path / "b").mkdir()
     saved = json.loads(ctx.save(tmp_path / "b" / "ctx.json").read_text())
     old_ref = OLD_OFFLINE["reference"]  # the version-1 layout is kept on disk; settings gain later fields' defaults
-    assert saved["reference"] == {**old_ref, "settings": {**old_ref["settings"], "coreset": 1.0}}
+    # an older context keeps the global bank only (position "off")
+    later = {"coreset": 1.0, "position": "off", "position_window": 1, "position_combine": "position",
+             "position_ratio": 0.35, "photometric": "none", "fine_stages": [], "scale_combine": "sum"}
+    assert saved["reference"] == {**old_ref, "settings": {**old_ref["settings"], **later}}
     assert saved["thresholds"] == OLD_PAPER_THRESHOLDS and saved["version"] == 1
 
 

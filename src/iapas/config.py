@@ -107,6 +107,9 @@ class PipelineConfig(BaseModel):
         None, description="segments: average the map inside image segments (sharper outlines on textures); None = preset of --kind"
     )
     segment_size: int = Field(DEFAULT_WORKING_SIZE, ge=32, le=1024, description="short side at which images are segmented for refine")
+    position_reference: Literal["auto", "on", "off"] | None = Field(
+        None, description="compare each patch with normal patches at its own place (aligned objects): auto = decided "
+                          "on the normal images; None = preset of --kind")
     zero_shot_references: int = Field(24, ge=1, le=1024, description="zero-shot: other images of the batch each image is scored against")
     zero_shot_keep: float = Field(0.3, gt=0.0, le=1.0, description="zero-shot: share of the closest references averaged per patch")
     zero_shot_chunk: int = Field(128, ge=2, le=100000, description="zero-shot: images mutually scored together (bounds memory)")

@@ -26,6 +26,7 @@ DEFAULT_LEVELS: tuple[tuple[float, float, int], ...] = (
 )
 DEFAULT_COMBINE = "geometric"
 DEFAULT_SMOOTH = 0.5  # gaussian sigma after pooling, in working pixels
+POSITION_RATIO = 0.35  # aligned when at most this share of normal patches match better elsewhere (stages.position)
 FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which a pixel scores exactly 0
 
 
@@ -40,6 +41,11 @@ class FeaturePreset:
     sigma: float
     augment: tuple[str, ...] = ("auto",)  # views of the normal images in the bank ("auto": while it stays small)
     coreset: float = 1.0  # share of the bank kept by the greedy coreset (at least MIN_CORESET_ROWS)
+    position: str = "auto"  # position-aware reference (stages.position): auto (decided on the normals), on, off
+    position_combine: str = "position"  # when aligned: "position" only, or its "mean"/"max" with the global bank
+    photometric: str = "none"  # per-image brightness normalisation before the backbone (stages.reference.photometric)
+    fine_stages: tuple[int, ...] = ()  # a second, fine-scale bank (L2, no refinement) whose calibrated map is combined
+    scale_combine: str = "sum"  # how the two calibrated scales are combined (stages.multiscale)
 
 
 KIND_THRESHOLDS = {"object": 0.2, "texture": 0.1}  # the paper's box / text thresholds per kind
@@ -50,7 +56,7 @@ STAGE2_AUTO_DTYPE = "float32"  # --dtype auto for the detector and SAM: the offi
 KIND_PRESETS: dict[str, FeaturePreset] = {
     "object": FeaturePreset(stages=(2, 3), feature_size=320, refine="none", normalize="l2", sigma=4.0, coreset=0.1),
     "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0,
-                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1),
+                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1, fine_stages=(2, 3)),
 }
 # Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
 # extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).
@@ -96,11 +102,23 @@ class ReferenceSettings:
     segment_size: int = DEFAULT_WORKING_SIZE  # short side at which the image is segmented
     segment_combine: str = DEFAULT_COMBINE  # how the levels are merged: "geometric" or "mean"
     segment_smooth: float = DEFAULT_SMOOTH  # gaussian after pooling, in working pixels
+    # position-aware reference (stages.position); "off" here so hand-built settings and older contexts keep
+    # the global bank only; the kind presets set it
+    position: str = "off"
+    position_window: int = 1  # +- cells of the same-position search window
+    position_combine: str = "position"
+    position_ratio: float = POSITION_RATIO  # aligned when the share of patches matched better elsewhere <= this
+    photometric: str = "none"  # "gain" / "standardize": per-image brightness normalisation before the backbone
+    # a second bank of fine-scale stages (each L2-normalised, no refinement, its own calibration); the two
+    # calibrated maps are combined by their maximum (stages.multiscale); () = one scale
+    fine_stages: tuple[int, ...] = ()
+    scale_combine: str = "sum"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["stages"] = list(self.stages)
         d["augment"] = list(self.augment)
+        d["fine_stages"] = list(self.fine_stages)
         d["segment_levels"] = [list(level) for level in self.segment_levels]
         return d
 
@@ -109,6 +127,7 @@ class ReferenceSettings:
         d = dict(d)
         d["stages"] = tuple(d.get("stages", cls.stages))
         d["augment"] = tuple(d.get("augment", cls.augment))
+        d["fine_stages"] = tuple(d.get("fine_stages", ()))
         # contexts written before the refinement existed have no key: they were made without it
         d["segment_levels"] = tuple((float(a), float(b), int(c)) for a, b, c in d.get("segment_levels", ()))
         if "segment_combine" not in d:
@@ -258,6 +277,9 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
         backbone=config.backbone, feature_size=int(size), stages=stages,
         segment_levels=DEFAULT_LEVELS if refine == "segments" else (), segment_size=config.segment_size,
         normalize=normalize, sigma=float(preset.sigma), augment=preset.augment, coreset=preset.coreset,
+        position=config.position_reference if config.position_reference is not None else preset.position,
+        position_combine=preset.position_combine, photometric=preset.photometric,
+        fine_stages=preset.fine_stages if stages_given is None else (), scale_combine=preset.scale_combine,
     )
 
 

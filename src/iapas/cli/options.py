@@ -103,6 +103,10 @@ FeatureSizeOpt = Annotated[Optional[int], typer.Option("--feature-size", help=(
 ReferenceStagesOpt = Annotated[Optional[str], typer.Option("--reference-stages", metavar="LIST", help=(
     "offline/fused: backbone stages of the features, comma-separated, 0-6 (default: preset of --kind, "
     + ", ".join(f"{k} {','.join(map(str, p.stages))}" for k, p in KIND_PRESETS.items()) + ")"))]
+PositionReferenceOpt = Annotated[Optional[str], typer.Option("--position-reference", help=(
+    "offline: compare each patch with normal patches at its own place, for aligned objects: auto (decided on the "
+    "normal images and recorded in the context), on, off (default: preset of --kind, "
+    + ", ".join(f"{k} {p.position}" for k, p in KIND_PRESETS.items()) + ")"))]
 SegmentSizeOpt = Annotated[Optional[int], typer.Option("--segment-size", help="offline/fused: short side (px) at which images are segmented for --refine segments (default 112)")]
 MaskPercentileOpt = Annotated[Optional[float], typer.Option("--mask-percentile", help="offline/fused: percentile of the normal images' distances that sets the mask threshold (default 99.5)")]
 TargetFrrOpt = Annotated[Optional[float], typer.Option("--target-frr", help="offline: share of good parts the calibrated verdict may reject, 0-0.5 (default 0.02)")]
@@ -153,6 +157,7 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("feature_size", FeatureSizeOpt, None),
     ("reference_stages", ReferenceStagesOpt, None),
     ("segment_size", SegmentSizeOpt, None),
+    ("position_reference", PositionReferenceOpt, None),
     ("mask_percentile", MaskPercentileOpt, None),
     ("target_frr", TargetFrrOpt, None),
     ("zero_shot_references", ZeroShotReferencesOpt, None),

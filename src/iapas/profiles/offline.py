@@ -35,7 +35,10 @@ from iapas.settings import (  # noqa: F401 - presets re-exported
     FLOOR_PERCENTILE, KIND_PRESETS, VERDICT_SPREAD, Calibration, Settings, Thresholds, floor_percentile_for,
 )
 from iapas.stages.calibration import Decision, calibrate, calibrated, decision_from_maxima, mask_cut, normal_set_warnings
-from iapas.stages.reference import AUTO_AUGMENT, MemoryBank, build_bank, raw_map
+from iapas.stages.multiscale import combine_scales, fine_settings
+from iapas.stages.position import Alignment, combine, decide, nearest_position_distance, unaligned
+from iapas.stages.reference import (AUTO_AUGMENT, MemoryBank, build_bank, common_size, embed, finish_map, global_grid, nn_distance,
+                                    prepare_at, raw_map)
 from iapas.stages.regions import DESCRIPTION_NOTE, mask_regions
 from iapas.types import Detections, Prediction
 
@@ -54,6 +57,10 @@ class OfflineProfile:
         self.settings = settings
         self._bank_cache: tuple[int, object] | None = None
         self._batch: object | None = None  # profiles.zero_shot.ZeroShotBatch of the current zero-shot context
+        self._positions: np.ndarray | None = None  # (n, h, w, C) normal features of the last fit, when aligned
+        self._position_cache: tuple[int, object] | None = None
+        self._fine: MemoryBank | None = None  # fine-scale bank of the last fit (stages.multiscale)
+        self._fine_cache: tuple[int, object] | None = None
 
     def backbone(self, name: str):  # noqa: ANN201 - LiteFeatures, imported lazily
         from iapas.models.backbone import load_backbone
@@ -79,7 +86,24 @@ class OfflineProfile:
         else:
             bank = build_bank(bb, rgbs, settings)
             maps = [raw_map(bb, rgb, bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+        alignment, positions = unaligned("one normal image: alignment not measurable"), None
+        if settings.position != "off" and not single:
+            alignment, positions, aligned_maps = fit_positions(bb, rgbs, bank, settings)
+            if alignment.aligned:
+                maps = aligned_maps
         percentile = self.settings.mask_percentile
+        scales: dict[str, list[float]] = {}
+        self._fine = None
+        if settings.fine_stages and not single:
+            fs = fine_settings(settings)
+            fine_bank = build_bank(bb, rgbs, fs)
+            fine_maps = [raw_map(bb, rgb, fine_bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+            deep_cal = calibrate(maps, percentile, floor_percentile_for(percentile))
+            fine_cal = calibrate(fine_maps, percentile, floor_percentile_for(percentile))
+            scales = {"deep": [deep_cal.floor, deep_cal.threshold], "fine": [fine_cal.floor, fine_cal.threshold]}
+            maps = [combine_scales(d, f, tuple(scales["deep"]), tuple(scales["fine"]), settings.scale_combine)
+                    for d, f in zip(maps, fine_maps)]
+            self._fine = fine_bank
         cal = calibrate(maps, percentile, floor_percentile_for(percentile))
         allv = np.concatenate([m.ravel() for m in maps])
         calibration = Calibration(
@@ -92,11 +116,14 @@ class OfflineProfile:
             mode="few-shot", settings=settings, calibration=calibration,
             normal_pixel_mean=float(allv.mean()), normal_pixel_std=float(allv.std()),
             normal_image_max=[float(m.max()) for m in maps], score_mapping=FEW_SHOT_MAPPING,
+            alignment=alignment.to_json(),
+            **({"scales": scales} if scales else {}),
         )
         warnings = normal_set_warnings([im.path for im in normal], rgbs, cal.image_thresholds)
         if single:
             warnings.append("only one normal image: the mask threshold is calibrated on its own flipped views and "
                             "is approximate; give 5-10 normal images")
+        self._positions = positions if alignment.aligned else None
         return bank, reference, warnings
 
     def fit(self, normal: list[LoadedImage]) -> Context:
@@ -118,7 +145,12 @@ class OfflineProfile:
                                         VERDICT_SPREAD[self.settings.kind], self.settings.target_frr,
                                         "leave-one-out normal images")
         ctx.thresholds = thresholds_of(decision)
-        ctx.set_arrays(bank_features=bank.features, bank_source=bank.source)
+        arrays = {"bank_features": bank.features, "bank_source": bank.source}
+        if self._positions is not None:
+            arrays["position_features"] = self._positions
+        if self._fine is not None:
+            arrays["fine_features"], arrays["fine_source"] = self._fine.features, self._fine.source
+        ctx.set_arrays(**arrays)
         return ctx
 
     def fit_zero_shot(self, batch: list[Path]) -> Context:
@@ -134,13 +166,38 @@ class OfflineProfile:
         return MemoryBank(features=arrays["bank_features"], source=arrays["bank_source"], settings=context.reference.settings)
 
     def reference_map(self, image: LoadedImage, context: Context) -> np.ndarray:
-        """Raw (uncalibrated) distance map of `image`, cached bank tensor per context."""
+        """Raw (uncalibrated) map of `image`: one scale, or the deep and fine scales combined."""
+        deep = self.deep_map(image, context)
+        scales = context.reference.get("scales")
+        if not scales or "fine_features" not in context.arrays:
+            return deep
+        key = id(context.arrays["fine_features"])
+        if self._fine_cache is None or self._fine_cache[0] != key:
+            fine_bank = MemoryBank(features=context.arrays["fine_features"], source=context.arrays["fine_source"],
+                                   settings=fine_settings(context.reference.settings))  # type: ignore[arg-type]
+            self._fine_cache = (key, (fine_bank, fine_bank.tensor()))
+        fine_bank, fine_t = self._fine_cache[1]  # type: ignore[misc]
+        fine = raw_map(self.backbone(fine_bank.settings.backbone), image.rgb, fine_bank, bank_tensor=fine_t)
+        return combine_scales(deep, fine, tuple(scales["deep"]), tuple(scales["fine"]),  # type: ignore[arg-type]
+                              context.reference.settings.scale_combine)  # type: ignore[union-attr]
+
+    def deep_map(self, image: LoadedImage, context: Context) -> np.ndarray:
+        """Raw (uncalibrated) distance map of the main bank, cached bank tensor per context."""
         key = id(context.arrays.get("bank_features"))
         if self._bank_cache is None or self._bank_cache[0] != key:
             bank = self.bank_of(context)
             self._bank_cache = (key, (bank, bank.tensor()))
         bank, bank_t = self._bank_cache[1]  # type: ignore[misc]
-        return raw_map(self.backbone(bank.settings.backbone), image.rgb, bank, bank_tensor=bank_t)
+        bb = self.backbone(bank.settings.backbone)
+        alignment = Alignment.from_json(context.reference.get("alignment"))
+        if alignment is not None and alignment.aligned and "position_features" in context.arrays:
+            import torch
+
+            pos = context.arrays["position_features"]
+            if self._position_cache is None or self._position_cache[0] != id(pos):
+                self._position_cache = (id(pos), torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float32)))
+            return position_map(bb, image.rgb, bank, bank_t, self._position_cache[1], alignment)  # type: ignore[arg-type]
+        return raw_map(bb, image.rgb, bank, bank_tensor=bank_t)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
         if context.reference.mode == "zero-shot":
@@ -154,6 +211,47 @@ class OfflineProfile:
         return prediction_from_map(image.path, score, self.name,
                                    ["regions found visually (nearest-neighbour distance to normal images); "
                                     + DESCRIPTION_NOTE], decision_of(context), rgb=image.rgb)
+
+
+def fit_positions(bb, rgbs: list[np.ndarray], bank: MemoryBank, settings) -> tuple[Alignment, np.ndarray, list[np.ndarray]]:  # noqa: ANN001
+    """Same-position features of the normal images, the alignment decision and, for calibration, their
+    leave-one-out maps with positions.
+
+    Every normal image is resized to one network size; each is scored leave-one-out against the global
+    bank and against the other images' patches at its own places (stages.position).
+
+    Returns:
+        (decision, (n, h, w, C) float32 features, per normal image its (H, W) combined map).
+    """
+    import torch
+
+    size = common_size(rgbs, settings)
+    embedded = [embed(bb, prepare_at(rgb, size), settings) for rgb in rgbs]
+    grid = embedded[0][1]
+    feats = torch.stack([q.reshape(*grid, -1) for q, _ in embedded])
+    bank_t = bank.tensor()
+    globals_, positions, anywhere = [], [], []
+    for i, (q, g) in enumerate(embedded):
+        globals_.append(global_grid(q, g, bank, exclude_source=i, bank_tensor=bank_t))
+        others = torch.cat([feats[:i], feats[i + 1:]])
+        positions.append(nearest_position_distance(feats[i], others, settings.position_window).numpy())
+        # the evidence compares like with like: the same other images, anywhere vs at the same place
+        anywhere.append(nn_distance(q, others.reshape(-1, others.shape[-1])).reshape(*g).numpy())
+    alignment = decide(anywhere, positions, settings.position_ratio, settings.position, grid, size)
+    maps = [finish_map(combine(g, p, settings.position_combine), rgb, settings)
+            for g, p, rgb in zip(globals_, positions, rgbs)]
+    return alignment, feats.numpy().astype(np.float32), maps
+
+
+def position_map(bb, rgb: np.ndarray, bank: MemoryBank, bank_t, positions, alignment: Alignment) -> np.ndarray:  # noqa: ANN001
+    """Raw map of an image resized to the normals' common size: global and same-position distances combined."""
+    s = bank.settings
+    q, grid = embed(bb, prepare_at(rgb, alignment.size), s)  # type: ignore[arg-type]
+    g = global_grid(q, grid, bank, bank_tensor=bank_t)
+    if tuple(grid) != tuple(positions.shape[1:3]):
+        return finish_map(g, rgb, s)
+    p = nearest_position_distance(q.reshape(*grid, -1), positions, s.position_window).numpy()
+    return finish_map(combine(g, p, s.position_combine), rgb, s)
 
 
 def calibration_of(context: Context) -> Calibration:

@@ -23,7 +23,8 @@ from iapas.io.images import LoadedImage, load_image
 from iapas.stages.calibration import BATCH_QUANTILE, calibrate, calibrated, decision_from_maxima
 from iapas.settings import FLOOR_PERCENTILE, VERDICT_SPREAD, Calibration, Settings, floor_percentile_for, kind_of
 from iapas.stages.mutual import MutualSettings, chunks, reference_pool, score_image
-from iapas.stages.reference import embed, finish_map, prepare
+from iapas.stages.position import Alignment, unaligned
+from iapas.stages.reference import common_size, embed, finish_map, prepare, prepare_at
 from iapas.types import Prediction
 
 MODE = "zero-shot"
@@ -85,6 +86,7 @@ class ZeroShotBatch:
         self._pool: dict[int, Any] | None = None  # index -> (patch features, grid) of the reference pool
         self._calibration: Any = None  # stages.calibration.Calibration from the pool's maps
         self._decision: Any = None  # stages.calibration.Decision from the pool's map maxima
+        self.alignment: Alignment = unaligned("not measured yet")
 
     def serves(self, context: Context) -> bool:
         return context is self.context
@@ -106,7 +108,40 @@ class ZeroShotBatch:
         return out
 
     def _features(self, rgb: np.ndarray) -> Any:
+        if self.alignment.aligned:
+            return embed(self.backbone, prepare_at(rgb, self.alignment.size), self.settings)  # type: ignore[arg-type]
         return embed(self.backbone, prepare(rgb, self.settings), self.settings)
+
+    def _positions(self) -> tuple[int, str] | None:
+        return (self.settings.position_window, self.settings.position_combine) if self.alignment.aligned else None
+
+    def _align(self, images: dict[int, LoadedImage]) -> None:
+        """Decide on the pool whether its images are aligned (stages.position) and record it in the context.
+
+        Each pool image's patches are matched against the other pool images, anywhere and within their
+        window; the pool's features are then those of the mode chosen.
+        """
+        import torch
+
+        from iapas.stages.mutual import nearest_distances
+        from iapas.stages.position import decide, nearest_position_distance
+
+        s = self.settings
+        rgbs = [im.rgb for im in images.values()]
+        size = common_size(rgbs, s)
+        feats = {j: embed(self.backbone, prepare_at(im.rgb, size), s) for j, im in images.items()}
+        grid = next(iter(feats.values()))[1]
+        keys = sorted(feats)
+        stacked = torch.stack([feats[j][0].reshape(*grid, -1) for j in keys])
+        anywhere, positions = [], []
+        for n, j in enumerate(keys):
+            others = torch.cat([stacked[:n], stacked[n + 1:]])
+            positions.append(nearest_position_distance(stacked[n], others, s.position_window).numpy())
+            anywhere.append(nearest_distances(feats[j][0], others.reshape(-1, others.shape[-1])).reshape(*grid).numpy())
+        self.alignment = decide(anywhere, positions, s.position_ratio, s.position, tuple(grid), size)
+        self.context.reference.__setattr__("alignment", self.alignment.to_json())
+        if self.alignment.aligned:
+            self._pool = feats
 
     def _build_pool(self) -> None:
         """Embed the reference pool (unreadable images are left out) and calibrate on its maps."""
@@ -118,9 +153,13 @@ class ZeroShotBatch:
                 continue
         if len(images) < MIN_BATCH:
             raise SettingsError("zero-shot mode: fewer than 2 readable images in the batch's reference pool")
-        self._pool = {j: self._features(im.rgb) for j, im in images.items()}
+        self._pool = None
+        if self.settings.position != "off":
+            self._align(images)
+        if self._pool is None:
+            self._pool = {j: self._features(im.rgb) for j, im in images.items()}
         refs = {j: f[0] for j, f in self._pool.items()}
-        maps = [finish_map(score_image(j, self._pool[j], refs, self.mutual), im.rgb, self.settings)
+        maps = [finish_map(score_image(j, self._pool[j], refs, self.mutual, self._positions()), im.rgb, self.settings)
                 for j, im in images.items()]
         self._calibration = calibrate(maps, self.percentile, floor_percentile_for(self.percentile, self.floor_percentile))
         config = self.context.config
@@ -150,8 +189,8 @@ class ZeroShotBatch:
                 self._done[i] = exc
                 continue
             feats = self._pool[i] if i in self._pool else self._features(image.rgb)
-            raw = finish_map(score_image(i, feats, refs, self.mutual), image.rgb, self.settings)
+            raw = finish_map(score_image(i, feats, refs, self.mutual, self._positions()), image.rgb, self.settings)
             score = calibrated(raw, self._calibration.threshold, self._calibration.floor)
-            self._done[i] = prediction_from_map(image.path, score, "offline", [ZERO_SHOT_NOTE, DESCRIPTION_NOTE],
-                                                self._decision, rgb=image.rgb)
+            notes = [ZERO_SHOT_NOTE, DESCRIPTION_NOTE] + (["position-aware: " + self.alignment.rule] if self.alignment.aligned else [])
+            self._done[i] = prediction_from_map(image.path, score, "offline", notes, self._decision, rgb=image.rgb)
         self._part = part

@@ -110,8 +110,29 @@ def mutual_distance(queries: "torch.Tensor", references: list["torch.Tensor"], k
     return per_ref.sort(dim=0).values[:keep].mean(0)
 
 
+def position_mutual_distance(query: "torch.Tensor", references: "torch.Tensor", keep_fraction: float,
+                             window: int) -> "torch.Tensor":
+    """Like `mutual_distance`, but each reference is searched only within +-window cells of the patch's place.
+
+    Args:
+        query: (h, w, C) features of one image.
+        references: (R, h, w, C) features of its reference images, same grid.
+        keep_fraction: share of references (the closest) averaged.
+        window: half-size of the search window in cells.
+
+    Returns:
+        (h, w) float32 distances.
+    """
+    from iapas.stages.position import position_distance
+
+    per_ref = position_distance(query, references, window)  # (R, h, w)
+    keep = max(1, int(np.ceil(keep_fraction * per_ref.shape[0])))
+    return per_ref.sort(dim=0).values[:keep].mean(0)
+
+
 def score_image(
-    i: int, features: tuple["torch.Tensor", tuple[int, int]], pool: dict[int, "torch.Tensor"], settings: MutualSettings
+    i: int, features: tuple["torch.Tensor", tuple[int, int]], pool: dict[int, "torch.Tensor"], settings: MutualSettings,
+    positions: tuple[int, str] | None = None,
 ) -> np.ndarray:
     """Mutual distance grid of image i against its references from the pool.
 
@@ -120,14 +141,25 @@ def score_image(
         features: its (h*w, C) patch features and (h, w) grid.
         pool: index -> (m, C) patch features of the reference pool.
         settings: references per image, kept fraction, seed.
+        positions: (window, combine) to compare patches only with the references' patches at the same place
+            (aligned batches, every image on one grid; stages.position), None for the whole images.
 
     Returns:
         (h, w) float32 distances.
     """
+    import torch
+
+    from iapas.stages.position import combine
+
     refs = reference_indices(i, sorted(pool), settings.references, settings.seed)
     q, grid = features
-    d = mutual_distance(q, [pool[j] for j in refs], settings.keep_fraction)
-    return d.reshape(grid).numpy().astype(np.float32)
+    d = mutual_distance(q, [pool[j] for j in refs], settings.keep_fraction).reshape(grid).numpy().astype(np.float32)
+    if positions is None:
+        return d
+    window, how = positions
+    stacked = torch.stack([pool[j].reshape(*grid, -1) for j in refs])
+    p = position_mutual_distance(q.reshape(*grid, -1), stacked, settings.keep_fraction, window).numpy().astype(np.float32)
+    return combine(d, p, how).astype(np.float32)
 
 
 def mutual_scores(

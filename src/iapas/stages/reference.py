@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
     from iapas.models.backbone import LiteFeatures
 
-AUGMENTATIONS = ("none", "hflip", "vflip", "rot180", "rot90", "rot270")
+AUGMENTATIONS = ("none", "hflip", "vflip", "rot180", "rot90", "rot270", "dark", "bright")
+GAIN_VIEWS = {"dark": 0.8, "bright": 1.25}  # brightness views of the normal images (tiles lit unevenly)
+PHOTOMETRIC = ("none", "gain", "standardize")
 AUTO_AUGMENT = ("none", "hflip", "vflip", "rot180")
 MIN_CORESET_ROWS = 2048  # a coreset never shrinks a bank below this many patches (small images, one normal image)
 
@@ -44,10 +46,23 @@ def network_size(width: int, height: int, settings: ReferenceSettings) -> tuple[
 def prepare(rgb: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
     """Resize an RGB uint8 image to its network size (bilinear, aspect kept)."""
     h, w = rgb.shape[:2]
-    nw, nh = network_size(w, h, settings)
-    if (nw, nh) == (w, h):
+    return prepare_at(rgb, network_size(w, h, settings))
+
+
+def prepare_at(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an RGB uint8 image to exactly `size` = (w, h) (bilinear): every image alike, for positions."""
+    h, w = rgb.shape[:2]
+    if tuple(size) == (w, h):
         return rgb
-    return np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(rgb).resize(tuple(size), Image.Resampling.BILINEAR))
+
+
+def common_size(rgbs: list[np.ndarray], settings: ReferenceSettings) -> tuple[int, int]:
+    """The network size (w, h) every image is resized to for the position-aware reference: that of the
+    median width and height of `rgbs`."""
+    w = int(np.median([r.shape[1] for r in rgbs]))
+    h = int(np.median([r.shape[0] for r in rgbs]))
+    return network_size(w, h, settings)
 
 
 def augment(rgb: np.ndarray, name: str) -> np.ndarray:
@@ -58,6 +73,8 @@ def augment(rgb: np.ndarray, name: str) -> np.ndarray:
         "rot180": lambda a: a[::-1, ::-1],
         "rot90": lambda a: np.rot90(a, 1),
         "rot270": lambda a: np.rot90(a, 3),
+        "dark": lambda a: np.clip(a.astype(np.float32) * GAIN_VIEWS["dark"], 0, 255).astype(np.uint8),
+        "bright": lambda a: np.clip(a.astype(np.float32) * GAIN_VIEWS["bright"], 0, 255).astype(np.uint8),
     }
     if name not in ops:
         raise ValueError(f"unknown augmentation {name!r}; allowed: {', '.join(AUGMENTATIONS)}")
@@ -69,7 +86,7 @@ def embed(backbone: "LiteFeatures", rgb: np.ndarray, settings: ReferenceSettings
     import torch
     import torch.nn.functional as F
 
-    x = backbone.to_tensor(rgb)
+    x = backbone.to_tensor(photometric(rgb, settings.photometric))
     feats = backbone(x, settings.stages)
     grid = feats[0].shape[-2:]
     out = []
@@ -85,6 +102,30 @@ def embed(backbone: "LiteFeatures", rgb: np.ndarray, settings: ReferenceSettings
         e = torch.cat(out, dim=1)[0]
     c = e.shape[0]
     return e.reshape(c, -1).t().contiguous(), (int(grid[0]), int(grid[1]))
+
+
+def photometric(rgb: np.ndarray, how: str) -> np.ndarray:
+    """Per-image brightness normalisation before the backbone, so a tile lit brighter or darker than the
+    normal ones is not a defect: "gain" scales the image to mean grey 128, "standardize" to mean 110 / std 40.
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        how: "none", "gain" or "standardize".
+
+    Returns:
+        (H, W, 3) uint8 image.
+    """
+    if how == "none":
+        return rgb
+    x = rgb.astype(np.float32)
+    mean = float(x.mean())
+    if how == "gain":
+        x = x * (128.0 / max(mean, 1.0))
+    elif how == "standardize":
+        x = (x - mean) / max(float(x.std()), 1.0) * 40.0 + 110.0
+    else:
+        raise ValueError(f"unknown photometric normalisation {how!r}; allowed: {', '.join(PHOTOMETRIC)}")
+    return np.clip(x, 0, 255).astype(np.uint8)
 
 
 def nn_distance(queries: "torch.Tensor", bank: "torch.Tensor", k: int = 1, chunk: int = 4096) -> "torch.Tensor":
@@ -197,15 +238,20 @@ def raw_map(
     With `segment_levels` set, the map is averaged inside image segments (stages.segment_pooling),
     for the normal images of calibration exactly as for test images.
     """
-    import torch
-
     s = bank.settings
     q, grid = embed(backbone, prepare(rgb, s), s)
+    return finish_map(global_grid(q, grid, bank, exclude_source, bank_tensor), rgb, s)
+
+
+def global_grid(q: "torch.Tensor", grid: tuple[int, int], bank: MemoryBank, exclude_source: int | None = None,
+                bank_tensor: "torch.Tensor | None" = None) -> np.ndarray:
+    """kNN distance of patch features q (h*w, C) to the bank, as an (h, w) float32 grid."""
+    import torch
+
     b = bank_tensor if bank_tensor is not None else bank.tensor()
     if exclude_source is not None:
         b = b[torch.from_numpy(bank.source != exclude_source)]
-    d = nn_distance(q, b, k=s.k).reshape(*grid)
-    return finish_map(d.numpy(), rgb, s)
+    return nn_distance(q, b, k=bank.settings.k).reshape(*grid).numpy()
 
 
 def finish_map(grid_distances: np.ndarray, rgb: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
