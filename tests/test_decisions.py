@@ -22,6 +22,7 @@ from iapas.settings import Thresholds
 from iapas.stages.calibration import decision_from_maxima, mask_cut, verdict_factor
 from iapas.stages.kind import position_share
 from iapas.stages.labelled import clopper_pearson, rates, separating_threshold
+from iapas.io.scoremaps import load_score_map
 from tests.cli_apps import command_app
 from tests.synthetic_objects import write_objects
 
@@ -130,7 +131,7 @@ def test_ok_if_and_only_if_no_region_and_an_all_zero_mask(trial) -> None:  # typ
             assert meta["boxes"] == [] and not mask.any(), meta_file.name
         else:
             assert len(meta["boxes"]) >= 1 and mask.any(), meta_file.name
-        assert np.load(out / meta["files"]["score_map"]).max() == pytest.approx(meta["image_score"], abs=1e-5)
+        assert load_score_map(out / meta["files"]["score_map"]).max() == pytest.approx(meta["image_score"], abs=2e-3)  # float16 maps
     assert seen == {"ok", "defect"} and len(list(out.glob("*_mask.png"))) == len(checked)
 
 

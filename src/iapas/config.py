@@ -103,6 +103,10 @@ class PipelineConfig(BaseModel):
     reference_stages: list[int] | None = Field(
         None, description="backbone stages of the reference features (0-6; 2-3 = stride 8/16, 5-6 = stride 32); None = preset of --kind"
     )
+    fine_stages: list[int] | None = Field(
+        None, description="a second, fine-scale bank of these stages whose calibrated map is added to the deep one "
+        "(fine textures, thin lines; several times the cost); [] = off; None = preset of --kind"
+    )
     refine: Literal["none", "segments"] | None = Field(
         None, description="segments: average the map inside image segments (sharper outlines on textures); None = preset of --kind"
     )

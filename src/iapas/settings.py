@@ -56,7 +56,7 @@ STAGE2_AUTO_DTYPE = "float32"  # --dtype auto for the detector and SAM: the offi
 KIND_PRESETS: dict[str, FeaturePreset] = {
     "object": FeaturePreset(stages=(2, 3), feature_size=320, refine="none", normalize="l2", sigma=4.0, coreset=0.1),
     "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0,
-                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1, fine_stages=(2, 3)),
+                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1),
 }
 # Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
 # extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).
@@ -269,6 +269,12 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
     stages = tuple(sorted(set(stages_given))) if stages_given is not None else preset.stages
     if not stages or min(stages) < 0 or max(stages) > 6:
         raise SettingsError(f"reference_stages must be backbone stages 0..6, got {config.reference_stages}")
+    if config.fine_stages is not None:
+        fine = tuple(sorted(set(config.fine_stages)))
+    else:  # the preset's fine bank goes with the preset's stages only
+        fine = preset.fine_stages if stages_given is None else ()
+    if fine and (min(fine) < 0 or max(fine) > 6):
+        raise SettingsError(f"fine_stages must be backbone stages 0..6, got {config.fine_stages}")
     refine = config.refine if config.refine is not None else preset.refine
     size = config.feature_size if config.feature_size is not None else preset.feature_size
     # the per-stage normalisation was measured with the preset's stages only (it hurts stages 2-4 on thin lines)
@@ -279,7 +285,7 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
         normalize=normalize, sigma=float(preset.sigma), augment=preset.augment, coreset=preset.coreset,
         position=config.position_reference if config.position_reference is not None else preset.position,
         position_combine=preset.position_combine, photometric=preset.photometric,
-        fine_stages=preset.fine_stages if stages_given is None else (), scale_combine=preset.scale_combine,
+        fine_stages=fine, scale_combine=preset.scale_combine,
     )
 
 

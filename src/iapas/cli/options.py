@@ -32,7 +32,8 @@ OPTION_PANELS: dict[str, str] = {
     **dict.fromkeys(("profile", "config_file", "detector", "segmenter", "tagger", "llm", "kind", "device", "dtype"),
                     PANEL_MODELS),
     **dict.fromkeys(("refine", "backbone", "feature_size", "reference_stages", "segment_size", "mask_percentile",
-                     "zero_shot_references", "zero_shot_keep", "zero_shot_chunk", "target_frr"), PANEL_OFFLINE),
+                     "zero_shot_references", "zero_shot_keep", "zero_shot_chunk", "target_frr", "position_reference",
+                     "fine_stages"), PANEL_OFFLINE),
     **dict.fromkeys(("llm_base_url", "llm_allow_insecure_http", "object_name", "no_filter", "baseline",
                      "object_tag_rule", "llm_prompt", "llm_decoding", "llm_seed", "llm_parse", "max_phrases",
                      "drop_object_boxes", "texture_preset", "thresholds", "box_threshold", "text_threshold", "size_threshold",
@@ -103,6 +104,9 @@ FeatureSizeOpt = Annotated[Optional[int], typer.Option("--feature-size", help=(
 ReferenceStagesOpt = Annotated[Optional[str], typer.Option("--reference-stages", metavar="LIST", help=(
     "offline/fused: backbone stages of the features, comma-separated, 0-6 (default: preset of --kind, "
     + ", ".join(f"{k} {','.join(map(str, p.stages))}" for k, p in KIND_PRESETS.items()) + ")"))]
+FineStagesOpt = Annotated[Optional[str], typer.Option("--fine-stages", metavar="LIST", help=(
+    "offline: a second bank of these fine backbone stages (e.g. 2,3) whose calibrated map is added: sees fine "
+    "textures and thin lines at several times the cost; none = off (default: preset of --kind, off)"))]
 PositionReferenceOpt = Annotated[Optional[str], typer.Option("--position-reference", help=(
     "offline: compare each patch with normal patches at its own place, for aligned objects: auto (decided on the "
     "normal images and recorded in the context), on, off (default: preset of --kind, "
@@ -157,6 +161,7 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("feature_size", FeatureSizeOpt, None),
     ("reference_stages", ReferenceStagesOpt, None),
     ("segment_size", SegmentSizeOpt, None),
+    ("fine_stages", FineStagesOpt, None),
     ("position_reference", PositionReferenceOpt, None),
     ("mask_percentile", MaskPercentileOpt, None),
     ("target_frr", TargetFrrOpt, None),
@@ -233,6 +238,9 @@ def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig
     fields["drop_object_boxes"] = True if flags.get("drop_object_boxes") else None
     fields["llm_allow_insecure_http"] = True if flags.get("llm_allow_insecure_http") else None
     fields["reference_stages"] = parse_int_list(flags.get("reference_stages"), "--reference-stages")
+    fine = flags.get("fine_stages")
+    fields["fine_stages"] = [] if fine is not None and fine.strip().lower() in ("none", "off", "") else \
+        parse_int_list(fine, "--fine-stages")
     if fields.get("kind") == "auto":
         fields["kind"] = None
     return build_config(flags.get("config_file"), **fields, **extra)
