@@ -3,6 +3,7 @@ the bench, and stop it with SIGTERM."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,3 +65,22 @@ def start_server(contexts: dict[str, Path], log: Path, *extra: str, fake_delay: 
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"server not ready within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+
+
+def chrome(flags: list[str], profile_dir: Path, script_timeout: float | None = None):  # type: ignore[no-untyped-def]
+    """A headless Chromium driven by selenium, with `flags` and its own profile folder (the caller quits it)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in flags:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile_dir}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    if script_timeout is not None:
+        driver.set_script_timeout(script_timeout)
+    return driver

@@ -3,7 +3,6 @@ verdict and the overlay, and the verdict equals the API's answer for the same im
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import httpx
@@ -11,9 +10,9 @@ import pytest
 from PIL import Image
 
 from corpus import pattern, write_normals
-from serve_helpers import Server, start_server
+from serve_helpers import CHROMEDRIVER, Server, chrome, start_server
 
-DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+DRIVER = CHROMEDRIVER
 pytestmark = [
     pytest.mark.slow,  # uvicorn + headless Chromium
     pytest.mark.skipif(DRIVER is None, reason="chromedriver is not installed (apt-get install chromium-driver)"),
@@ -43,15 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}")
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = chrome(FLAGS, tmp_path_factory.mktemp("chrome-profile"))
     yield driver
     driver.quit()
 

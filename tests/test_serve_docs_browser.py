@@ -4,16 +4,15 @@ A two-line server also shows that `?line=` stays required when more than one lin
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
 from corpus import write_normals
-from serve_helpers import Server, start_server
+from serve_helpers import CHROMEDRIVER, Server, chrome, start_server
 
-DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+DRIVER = CHROMEDRIVER
 pytestmark = [
     pytest.mark.slow,  # uvicorn + headless Chromium
     pytest.mark.skipif(DRIVER is None, reason="chromedriver is not installed (apt-get install chromium-driver)"),
@@ -43,16 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 @pytest.fixture(scope="module")
 def offline_browser(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in OFFLINE_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}")
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(30)
+    driver = chrome(OFFLINE_FLAGS, tmp_path_factory.mktemp("chrome-profile"), script_timeout=30)
     yield driver
     driver.quit()
 
