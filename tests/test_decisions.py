@@ -23,8 +23,8 @@ from iapas.stages.calibration import decision_from_maxima, mask_cut, verdict_fac
 from iapas.stages.kind import position_share
 from iapas.stages.labelled import clopper_pearson, rates, separating_threshold
 from iapas.io.scoremaps import load_score_map
-from tests.cli_apps import command_app
-from tests.synthetic_objects import write_objects
+from cli_apps import command_app
+from synthetic_objects import write_objects
 
 
 
