@@ -134,10 +134,9 @@ def test_scales_are_combined_on_their_own_calibration() -> None:
 def test_fine_scale_bank_is_fitted_stored_and_reloaded(tmp_path: Path) -> None:
     fine = make_family(tmp_path, "fine", n_normal=4, n_test=2, seed=3)
     pipe = Pipeline(build_config(profile="offline", kind="texture", num_normal=4, feature_size=128, threads=1,
-                                 position_reference="off"))
+                                 position_reference="off", fine_stages=[2, 3]))
     settings = pipe.runner.settings.reference
-    if not settings.fine_stages:
-        pytest.skip("the texture preset has no fine scale")
+    assert settings.fine_stages == (2, 3)  # --fine-stages reaches the reference settings
     ctx = pipe.fit(fine.root / "normal")
     scales = ctx.reference.get("scales")
     assert set(scales) == {"deep", "fine"} and "fine_features" in ctx.arrays

@@ -225,3 +225,15 @@ def test_context_calibration_without_its_percentile_is_a_clear_error(tmp_path: P
     ref = {k: v for k, v in OLD_OFFLINE["reference"].items() if k != "mask_percentile"}  # a bad hand edit
     with pytest.raises(SettingsError, match=r"(?s)malformed.*calibration\.percentile"):
         Context.load(_old_context(tmp_path, reference=ref))
+
+
+def test_fine_stages_flag_overrides_the_preset_and_none_turns_it_off() -> None:
+    from iapas.cli.options import config_from_flag_dict
+    from iapas.settings import resolve
+
+    on = config_from_flag_dict({"fine_stages": "3,2", "kind": "texture"})
+    assert resolve(on).reference.fine_stages == (2, 3)
+    off = config_from_flag_dict({"fine_stages": "none", "kind": "texture"})
+    assert off.fine_stages == [] and resolve(off).reference.fine_stages == ()
+    with pytest.raises(Exception, match="fine_stages must be backbone stages"):
+        resolve(config_from_flag_dict({"fine_stages": "9", "kind": "texture"}))
