@@ -32,15 +32,10 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench_serve import free_port, rss_mb, wait_ready  # bench/ is on sys.path when run as a script
+
 TOKEN = "bench-hostile-token"
 HOST = "127.0.0.1"
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 class PeakRss:
@@ -67,12 +62,6 @@ class PeakRss:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join(2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def upload_headers(port: int, length: int, token: str | None) -> socket.socket:
@@ -258,16 +247,10 @@ def main() -> None:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         code, stop_s = None, float("nan")
         try:
-            end = time.monotonic() + 300
-            while True:
-                if proc.poll() is not None or time.monotonic() > end:
-                    raise SystemExit(f"server did not start:\n{(root / 'server.log').read_text()[-2000:]}")
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
+            try:
+                wait_ready(url, proc)
+            except SystemExit as exc:
+                raise SystemExit(f"server did not start ({exc}):\n{(root / 'server.log').read_text()[-2000:]}") from None
             start_rss = rss_mb(proc.pid)
             probe_times, probe_codes, slow_answers = slow_uploads(url, port, args.slow_clients, args.slow_seconds)
             before2 = rss_mb(proc.pid)

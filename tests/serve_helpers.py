@@ -2,6 +2,7 @@
 the bench, and stop it with SIGTERM."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 TESTS = Path(__file__).parent
 
@@ -68,6 +70,12 @@ def start_server(contexts: dict[str, Path], log: Path, *extra: str, fake_delay: 
 
 
 CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+BROWSER_MARKS = [  # a module that drives uvicorn + headless Chromium
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMEDRIVER is None, reason="chromedriver is not installed (apt-get install chromium-driver)"),
+    pytest.mark.skipif(importlib.util.find_spec("selenium") is None, reason="selenium is not installed"),
+    pytest.mark.skipif(importlib.util.find_spec("fastapi") is None, reason="the serve extra is not installed"),
+]
 
 
 def chrome(flags: list[str], profile_dir: Path, script_timeout: float | None = None):  # type: ignore[no-untyped-def]

@@ -2,7 +2,6 @@
 verdict and the overlay, and the verdict equals the API's answer for the same image."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import httpx
@@ -10,15 +9,9 @@ import pytest
 from PIL import Image
 
 from corpus import pattern, write_normals
-from serve_helpers import CHROMEDRIVER, Server, chrome, start_server
+from serve_helpers import BROWSER_MARKS, Server, chrome, start_server
 
-DRIVER = CHROMEDRIVER
-pytestmark = [
-    pytest.mark.slow,  # uvicorn + headless Chromium
-    pytest.mark.skipif(DRIVER is None, reason="chromedriver is not installed (apt-get install chromium-driver)"),
-    pytest.mark.skipif(importlib.util.find_spec("selenium") is None, reason="selenium is not installed"),
-    pytest.mark.skipif(importlib.util.find_spec("fastapi") is None, reason="the serve extra is not installed"),
-]
+pytestmark = BROWSER_MARKS
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1200,1000"]
 

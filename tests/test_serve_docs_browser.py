@@ -3,22 +3,15 @@ come from the installed `fastapi-offline`, so the page still lists the API's ope
 A two-line server also shows that `?line=` stays required when more than one line is served."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import httpx
 import pytest
 
 from corpus import write_normals
-from serve_helpers import CHROMEDRIVER, Server, chrome, start_server
+from serve_helpers import BROWSER_MARKS, Server, chrome, start_server
 
-DRIVER = CHROMEDRIVER
-pytestmark = [
-    pytest.mark.slow,  # uvicorn + headless Chromium
-    pytest.mark.skipif(DRIVER is None, reason="chromedriver is not installed (apt-get install chromium-driver)"),
-    pytest.mark.skipif(importlib.util.find_spec("selenium") is None, reason="selenium is not installed"),
-    pytest.mark.skipif(importlib.util.find_spec("fastapi") is None, reason="the serve extra is not installed"),
-]
+pytestmark = BROWSER_MARKS
 # every host name resolves to nothing but the loopback address, and anything not on loopback goes to a dead proxy
 OFFLINE_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
