@@ -158,18 +158,27 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         name = upload_name(file.filename)
         size = pixel_count(data)
         pixels = size[0] * size[1] if size else 0
+        # the budget covers the decoded pixels' whole life in this request (decode, queue, model, answer),
+        # so large images wait for each other instead of piling up decoded in the queue
+        remaining = settings.timeout_s - (time.perf_counter() - start)
         try:
-            remaining = settings.timeout_s - (time.perf_counter() - start)
             async with budget.hold(pixels if pixels <= settings.max_pixels else 0, remaining):
-                image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
-        except TooManyPixels as exc:
-            raise ApiError(413, "too_many_pixels", str(exc)) from None
-        except InputError as exc:
-            raise ApiError(422, "bad_image", exc.reason, file=name) from None
+                try:
+                    image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
+                except TooManyPixels as exc:
+                    raise ApiError(413, "too_many_pixels", str(exc)) from None
+                except InputError as exc:
+                    raise ApiError(422, "bad_image", exc.reason, file=name) from None
+                finally:
+                    del data
+                return await inspect_decoded(request, line, image, mask, overlay, start)
         finally:
-            del data
             if pixels >= TRIM_PIXELS:
                 await run_in_threadpool(give_memory_back)
+
+    async def inspect_decoded(request: Request, line: str, image: Any, mask: Optional[str], overlay: bool,
+                              start: float) -> dict[str, Any]:
+        """Queue one decoded image for a model worker and build its answer (the caller holds its pixels)."""
         try:
             future = workers.submit(line, image)
         except QueueFull as exc:
@@ -187,11 +196,7 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         metrics.inference.labels(line).observe(result.inference_s)
         metrics.verdicts.labels(line, result.verdict.label).inc()
         request.scope.setdefault("iapas", {})["verdict"] = result.verdict.label
-        body = await run_in_threadpool(answer, lines[line], image, result, mask, overlay, time.perf_counter() - start)
-        if pixels >= TRIM_PIXELS:
-            del image, result
-            await run_in_threadpool(give_memory_back)
-        return body
+        return await run_in_threadpool(answer, lines[line], image, result, mask, overlay, time.perf_counter() - start)
 
     @api.get("/v1/lines", summary="The loaded product lines and their provenance", dependencies=guarded)
     async def list_lines() -> dict[str, Any]:
