@@ -24,7 +24,7 @@ KEYS = ("pixel_ap", "pixel_f1_max", "pixel_auroc", "pixel_aupro", "image_auroc")
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from iapas.config import PipelineConfig, build_config
-    from iapas.evaluation.harness import run_evaluation
+    from iapas.evaluation.harness import EvalOptions, run_evaluation
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mtd"))
@@ -39,8 +39,8 @@ def main() -> None:
                           refine=args.refine)
     rows = {}
     for protocol in ("standard", "paper"):
-        m = run_evaluation("mtd", Path(args.root), Path(args.out), config, protocol=protocol, limit=args.limit,
-                           seeds=[args.seed], progress=False)
+        m = run_evaluation("mtd", Path(args.root), Path(args.out), config,
+                           EvalOptions(protocol=protocol, limit=args.limit, seeds=[args.seed], progress=False))
         rows[protocol] = m
         mean = m["mean"]
         print(f"[{protocol}] profile={m['profile']} n_images={m['categories']['mtd'].get('n_images')} "

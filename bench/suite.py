@@ -122,7 +122,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 def evaluate_row(parts: list[SuiteDataset], out: Path, config: Any, protocol: str, limit: int | None,
                  auto_kind: bool, zero_shot: bool) -> dict[str, Any]:
     """Run the harness on every part of one row; the row is the mean over its categories."""
-    from iapas.evaluation.harness import run_evaluation
+    from iapas.evaluation.harness import EvalOptions, run_evaluation
 
     values: dict[str, list[float]] = {k: [] for k in (*KEYS, *OP_KEYS)}
     kinds: dict[str, str] = {}
@@ -135,8 +135,9 @@ def evaluate_row(parts: list[SuiteDataset], out: Path, config: Any, protocol: st
         cfg, auto = config, auto_kind
         if auto_kind and part.kind:  # the folder reader cannot know that the synthetic set is textures
             cfg, auto = config.model_copy(update={"kind": part.kind}), False
-        m = run_evaluation(part.reader, part.root, dest, cfg, categories=list(part.categories or []) or None,
-                           protocol=protocol, limit=limit, progress=False, auto_kind=auto, **extra)
+        m = run_evaluation(part.reader, part.root, dest, cfg, EvalOptions(
+            categories=list(part.categories or []) or None, protocol=protocol, limit=limit, progress=False,
+            auto_kind=auto, **extra))
         kinds.update({f"{part.name}/{c}" if part.reader != "folder" else part.root.name: k
                       for c, k in m.get("kinds", {}).items()})
         for cat in m["categories"].values():

@@ -145,3 +145,47 @@ def test_a_killed_worker_is_retried_without_lost_or_duplicated_results(ray_sessi
     assert summary["status_counts"] == {"ok": N_IMAGES, "failed": 1} and summary["complete"] is True
     _assert_same_outputs(local_out, out)
     assert not list(out.glob(".*.tmp"))  # no partial file left by the killed worker
+
+
+def test_local_and_ray_mappers_give_the_same_outcomes(ray_session, data: Path, tmp_path: Path) -> None:
+    """The same work over the same tasks: the same statuses, values and typed failures (an input error fails
+    its image and the map goes on), only the order may differ."""
+    from iapas.cli.run_common import WriteOutputs
+    from iapas.context import Context
+    from iapas.engines import ImageJob, LocalMapper, RayMapper, RaySettings
+
+    context = Context.load(data / "ctx.json")
+    pipeline = Pipeline(context.config.model_copy(update={"profile": context.profile, "threads": 1}))
+    jobs = [ImageJob(p, p.stem) for p in sorted((data / "imgs").iterdir())[:5]]  # broken.png among them
+    local = list(LocalMapper().map(pipeline, context, WriteOutputs(tmp_path / "local", "d"), jobs))
+    ray_run = list(RayMapper(RaySettings(actors=2)).map(pipeline, context, WriteOutputs(tmp_path / "ray", "d"), jobs))
+
+    def view(outcomes):  # noqa: ANN001, ANN202
+        return sorted((o.task.name, o.status, json.dumps(o.value, sort_keys=True),
+                       (o.failure.path, o.failure.reason, o.failure.unexpected) if o.failure else None)
+                      for o in outcomes)
+
+    assert view(ray_run) == view(local)
+    failed = [o for o in ray_run if o.status == "failed"]
+    assert [o.task.name for o in failed] == ["broken"] and failed[0].failure.path.endswith("broken.png")
+    assert sum(o.status == "ok" for o in ray_run) == 4
+
+
+def test_a_fatal_error_stops_the_ray_map_with_its_type(ray_session, data: Path, tmp_path: Path) -> None:
+    from iapas.context import Context
+    from iapas.engines import ImageJob, RayMapper, RaySettings
+    from iapas.errors import SettingsError
+
+    class StopOnSecond:  # defined here so Ray pickles it by value; runs in the actor
+        out_dir = tmp_path
+
+        def __call__(self, pipeline, context, task):  # noqa: ANN001, ANN204
+            if task.name == "part_001":
+                raise SettingsError("the detector's settings do not fit this image")
+            return {}
+
+    context = Context.load(data / "ctx.json")
+    jobs = [ImageJob(p, p.stem) for p in sorted((data / "imgs").iterdir())[:3]]
+    with pytest.raises(SettingsError, match="do not fit"):
+        list(RayMapper(RaySettings(actors=1)).map(Pipeline(context.config.model_copy(update={"profile": context.profile})),
+                                                  context, StopOnSecond(), jobs))

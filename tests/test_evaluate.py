@@ -20,8 +20,9 @@ import iapas.pipeline
 from cli_apps import command_app
 from iapas.config import PipelineConfig
 from iapas.context import Context, Reference
-from iapas.errors import SettingsError
-from iapas.evaluation.harness import run_evaluation
+from iapas.engines import LocalMapper
+from iapas.errors import ModelLoadError, SettingsError
+from iapas.evaluation.harness import EvalOptions, run_evaluation
 from iapas.evaluation.records import iter_records
 from iapas.metrics import aupro
 from iapas.types import Prediction
@@ -90,7 +91,7 @@ def sk_f1(y, s) -> float:
 
 def test_standard_protocol_end_to_end(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) -> None:
     out = tmp_path / "eval"
-    m = run_evaluation("mtd", mtd_root, out, cfg(), eval_size=32, progress=False)
+    m = run_evaluation("mtd", mtd_root, out, cfg(), EvalOptions(eval_size=32, progress=False))
     assert set(m) >= {"dataset", "profile", "protocol", "seeds", "categories", "mean", "images_per_second", "failures"}
     assert (m["dataset"], m["profile"], m["protocol"], m["seeds"]) == ("mtd", "offline", "standard", [111])
     row = m["categories"]["mtd"]
@@ -128,9 +129,9 @@ def test_paper_protocol_shares_stage1_and_writes_its_own_tables(tmp_path: Path, 
     """MTD under --protocol paper beside the standard run (the official numbers themselves are checked against
     an independent re-implementation in tests/test_official_evaluation.py)."""
     out = tmp_path / "eval"
-    std = run_evaluation("mtd", mtd_root, out, cfg(), eval_size=32, progress=False)
+    std = run_evaluation("mtd", mtd_root, out, cfg(), EvalOptions(eval_size=32, progress=False))
     fits = runner.fits
-    m = run_evaluation("mtd", mtd_root, out, cfg(), protocol="paper", eval_size=32, progress=False)
+    m = run_evaluation("mtd", mtd_root, out, cfg(), EvalOptions(protocol="paper", eval_size=32, progress=False))
     assert runner.fits == fits  # Stage 1 is reused: it does not depend on the protocol
     row = m["categories"]["mtd"]
     assert m["protocol"] == "paper" and "official" in m["protocol_note"] and m["resample"] == "cubic"
@@ -147,8 +148,8 @@ def test_paper_protocol_shares_stage1_and_writes_its_own_tables(tmp_path: Path, 
 
 def test_paper_protocol_keeps_normal_images_on_mvtec(tmp_path: Path, runner: BrightnessRunner) -> None:
     make_mvtec_like(tmp_path / "mv")
-    m = run_evaluation("mvtec", tmp_path / "mv", tmp_path / "o", cfg(), protocol="paper", eval_size=24,
-                       progress=False, auto_kind=True)
+    m = run_evaluation("mvtec", tmp_path / "mv", tmp_path / "o", cfg(),
+                       EvalOptions(protocol="paper", eval_size=24, progress=False, auto_kind=True))
     assert m["categories"]["bottle"]["n_images"] == 6 and m["categories"]["carpet"]["n_images"] == 5
     assert m["kinds"] == {"bottle": "object", "carpet": "texture"}
     assert m["mean"]["n_images"] == 11 and runner.fits == 2
@@ -160,26 +161,26 @@ def test_interrupted_run_resumes_with_identical_metrics(tmp_path: Path, mtd_root
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     full = BrightnessRunner()
     monkeypatch.setattr(iapas.pipeline, "make_runner", full)
-    ref = run_evaluation("mtd", mtd_root, tmp_path / "ref", cfg(), eval_size=32, progress=False)
+    ref = run_evaluation("mtd", mtd_root, tmp_path / "ref", cfg(), EvalOptions(eval_size=32, progress=False))
 
     broken = BrightnessRunner(interrupt_after=5)
     monkeypatch.setattr(iapas.pipeline, "make_runner", broken)
     with pytest.raises(KeyboardInterrupt):
-        run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), eval_size=32, progress=False)
+        run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), EvalOptions(eval_size=32, progress=False))
     assert len(list((tmp_path / "out" / "cache").rglob("*.npz"))) == 5
     assert not (tmp_path / "out" / "metrics.json").exists()
 
     again = BrightnessRunner()
     monkeypatch.setattr(iapas.pipeline, "make_runner", again)
-    m = run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), eval_size=32, progress=False)
+    m = run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), EvalOptions(eval_size=32, progress=False))
     assert again.fits == 0  # the saved Stage 1 context was reused
     assert again.predicts == 16 - 5 and m["n_cached"] == 5
     assert m["categories"] == ref["categories"] and m["mean"] == ref["mean"]
 
-    m2 = run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), eval_size=32, progress=False)
+    m2 = run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), EvalOptions(eval_size=32, progress=False))
     assert again.predicts == 11 and m2["categories"] == ref["categories"] and m2["n_predicted"] == 0
     # a different setting never reuses these records
-    run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), eval_size=24, progress=False)
+    run_evaluation("mtd", mtd_root, tmp_path / "out", cfg(), EvalOptions(eval_size=24, progress=False))
     assert again.predicts == 11 + 16
 
 
@@ -188,7 +189,7 @@ def test_bad_image_is_recorded_and_the_run_goes_on(tmp_path: Path, runner: Brigh
     bad = tmp_path / "d" / "MT_Crack" / "Imgs" / "exp1_num_0.jpg"
     bad.write_bytes(b"not a jpeg at all")
     (tmp_path / "d" / "MT_Blowhole" / "Imgs" / "exp1_num_1.png").unlink()  # missing mask
-    m = run_evaluation("mtd", tmp_path / "d", tmp_path / "o", cfg(), eval_size=16, progress=False)
+    m = run_evaluation("mtd", tmp_path / "d", tmp_path / "o", cfg(), EvalOptions(eval_size=16, progress=False))
     paths = {f["path"] for f in m["failures"]}
     assert str(bad) in paths and any(p.endswith("exp1_num_1.png") for p in paths)
     assert m["categories"]["mtd"]["n_images"] == 16 - 2
@@ -196,7 +197,8 @@ def test_bad_image_is_recorded_and_the_run_goes_on(tmp_path: Path, runner: Brigh
 
 
 def test_several_seeds_report_mean_and_std(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) -> None:
-    m = run_evaluation("mtd", mtd_root, tmp_path / "o", cfg(), seeds=[111, 112, 113], eval_size=16, progress=False)
+    m = run_evaluation("mtd", mtd_root, tmp_path / "o", cfg(),
+                       EvalOptions(seeds=[111, 112, 113], eval_size=16, progress=False))
     assert m["seeds"] == [111, 112, 113] and runner.fits == 3
     per = [m["per_seed"][str(s)]["mtd"]["pixel_ap"] for s in (111, 112, 113)]
     assert m["categories"]["mtd"]["pixel_ap"] == pytest.approx(np.mean(per))
@@ -208,7 +210,7 @@ def test_several_seeds_report_mean_and_std(tmp_path: Path, mtd_root: Path, runne
 
 
 def test_limit_takes_an_even_spread(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) -> None:
-    m = run_evaluation("mtd", mtd_root, tmp_path / "o", cfg(), limit=5, eval_size=16, progress=False)
+    m = run_evaluation("mtd", mtd_root, tmp_path / "o", cfg(), EvalOptions(limit=5, eval_size=16, progress=False))
     row = m["categories"]["mtd"]
     assert row["n_images"] == 5 and 0 < row["n_anomalous"] < 5 and runner.predicts == 5
 
@@ -227,9 +229,9 @@ def test_settings_are_checked_before_any_model_loads(tmp_path: Path, mtd_root: P
         (dict(limit=0), "limit"),
     ]
     for kw, msg in cases:
-        args = dict(dataset="mtd", root=mtd_root, out=tmp_path / "o", config=cfg(), progress=False) | kw
+        dataset = kw.pop("dataset", "mtd")
         with pytest.raises(SettingsError, match=msg):
-            run_evaluation(**args)
+            run_evaluation(dataset, mtd_root, tmp_path / "o", cfg(), EvalOptions(progress=False, **kw))
 
 
 def test_cli_evaluate(tmp_path: Path, mtd_root: Path, runner: BrightnessRunner) -> None:
@@ -257,10 +259,12 @@ def test_paper_preset_puts_every_mvtec_category_at_the_object_threshold(tmp_path
     """Table 1 lists MVTec-AD among the object datasets: 0.2 on carpet too; per-category keeps 0.1."""
     make_mvtec_like(tmp_path / "mv")
     paper = PipelineConfig(profile="paper", num_normal=4)
-    m = run_evaluation("mvtec", tmp_path / "mv", tmp_path / "o1", paper, eval_size=16, progress=False, auto_kind=True)
+    m = run_evaluation("mvtec", tmp_path / "mv", tmp_path / "o1", paper,
+                       EvalOptions(eval_size=16, progress=False, auto_kind=True))
     assert m["kinds"] == {"bottle": "object", "carpet": "object"}
     ours = paper.model_copy(update={"texture_preset": "per-category"})
-    m = run_evaluation("mvtec", tmp_path / "mv", tmp_path / "o2", ours, eval_size=16, progress=False, auto_kind=True)
+    m = run_evaluation("mvtec", tmp_path / "mv", tmp_path / "o2", ours,
+                       EvalOptions(eval_size=16, progress=False, auto_kind=True))
     assert m["kinds"] == {"bottle": "object", "carpet": "texture"}
 
 
@@ -268,62 +272,68 @@ def test_overwritten_normal_images_refit_and_recompute(tmp_path: Path, runner: B
     """Issue 12 item 4 for `evaluate`: the cache follows the sampled normal images' content, not their names."""
     root = tmp_path / "mtd"
     make_mtd(root)
-    run_evaluation("mtd", root, tmp_path / "o", cfg(), eval_size=16, progress=False)
+    run_evaluation("mtd", root, tmp_path / "o", cfg(), EvalOptions(eval_size=16, progress=False))
     fits, predicts = runner.fits, runner.predicts
-    run_evaluation("mtd", root, tmp_path / "o", cfg(), eval_size=16, progress=False)
+    run_evaluation("mtd", root, tmp_path / "o", cfg(), EvalOptions(eval_size=16, progress=False))
     assert (runner.fits, runner.predicts) == (fits, predicts)  # unchanged inputs: all from cache
     for p in sorted((root / "MT_Free" / "Imgs").glob("*.jpg")):
         Image.fromarray(np.full((28, 40), 90, np.uint8)).save(p)  # same names, new content
-    run_evaluation("mtd", root, tmp_path / "o", cfg(), eval_size=16, progress=False)
+    run_evaluation("mtd", root, tmp_path / "o", cfg(), EvalOptions(eval_size=16, progress=False))
     assert runner.fits == fits + 1 and runner.predicts == 2 * predicts  # Stage 1 and every record redone
 
 
 TIMING = ("wall_seconds", "images_per_second")  # the only fields of metrics.json that depend on the clock
 
 
-def test_map_images_runs_the_todo_through_the_given_engine(tmp_path: Path, runner: BrightnessRunner) -> None:
-    """An engine that answers in reverse order gives the local loop's metrics, records and failures (in test order)."""
-    from iapas.evaluation.harness import map_locally
+class ReversedMapper:
+    """A mapper that answers in reverse order (as a Ray pool may), on top of the local one; counts its maps."""
 
+    name = "reversed"
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def map(self, pipeline, ctx, work, tasks):  # noqa: ANN001, ANN201 - the Mapper protocol
+        self.sizes.append(len(tasks))
+        yield from reversed(list(LocalMapper().map(pipeline, ctx, work, list(reversed(tasks)))))
+
+
+def test_the_todo_goes_through_the_given_mapper(tmp_path: Path, runner: BrightnessRunner) -> None:
+    """A mapper that answers in reverse order gives the local mapper's metrics, records and failures (in test order)."""
     make_mtd(tmp_path / "d")
     (tmp_path / "d" / "MT_Crack" / "Imgs" / "exp1_num_0.jpg").write_bytes(b"not a jpeg at all")
     (tmp_path / "d" / "MT_Blowhole" / "Imgs" / "exp1_num_1.png").unlink()  # missing mask: failure path is the mask's
-    seen: list[int] = []
-
-    def reversed_engine(pipeline, ctx, tasks, fn):
-        seen.append(len(tasks))
-        yield from reversed(list(map_locally(pipeline, ctx, list(reversed(tasks)), fn)))
-
-    ref = run_evaluation("mtd", tmp_path / "d", tmp_path / "local", cfg(), seeds=[111, 112], eval_size=16,
-                         progress=False)
-    m = run_evaluation("mtd", tmp_path / "d", tmp_path / "eng", cfg(), seeds=[111, 112], eval_size=16,
-                       progress=False, map_images=reversed_engine)
-    assert seen == [16, 16]  # one call per category/seed job, with every image still to do
+    opts = EvalOptions(seeds=[111, 112], eval_size=16, progress=False)
+    ref = run_evaluation("mtd", tmp_path / "d", tmp_path / "local", cfg(), opts)
+    mapper = ReversedMapper()
+    m = run_evaluation("mtd", tmp_path / "d", tmp_path / "eng", cfg(), opts, mapper)
+    assert mapper.sizes == [16, 16]  # one map per category/seed job, with every image still to do
     assert len(m["failures"]) == 4 and [f["path"] for f in m["failures"]] == [f["path"] for f in ref["failures"]]
+    assert any(f["path"].endswith("exp1_num_1.png") for f in m["failures"])
     assert {k: v for k, v in m.items() if k not in TIMING} == {k: v for k, v in ref.items() if k not in TIMING}
     rel = lambda root: sorted(str(p.relative_to(root)) for p in (root / "cache").rglob("*.npz"))  # noqa: E731
     assert rel(tmp_path / "eng") == rel(tmp_path / "local") and len(rel(tmp_path / "eng")) == 2 * 14
 
-    seen.clear()
-    again = run_evaluation("mtd", tmp_path / "d", tmp_path / "eng", cfg(), seeds=[111, 112], eval_size=16,
-                           progress=False, map_images=reversed_engine)
-    assert seen == [2, 2] and again["n_cached"] == 2 * 14  # resume: only the failed images are tried again
+    mapper.sizes.clear()
+    again = run_evaluation("mtd", tmp_path / "d", tmp_path / "eng", cfg(), opts, mapper)
+    assert mapper.sizes == [2, 2] and again["n_cached"] == 2 * 14  # resume: only the failed images are tried again
     assert again["categories"] == ref["categories"]
 
 
-def test_the_cli_engine_adapter_carries_input_errors_like_the_local_loop(tmp_path: Path,
-                                                                         runner: BrightnessRunner) -> None:
-    """engine_map_images on the local engine: records, failures (mask path kept) and metrics as without it."""
-    from iapas.cli.eval_engine import engine_map_images
-    from iapas.engines import EngineChoice
+@pytest.mark.parametrize("error", [ValueError("odd map"), ModelLoadError("org/x", "gone", "pass a folder")])
+def test_an_error_that_is_not_the_inputs_stops_the_evaluation_with_its_type(
+        tmp_path: Path, mtd_root: Path, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """Only an InputError costs one image; a bug or a model problem stops the run, as it always did."""
+    class Failing(BrightnessRunner):
+        def predict(self, image, context):
+            if self.predicts == 2:
+                raise error
+            return super().predict(image, context)
 
-    make_mtd(tmp_path / "d")
-    (tmp_path / "d" / "MT_Blowhole" / "Imgs" / "exp1_num_1.png").unlink()
-    ref = run_evaluation("mtd", tmp_path / "d", tmp_path / "local", cfg(), eval_size=16, progress=False)
-    m = run_evaluation("mtd", tmp_path / "d", tmp_path / "eng", cfg(), eval_size=16, progress=False,
-                       map_images=engine_map_images(EngineChoice("local")))
-    assert m["failures"] == ref["failures"] and m["failures"][0]["path"].endswith("exp1_num_1.png")
-    assert {k: v for k, v in m.items() if k not in TIMING} == {k: v for k, v in ref.items() if k not in TIMING}
+    monkeypatch.setattr(iapas.pipeline, "make_runner", Failing())
+    with pytest.raises(type(error)) as caught:
+        run_evaluation("mtd", mtd_root, tmp_path / "o", cfg(), EvalOptions(eval_size=16, progress=False))
+    assert caught.value is error
 
 
 def test_cli_evaluate_checks_the_engine_flags_before_any_model_loads(tmp_path: Path, mtd_root: Path,

@@ -19,7 +19,7 @@ from iapas.stages import tagging
 from iapas.stages.llm import Sampling, TransformersChatLLM, chat_payload
 from iapas.stages.llm_answer import parse_official
 from iapas.stages.object_tag import choose_object_tag_official
-from iapas.stages.presets import category_kind
+from iapas.evaluation.presets import category_kind
 from iapas.stages.prompting import OFFICIAL_SYSTEM_PROMPT, official_messages
 from iapas.stages.stage1 import build_context
 from iapas.types import Box, Detections

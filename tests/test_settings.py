@@ -175,14 +175,14 @@ class RecordingRunner:
 
 def test_harness_builds_a_runner_per_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each seed gets a runner holding its own config: no runner keeps the first category's settings."""
-    from iapas.evaluation.harness import run_evaluation
+    from iapas.evaluation.harness import EvalOptions, run_evaluation
 
     RecordingRunner.built = []
     monkeypatch.setattr(iapas.pipeline, "make_runner", RecordingRunner)
     root = tmp_path / "mtd"
     make_mtd(root)
-    run_evaluation("mtd", root, tmp_path / "out", PipelineConfig(profile="offline", num_normal=2), seeds=[111, 112],
-                   progress=False)
+    run_evaluation("mtd", root, tmp_path / "out", PipelineConfig(profile="offline", num_normal=2),
+                   EvalOptions(seeds=[111, 112], progress=False))
     assert sorted(c.seed for c in RecordingRunner.built) == [111, 112]
     for seed in (111, 112):  # each seed's Stage 1 ran under that seed's config
         ctx = Context.load(tmp_path / "out" / "contexts" / "mtd" / f"seed{seed}.json")

@@ -19,7 +19,7 @@ from iapas.cli import run as run_cmd
 from iapas.config import build_config
 from iapas.data.synthetic import make_category
 from iapas.errors import SettingsError
-from iapas.evaluation.harness import run_evaluation
+from iapas.evaluation.harness import EvalOptions, run_evaluation
 from iapas.io.images import load_image
 from iapas.pipeline import Pipeline
 from iapas.stages.mutual import MutualSettings, chunks, mutual_distance, mutual_scores, reference_pool
@@ -92,8 +92,8 @@ def test_zero_shot_finds_the_drawn_defects(batch) -> None:
 def test_folder_without_normal_images_evaluates_zero_shot_only(batch, tmp_path: Path) -> None:
     cfg = build_config(profile="offline", kind="texture", **FAST)
     with pytest.raises(SettingsError, match="zero-shot"):
-        run_evaluation("folder", batch.root, tmp_path / "few", cfg, progress=False)
-    m = run_evaluation("folder", batch.root, tmp_path / "zs", cfg, progress=False, zero_shot=True)
+        run_evaluation("folder", batch.root, tmp_path / "few", cfg, EvalOptions(progress=False))
+    m = run_evaluation("folder", batch.root, tmp_path / "zs", cfg, EvalOptions(progress=False, zero_shot=True))
     assert m["mode"] == "zero-shot"
     assert m["mean"]["pixel_auroc"] > 0.9 and m["categories"]["brick"]["n_images"] == 12
     saved = json.loads((tmp_path / "zs" / "metrics.json").read_text())

@@ -91,7 +91,7 @@ def run_demo(out: str | Path, textures: tuple[str, ...] = TEXTURES, n_normal: in
         threads: the thread budget of every step (fixed by default: same figures on every machine).
         run_category: the texture whose test folder the `run` checks (None: no run).
     """
-    from iapas.evaluation.harness import run_evaluation
+    from iapas.evaluation.harness import EvalOptions, run_evaluation
 
     t0 = time.perf_counter()
     out = Path(out).expanduser().resolve()
@@ -103,7 +103,7 @@ def run_demo(out: str | Path, textures: tuple[str, ...] = TEXTURES, n_normal: in
     ips: list[float] = []
     for cat in cats:
         eval_dir = out / "eval" / cat.name
-        metrics = run_evaluation("folder", cat.root, eval_dir, config, protocol="standard", progress=progress)
+        metrics = run_evaluation("folder", cat.root, eval_dir, config, EvalOptions(protocol="standard", progress=progress))
         per_cat[cat.name] = metrics["categories"][cat.name]
         failures += metrics.get("failures", [])
         if metrics.get("images_per_second"):

@@ -94,21 +94,24 @@ def test_starting_ray_keeps_the_clis_sigterm_handler() -> None:
 def test_actor_threads_follow_the_reserved_cpus(ray_session, data: Path, tmp_path: Path) -> None:  # noqa: ANN001
     from iapas.config import build_config
     from iapas.context import Context
-    from iapas.engines.base import ImageJob
-    from iapas.engines.ray_engine import RayEngine, RaySettings
+    from iapas.engines import ImageJob, RayMapper, RaySettings
+    from iapas.pipeline import Pipeline
 
-    def threads_of(pipeline, context, path, out, name, digest):  # noqa: ANN001, ANN202 - runs in the actor
-        import torch
+    class ThreadsOf:  # defined here so Ray pickles it by value; runs in the actor
+        out_dir = tmp_path
 
-        _ = pipeline.runner  # what applies the thread budget
-        return {"threads": torch.get_num_threads()}
+        def __call__(self, pipeline, context, task):  # noqa: ANN001, ANN204
+            import torch
+
+            _ = pipeline.runner  # what applies the thread budget
+            return {"threads": torch.get_num_threads()}
 
     jobs = [ImageJob(p, p.stem) for p in sorted((data / "imgs").iterdir())[:4]]
     config = build_config(profile="offline")  # no --threads: each actor takes its one reserved CPU
-    engine = RayEngine(threads_of, config, Context.load(data / "ctx.json"), tmp_path, "d", RaySettings(actors=2))
-    outcomes = list(engine.map(jobs))
+    mapper = RayMapper(RaySettings(actors=2))
+    outcomes = list(mapper.map(Pipeline(config), Context.load(data / "ctx.json"), ThreadsOf(), jobs))
     assert [o.status for o in outcomes] == ["ok"] * 4
-    assert {o.extra["threads"] for o in outcomes} == {1}
+    assert {o.value["threads"] for o in outcomes} == {1}
 
 
 @pytest.mark.slow

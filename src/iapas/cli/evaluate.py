@@ -10,8 +10,16 @@ from iapas.cli import options as o
 from iapas.cli.common import EXIT_STATUS_HELP, err_console, user_errors
 from iapas.cli.console import echo, printable, safe
 from iapas.cli.engine_options import EngineOpt, RayActorsOpt, RayAddressOpt, engine_choice
-from iapas.config import PipelineConfig, read_config_file
+from iapas.cli.run_common import output_folder, zero_shot_config
+from iapas.config import read_config_file
+from iapas.data.base import get_reader
+from iapas.engines import open_mapper
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, SettingsError
+from iapas.evaluation.harness import EvalOptions, run_evaluation
+from iapas.outputs.report import write_evaluation_report
+from iapas.outputs.writer import remove_stale_temp_files
+from iapas.pipeline import resolve_profile
+from iapas.preflight import check_models
 
 EXAMPLES = """
 Examples:
@@ -34,6 +42,14 @@ Examples:
 
 
 def parse_seeds(text: str) -> list[int]:
+    """The `--seeds` list.
+
+    Args:
+        text: comma-separated integers, e.g. "111,112,113".
+
+    Returns:
+        The seeds, in order.
+    """
     try:
         seeds = [int(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError:
@@ -44,6 +60,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_categories(values: list[str] | None) -> list[str] | None:
+    """The `--categories` values, repeated or comma-separated, as one list (None: every category)."""
     if not values:
         return None
     return [c for v in values for c in v.split(",") if c.strip()] or None
@@ -58,21 +75,8 @@ def kind_from_dataset(flags: dict[str, Any]) -> bool:
     return not (cfg_file and "kind" in read_config_file(cfg_file))
 
 
-def zero_shot_config(config: PipelineConfig) -> PipelineConfig:
-    """Zero-shot mode is the offline profile's: choose it when no profile is given, refuse another one."""
-    if config.profile is None:
-        return config.model_copy(update={"profile": "offline"})
-    if config.profile != "offline":
-        raise SettingsError(f"zero-shot mode (no normal images) needs --profile offline, not {config.profile}")
-    return config
-
-
 def write_report(out: Path) -> None:
-    try:
-        from iapas.outputs.report import write_evaluation_report
-    except ImportError:
-        err_console.print("note: the HTML report module (iapas.outputs.report) is not available in this install")
-        return
+    """Write the evaluation's HTML report under `out` and say where."""
     err_console.print(f"report: {safe(write_evaluation_report(out))}")
 
 
@@ -108,43 +112,44 @@ def register(app: typer.Typer) -> None:
         flags: dict[str, Any],
     ) -> None:
         """Evaluate on a benchmark: per-category pixel/image AP, F1-max, AUROC, AUPRO and the mean row."""
-        from iapas.cli.eval_engine import engine_session
-        from iapas.evaluation.harness import run_evaluation
-
         chosen = engine_choice(engine, ray_address, ray_actors)
         seed_list = parse_seeds(seeds) if seeds else [flags["seed"] if flags.get("seed") is not None else 111]
         config = o.config_from_flag_dict(flags)
         if zero_shot:
             config = zero_shot_config(config)
-        from iapas.cli.run import output_folder
-        from iapas.preflight import check_models
-        from iapas.pipeline import resolve_profile
-
-        from iapas.data.base import get_reader
-
         get_reader(dataset).find_categories(root)  # unknown dataset, missing root, wrong layout: exit 2 before --out exists
         check_models(config, resolve_profile(config))  # unknown model ids: exit 2 before any model loads
-        with output_folder(out, subdirs=("cache", "contexts")), engine_session(chosen) as map_images:
-            metrics = run_evaluation(  # one writer; partial files of a killed run go
-                dataset, root, out, config, categories=parse_categories(categories), protocol=protocol,
-                seeds=seed_list, limit=limit, eval_size=eval_size, progress=True, auto_kind=kind_from_dataset(flags),
-                zero_shot=zero_shot, map_images=map_images,
-            )
-        if metrics.get("profile_note"):
-            err_console.print(f"note: {metrics['profile_note']}")
-        for note in metrics.get("notes", []):
-            if "(official rule)" in note:  # the paper protocol counted a category's undefined AP as 0
-                err_console.print(f"note: {safe(note)}")
-        print_test_counts(metrics.get("test_counts") or {})
-        echo((out / "metrics.md").read_text(encoding="utf-8"))
-        echo(f"mode: {metrics['mode_note']}")
-        ips = metrics.get("images_per_second")
-        typer.echo(f"images/s: {ips:.2f}" if isinstance(ips, (int, float)) else "images/s: n/a", nl=False)
-        typer.echo(f"; predicted {metrics['n_predicted']}, "
-                   f"from cache {metrics['n_cached']}; written to {printable(out)}")
-        if report:
-            write_report(out)
-        if metrics["failures"]:
-            err_console.print(f"{len(metrics['failures'])} image(s) failed; see {safe(out / 'metrics.json')} (failures)")
-            evaluated = sum(r["n_images"] for r in metrics["categories"].values())
-            raise typer.Exit(EXIT_NOTHING_DONE if evaluated == 0 else EXIT_SOME_FAILED)
+        options = EvalOptions(categories=parse_categories(categories), protocol=protocol, seeds=seed_list, limit=limit,
+                              eval_size=eval_size, progress=True, auto_kind=kind_from_dataset(flags),
+                              zero_shot=zero_shot)
+        with output_folder(out, subdirs=("cache", "contexts")), open_mapper(chosen, remove_stale_temp_files) as mapper:
+            metrics = run_evaluation(dataset, root, out, config, options, mapper)  # one writer; partial files of a killed run go
+        show_results(metrics, out, report)
+
+
+def show_results(metrics: dict[str, Any], out: Path, report: bool) -> None:
+    """Print the notes, counts, metrics table and speed of a finished evaluation; exit 3 or 4 on failures.
+
+    Args:
+        metrics: the metrics.json dict.
+        out: the results folder.
+        report: also write the HTML report.
+    """
+    if metrics.get("profile_note"):
+        err_console.print(f"note: {metrics['profile_note']}")
+    for note in metrics.get("notes", []):
+        if "(official rule)" in note:  # the paper protocol counted a category's undefined AP as 0
+            err_console.print(f"note: {safe(note)}")
+    print_test_counts(metrics.get("test_counts") or {})
+    echo((out / "metrics.md").read_text(encoding="utf-8"))
+    echo(f"mode: {metrics['mode_note']}")
+    ips = metrics.get("images_per_second")
+    typer.echo(f"images/s: {ips:.2f}" if isinstance(ips, (int, float)) else "images/s: n/a", nl=False)
+    typer.echo(f"; predicted {metrics['n_predicted']}, "
+               f"from cache {metrics['n_cached']}; written to {printable(out)}")
+    if report:
+        write_report(out)
+    if metrics["failures"]:
+        err_console.print(f"{len(metrics['failures'])} image(s) failed; see {safe(out / 'metrics.json')} (failures)")
+        evaluated = sum(r["n_images"] for r in metrics["categories"].values())
+        raise typer.Exit(EXIT_NOTHING_DONE if evaluated == 0 else EXIT_SOME_FAILED)

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -17,26 +14,14 @@ from iapas.config import PipelineConfig, settings_digest
 from iapas.context import Context
 from iapas.cli.console import printable, safe
 from iapas.cli.inputs import list_checked, warn_few_normals
-from iapas.engines import EngineChoice, ImageJob, make_engine
+from iapas.cli.run_common import WriteOutputs, output_folder, zero_shot_config
+from iapas.engines import EngineChoice, ImageJob, Mapper, Outcome, make_mapper
 from iapas.errors import EXIT_BAD_SETTINGS, SettingsError
 from iapas.io.fingerprint import files_fingerprint
 from iapas.preflight import ModelsMissing, check_models
 from iapas.io.progress import PlainProgress, stderr_is_terminal
-from iapas.outputs.run_items import cached_item, exit_code, finalize_run, process_one
-from iapas.outputs.writer import (
-    RESERVED_DIRS,
-    ForeignLockFile,
-    OutputDirLocked,
-    OutsideOutput,
-    check_inside,
-    mark_interrupted,
-    RunSummary,
-    display_path,
-    is_done,
-    lock_output_dir,
-    output_names,
-    remove_stale_temp_files,
-)
+from iapas.outputs.run_items import cached_item, exit_code, finalize_run
+from iapas.outputs.writer import RunSummary, display_path, is_done, output_names, remove_stale_temp_files
 from iapas.io.resume import Stamp
 from iapas.io.scoremaps import DEFAULT_MAPS, MAP_FORMATS
 from iapas.pipeline import Pipeline, reuse_or_make
@@ -108,31 +93,6 @@ def collect_images(
     return list_checked([*images, *map(Path, extra)], "--images", out, include or (), exclude or ())
 
 
-@contextmanager
-def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
-    """Own OUT for the run: refuse a second live writer, then clear partial files a killed run left
-    (in OUT and its `subdirs`)."""
-    try:
-        with lock_output_dir(out):
-            check_inside(out, [f"{d}/-" for d in (*RESERVED_DIRS, *subdirs)])  # the run's own folders
-            stale = remove_stale_temp_files(out, subdirs)
-            if stale:
-                err_console.print(f"removed {len(stale)} partial file(s) left by an interrupted run in {safe(out)}")
-            try:
-                yield
-            except KeyboardInterrupt:  # stopped before or after Stage 2 wrote its own summary
-                mark_interrupted(out)
-                raise
-    except OutputDirLocked as exc:
-        raise SettingsError(f"{exc}; wait for it to finish or choose another --out") from None
-    except OutsideOutput as exc:
-        raise SettingsError(f"--out {printable(out)}: {exc.strerror}") from None
-    except ForeignLockFile as exc:
-        raise SettingsError(f"--out {printable(out)}: {printable(exc.filename)} {exc.strerror}") from None
-    except FileExistsError:
-        raise SettingsError(f"--out {out} exists and is not a folder") from None
-
-
 def fit_or_reuse(pipeline: Pipeline, normal: Path | list[Path], out: Path) -> Context:
     """Stage 1, reusing OUT/context.json when it was made from the same settings and the same normal
     images, by content (files overwritten under the same names redo Stage 1)."""
@@ -192,69 +152,60 @@ def check_maps(maps: str) -> str:
     return chosen
 
 
-def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out: Path, context_file: Path,
-                   roots: list[Path] | None = None, export: tuple[str, ...] = (), fail_on_defect: bool = False,
-                   engine: EngineChoice | None = None, maps: str = DEFAULT_MAPS) -> int:
-    """Stage 2 over all paths: skip finished ones, record failures, keep going; return the exit code.
-
-    `maps` is the score maps' format (io.scoremaps); an image finished in another format is redone.
-    The images still to do go to the engine (`local`: this process; `ray`: a Ray actor pool), which runs
-    `run_items.process_one` on each and yields one outcome per image in any order; summary.json is rewritten
-    after every outcome (atomically), so a killed run leaves an accurate record; at the end (and on Ctrl-C /
-    SIGTERM, with `interrupted: true`) `finalize_run` writes summary.json, results.csv, report.html and the
-    exports.
-    """
-    digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
-    names = output_names(paths, roots)
+def _new_summary(context: Context, paths: list[Path], names: dict[Path, str], out: Path, context_file: Path,
+                 digest: str) -> RunSummary:
+    """summary.json with every input pending, saved before any image is processed."""
     summary = RunSummary(out_dir=out, profile=context.profile, settings_digest=digest, context=str(context_file),
                          threshold=decision_threshold(context), mode=context.reference.mode,
                          threshold_rule=threshold_rule(context), kind=kind_record(context))
     for path in paths:
         summary.record(path, names[path], "pending")
     summary.save()
+    return summary
+
+
+def _record_outcome(summary: RunSummary, outcome: Outcome[ImageJob]) -> bool:
+    """Put one mapped image into the summary (a failure is also printed); return True when it succeeded."""
+    job = outcome.task
+    if outcome.status == "ok":
+        summary.record(job.path, job.name, "ok", **(outcome.value or {}))
+        return True
+    reason = outcome.failure.reason if outcome.failure else "failed"
+    err_console.print(f"[red]failed[/] {safe(display_path(job.path))}: {safe(reason)}", soft_wrap=True)
+    summary.record(job.path, job.name, "failed", error=reason)
+    return False
+
+
+def _map_todo(pipeline: Pipeline, context: Context, paths: list[Path], names: dict[Path, str],
+              summary: RunSummary, work: WriteOutputs, mapper: Mapper) -> None:
+    """Record the images finished by an earlier run, map the others, and keep summary.json current."""
     start, done_now = time.perf_counter(), 0
     plain = None if stderr_is_terminal() else PlainProgress(f"{context.profile} profile", len(paths))
-    try:
-        with progress_bar() as bar:
-            task = bar.add_task(f"{context.profile} profile", total=len(paths), rate="")
-            todo: list[ImageJob] = []
-            for path in paths:
-                name = names[path]
-                if is_done(out, name, digest, source=path, maps=maps):
-                    summary.record(path, name, "ok", cached=True, **cached_item(out, name, context))
-                    bar.update(task, advance=1)
-                else:
-                    todo.append(ImageJob(path, name))
-            summary.save()
-            i = len(paths) - len(todo)
-            work = process_one if maps == DEFAULT_MAPS else partial(process_one, maps=maps)
-            for outcome in make_engine(engine, work, pipeline, context, out, digest).map(todo):
-                if outcome.fatal is not None:
-                    raise outcome.fatal  # model or settings problems stop the run with their own message
-                if outcome.status == "ok":
-                    summary.record(outcome.path, outcome.name, "ok", **(outcome.extra or {}))
-                    done_now += 1
-                else:
-                    reason = outcome.error or "failed"
-                    err_console.print(f"[red]failed[/] {safe(display_path(outcome.path))}: {safe(reason)}", soft_wrap=True)
-                    summary.record(outcome.path, outcome.name, "failed", error=reason)
-                summary.save()
-                i += 1
-                rate = done_now / max(time.perf_counter() - start, 1e-9)
-                bar.update(task, advance=1, rate=f"{rate:.1f} img/s")
-                if plain is not None:
-                    v = summary.verdicts()
-                    plain.update(i, done_now, f"; {v['defect']} defect, {summary.counts().get('failed', 0)} failed")
-        settled_threshold(summary, context)
-        files = finalize_run(out, summary, context, export)
-    except KeyboardInterrupt:  # also while the whole-run files are written: the summary must say so
-        summary.interrupted = True
+    with progress_bar() as bar:
+        task = bar.add_task(f"{context.profile} profile", total=len(paths), rate="")
+        todo: list[ImageJob] = []
+        for path in paths:
+            name = names[path]
+            if is_done(work.out_dir, name, work.digest, source=path, maps=work.maps):
+                summary.record(path, name, "ok", cached=True, **cached_item(work.out_dir, name, context))
+                bar.update(task, advance=1)
+            else:
+                todo.append(ImageJob(path, name))
         summary.save()
-        try:  # results.csv and report.html of what was done; the interrupt goes on up whatever happens
-            finalize_run(out, summary, context, export)
-        except Exception:  # noqa: BLE001
-            pass
-        raise
+        i = len(paths) - len(todo)
+        for outcome in mapper.map(pipeline, context, work, todo):  # a model or settings problem raises here
+            done_now += _record_outcome(summary, outcome)
+            summary.save()
+            i += 1
+            rate = done_now / max(time.perf_counter() - start, 1e-9)
+            bar.update(task, advance=1, rate=f"{rate:.1f} img/s")
+            if plain is not None:
+                v = summary.verdicts()
+                plain.update(i, done_now, f"; {v['defect']} defect, {summary.counts().get('failed', 0)} failed")
+
+
+def _print_totals(summary: RunSummary, files: Any, out: Path, context: Context) -> None:
+    """The closing line: processed, reused, failed, verdicts and where the results are."""
     counts, verdicts = summary.counts(), summary.verdicts()
     n_ok, n_failed = counts.get("ok", 0), counts.get("failed", 0)
     n_cached = sum(1 for i in summary.items.values() if i.get("cached"))
@@ -267,6 +218,51 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
         + (f", mode: {context.reference.mode}" if context.reference.mode else ""),
         soft_wrap=True,
     )
+
+
+def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out: Path, context_file: Path,
+                   roots: list[Path] | None = None, export: tuple[str, ...] = (), fail_on_defect: bool = False,
+                   engine: EngineChoice | None = None, maps: str = DEFAULT_MAPS) -> int:
+    """Stage 2 over all paths: skip finished ones, record failures, keep going; return the exit code.
+
+    The images still to do go to the chosen mapper (`local`: this process; `ray`: a Ray actor pool), which
+    applies `WriteOutputs` to each and yields one outcome per image in any order; summary.json is rewritten
+    after every outcome (atomically), so a killed run leaves an accurate record; at the end (and on Ctrl-C /
+    SIGTERM, with `interrupted: true`) `finalize_run` writes summary.json, results.csv, report.html and the
+    exports.
+
+    Args:
+        pipeline: the pipeline whose models predict.
+        context: the Stage 1 context.
+        paths: the inputs, in order.
+        out: the output folder (locked by the caller).
+        context_file: where the context is stored (recorded in the summary).
+        roots: input folders whose sub-folders are mirrored under `out`.
+        export: extra export formats ("coco").
+        fail_on_defect: exit 5 when a part is judged defect.
+        engine: the engine flags (None: local).
+        maps: the score maps' format (io.scoremaps); an image finished in another format is redone.
+
+    Returns:
+        The exit status (0 ok, 3 some failed, 4 none processed, 5 defect with `fail_on_defect`).
+    """
+    digest = settings_digest(context.config, context.profile, context=context.model_dump_json())
+    names = output_names(paths, roots)
+    summary = _new_summary(context, paths, names, out, context_file, digest)
+    mapper = make_mapper(engine, tidy=remove_stale_temp_files)
+    try:
+        _map_todo(pipeline, context, paths, names, summary, WriteOutputs(out, digest, maps), mapper)
+        settled_threshold(summary, context)
+        files = finalize_run(out, summary, context, export)
+    except KeyboardInterrupt:  # also while the whole-run files are written: the summary must say so
+        summary.interrupted = True
+        summary.save()
+        try:  # results.csv and report.html of what was done; the interrupt goes on up whatever happens
+            finalize_run(out, summary, context, export)
+        except Exception:  # noqa: BLE001
+            pass
+        raise
+    _print_totals(summary, files, out, context)
     return exit_code(summary, fail_on_defect)
 
 
@@ -314,7 +310,18 @@ def _pipeline(config: PipelineConfig, stage2_only: bool = False, out: Path | Non
 
 
 def register(app: typer.Typer) -> None:
-    """Add run, prompts and segment."""
+    """Add run, prompts and segment.
+
+    Args:
+        app: the typer application the commands join.
+    """
+    _register_run(app)
+    _register_prompts(app)
+    _register_segment(app)
+
+
+def _register_run(app: typer.Typer) -> None:
+    """Add `run`: Stage 1 then Stage 2."""
 
     @app.command(
         context_settings={"allow_extra_args": True},
@@ -344,8 +351,6 @@ def register(app: typer.Typer) -> None:
         maps = check_maps(maps)
         chosen = engine_choice(engine, ray_address, ray_actors)
         if normal is None:
-            from iapas.cli.evaluate import zero_shot_config
-
             config = zero_shot_config(config)
             normals: list[Path] = []
         else:
@@ -364,6 +369,10 @@ def register(app: typer.Typer) -> None:
             code = process_images(pipeline, context, paths, out, out / "context.json", input_roots(images, ctx.args),
                                   formats, fail_on_defect, chosen, maps)
         raise typer.Exit(code)
+
+
+def _register_prompts(app: typer.Typer) -> None:
+    """Add `prompts`: Stage 1 only."""
 
     @app.command(help="Run Stage 1 only: write a reviewable, editable context JSON.", epilog=PROMPTS_EXAMPLES)
     @user_errors
@@ -386,6 +395,10 @@ def register(app: typer.Typer) -> None:
         show_kind(context)
         err_console.print(f"context written to {safe(out)} (profile {context.profile}); final prompt: "
                           f"{safe(', '.join(context.final_prompt) or '-')}")
+
+
+def _register_segment(app: typer.Typer) -> None:
+    """Add `segment`: Stage 2 from a saved context."""
 
     @app.command(
         context_settings={"allow_extra_args": True},

@@ -1,17 +1,21 @@
-"""Where Stage 2 runs: `local` (this process) or `ray` (an actor pool on a Ray cluster, via Ray Data).
+"""Where Stage 2 runs over many images: `local` (this process) or `ray` (an actor pool on a Ray cluster).
 
-Both engines call the same per-image function and yield the same per-image outcomes; the caller keeps
-summary.json and the resume cache, so a run's files do not depend on the engine.
+Both mappers apply the same `ImageWork` to the same tasks and yield the same `Outcome`s; the caller keeps
+summary.json (run, segment) or the evaluation's record cache, so a run's files do not depend on the mapper.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iapas.context import Context
-from iapas.engines.base import Engine, ImageJob, Outcome, ProcessOne, run_one
-from iapas.engines.ray_engine import RaySettings
+from iapas.engines.base import (
+    ImageFailure, ImageJob, ImageTask, ImageWork, Mapper, Outcome, fatal_error, run_task,
+)
+from iapas.engines.local import LocalMapper
+from iapas.engines.ray_engine import RayMapper, RaySettings, ray_session
 
 ENGINES = ("local", "ray")
 
@@ -24,18 +28,39 @@ class EngineChoice:
     ray: RaySettings = field(default_factory=RaySettings)
 
 
-def make_engine(choice: EngineChoice | None, process_one: ProcessOne, pipeline: Any, context: Context, out: Path,
-                digest: str) -> Engine:
-    """The engine that runs `process_one` over a run's images."""
-    choice = choice or EngineChoice()
-    if choice.name == "ray":
-        from iapas.engines.ray_engine import RayEngine
+def make_mapper(choice: EngineChoice | None = None, tidy: Callable[[Path], Any] | None = None) -> Mapper:
+    """The mapper the engine flags chose.
 
-        config = pipeline.config.model_copy(update={"profile": pipeline.profile})  # workers must not re-resolve "auto"
-        return RayEngine(process_one, config, context, out, digest, choice.ray)
-    from iapas.engines.local import LocalEngine
+    Args:
+        choice: the engine flags (None: local).
+        tidy: for Ray, the cleanup of partial files in the work's output folder once every batch is back.
 
-    return LocalEngine(process_one, pipeline, context, out, digest)
+    Returns:
+        A `LocalMapper` or a `RayMapper`.
+    """
+    if choice is not None and choice.name == "ray":
+        return RayMapper(choice.ray, tidy)
+    return LocalMapper()
 
 
-__all__ = ["ENGINES", "Engine", "EngineChoice", "ImageJob", "Outcome", "ProcessOne", "RaySettings", "make_engine", "run_one"]
+@contextmanager
+def open_mapper(choice: EngineChoice | None = None, tidy: Callable[[Path], Any] | None = None) -> Iterator[Mapper]:
+    """The chosen mapper for a run of many maps (the evaluation's category/seed jobs): for Ray, the cluster
+    is joined (or a local instance started) once for the whole run, not once per map.
+
+    Args:
+        choice: the engine flags (None: local).
+        tidy: see `make_mapper`.
+
+    Returns:
+        A context manager yielding the mapper; Ray is shut down on exit when this call started it.
+    """
+    if choice is None or choice.name != "ray":
+        yield LocalMapper()
+        return
+    with ray_session(choice.ray.address):
+        yield RayMapper(choice.ray, tidy)
+
+
+__all__ = ["ENGINES", "EngineChoice", "ImageFailure", "ImageJob", "ImageTask", "ImageWork", "LocalMapper", "Mapper",
+           "Outcome", "RayMapper", "RaySettings", "fatal_error", "make_mapper", "open_mapper", "run_task"]

@@ -1,26 +1,33 @@
-"""The local engine: every image in this process, one after the other (the tool's default)."""
+"""The local mapper: every image in this process, one after the other (the tool's default)."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from iapas.context import Context
-from iapas.engines.base import ImageJob, Outcome, ProcessOne, run_one
+from iapas.engines.base import ImageWork, Outcome, TaskT, run_task
 
 
-class LocalEngine:
-    """Runs `process_one` on each job in order, with the models this process already holds."""
+class LocalMapper:
+    """Applies the work to each task in order, with the models the given pipeline already holds."""
 
     name = "local"
 
-    def __init__(self, process_one: ProcessOne, pipeline: Any, context: Context, out: Path, digest: str) -> None:
-        self.process_one = process_one
-        self.pipeline = pipeline
-        self.context = context
-        self.out = out
-        self.digest = digest
+    def map(self, pipeline: Any, context: Context, work: ImageWork[TaskT],
+            tasks: Sequence[TaskT]) -> Iterator[Outcome[TaskT]]:
+        """Yield each task's outcome in order; raise the first fatal error.
 
-    def map(self, jobs: Iterable[ImageJob]) -> Iterator[Outcome]:
-        for job in jobs:
-            yield run_one(self.process_one, self.pipeline, self.context, job, self.out, self.digest)
+        Args:
+            pipeline: the `Pipeline` whose models the work uses.
+            context: the Stage 1 context.
+            work: the per-image function.
+            tasks: the images to process.
+
+        Returns:
+            An iterator of outcomes, "ok" or "failed", one per task in the given order.
+        """
+        for task in tasks:
+            outcome = run_task(work, pipeline, context, task)
+            if outcome.fatal is not None:
+                raise outcome.fatal
+            yield outcome

@@ -1,4 +1,4 @@
-"""The Ray engine: Stage 2 over a Ray Data dataset of image paths, mapped by a pool of actors.
+"""The Ray mapper: Stage 2 over a Ray Data dataset of task indices, mapped by a pool of actors.
 
 Why this shape: each actor loads the models once (its constructor) and then takes batches of paths, so
 model loading is paid once per actor, not per image; Ray Data streams the batches to whichever actor is
@@ -10,6 +10,7 @@ A retried batch rewrites the same files with the same content, and the driver re
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -17,7 +18,8 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,9 @@ import numpy as np
 
 from iapas.config import PipelineConfig
 from iapas.context import Context
-from iapas.engines.base import ImageJob, Outcome, ProcessOne, fatal_error, run_one
+from iapas.engines.base import ImageFailure, ImageWork, Outcome, TaskT, fatal_error, run_task
 from iapas.errors import IapasError, SettingsError
-from iapas.outputs.writer import remove_stale_temp_files
+from iapas.pipeline import Pipeline
 
 DEFAULT_GPU_FRACTION = 0.5  # two actors share a GPU: the paper profile's models fit twice in 16 GB
 MAX_ROWS_PER_BLOCK = 16  # a dead actor's retry redoes at most this many images
@@ -61,7 +63,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
 def _resolve_auto() -> str:
     """The address "auto" means: RAY_ADDRESS, else the cluster last started on this machine (`ray start`)."""
     try:
-        from ray._private.services import canonicalize_bootstrap_address
+        from ray._private.services import canonicalize_bootstrap_address  # optional dependency (iapas[ray])
 
         found = canonicalize_bootstrap_address("auto")
     except (ConnectionError, ValueError, ImportError) as exc:
@@ -77,8 +79,6 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     retry for minutes (and not return to Python, so Ctrl-C and SIGTERM wait too)."""
     target = _resolve_auto() if address == "auto" else address
     if address.startswith("ray://"):
-        import importlib.util
-
         if importlib.util.find_spec("grpc") is None:
             raise SettingsError(f"--ray-address {address}: Ray Client needs grpcio: pip install 'iapas[ray]' "
                                 "(which installs ray[client])")
@@ -97,7 +97,7 @@ def connect(address: str | None) -> bool:
     when None (whatever RAY_ADDRESS says: only `--ray-address auto` follows it); return True when this call
     started Ray (so the caller shuts it down again)."""
     try:
-        import ray
+        import ray  # optional dependency (iapas[ray])
         import ray.data
     except ImportError:
         raise SettingsError("--engine ray needs Ray: pip install 'iapas[ray]'") from None
@@ -129,9 +129,26 @@ def connect(address: str | None) -> bool:
     return True
 
 
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Join (or start) Ray for the duration of the block; shut it down after when this block started it.
+
+    Args:
+        address: as `connect`.
+    """
+    started = connect(address)
+    try:
+        yield
+    finally:
+        if started:
+            import ray  # optional dependency (iapas[ray])
+
+            ray.shutdown()
+
+
 def pool_size(settings: RaySettings, n_jobs: int) -> tuple[int, float, float]:
     """(actors, cpus per actor, gpus per actor) from the settings or the cluster's resources."""
-    import ray
+    import ray  # optional dependency (iapas[ray])
 
     res = ray.cluster_resources()
     gpus = float(res.get("GPU", 0.0))
@@ -146,21 +163,18 @@ def pool_size(settings: RaySettings, n_jobs: int) -> tuple[int, float, float]:
 
 
 class StageTwoWorker:
-    """A Ray actor: the models of one pipeline, loaded once, applied to batches of image paths."""
+    """A Ray actor: the models of one pipeline, loaded once, applied to batches of task indices."""
 
-    def __init__(self, process_one: ProcessOne, config: PipelineConfig, context: Context, out: str, digest: str,
+    def __init__(self, work: ImageWork[Any], config: PipelineConfig, context: Context, tasks: Sequence[Any],
                  cwd: str | None = None) -> None:
-        from iapas.pipeline import Pipeline
-
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)  # relative input and output paths mean what they meant to the driver (same node or shared fs)
 
-        self.process_one = process_one
+        self.work = work
+        self.tasks = list(tasks)
         # arrays that come through Ray's object store are read-only views; the profile wants its own copy
         context.set_arrays(**{k: np.array(v) for k, v in context.arrays.items()})
         self.context = context
-        self.out = Path(out)
-        self.digest = digest
         self.pipeline = Pipeline(config)
         self.load_error: IapasError | None = None
         try:
@@ -169,93 +183,110 @@ class StageTwoWorker:
             self.load_error = exc
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        rows: dict[str, list[Any]] = {"path": [], "status": [], "error": [], "error_type": [], "extra": []}
-        for raw_path, name in zip(batch["path"], batch["name"]):
-            path = Path(os.fsdecode(bytes(raw_path)))
+        """Process the batch's tasks; return one row per task: status, error text and type, value as JSON."""
+        rows: dict[str, list[Any]] = {"index": [], "status": [], "error": [], "error_path": [], "error_type": [],
+                                      "unexpected": [], "value": []}
+        for raw in batch["index"]:
+            index = int(raw)
+            task = self.tasks[index]
             if self.load_error is not None:
-                outcome = Outcome(path, str(name), "fatal", error=str(self.load_error), fatal=self.load_error)
+                outcome: Outcome[Any] = Outcome(task, "fatal", fatal=self.load_error)
             else:
-                outcome = run_one(self.process_one, self.pipeline, self.context, ImageJob(path, str(name)), self.out, self.digest)
-            rows["path"].append(bytes(raw_path))
+                outcome = run_task(self.work, self.pipeline, self.context, task)
+            failure = outcome.failure
+            rows["index"].append(index)
             rows["status"].append(outcome.status)
-            rows["error"].append(outcome.error or "")
+            rows["error"].append(str(outcome.fatal) if outcome.fatal else (failure.reason if failure else ""))
+            rows["error_path"].append(os.fsencode(failure.path) if failure else b"")
             rows["error_type"].append(type(outcome.fatal).__name__ if outcome.fatal else "")
-            rows["extra"].append(json.dumps(outcome.extra or {}))
+            rows["unexpected"].append(bool(failure and failure.unexpected))
+            rows["value"].append(json.dumps(outcome.value or {}))
         return rows
 
 
-class RayEngine:
-    """Runs `process_one` on a Ray actor pool; yields outcomes as batches finish (in any order)."""
+def _outcome_of(task: Any, row: dict[str, Any]) -> Outcome[Any]:
+    """The driver's Outcome for one row an actor sent back (a fatal row is raised as its own error type)."""
+    status = str(row["status"])
+    if status == "fatal":
+        raise fatal_error(str(row["error_type"]), str(row["error"]))
+    if status == "ok":
+        return Outcome(task, "ok", value=json.loads(row["value"]))
+    path = os.fsdecode(bytes(row["error_path"])) if bytes(row["error_path"]) else str(task.path)
+    return Outcome(task, "failed", failure=ImageFailure(path, str(row["error"]) or "failed", bool(row["unexpected"])))
+
+
+class RayMapper:
+    """Runs the work on a Ray actor pool; yields outcomes as batches finish (in any order).
+
+    Workers write the per-image files themselves, so `work.out_dir` must be reachable from every node;
+    `tidy(out_dir)` (the run's partial-file cleanup) is called once every batch is back.
+    """
 
     name = "ray"
 
-    def __init__(self, process_one: ProcessOne, config: PipelineConfig, context: Context, out: Path, digest: str,
-                 settings: RaySettings | None = None) -> None:
-        self.process_one = process_one
-        self.config = config
-        self.context = context
-        self.out = out
-        self.digest = digest
+    def __init__(self, settings: RaySettings | None = None, tidy: Callable[[Path], Any] | None = None) -> None:
         self.settings = settings or RaySettings()
+        self.tidy = tidy
 
-    def map(self, jobs: Iterable[ImageJob]) -> Iterator[Outcome]:
-        jobs = list(jobs)
-        if not jobs:
+    def map(self, pipeline: Any, context: Context, work: ImageWork[TaskT],
+            tasks: Sequence[TaskT]) -> Iterator[Outcome[TaskT]]:
+        """Yield one outcome per task as the actors answer; raise the first fatal error.
+
+        Args:
+            pipeline: the driver's `Pipeline`; actors rebuild it from its config, with the resolved profile.
+            context: the Stage 1 context (shipped to every actor).
+            work: the per-image function (pickled to the actors).
+            tasks: the images to process.
+
+        Returns:
+            An iterator of "ok" / "failed" outcomes, one per task, in the order batches finish.
+        """
+        tasks = list(tasks)
+        if not tasks:
             return
-        started = connect(self.settings.address)
-        try:
-            yield from self._run(jobs)
+        config = pipeline.config.model_copy(update={"profile": pipeline.profile})  # workers must not re-resolve "auto"
+        with ray_session(self.settings.address):
+            yield from self._run(config, context, work, tasks)
             # Every batch has come back, so no live writer is left: a temp file here belongs to an actor that
             # was killed mid-write (Ray retried its batch on a new actor). The folder lock keeps other runs out.
-            remove_stale_temp_files(self.out)
-        finally:
-            if started:
-                import ray
+            if self.tidy is not None:
+                self.tidy(work.out_dir)
 
-                ray.shutdown()
-
-    def _run(self, jobs: list[ImageJob]) -> Iterator[Outcome]:
-        import ray
+    def _run(self, config: PipelineConfig, context: Context, work: ImageWork[TaskT],
+             tasks: list[TaskT]) -> Iterator[Outcome[TaskT]]:
+        import ray  # optional dependency (iapas[ray])
 
         data_ctx = ray.data.DataContext.get_current()
         data_ctx.enable_progress_bars = False  # the CLI draws its own
         data_ctx.print_on_execution_start = False
-        actors, cpus, gpus = pool_size(self.settings, len(jobs))
-        rows_per_block = max(1, min(MAX_ROWS_PER_BLOCK, math.ceil(len(jobs) / (actors * 4))))
-        by_path = {os.fsencode(j.path): j for j in jobs}
-        ds = ray.data.from_items(
-            [{"path": os.fsencode(j.path), "name": j.name} for j in jobs],
-            override_num_blocks=math.ceil(len(jobs) / rows_per_block),
-        )
+        actors, cpus, gpus = pool_size(self.settings, len(tasks))
+        rows_per_block = max(1, min(MAX_ROWS_PER_BLOCK, math.ceil(len(tasks) / (actors * 4))))
+        ds = ray.data.from_items([{"index": i} for i in range(len(tasks))],
+                                 override_num_blocks=math.ceil(len(tasks) / rows_per_block))
         # each actor runs with the threads it reserved (one per CPU) unless --threads says otherwise: the float
         # sums inside a convolution depend on the thread count, so this keeps a Ray run byte-identical to a local
         # run with the same --threads (1 by default), instead of every actor taking all the machine's cores
-        config = self.config if self.config.threads else self.config.model_copy(update={"threads": max(1, int(cpus))})
+        config = config if config.threads else config.model_copy(update={"threads": max(1, int(cpus))})
         resources: dict[str, Any] = {"num_cpus": cpus}
         if gpus > 0:
             resources["num_gpus"] = gpus
         mapped = ds.map_batches(
             StageTwoWorker,
-            fn_constructor_kwargs={
-                "process_one": self.process_one, "config": config, "context": self.context,
-                "out": str(self.out), "digest": self.digest, "cwd": os.getcwd(),
-            },
+            fn_constructor_kwargs={"work": work, "config": config, "context": context, "tasks": tasks,
+                                   "cwd": os.getcwd()},
             batch_size=1,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
             **resources,
         )
-        seen: set[bytes] = set()
+        seen: set[int] = set()
         for row in mapped.iter_rows():
-            key = bytes(row["path"])
-            job = by_path.get(key)
-            if job is None or key in seen:  # a retried batch already reported: record each input once
+            index = int(row["index"])
+            if index in seen or not 0 <= index < len(tasks):  # a retried batch already reported: record each once
                 continue
-            seen.add(key)
-            if row["status"] == "fatal":
-                raise fatal_error(str(row["error_type"]), str(row["error"]))
-            yield Outcome(job.path, job.name, str(row["status"]), error=str(row["error"]) or None,
-                          extra=json.loads(row["extra"]) if row["status"] == "ok" else None)
-        for key, job in by_path.items():
-            if key not in seen:
-                yield Outcome(job.path, job.name, "failed", error="no result came back from the Ray workers")
+            seen.add(index)
+            yield _outcome_of(tasks[index], row)
+        for index, task in enumerate(tasks):
+            if index not in seen:
+                yield Outcome(task, "failed", failure=ImageFailure(str(task.path), "no result came back from the Ray workers",
+                                                                   unexpected=True))

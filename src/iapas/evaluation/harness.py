@@ -1,9 +1,10 @@
 """`run_evaluation`: datasets in, cached per-image predictions, metrics and tables out.
 
-Per category and seed: sample Stage 1's normal images from the dataset's pool (the seed decides),
-fit (or reuse the saved context), predict every test image not yet cached, then compute metrics from
-the cached records only, so an interrupted and resumed run gives exactly the metrics of an
-uninterrupted one. Everything is validated before any model loads.
+Four steps: **plan** (validate the options and read the dataset's splits; no model loads), **jobs**
+(one `EvalJob` per category and seed: its pipeline, its sample of Stage 1's normal images, its test
+images and their cache records), **run** (per job: fit or reuse the context, then map the images not
+yet cached through a `Mapper`, local or Ray) and **score** (metrics from the cached records only, so an
+interrupted and resumed run gives exactly the metrics of an uninterrupted one).
 
 Memory: a category's maps are held at the evaluation size as float32 plus a bool mask, i.e. 5 bytes
 per pixel: 256 x 256 x 1,344 MTD images = 440 MB; the metrics' sort needs about 3x that at peak.
@@ -11,7 +12,6 @@ per pixel: 256 x 256 x 1,344 MTD images = 440 MB; the metrics' sort needs about 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,12 @@ from iapas import __version__
 from iapas.config import PipelineConfig
 from iapas.context import Context
 from iapas.data import DatasetSplit, Sample, get_reader, mask_array
+from iapas.engines import LocalMapper, Mapper, Outcome
 from iapas.errors import DatasetError, InputError, SettingsError
 from iapas.evaluation.cache import context_path, eval_digest, record_path
-from iapas.evaluation.progress import EvalProgress
 from iapas.evaluation.operating import OperatingPoint
+from iapas.evaluation.presets import category_kind
+from iapas.evaluation.progress import EvalProgress
 from iapas.evaluation.protocols import (
     PROTOCOL_NOTES, PROTOCOLS, RESAMPLE, category_metrics, default_eval_size, official_map,
 )
@@ -39,9 +41,34 @@ from iapas.io.images import load_image
 from iapas.io.resume import Stamp
 from iapas.pipeline import Pipeline, reuse_or_make
 from iapas.settings import DEFAULT_TARGET_FRR
-from iapas.stages.presets import category_kind
 
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
+DEFAULT_SEED = 111
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to evaluate a dataset (everything but the dataset, its root, the output folder and the config).
+
+    Attributes:
+        categories: only these categories (None: every category the reader finds).
+        protocol: "standard" (every test image, raw maps) or "paper" (the official IAP-AS evaluation).
+        seeds: seeds of the normal-image sample, one job per category and seed (None: [111]).
+        limit: at most this many test images per category, evenly spread (None: all).
+        eval_size: square size maps and masks are compared at (None: the protocol's, 400 paper, 256 standard).
+        progress: draw a progress bar on stderr.
+        auto_kind: use each category's object/texture threshold preset instead of `config.kind`.
+        zero_shot: use no normal image; each test image is scored against the other test images.
+    """
+
+    categories: list[str] | None = None
+    protocol: str = "standard"
+    seeds: list[int] | None = None
+    limit: int | None = None
+    eval_size: int | None = None
+    progress: bool = True
+    auto_kind: bool = False
+    zero_shot: bool = False
 
 
 @dataclass
@@ -57,6 +84,37 @@ class Plan:
     eval_size: int
     splits: dict[str, DatasetSplit]
     notes: list[str] = field(default_factory=list)
+    zero_shot: bool = False
+
+    @property
+    def resample(self) -> str:
+        """How maps and masks are brought to `eval_size` under this protocol."""
+        return RESAMPLE.get(self.protocol, "bilinear")
+
+
+def _check_options(protocol: str, seeds: list[int], limit: int | None, eval_size: int) -> None:
+    """Raise SettingsError for an unknown protocol, bad seeds, an out-of-range size or limit."""
+    if protocol not in PROTOCOLS:
+        raise SettingsError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+    if not seeds:
+        raise SettingsError("--seeds needs at least one seed, e.g. 111 or 111,112,113")
+    if len(set(seeds)) != len(seeds):
+        raise SettingsError(f"--seeds has duplicates: {seeds}")
+    if not MIN_EVAL_SIZE <= eval_size <= MAX_EVAL_SIZE:
+        raise SettingsError(f"--eval-size {eval_size} is out of range {MIN_EVAL_SIZE}..{MAX_EVAL_SIZE}")
+    if limit is not None and limit < 1:
+        raise SettingsError(f"--limit must be at least 1, got {limit}")
+
+
+def _chosen_categories(dataset: str, root: Path, available: list[str], categories: list[str] | None) -> list[str]:
+    """The categories asked for, all of them known to the reader under `root`."""
+    chosen = list(categories) if categories else available
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        raise SettingsError(
+            f"{dataset}: unknown categories {', '.join(unknown)}; found under {root}: {', '.join(available)}"
+        )
+    return chosen
 
 
 def plan_evaluation(
@@ -70,28 +128,33 @@ def plan_evaluation(
     eval_size: int,
     zero_shot: bool = False,
 ) -> Plan:
-    """Validate the settings and read the dataset's splits (no model is loaded here)."""
-    if protocol not in PROTOCOLS:
-        raise SettingsError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
-    if not seeds:
-        raise SettingsError("--seeds needs at least one seed, e.g. 111 or 111,112,113")
-    if len(set(seeds)) != len(seeds):
-        raise SettingsError(f"--seeds has duplicates: {seeds}")
-    if not MIN_EVAL_SIZE <= eval_size <= MAX_EVAL_SIZE:
-        raise SettingsError(f"--eval-size {eval_size} is out of range {MIN_EVAL_SIZE}..{MAX_EVAL_SIZE}")
-    if limit is not None and limit < 1:
-        raise SettingsError(f"--limit must be at least 1, got {limit}")
+    """Validate the settings and read the dataset's splits (no model is loaded here).
+
+    Args:
+        dataset: reader name (mvtec, mtd, folder, ...).
+        root: the dataset's folder in its publisher's layout.
+        out: the results folder (never read back as input).
+        categories: only these categories (None: all).
+        protocol: "standard" or "paper".
+        seeds: the seeds of the normal-image sample.
+        limit: at most this many test images per category (None: all).
+        eval_size: square evaluation size in pixels.
+        zero_shot: no normal image is needed.
+
+    Returns:
+        The plan: resolved root, splits per category and the readers' notes.
+
+    Raises:
+        SettingsError: bad options, unknown categories, or no normal image for few-shot.
+        DatasetError: a category without test images.
+    """
+    _check_options(protocol, seeds, limit, eval_size)
     reader = get_reader(dataset)
     root = Path(root).expanduser().resolve()
     available = reader.find_categories(root)  # none: DatasetError naming the expected layout
-    chosen = list(categories) if categories else available
-    unknown = [c for c in chosen if c not in available]
-    if unknown:
-        raise SettingsError(
-            f"{dataset}: unknown categories {', '.join(unknown)}; found under {root}: {', '.join(available)}"
-        )
+    chosen = _chosen_categories(dataset, root, available, categories)
     splits = {c: reader.load(root, c).excluding(Path(out)) for c in chosen}  # never read our own outputs
-    plan = Plan(dataset, root, Path(out), protocol, list(seeds), limit, eval_size, splits)
+    plan = Plan(dataset, root, Path(out), protocol, list(seeds), limit, eval_size, splits, zero_shot=zero_shot)
     for c, s in splits.items():
         if not s.normal_pool and not zero_shot:
             raise SettingsError(f"{dataset}/{c}: no normal images for Stage 1 (rule: {s.pool_rule})")
@@ -103,7 +166,15 @@ def plan_evaluation(
 
 
 def limit_samples(samples: list[Sample], limit: int | None) -> list[Sample]:
-    """An evenly spread subset (keeps every defect type and normal images in view), in order."""
+    """An evenly spread subset (keeps every defect type and normal images in view), in order.
+
+    Args:
+        samples: the test samples of a category.
+        limit: at most this many (None: all).
+
+    Returns:
+        The subset, in the original order.
+    """
     if limit is None or limit >= len(samples):
         return samples
     idx = np.unique(np.linspace(0, len(samples) - 1, limit).round().astype(int))
@@ -113,7 +184,18 @@ def limit_samples(samples: list[Sample], limit: int | None) -> list[Sample]:
 def fit_or_load(pipeline: Pipeline, sampled: list[Path], ctx_file: Path, digest: str,
                 fingerprint: str | None = None) -> Context:
     """Stage 1 for one category and seed, reusing the saved context made with the same settings and the
-    same normal images (by content: `fingerprint` is `files_fingerprint(sampled)`, part of `digest`)."""
+    same normal images (by content).
+
+    Args:
+        pipeline: the job's pipeline.
+        sampled: the seed's r normal images.
+        ctx_file: where the job's context is saved.
+        digest: settings digest of Stage 1 (includes the fingerprint).
+        fingerprint: `files_fingerprint(sampled)` when already computed.
+
+    Returns:
+        The saved context when its stamp matches, else a freshly fitted one (saved).
+    """
     fingerprint = fingerprint if fingerprint is not None else files_fingerprint(sampled)
 
     def make() -> Context:
@@ -136,6 +218,20 @@ def evaluate_one(
 
     Under the paper protocol the record holds the official forms: the mask read with the official rule
     (grey > 128) and the map from `protocols.official_map` (float64; `per_image=False` for the "base" row).
+
+    Args:
+        pipeline: the job's pipeline.
+        ctx: the job's context.
+        sample: the test image, its mask (None: all good) and label.
+        seed: the job's seed (stored in the record).
+        size: evaluation size S: the record holds an (S, S) map and an (S, S) bool mask.
+        dest: the record file.
+        resample: "bilinear" or "bicubic" (standard protocol).
+        protocol: "standard" or "paper".
+        per_image: paper protocol: min-max each map on its own.
+
+    Raises:
+        InputError: the image or its mask cannot be used (naming that file), or the map is not finite.
     """
     t0 = time.perf_counter()
     loaded = load_image(sample.image_path)
@@ -175,38 +271,56 @@ class EvalTask:
     sample: Sample
     dest: Path
 
+    @property
+    def path(self) -> Path:
+        """The test image (what a mapper names in progress and unexpected failures)."""
+        return self.sample.image_path
+
 
 @dataclass(frozen=True)
 class EvalImage:
-    """`evaluate_one` for one category/seed job as a picklable per-image callable, so an engine can run it
-    in this process or ship it to Ray actors; the records land in the same cache files either way."""
+    """`evaluate_one` for one category/seed job as the mappers' picklable per-image work, so it runs in
+    this process or on Ray actors; the records land in the same cache files either way."""
 
+    out_dir: Path  # the job's record folder
     seed: int
     size: int
     resample: str
     protocol: str = "standard"
     per_image: bool = True  # paper protocol: min-max each map on its own (not for the "base" row)
 
-    def __call__(self, pipeline: Pipeline, ctx: Context, task: EvalTask) -> None:
+    def __call__(self, pipeline: Pipeline, ctx: Context, task: EvalTask) -> dict[str, Any]:
+        """Predict `task` and save its record; return nothing to record (the record file is the result)."""
         evaluate_one(pipeline, ctx, task.sample, self.seed, self.size, task.dest, self.resample, self.protocol,
                      self.per_image)
+        return {}
 
 
-# map_images(pipeline, ctx, tasks, fn): run fn on every task and yield (task, None) when its record is saved
-# or (task, InputError) when the image cannot be used, once per task in any order; any other error stops the run.
-MapImages = Callable[[Pipeline, Context, list[EvalTask], EvalImage], Iterator[tuple[EvalTask, InputError | None]]]
+@dataclass(frozen=True)
+class EvalJob:
+    """One category and seed: its pipeline, Stage 1 sample, test images and their cache records.
 
+    Attributes:
+        category: the dataset category.
+        seed: the seed of the normal-image sample.
+        pipeline: the pipeline of this category/seed config.
+        sampled: the r normal images Stage 1 uses (empty in zero-shot mode).
+        test: the test samples, after `limit`.
+        fingerprint: `files_fingerprint(sampled)`.
+        dests: one cache record path per test sample, same order.
+    """
 
-def map_locally(pipeline: Pipeline, ctx: Context, tasks: list[EvalTask],
-                fn: EvalImage) -> Iterator[tuple[EvalTask, InputError | None]]:
-    """The default engine: each image in this process, in order, with the models it already holds."""
-    for task in tasks:
-        try:
-            fn(pipeline, ctx, task)
-        except InputError as exc:
-            yield task, exc
-        else:
-            yield task, None
+    category: str
+    seed: int
+    pipeline: Pipeline
+    sampled: list[Path]
+    test: list[Sample]
+    fingerprint: str
+    dests: list[Path]
+
+    def todo(self) -> list[EvalTask]:
+        """The test images whose record is not cached yet, in test order."""
+        return [EvalTask(s, d) for s, d in zip(self.test, self.dests) if not d.is_file()]
 
 
 @dataclass
@@ -238,144 +352,229 @@ def gather(paths: list[Path], size: int, dtype: type = np.float32) -> Gathered:
     return g
 
 
-def run_evaluation(
-    dataset: str,
-    root: Path,
-    out: Path,
-    config: PipelineConfig,
-    categories: list[str] | None = None,
-    protocol: str = "standard",
-    seeds: list[int] | None = None,
-    limit: int | None = None,
-    eval_size: int | None = None,
-    progress: bool = True,
-    auto_kind: bool = False,
-    zero_shot: bool = False,
-    map_images: MapImages | None = None,
-) -> dict[str, Any]:
-    """Evaluate a dataset end to end and write metrics.json/.csv/.md under `out`; return the JSON dict.
+@dataclass
+class Tally:
+    """What the run steps accumulate for metrics.json."""
 
-    `auto_kind=True` uses each category's object/texture threshold preset (the paper's choice)
-    instead of `config.kind`. `eval_size=None` takes the protocol's size (400 paper, 256 standard).
-    `zero_shot=True` uses no normal image: each category's test images are scored against each other
-    (the offline profile's mutual scoring); the test set is the same as with normal images, so the
-    two modes compare on the same images. `map_images` runs the images still to predict (default
-    `map_locally`; the CLI passes a Ray one for `--engine ray`); metrics come from the cache either way.
+    per_seed: dict[int, dict[str, dict[str, Any]]]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+    kind_choices: dict[str, Any] = field(default_factory=dict)
+    test_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # per category (first seed)
+    n_predicted: int = 0
+    n_cached: int = 0
+    seconds: float = 0.0
+    records: int = 0
+
+
+def _record_digest(plan: Plan, cfg: PipelineConfig, profile: str, fingerprint: str) -> str:
+    """The cache key part shared by a job's records (settings, size, protocol, normal images, mode)."""
+    # few-shot maps do not depend on the verdict's target (only the context does): records are reused
+    record_cfg = cfg if plan.zero_shot else cfg.model_copy(update={"target_frr": DEFAULT_TARGET_FRR})
+    digest = eval_digest(record_cfg, profile, plan.eval_size, plan.resample, normals=fingerprint,
+                         record_rule=PAPER_RECORD_RULE if plan.protocol == "paper" else None)
+    return digest + ("-zero-shot" if plan.zero_shot else "")
+
+
+def make_jobs(plan: Plan, config: PipelineConfig, profile: str, auto_kind: bool, tally: Tally) -> list[EvalJob]:
+    """One job per category and seed, each with its own pipeline (shared between equal configs).
+
+    Args:
+        plan: the checked plan.
+        config: the evaluation's settings.
+        profile: the profile `config` resolves to.
+        auto_kind: use each category's object/texture preset instead of `config.kind`.
+        tally: receives each category's kind and test counts.
+
+    Returns:
+        The jobs, category by category, seed by seed.
     """
-    map_images = map_images or map_locally
-    seeds = [111] if seeds is None else list(seeds)
-    eval_size = default_eval_size(protocol) if eval_size is None else eval_size
-    resample = RESAMPLE.get(protocol, "bilinear")
-    plan = plan_evaluation(dataset, root, out, categories, protocol, seeds, limit, eval_size, zero_shot)
-    out = plan.out
-    out.mkdir(parents=True, exist_ok=True)
-    profile = Pipeline(config).profile  # resolved once ("auto" probes for hub weights)
     pipelines: dict[str, Pipeline] = {}  # one per distinct config: a runner never outlives its settings
-    failures: list[dict[str, Any]] = []
-    per_seed: dict[int, dict[str, dict[str, Any]]] = {s: {} for s in seeds}
-    kinds: dict[str, str] = {}
-    kind_choices: dict[str, Any] = {}
-    n_predicted = n_cached = 0
-    total_seconds, total_records = 0.0, 0
-    wall0 = time.perf_counter()
-    jobs = []
-    test_counts: dict[str, dict[str, int]] = {}  # per category (first seed): test images counted good / defective
+    jobs: list[EvalJob] = []
     for cat, split in plan.splits.items():
-        for seed in seeds:
-            kind = split.kind if profile == "offline" else category_kind(dataset, split.kind, config.texture_preset)
+        for seed in plan.seeds:
+            kind = split.kind if profile == "offline" else category_kind(plan.dataset, split.kind, config.texture_preset)
             cfg = config.model_copy(update={"seed": seed, **({"kind": kind} if auto_kind else {})})
-            kinds[cat] = cfg.kind or "auto"
+            tally.kinds[cat] = cfg.kind or "auto"
             key = cfg.model_dump_json() + ("" if cfg.kind else f"|{cat}")  # a kind chosen from the images is per category
             if key not in pipelines:  # models stay loaded across pipelines through the model caches
                 pipelines[key] = Pipeline(cfg)
             pipeline = pipelines[key]
             sampled = pipeline.select_normal(list(split.normal_pool)) if split.normal_pool else []
-            test = limit_samples(split.test_for(sampled, protocol), limit)
+            test = limit_samples(split.test_for(sampled, plan.protocol), plan.limit)
             fp = files_fingerprint(sampled)
-            # few-shot maps do not depend on the verdict's target (only the context does): records are reused
-            record_cfg = cfg if zero_shot else cfg.model_copy(update={"target_frr": DEFAULT_TARGET_FRR})
-            digest = eval_digest(record_cfg, pipeline.profile, eval_size, resample, normals=fp,
-                                 record_rule=PAPER_RECORD_RULE if protocol == "paper" else None)
-            digest += "-zero-shot" if zero_shot else ""
-            dests = [record_path(out, cat, seed, s.image_path, digest) for s in test]
-            jobs.append((cat, seed, pipeline, split, sampled, test, fp, dests))
+            digest = _record_digest(plan, cfg, pipeline.profile, fp)
+            dests = [record_path(plan.out, cat, seed, s.image_path, digest) for s in test]
+            jobs.append(EvalJob(cat, seed, pipeline, sampled, test, fp, dests))
             defective = sum(1 for t in test if t.label)
-            test_counts.setdefault(cat, {"good": len(test) - defective, "defective": defective})
-    total_todo = sum(sum(not d.is_file() for d in j[7]) for j in jobs)
-    with EvalProgress(total_todo, enabled=progress) as bar:
-        for cat, seed, pipeline, split, sampled, test, fp, dests in jobs:
-            cfg = pipeline.config
-            todo = [(s, d) for s, d in zip(test, dests) if not d.is_file()]
-            n_cached += len(test) - len(todo)
-            ctx = None
-            if not zero_shot:  # the context's thresholds give the operating point even when every record is cached
-                bar.describe(f"{cat} seed {seed}: Stage 1")
-                ctx = fit_or_load(pipeline, sampled, context_path(out, cat, seed),
-                                  eval_digest(cfg, pipeline.profile, 0, normals=fp), fp)  # not protocol-dependent
-            if todo:
-                if ctx is None:  # zero-shot: the whole test list is the batch, so a resumed run scores alike
-                    bar.describe(f"{cat} seed {seed}: Stage 1")
-                    ctx = pipeline.fit_zero_shot([s.image_path for s in test])
-                bar.describe(f"{cat} seed {seed}")
-                tasks = [EvalTask(s, d) for s, d in todo]
-                failed: dict[Path, dict[str, Any]] = {}
-                fn = EvalImage(seed, eval_size, resample, protocol, per_image=not cfg.baseline)
-                for task, exc in map_images(pipeline, ctx, tasks, fn):
-                    if exc is None:
-                        n_predicted += 1
-                    else:
-                        failed[task.dest] = {"path": exc.path, "error": exc.reason, "category": cat, "seed": seed,
-                                             "image": str(task.sample.image_path)}
-                    bar.advance()
-                failures += [failed[t.dest] for t in tasks if t.dest in failed]  # test order, whatever the engine's
-            keep = [d for d in dests if d.is_file()]
-            g = gather(keep, eval_size, np.float64 if protocol == "paper" else np.float32)
-            total_seconds += g.seconds
-            total_records += len(keep)
-            # paper records already hold the official per-image maps: only the category step is left
-            ranges = None if protocol == "paper" else g.ranges
-            if ctx is not None and ctx.config.kind:
-                kinds[cat] = ctx.config.kind
-                if getattr(ctx, "kind_choice", None):
-                    kind_choices[cat] = ctx.kind_choice  # type: ignore[attr-defined]
-            th = ctx.thresholds.model_dump(exclude_none=True) if ctx is not None and ctx.thresholds is not None and not zero_shot else g.thresholds
-            per_seed[seed][cat] = category_metrics(g.maps, g.masks, g.labels, g.scores, protocol, ranges,
-                                                   OperatingPoint.from_thresholds(th))
-            del g
-    cats, mean, std_cat, std_mean = combine_seeds(per_seed, rounded=protocol == "paper")
-    if protocol == "paper":
+            tally.test_counts.setdefault(cat, {"good": len(test) - defective, "defective": defective})
+    return jobs
+
+
+def _failure_entry(job: EvalJob, outcome: Outcome[EvalTask]) -> dict[str, Any]:
+    """The failures-list entry of an image whose record could not be made (the run goes on).
+
+    Raises:
+        Exception: an unexpected error (not an InputError) stops the run, as an uncaught error would.
+    """
+    failure = outcome.failure
+    assert failure is not None
+    if failure.unexpected:
+        if failure.cause is not None:
+            raise failure.cause
+        raise RuntimeError(f"{outcome.task.sample.image_path}: {failure.reason}")
+    return {"path": failure.path, "error": failure.reason, "category": job.category, "seed": job.seed,
+            "image": str(outcome.task.sample.image_path)}
+
+
+def predict_todo(job: EvalJob, ctx: Context, todo: list[EvalTask], plan: Plan, mapper: Mapper,
+                 bar: EvalProgress, tally: Tally) -> None:
+    """Map the job's uncached images; count the predicted ones and list failures in test order.
+
+    Args:
+        job: the category/seed job.
+        ctx: its context.
+        todo: its images without a cached record.
+        plan: the plan (size, protocol).
+        mapper: where the images run (local or Ray).
+        bar: the progress bar.
+        tally: receives `n_predicted` and `failures`.
+    """
+    cfg = job.pipeline.config
+    out_dir = todo[0].dest.parent
+    work = EvalImage(out_dir, job.seed, plan.eval_size, plan.resample, plan.protocol, per_image=not cfg.baseline)
+    failed: dict[Path, dict[str, Any]] = {}
+    for outcome in mapper.map(job.pipeline, ctx, work, todo):  # a model or settings problem raises here
+        if outcome.status == "ok":
+            tally.n_predicted += 1
+        else:
+            failed[outcome.task.dest] = _failure_entry(job, outcome)
+        bar.advance()
+    tally.failures += [failed[t.dest] for t in todo if t.dest in failed]  # test order, whatever the mapper's
+
+
+def run_job(job: EvalJob, plan: Plan, mapper: Mapper, bar: EvalProgress, tally: Tally) -> Context | None:
+    """Stage 1 (fit or reuse) and Stage 2 of the images not cached yet, for one category and seed.
+
+    Args:
+        job: the category/seed job.
+        plan: the plan.
+        mapper: where the images run.
+        bar: the progress bar.
+        tally: receives the counts and failures.
+
+    Returns:
+        The job's context (None in zero-shot mode when every record was cached).
+    """
+    todo = job.todo()
+    tally.n_cached += len(job.test) - len(todo)
+    ctx = None
+    if not plan.zero_shot:  # the context's thresholds give the operating point even when every record is cached
+        bar.describe(f"{job.category} seed {job.seed}: Stage 1")
+        ctx = fit_or_load(job.pipeline, job.sampled, context_path(plan.out, job.category, job.seed),
+                          eval_digest(job.pipeline.config, job.pipeline.profile, 0, normals=job.fingerprint),
+                          job.fingerprint)  # not protocol-dependent
+    if todo:
+        if ctx is None:  # zero-shot: the whole test list is the batch, so a resumed run scores alike
+            bar.describe(f"{job.category} seed {job.seed}: Stage 1")
+            ctx = job.pipeline.fit_zero_shot([s.image_path for s in job.test])
+        bar.describe(f"{job.category} seed {job.seed}")
+        predict_todo(job, ctx, todo, plan, mapper, bar, tally)
+    return ctx
+
+
+def _operating_thresholds(ctx: Context | None, g: Gathered, zero_shot: bool) -> dict[str, Any] | None:
+    """The thresholds the operating point is read at: the context's, or (zero-shot) the batch's record copy."""
+    if ctx is not None and ctx.thresholds is not None and not zero_shot:
+        return ctx.thresholds.model_dump(exclude_none=True)
+    return g.thresholds
+
+
+def score_job(job: EvalJob, ctx: Context | None, plan: Plan, tally: Tally) -> None:
+    """Metrics of one category and seed from its cached records only (into `tally.per_seed`).
+
+    Args:
+        job: the category/seed job.
+        ctx: its context (gives the kind and the operating point).
+        plan: the plan (protocol, size).
+        tally: receives the metrics row, kind, timing and record counts.
+    """
+    keep = [d for d in job.dests if d.is_file()]
+    g = gather(keep, plan.eval_size, np.float64 if plan.protocol == "paper" else np.float32)
+    tally.seconds += g.seconds
+    tally.records += len(keep)
+    # paper records already hold the official per-image maps: only the category step is left
+    ranges = None if plan.protocol == "paper" else g.ranges
+    if ctx is not None and ctx.config.kind:
+        tally.kinds[job.category] = ctx.config.kind
+        if getattr(ctx, "kind_choice", None):
+            tally.kind_choices[job.category] = ctx.kind_choice  # type: ignore[attr-defined]
+    th = _operating_thresholds(ctx, g, plan.zero_shot)
+    tally.per_seed[job.seed][job.category] = category_metrics(g.maps, g.masks, g.labels, g.scores, plan.protocol,
+                                                              ranges, OperatingPoint.from_thresholds(th))
+
+
+OPERATING_POINT_NOTE = (
+    "at each category's own thresholds (context.thresholds; zero-shot: the batch's): good_flagged = good parts "
+    "judged defect, defective_missed = defective parts judged ok, image_f1 at the verdict threshold, pixel_f1 "
+    "of the written masks (empty for parts judged ok), regions_per_good = mean region count on good parts")
+STANDARD_SELECTION = ("every test image (normal ones included), minus the r Stage 1 images where the pool overlaps "
+                      "the test set")
+
+
+def _selection(plan: Plan) -> dict[str, str]:
+    """Which test images each category evaluates, in words."""
+    return {c: (s.paper_rule if plan.protocol == "paper" else STANDARD_SELECTION) for c, s in plan.splits.items()}
+
+
+def _mode_note(plan: Plan, config: PipelineConfig) -> str:
+    """Few-shot (r normal images) or zero-shot, in words."""
+    if plan.zero_shot:
+        return "zero-shot: no normal image; each test image scored against the other test images"
+    return f"few-shot: r = {config.num_normal} normal images per category and seed"
+
+
+def build_metrics(plan: Plan, config: PipelineConfig, profile: str, tally: Tally, wall0: float) -> dict[str, Any]:
+    """The metrics.json dict (JSON-safe) from the tally: seed-averaged categories, mean row, counts, notes.
+
+    Args:
+        plan: the plan.
+        config: the evaluation's settings.
+        profile: the resolved profile.
+        tally: what the run steps accumulated.
+        wall0: `time.perf_counter()` at the start.
+
+    Returns:
+        The metrics dict, NaN and infinities as None.
+    """
+    cats, mean, std_cat, std_mean = combine_seeds(tally.per_seed, rounded=plan.protocol == "paper")
+    if plan.protocol == "paper":
         plan.notes += [f"{c}: {n}" for c, row in cats.items() for n in row.get("notes", []) if "(official rule)" in n]
+    paper_note = "; pixel_*_decided: the paper protocol reading an all-zero map for every part judged ok"
     metrics: dict[str, Any] = {
-        "dataset": dataset,
+        "dataset": plan.dataset,
         "profile": profile,
-        "protocol": protocol,
-        "protocol_note": PROTOCOL_NOTES[protocol],
-        "seeds": seeds,
-        "mode": "zero-shot" if zero_shot else "few-shot",
-        "mode_note": ("zero-shot: no normal image; each test image scored against the other test images" if zero_shot
-                      else f"few-shot: r = {config.num_normal} normal images per category and seed"),
+        "protocol": plan.protocol,
+        "protocol_note": PROTOCOL_NOTES[plan.protocol],
+        "seeds": plan.seeds,
+        "mode": "zero-shot" if plan.zero_shot else "few-shot",
+        "mode_note": _mode_note(plan, config),
         "categories": cats,
         "mean": mean,
-        "images_per_second": (total_records / total_seconds) if total_seconds > 0 else None,
-        "failures": failures,
-        "eval_size": eval_size,
-        "resample": resample,
-        "selection": {c: (s.paper_rule if protocol == "paper" else "every test image (normal ones included), "
-                          "minus the r Stage 1 images where the pool overlaps the test set")
-                      for c, s in plan.splits.items()},
-        "limit": limit,
-        "n_predicted": n_predicted,
-        "n_cached": n_cached,
+        "images_per_second": (tally.records / tally.seconds) if tally.seconds > 0 else None,
+        "failures": tally.failures,
+        "eval_size": plan.eval_size,
+        "resample": plan.resample,
+        "selection": _selection(plan),
+        "limit": plan.limit,
+        "n_predicted": tally.n_predicted,
+        "n_cached": tally.n_cached,
         "wall_seconds": time.perf_counter() - wall0,
         "normal_pool_rules": {c: s.pool_rule for c, s in plan.splits.items()},
-        "test_counts": test_counts,
-        "kinds": kinds,
-        "kind_choices": kind_choices,
-        "operating_point_note": (
-            "at each category's own thresholds (context.thresholds; zero-shot: the batch's): good_flagged = good parts "
-            "judged defect, defective_missed = defective parts judged ok, image_f1 at the verdict threshold, pixel_f1 "
-            "of the written masks (empty for parts judged ok), regions_per_good = mean region count on good parts"
-            + ("; pixel_*_decided: the paper protocol reading an all-zero map for every part judged ok" if protocol == "paper" else "")),
+        "test_counts": tally.test_counts,
+        "kinds": tally.kinds,
+        "kind_choices": tally.kind_choices,
+        "operating_point_note": OPERATING_POINT_NOTE + (paper_note if plan.protocol == "paper" else ""),
         "root": str(plan.root),
         "config": config.model_dump(mode="json"),
         "iapas_version": __version__,
@@ -383,16 +582,54 @@ def run_evaluation(
     }
     if config.profile is None:
         metrics["profile_note"] = f"--profile not given: chose {profile} (paper needs hub weights)"
-    if len(seeds) > 1:
+    if len(plan.seeds) > 1:
         metrics["std"] = {"categories": std_cat, "mean": std_mean}
-        metrics["per_seed"] = {str(s): per_seed[s] for s in seeds}
-    metrics = json_safe(metrics)
-    write_outputs(out, metrics)
+        metrics["per_seed"] = {str(s): tally.per_seed[s] for s in plan.seeds}
+    return json_safe(metrics)
+
+
+def run_evaluation(dataset: str, root: Path, out: Path, config: PipelineConfig, options: EvalOptions | None = None,
+                   mapper: Mapper | None = None) -> dict[str, Any]:
+    """Evaluate a dataset end to end and write metrics.json/.csv/.md under `out`.
+
+    Args:
+        dataset: reader name (mvtec, mtd, folder, ...).
+        root: the dataset's folder.
+        out: the results folder (metrics, cache/, contexts/).
+        config: the pipeline settings.
+        options: protocol, seeds, limit, size, mode (`EvalOptions`; None: the defaults).
+        mapper: where the images still to predict run (None: `LocalMapper`; the CLI passes a Ray one for
+            `--engine ray`); metrics come from the cache either way.
+
+    Returns:
+        The metrics.json dict.
+    """
+    opts = options or EvalOptions()
+    eval_size = default_eval_size(opts.protocol) if opts.eval_size is None else opts.eval_size
+    seeds = [DEFAULT_SEED] if opts.seeds is None else list(opts.seeds)
+    plan = plan_evaluation(dataset, root, out, opts.categories, opts.protocol, seeds, opts.limit, eval_size,
+                           opts.zero_shot)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    profile = Pipeline(config).profile  # resolved once ("auto" probes for hub weights)
+    wall0 = time.perf_counter()
+    tally = Tally(per_seed={s: {} for s in seeds})
+    jobs = make_jobs(plan, config, profile, opts.auto_kind, tally)
+    with EvalProgress(sum(len(j.todo()) for j in jobs), enabled=opts.progress) as bar:
+        for job in jobs:
+            ctx = run_job(job, plan, mapper or LocalMapper(), bar, tally)
+            score_job(job, ctx, plan, tally)
+    metrics = build_metrics(plan, config, profile, tally, wall0)
+    write_outputs(plan.out, metrics)
     return metrics
 
 
 def write_outputs(out: Path, metrics: dict[str, Any]) -> None:
-    """metrics.json/.csv/.md (latest run) plus metrics_<protocol>.* so both protocols can share --out."""
+    """metrics.json/.csv/.md (latest run) plus metrics_<protocol>.* so both protocols can share --out.
+
+    Args:
+        out: the results folder.
+        metrics: the metrics dict (`protocol` names the second set of files).
+    """
     for stem in ("metrics", f"metrics_{metrics['protocol']}"):
         atomic_write_json(out / f"{stem}.json", metrics)
         write_csv(out / f"{stem}.csv", metrics)

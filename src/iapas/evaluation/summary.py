@@ -47,25 +47,44 @@ def mean_row(rows: dict[str, dict[str, Any]], rounded: bool = False) -> dict[str
     return out
 
 
+def seed_averaged_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One category's row averaged over its seeds' rows: metrics, counts, operating points and notes.
+
+    Args:
+        rows: the category's metrics row of each seed.
+
+    Returns:
+        The averaged row (`thresholds` one dict, or a list when the seeds' points differ in number).
+    """
+    row: dict[str, Any] = {k: _mean([r.get(k, float("nan")) for r in rows]) for k in METRIC_KEYS}
+    row["n_images"] = int(round(_mean([r["n_images"] for r in rows])))
+    row["n_anomalous"] = int(round(_mean([r["n_anomalous"] for r in rows])))
+    points = [r["thresholds"] for r in rows if r.get("thresholds")]
+    if points:
+        row["thresholds"] = points[0] if len(points) == 1 else points
+    notes = sorted({n for r in rows for n in r.get("notes", [])})
+    if notes:
+        row["notes"] = notes
+    return row
+
+
 def combine_seeds(per_seed: dict[int, dict[str, dict[str, Any]]], rounded: bool = False) -> tuple[dict, dict, dict, dict]:
-    """(categories, mean, std_categories, std_mean): seed-averaged rows and their spread over seeds;
-    `rounded`: the mean rows average categories rounded as the official table (`mean_row`)."""
+    """Seed-averaged rows and their spread over seeds.
+
+    Args:
+        per_seed: seed -> category -> metrics row.
+        rounded: the mean rows average categories rounded as the official table (`mean_row`).
+
+    Returns:
+        (categories, mean, std_categories, std_mean).
+    """
     seeds = sorted(per_seed)
     cats = sorted({c for s in seeds for c in per_seed[s]})
     categories: dict[str, dict[str, Any]] = {}
     std_cat: dict[str, dict[str, float]] = {}
     for c in cats:
         rows = [per_seed[s][c] for s in seeds if c in per_seed[s]]
-        row: dict[str, Any] = {k: _mean([r.get(k, float("nan")) for r in rows]) for k in METRIC_KEYS}
-        row["n_images"] = int(round(_mean([r["n_images"] for r in rows])))
-        row["n_anomalous"] = int(round(_mean([r["n_anomalous"] for r in rows])))
-        points = [r["thresholds"] for r in rows if r.get("thresholds")]
-        if points:
-            row["thresholds"] = points[0] if len(points) == 1 else points
-        notes = sorted({n for r in rows for n in r.get("notes", [])})
-        if notes:
-            row["notes"] = notes
-        categories[c] = row
+        categories[c] = seed_averaged_row(rows)
         std_cat[c] = {k: _std([r.get(k, float("nan")) for r in rows]) for k in METRIC_KEYS}
     seed_means = [mean_row(per_seed[s], rounded) for s in seeds]
     mean = mean_row(categories, rounded)

@@ -1,8 +1,8 @@
 """Detection threshold preset (object 0.2 / texture 0.1) of a benchmark category, as Table 1 of the paper sets it.
 
 The paper gives one preset per dataset: MVTec-AD is an object dataset (0.2 on all its categories, its
-five textures included); KSDD1, MTD, DTD-Synthetic and DAGM are texture datasets (0.1). iapas's earlier
-per-category choice (MVTec's carpet, grid, leather, tile and wood at 0.1) stays available as
+five textures included); KSDD1, MTD, DTD-Synthetic and DAGM are texture datasets (0.1). The per-category
+choice (MVTec's carpet, grid, leather, tile and wood at 0.1) is
 `texture_preset: per-category` (`--texture-preset per-category`). The evaluation harness asks this
 module for each category's kind; readers keep describing what a category is (`DatasetReader.kind_of`).
 """
