@@ -44,7 +44,8 @@ class ImageWork(Protocol[TaskT_contra]):
 
     `out_dir` is the folder the work writes into (the Ray mapper tidies partial files there once every
     batch is back). Calling it processes one task and returns what the caller records about the image
-    (JSON-serialisable); an `InputError` fails that image, another `IapasError` stops the run.
+    (JSON-serialisable for work that runs on Ray); an `InputError` fails that image, another `IapasError`
+    stops the run.
     """
 
     @property

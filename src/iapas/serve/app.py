@@ -4,7 +4,7 @@ Built by `create_app(lines, workers, settings)` after the models are loaded, so 
 ready server; uvicorn runs it (see iapas.cli.serve).
 """
 # No `from __future__ import annotations` here: FastAPI reads the route signatures, whose types are imported
-# inside create_app (FastAPI loads only when a server starts).
+# inside the route-registration functions (FastAPI is optional, and loads only when a server starts).
 
 import asyncio
 import math
@@ -79,17 +79,42 @@ def _retry_after(workers: ModelWorkers, mean_inference_s: float) -> int:
 
 def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSettings, metrics: Metrics | None = None) -> Any:
     """The ASGI application: FastAPI inside the guard (probes, token, body limits: `iapas.serve.guard`) and the
-    access log."""
-    from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    access log.
+
+    Args:
+        lines: the product lines served, by name (their contexts loaded).
+        workers: the started model workers.
+        settings: the service's limits, token and timeouts.
+        metrics: the Prometheus metrics (None: a new set).
+
+    Returns:
+        The ASGI application uvicorn runs.
+    """
+    from fastapi import Depends, FastAPI, Request  # optional dependency (iapas[serve])
 
     metrics = metrics or Metrics()
     metrics.queue_depth.set_function(workers.depth)
-    budget = PixelBudget(settings.pixel_budget)
-    stats = {"mean_inference_s": 0.5}
+    api = FastAPI(title="iapas", description=API_DESCRIPTION, version=_version(),
+                  lifespan=_lifespan(lines, workers, settings),
+                  docs_url=None, redoc_url=None)  # /docs is served offline below (serve/docs.py)
+    add_offline_docs(api, "iapas")
+
+    def authorised(request: Request) -> None:
+        """Runs before the parameters are validated, so a stranger learns nothing about the API's inputs."""
+        check_token(settings.token, request.headers.get("authorization"))
+
+    guarded = [Depends(authorised)]
+
+    _add_error_handlers(api, metrics)
+    _add_inspect_route(api, lines, workers, settings, metrics, guarded)
+    _add_info_routes(api, lines, workers, settings, metrics, guarded)
+    guarded_app = Guard(api, settings, readiness=lambda: (workers.ready, workers.depth()), on_error=metrics.error)
+    return AccessLog(guarded_app, metrics)
+
+
+def _lifespan(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSettings) -> Any:
+    """The app's lifespan: log the start, and on shutdown let the workers finish what they hold."""
+    from starlette.concurrency import run_in_threadpool  # optional dependency (iapas[serve])
 
     @asynccontextmanager
     async def lifespan(_: Any):  # type: ignore[no-untyped-def]
@@ -100,15 +125,15 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         await run_in_threadpool(workers.close, min(settings.drain_s, 5.0))
         event("stopped")
 
-    api = FastAPI(title="iapas", description=API_DESCRIPTION, version=_version(), lifespan=lifespan,
-                  docs_url=None, redoc_url=None)  # /docs is served offline below (serve/docs.py)
-    add_offline_docs(api, "iapas")
+    return lifespan
 
-    def authorised(request: Request) -> None:
-        """Runs before the parameters are validated, so a stranger learns nothing about the API's inputs."""
-        check_token(settings.token, request.headers.get("authorization"))
 
-    guarded = [Depends(authorised)]
+def _add_error_handlers(api: Any, metrics: Metrics) -> None:
+    """Every error answer in the documented JSON shape, counted by kind."""
+    from fastapi import Request  # optional dependency (iapas[serve])
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @api.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -132,6 +157,15 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         return await api_error(request, ApiError(500, "internal", f"internal error ({type(exc).__name__})"))
 
+
+def _add_inspect_route(api: Any, lines: dict[str, Line], workers: ModelWorkers, settings: ServeSettings,
+                       metrics: Metrics, guarded: list[Any]) -> None:
+    """POST /v1/inspect: one image in, its verdict (and optionally mask and overlay) out."""
+    from fastapi import File, Query, Request, UploadFile  # optional dependency (iapas[serve])
+    from starlette.concurrency import run_in_threadpool
+
+    budget = PixelBudget(settings.pixel_budget)
+    inspect_decoded = _inspect_decoded(lines, workers, settings, metrics)
     @api.post("/v1/inspect", summary="Inspect one image of a line", dependencies=guarded,
               responses={401: {"description": "token missing"}, 403: {"description": "token wrong"},
                          404: {"description": "unknown line"}, 413: {"description": "upload or pixel count too large"},
@@ -176,6 +210,14 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
             if pixels >= TRIM_PIXELS:
                 await run_in_threadpool(give_memory_back)
 
+
+def _inspect_decoded(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSettings, metrics: Metrics) -> Any:
+    """The second half of /v1/inspect: a decoded image through the queue to its answer."""
+    from fastapi import Request  # optional dependency (iapas[serve])
+    from starlette.concurrency import run_in_threadpool
+
+    stats = {"mean_inference_s": 0.5}
+
     async def inspect_decoded(request: Request, line: str, image: Any, mask: Optional[str], overlay: bool,
                               start: float) -> dict[str, Any]:
         """Queue one decoded image for a model worker and build its answer (the caller holds its pixels)."""
@@ -197,6 +239,14 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         metrics.verdicts.labels(line, result.verdict.label).inc()
         request.scope.setdefault("iapas", {})["verdict"] = result.verdict.label
         return await run_in_threadpool(answer, lines[line], image, result, mask, overlay, time.perf_counter() - start)
+
+    return inspect_decoded
+
+
+def _add_info_routes(api: Any, lines: dict[str, Line], workers: ModelWorkers, settings: ServeSettings,
+                     metrics: Metrics, guarded: list[Any]) -> None:
+    """GET /v1/lines, /healthz, /readyz, /metrics and the page at /."""
+    from fastapi.responses import HTMLResponse, JSONResponse, Response  # optional dependency (iapas[serve])
 
     @api.get("/v1/lines", summary="The loaded product lines and their provenance", dependencies=guarded)
     async def list_lines() -> dict[str, Any]:
@@ -224,9 +274,6 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         return HTMLResponse(page_html(shown, needs_token=settings.token is not None),
                             headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                      "style-src 'unsafe-inline'; script-src 'unsafe-inline'"})
-
-    guarded_app = Guard(api, settings, readiness=lambda: (workers.ready, workers.depth()), on_error=metrics.error)
-    return AccessLog(guarded_app, metrics)
 
 
 def _version() -> str:

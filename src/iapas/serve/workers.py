@@ -4,6 +4,11 @@ Why: a model is not re-entrant and a device runs one forward pass at a time well
 thread that owns its models (loaded once, before the server accepts requests). Requests wait in a queue of
 fixed length; when it is full the caller answers 503 at once instead of letting a backlog grow without
 bound. A request that gave up (timeout) is cancelled if it has not started, so no worker time is wasted.
+
+Each image goes through `engines.run_task`, the per-image step of the mappers `run` and `evaluate` use, and
+its typed `Outcome` answers the request's future. The loop is not a `LocalMapper.map`: requests arrive one at
+a time and each has its own future, a queued request may be cancelled, and an error that would stop a batch
+run (a model problem) must only fail its own request while the server goes on.
 """
 from __future__ import annotations
 
@@ -12,9 +17,16 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from iapas.io.images import LoadedImage
+import numpy as np
+
+from iapas.context import Context
+from iapas.engines import Outcome, run_task
+from iapas.io.images import LoadedImage, load_image
+from iapas.pipeline import Pipeline
+from iapas.serve.accesslog import event
 from iapas.serve.guard import TRIM_PIXELS, give_memory_back
 from iapas.serve.lines import Line
 from iapas.types import Prediction
@@ -27,10 +39,53 @@ class QueueFull(Exception):
 
 @dataclass
 class Job:
+    """One request's image waiting for a worker, and the future its answer goes to."""
+
     line: str
     image: LoadedImage
     enqueued: float = field(default_factory=time.perf_counter)
     future: Future = field(default_factory=Future)
+
+    @property
+    def path(self) -> Path:
+        """The upload's name (what a failure names)."""
+        return Path(self.image.path)
+
+
+@dataclass(frozen=True)
+class Inspect:
+    """The service's per-image work: predict, decide and settle; the value holds the objects the answer needs
+    (this work never leaves the process)."""
+
+    out_dir: Path = Path(".")  # writes nothing
+
+    def __call__(self, pipeline: Any, context: Context, task: Job) -> dict[str, Any]:
+        """Returns {"prediction": settled Prediction, "verdict": Verdict, "started": t0, "done": t1}."""
+        started = time.perf_counter()
+        pred = pipeline.predict_one(task.image, context)
+        done = time.perf_counter()
+        verdict = decide(pred, context)
+        return {"prediction": settle(pred, verdict), "verdict": verdict, "started": started, "done": done}
+
+
+def answer_future(job: Job, outcome: Outcome[Job], device: str) -> None:
+    """Settle the request's future from its outcome: a Result, or the error that failed the image.
+
+    Args:
+        job: the request's job.
+        outcome: what `run_task` made of it.
+        device: the worker's device (reported in the answer).
+    """
+    if outcome.status == "ok" and outcome.value is not None:
+        v = outcome.value
+        job.future.set_result(Result(v["prediction"], v["verdict"], v["started"] - job.enqueued,
+                                     v["done"] - v["started"], device))
+    elif outcome.fatal is not None:
+        job.future.set_exception(outcome.fatal)
+    else:
+        failure = outcome.failure
+        job.future.set_exception(failure.cause if failure and failure.cause else RuntimeError(
+            failure.reason if failure else "failed"))
 
 
 @dataclass
@@ -46,8 +101,6 @@ class Result:
 
 def _pipelines_for(lines: dict[str, Line], device: str | None) -> dict[str, Any]:
     """One Pipeline per line, shared between lines whose contexts have the same settings (models load once)."""
-    from iapas.pipeline import Pipeline
-
     by_settings: dict[str, Any] = {}
     out: dict[str, Any] = {}
     for name, line in lines.items():
@@ -69,10 +122,6 @@ def warm_up(pipeline: Any, line: Line) -> None:
     """One prediction before the first request: the first forward pass pays one-off costs (kernel choice,
     lazy buffers) that would otherwise land on the first part of the shift. On one of the context's own
     normal images when it is still there, else on a plain grey image."""
-    import numpy as np
-
-    from iapas.io.images import load_image
-
     image = None
     for path in line.context.normal_images[:1]:
         try:
@@ -84,8 +133,6 @@ def warm_up(pipeline: Any, line: Line) -> None:
     try:
         pipeline.predict_one(image, line.context)
     except Exception as exc:  # noqa: BLE001 - a real request will report the problem with its own image
-        from iapas.serve.accesslog import event
-
         event("warm-up prediction failed", line=line.name, error=f"{type(exc).__name__}: {exc}")
 
 
@@ -156,22 +203,18 @@ class ModelWorkers:
                 return
             if not job.future.set_running_or_notify_cancel():
                 continue  # its request gave up while waiting
-            pred = None
+            outcome = None
             with self._lock:
                 self._busy += 1
             try:
-                started = time.perf_counter()
-                line = self.lines[job.line]
-                pred = pipelines[job.line].predict_one(job.image, line.context)
-                done = time.perf_counter()
-                verdict = decide(pred, line.context)
-                job.future.set_result(Result(settle(pred, verdict), verdict, started - job.enqueued, done - started, device))
+                outcome = run_task(Inspect(), pipelines[job.line], self.lines[job.line].context, job)
+                answer_future(job, outcome, device)
             except Exception as exc:  # noqa: BLE001 - the request gets an error answer, the worker lives on
                 job.future.set_exception(exc)
             finally:
                 with self._lock:
                     self._busy -= 1
             large = job.image.rgb.shape[0] * job.image.rgb.shape[1] >= TRIM_PIXELS
-            job = pred = None  # type: ignore[assignment]  # the answer holds what it needs; drop the rest now
+            job = outcome = None  # type: ignore[assignment]  # the answer holds what it needs; drop the rest now
             if large:
                 give_memory_back()
