@@ -60,7 +60,14 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_categories(values: list[str] | None) -> list[str] | None:
-    """The `--categories` values, repeated or comma-separated, as one list (None: every category)."""
+    """The `--categories` values, repeated or comma-separated, as one list.
+
+    Args:
+        values: the flag's values.
+
+    Returns:
+        The categories, or None for every category.
+    """
     if not values:
         return None
     return [c for v in values for c in v.split(",") if c.strip()] or None
@@ -68,7 +75,14 @@ def parse_categories(values: list[str] | None) -> list[str] | None:
 
 def kind_from_dataset(flags: dict[str, Any]) -> bool:
     """Use each category's object/texture preset unless --kind (auto: chosen from the normal images) or the
-    config file sets one."""
+    config file sets one.
+
+    Args:
+        flags: the pipeline flags as given.
+
+    Returns:
+        True when the dataset's presets decide the kind.
+    """
     if flags.get("kind") is not None:
         return False
     cfg_file = flags.get("config_file")
@@ -76,20 +90,32 @@ def kind_from_dataset(flags: dict[str, Any]) -> bool:
 
 
 def write_report(out: Path) -> None:
-    """Write the evaluation's HTML report under `out` and say where."""
+    """Write the evaluation's HTML report under `out` and say where.
+
+    Args:
+        out: the results folder.
+    """
     err_console.print(f"report: {safe(write_evaluation_report(out))}")
 
 
 def print_test_counts(counts: dict[str, dict[str, int]]) -> None:
     """How many test images each category counted good and defective (from its masks / folders), so a wrong
-    pairing of images and masks shows before anyone reads the metrics."""
+    pairing of images and masks shows before anyone reads the metrics.
+
+    Args:
+        counts: category -> {"good": n, "defective": n}.
+    """
     for cat, c in counts.items():
         err_console.print(f"{safe(cat)}: {c['good'] + c['defective']} test images counted, {c['good']} good, "
                           f"{c['defective']} defective", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add `evaluate` to the app."""
+    """Add `evaluate` to the app.
+
+    Args:
+        app: the typer application.
+    """
 
     @app.command(epilog=EXAMPLES)
     @user_errors

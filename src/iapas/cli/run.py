@@ -71,7 +71,19 @@ def check_normal_folder(
     include: list[str] | None = None, exclude: list[str] | None = None,
 ) -> list[Path]:
     """The normal images Stage 1 samples from (no output folder, no masks); reject unusable folders
-    and impossible r before any model loads."""
+    and impossible r before any model loads.
+
+    Args:
+        normal: the `--normal` folder.
+        config: the run's settings (r = `num_normal`).
+        r_given: `--num-normal` was given on the command line.
+        out: the output folder (never read as input).
+        include: glob patterns an input must match.
+        exclude: glob patterns that drop an input.
+
+    Returns:
+        The normal image files.
+    """
     if not normal.exists():
         raise SettingsError(f"--normal {printable(normal)} does not exist")
     found = [p for p in list_checked([normal], "--normal", out, include or (), exclude or ()) if not p.is_dir()]
@@ -89,13 +101,33 @@ def collect_images(
     images: list[Path], extra: list[str], out: Path | None = None,
     include: list[str] | None = None, exclude: list[str] | None = None,
 ) -> list[Path]:
-    """All inputs (files as given, folders expanded), never the run's own output folder nor mask files."""
+    """All inputs (files as given, folders expanded), never the run's own output folder nor mask files.
+
+    Args:
+        images: the `--images` values.
+        extra: further paths given after them.
+        out: the output folder.
+        include: glob patterns an input must match.
+        exclude: glob patterns that drop an input.
+
+    Returns:
+        The input files, in listing order.
+    """
     return list_checked([*images, *map(Path, extra)], "--images", out, include or (), exclude or ())
 
 
 def fit_or_reuse(pipeline: Pipeline, normal: Path | list[Path], out: Path) -> Context:
     """Stage 1, reusing OUT/context.json when it was made from the same settings and the same normal
-    images, by content (files overwritten under the same names redo Stage 1)."""
+    images, by content (files overwritten under the same names redo Stage 1).
+
+    Args:
+        pipeline: the run's pipeline.
+        normal: the normal folder or images.
+        out: the output folder (holds context.json).
+
+    Returns:
+        The Stage 1 context.
+    """
     sampled = pipeline.select_normal(normal)
     fingerprint = files_fingerprint(sampled)  # paths, sizes and bytes of the r images
     stamp = Stamp(settings_digest(pipeline.config, pipeline.profile, purpose="stage1"), fingerprint)
@@ -112,14 +144,30 @@ def fit_or_reuse(pipeline: Pipeline, normal: Path | list[Path], out: Path) -> Co
 
 
 def zero_shot_or_reuse(pipeline: Pipeline, paths: list[Path], out: Path) -> Context:
-    """The zero-shot context of this batch (OUT/context.json is reused when it was made for the same batch)."""
+    """The zero-shot context of this batch (OUT/context.json is reused when it was made for the same batch).
+
+    Args:
+        pipeline: the run's pipeline (offline profile).
+        paths: the batch's images.
+        out: the output folder.
+
+    Returns:
+        The batch's context.
+    """
     batch = [str(Path(p).expanduser().resolve()) for p in paths]
     stamp = Stamp(settings_digest(pipeline.config, pipeline.profile, purpose="zero-shot", batch=batch))
     return reuse_or_make(out / "context.json", stamp, lambda: pipeline.fit_zero_shot(paths))[0]
 
 
 def kind_record(context: Context) -> dict | None:
-    """The kind of the run for summary.json: the choice with its evidence, or the one given."""
+    """The kind of the run for summary.json: the choice with its evidence, or the one given.
+
+    Args:
+        context: the Stage 1 context.
+
+    Returns:
+        The kind record, or None when the kind was neither given nor chosen.
+    """
     choice = getattr(context, "kind_choice", None)
     if isinstance(choice, dict):
         return choice
@@ -127,7 +175,11 @@ def kind_record(context: Context) -> dict | None:
 
 
 def show_kind(context: Context) -> None:
-    """Say which kind (object / texture) the run uses, and why when it was chosen from the images."""
+    """Say which kind (object / texture) the run uses, and why when it was chosen from the images.
+
+    Args:
+        context: the Stage 1 context.
+    """
     choice = getattr(context, "kind_choice", None)
     if isinstance(choice, dict) and choice.get("kind"):
         share = choice.get("position_share")
@@ -139,13 +191,24 @@ def show_kind(context: Context) -> None:
 
 
 def show_warnings(context: Context) -> None:
-    """Print the context's warnings (odd normal images, in-sample calibration, ...) on the console."""
+    """Print the context's warnings (odd normal images, in-sample calibration, ...) on the console.
+
+    Args:
+        context: the Stage 1 context.
+    """
     for warning in context.warnings:
         err_console.print(f"[yellow]warning[/]: {safe(warning)}", soft_wrap=True)
 
 
 def check_maps(maps: str) -> str:
-    """`--maps` checked before any model loads."""
+    """`--maps` checked before any model loads.
+
+    Args:
+        maps: the flag's value.
+
+    Returns:
+        The format name, lower case.
+    """
     chosen = maps.strip().lower()
     if chosen not in MAP_FORMATS:
         raise SettingsError(f"--maps {maps!r} is not known; allowed: {', '.join(MAP_FORMATS)}")
@@ -267,7 +330,12 @@ def process_images(pipeline: Pipeline, context: Context, paths: list[Path], out:
 
 
 def settled_threshold(summary: RunSummary, context: Context) -> None:
-    """The threshold the images were judged at: a zero-shot batch sets its own while it is scored."""
+    """The threshold the images were judged at: a zero-shot batch sets its own while it is scored.
+
+    Args:
+        summary: the run's summary (updated in place).
+        context: the Stage 1 context.
+    """
     seen = [i["threshold"] for i in summary.items.values() if i.get("status") == "ok" and i.get("threshold") is not None
             and not i.get("cached")]
     if seen:
@@ -278,12 +346,26 @@ def settled_threshold(summary: RunSummary, context: Context) -> None:
 
 
 def input_roots(images: list[Path], extra: list[str]) -> list[Path]:
-    """The folders given as inputs: their sub-folders are mirrored under OUT."""
+    """The folders given as inputs: their sub-folders are mirrored under OUT.
+
+    Args:
+        images: the `--images` values.
+        extra: further paths given after them.
+
+    Returns:
+        The inputs that are folders.
+    """
     return [p for p in (*images, *map(Path, extra)) if p.is_dir()]
 
 
 def models_missing(out: Path, profile: str, exc: ModelsMissing) -> None:
-    """Record in OUT/summary.json that the run stopped before any image because models are missing."""
+    """Record in OUT/summary.json that the run stopped before any image because models are missing.
+
+    Args:
+        out: the output folder.
+        profile: the resolved profile.
+        exc: the preflight's error (which models, why, how to fetch them).
+    """
     try:
         summary = RunSummary(out_dir=out, profile=profile, settings_digest="", setup_error={
             "kind": "models_missing", "message": str(exc), "exit_status": EXIT_BAD_SETTINGS,

@@ -31,7 +31,15 @@ from iapas.outputs.writer import (
 @contextmanager
 def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
     """Own OUT for the run: refuse a second live writer, then clear partial files a killed run left
-    (in OUT and its `subdirs`)."""
+    (in OUT and its `subdirs`).
+
+    Args:
+        out: the output folder.
+        subdirs: the run's own sub-folders (never read as input).
+
+    Returns:
+        A context manager holding the folder's lock; on Ctrl-C it marks the summary interrupted.
+    """
     try:
         with lock_output_dir(out):
             check_inside(out, [f"{d}/-" for d in (*RESERVED_DIRS, *subdirs)])  # the run's own folders

@@ -24,7 +24,9 @@ class ImageTask(Protocol):
     """What a mapper needs of a per-image task: the input it reads (named in failures and progress)."""
 
     @property
-    def path(self) -> Path: ...
+    def path(self) -> Path:
+        """The input image of the task."""
+        ...
 
 
 TaskT = TypeVar("TaskT", bound=ImageTask)
@@ -49,7 +51,9 @@ class ImageWork(Protocol[TaskT_contra]):
     """
 
     @property
-    def out_dir(self) -> Path: ...
+    def out_dir(self) -> Path:
+        """The folder the work writes into."""
+        ...
 
     def __call__(self, pipeline: Any, context: Context, task: TaskT_contra) -> dict[str, Any]: ...
 
@@ -150,4 +154,19 @@ class Mapper(Protocol):
     name: str
 
     def map(self, pipeline: Any, context: Context, work: ImageWork[TaskT],
-            tasks: Sequence[TaskT]) -> Iterator[Outcome[TaskT]]: ...
+            tasks: Sequence[TaskT]) -> Iterator[Outcome[TaskT]]:
+        """Apply `work` to every task.
+
+        Args:
+            pipeline: the driver's `Pipeline` (its models locally; its settings for remote workers).
+            context: the Stage 1 context.
+            work: the per-image function.
+            tasks: the images to process.
+
+        Returns:
+            An iterator of "ok" / "failed" outcomes, one per task.
+
+        Raises:
+            IapasError: the first fatal outcome's error, with its own type.
+        """
+        ...

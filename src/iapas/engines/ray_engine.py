@@ -76,7 +76,15 @@ def _resolve_auto() -> str:
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Fail fast, with a clear message, when nothing listens at the cluster's address: ray.init would otherwise
-    retry for minutes (and not return to Python, so Ctrl-C and SIGTERM wait too)."""
+    retry for minutes (and not return to Python, so Ctrl-C and SIGTERM wait too).
+
+    Args:
+        address: "auto", "HOST:PORT" or "ray://HOST:PORT".
+        timeout: seconds to wait for the TCP connection.
+
+    Raises:
+        SettingsError: the address is malformed, unreachable, or Ray Client is missing.
+    """
     target = _resolve_auto() if address == "auto" else address
     if address.startswith("ray://"):
         if importlib.util.find_spec("grpc") is None:
@@ -94,8 +102,14 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 
 def connect(address: str | None) -> bool:
     """Join the cluster at `address` ("auto", "HOST:PORT", "ray://HOST:10001"), or start a local instance
-    when None (whatever RAY_ADDRESS says: only `--ray-address auto` follows it); return True when this call
-    started Ray (so the caller shuts it down again)."""
+    when None (whatever RAY_ADDRESS says: only `--ray-address auto` follows it).
+
+    Args:
+        address: the cluster's address, or None for a local instance.
+
+    Returns:
+        True when this call started Ray (so the caller shuts it down again).
+    """
     try:
         import ray  # optional dependency (iapas[ray])
         import ray.data
@@ -147,7 +161,15 @@ def ray_session(address: str | None) -> Iterator[None]:
 
 
 def pool_size(settings: RaySettings, n_jobs: int) -> tuple[int, float, float]:
-    """(actors, cpus per actor, gpus per actor) from the settings or the cluster's resources."""
+    """The actor pool's size from the settings or the cluster's resources.
+
+    Args:
+        settings: the Ray settings (actors, CPUs and GPUs per actor; None fields decided here).
+        n_jobs: the number of tasks (never more actors than tasks).
+
+    Returns:
+        (actors, cpus per actor, gpus per actor).
+    """
     import ray  # optional dependency (iapas[ray])
 
     res = ray.cluster_resources()

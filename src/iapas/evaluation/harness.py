@@ -337,8 +337,17 @@ class Gathered:
 
 
 def gather(paths: list[Path], size: int, dtype: type = np.float32) -> Gathered:
-    """Stack cached records into preallocated arrays (one category at a time keeps memory bounded);
-    maps in `dtype` (float64 for the paper protocol's official maps)."""
+    """Stack cached records into preallocated arrays (one category at a time keeps memory bounded).
+
+    Args:
+        paths: the N record files.
+        size: the evaluation size S.
+        dtype: of the maps (float64 for the paper protocol's official maps).
+
+    Returns:
+        maps (N, S, S) `dtype`, masks (N, S, S) bool, labels (N,) bool, scores (N,) float64, ranges (N, 2)
+        float64, the summed prediction seconds and the first record's thresholds.
+    """
     n = len(paths)
     g = Gathered(np.empty((n, size, size), dtype=dtype), np.empty((n, size, size), dtype=bool),
                  np.empty(n, dtype=bool), np.empty(n, dtype=np.float64), np.empty((n, 2), dtype=np.float64), 0.0)

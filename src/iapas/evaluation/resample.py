@@ -6,6 +6,7 @@ paper protocol: OpenCV's INTER_CUBIC for maps and INTER_NEAREST for masks, as th
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -22,8 +23,6 @@ def resize_map(score_map: np.ndarray, size: int, method: str = "bilinear", dtype
     if m.shape == (size, size):
         return m.copy()
     if method == "cubic":
-        import cv2
-
         return np.ascontiguousarray(cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC), dtype=dtype)
     if dtype is not np.float32:
         raise ValueError("only cubic resampling works in float64")
@@ -38,8 +37,6 @@ def resize_mask(mask: np.ndarray, size: int, method: str = "bilinear") -> np.nda
     if g.shape == (size, size):
         return g.copy()
     if method == "cubic":
-        import cv2
-
         return cv2.resize(g.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
     im = Image.fromarray(g.astype(np.uint8) * 255, mode="L").resize((size, size), Image.Resampling.NEAREST)
     return np.asarray(im) > 127

@@ -28,7 +28,14 @@ def _std(values: list[float]) -> float:
 
 
 def official_round(value: float) -> float:
-    """A fraction rounded as the official IAP-AS table rounds it: to 2 decimals in % (`round(ap * 100, 2)`)."""
+    """A fraction rounded as the official IAP-AS table rounds it: to 2 decimals in % (`round(ap * 100, 2)`).
+
+    Args:
+        value: a fraction in [0, 1] (NaN / inf pass through).
+
+    Returns:
+        The rounded fraction.
+    """
     if not math.isfinite(value):
         return value
     return float(np.round(np.float64(value) * 100, 2)) / 100
@@ -37,8 +44,13 @@ def official_round(value: float) -> float:
 def mean_row(rows: dict[str, dict[str, Any]], rounded: bool = False) -> dict[str, Any]:
     """Unweighted mean over categories (the papers' 'mean' row); counts are summed.
 
-    `rounded=True` (paper protocol) averages each category's value rounded to 2 decimals in %, as the
-    official table's mean row does.
+    Args:
+        rows: category -> metrics row.
+        rounded: (paper protocol) average each category's value rounded to 2 decimals in %, as the
+            official table's mean row does.
+
+    Returns:
+        The mean row (NaN values left out of each mean).
     """
     shown = official_round if rounded else float
     out: dict[str, Any] = {k: _mean([shown(r.get(k, float("nan"))) for r in rows.values()]) for k in METRIC_KEYS}
@@ -93,7 +105,14 @@ def combine_seeds(per_seed: dict[int, dict[str, dict[str, Any]]], rounded: bool 
 
 
 def json_safe(obj: Any) -> Any:
-    """NaN / inf -> None recursively, so metrics.json is strict JSON."""
+    """NaN / inf -> None recursively, so metrics.json is strict JSON.
+
+    Args:
+        obj: floats, dicts, lists, tuples and numpy scalars, nested.
+
+    Returns:
+        The same structure with non-finite floats as None and numpy scalars as Python values.
+    """
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):

@@ -121,7 +121,12 @@ def _pipelines_for(lines: dict[str, Line], device: str | None) -> dict[str, Any]
 def warm_up(pipeline: Any, line: Line) -> None:
     """One prediction before the first request: the first forward pass pays one-off costs (kernel choice,
     lazy buffers) that would otherwise land on the first part of the shift. On one of the context's own
-    normal images when it is still there, else on a plain grey image."""
+    normal images when it is still there, else on a plain grey image.
+
+    Args:
+        pipeline: the line's pipeline.
+        line: the product line (its context and normal images).
+    """
     image = None
     for path in line.context.normal_images[:1]:
         try:
@@ -160,6 +165,7 @@ class ModelWorkers:
 
     @property
     def ready(self) -> bool:
+        """Workers started, all alive, and not shutting down."""
         return bool(self._threads) and not self.closing and all(t.is_alive() for t in self._threads)
 
     def depth(self) -> int:
@@ -167,7 +173,15 @@ class ModelWorkers:
         return self._queue.qsize() + self._busy
 
     def submit(self, line: str, image: LoadedImage) -> Future:
-        """Queue one image; raise QueueFull at once when there is no room."""
+        """Queue one image; raise QueueFull at once when there is no room.
+
+        Args:
+            line: the product line's name.
+            image: the decoded upload.
+
+        Returns:
+            The future the `Result` (or the image's error) arrives in.
+        """
         if self.closing:
             raise QueueFull("the server is shutting down")
         job = Job(line, image)
@@ -179,7 +193,11 @@ class ModelWorkers:
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop the workers: requests still waiting are cancelled (their clients are gone once the server has
-        drained), the ones being worked on finish within `timeout`."""
+        drained), the ones being worked on finish within `timeout`.
+
+        Args:
+            timeout: seconds each worker thread gets to finish its image.
+        """
         self.closing = True
         while True:
             try:
