@@ -164,7 +164,7 @@ def create_app(lines: dict[str, Line], workers: ModelWorkers, settings: ServeSet
         try:
             async with budget.hold(pixels if pixels <= settings.max_pixels else 0, remaining):
                 try:
-                    image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
+                    image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels, settings.map_pixels)
                 except TooManyPixels as exc:
                     raise ApiError(413, "too_many_pixels", str(exc)) from None
                 except InputError as exc:
