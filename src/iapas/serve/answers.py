@@ -111,7 +111,7 @@ def scaled_upload(loaded: LoadedImage, side: int, map_pixels: int) -> LoadedImag
     if frame != shown:
         notes.append(f"downscaled from {shown[0]}x{shown[1]} to {frame[0]}x{frame[1]} (longest side limit {MAX_SIDE} px)")
     notes.append(f"scored at {work[0]}x{work[1]} (images above {map_pixels} pixels are, --map-pixels): boxes, regions "
-                 f"and mask scaled to {frame[0]}x{frame[1]}, overlay at {work[0]}x{work[1]}")
+                 f"and mask scaled to {frame[0]}x{frame[1]}")
     rest = _without_downscale_note(loaded.note, shown, work)
     if rest:
         notes.append(rest)
@@ -217,16 +217,20 @@ def decode_mask(encoded: dict[str, Any]) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded["data"])))) > 0
 
 
-def overlay_png(rgb: np.ndarray, result: Result, line: Line) -> str:
+def overlay_png(rgb: np.ndarray, result: Result, line: Line, frame: tuple[int, int] | None = None) -> str:
     """The same overlay `segment` writes (colours anchored at the line's threshold; plain tinted mask if
-    drawing fails), as base64 PNG."""
+    drawing fails), as base64 PNG. With `frame` (the answer's size, for an image scored smaller), the picture
+    gets the display size an image of that size gets."""
+    from iapas.outputs.drawing import fit_size as display_size
     from iapas.outputs.overlay import render_overlay
     from iapas.outputs.writer import plain_overlay
     from iapas.verdict import display_top
 
     threshold = result.verdict.threshold
+    sides = {} if frame is None else {"min_side": max(display_size(*frame))}
     try:
-        image = np.asarray(render_overlay(rgb, result.prediction, scale=(threshold, display_top(line.context, threshold))))
+        image = np.asarray(render_overlay(rgb, result.prediction, scale=(threshold, display_top(line.context, threshold)),
+                                          **sides))
     except Exception:  # noqa: BLE001 - a drawing problem must not cost the answer
         image = plain_overlay(rgb, result.prediction.mask)
     return png_base64(image)
@@ -258,5 +262,6 @@ def answer(line: Line, image: LoadedImage, result: Result, mask: str | None, ove
     if mask:
         body["mask"] = encode_mask(pred.mask, mask)
     if overlay:
-        body["overlay"] = {"format": "png", "data": overlay_png(image.rgb, result, line)}  # at the scored size
+        frame = image.frame if isinstance(image, ScaledImage) else None
+        body["overlay"] = {"format": "png", "data": overlay_png(image.rgb, result, line, frame)}
     return body
