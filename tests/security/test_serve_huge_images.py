@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from serve_support import app_client
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("fastapi") is None, reason="no serve extra")
@@ -37,7 +36,7 @@ def scored_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     seen: list[tuple[int, int]] = []
     real = MeanDiffProfile.predict
 
-    def recording(self, image, context):  # noqa: ANN001, ANN202
+    def recording(self, image, context):
         if image.path != "warm-up":
             seen.append(image.size)
         return real(self, image, context)
@@ -46,7 +45,7 @@ def scored_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return seen
 
 
-def inspect(client, data: bytes, name: str = "part.png", query: str = "mask=png") -> dict:  # noqa: ANN001
+def inspect(client, data: bytes, name: str = "part.png", query: str = "mask=png") -> dict:
     res = client.post(f"/v1/inspect?line=tile&{query}", files={"file": (name, data)})
     assert res.status_code == 200, res.text
     return res.json()
