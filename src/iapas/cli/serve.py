@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         verdict_threshold: Annotated[Optional[float], typer.Option("--verdict-threshold", help="judge every line at this image score instead of its context's calibrated threshold")] = None,
     ) -> None:
         _check_installed()
-        from iapas.serve.settings import TOKEN_ENV, ServeSettings, token_from_env
+        from iapas.serve.settings import MIN_MAP_PIXELS, TOKEN_ENV, ServeSettings, token_from_env
 
         if not 0 <= port <= 65535:
             raise SettingsError(f"--port {port} must be in 0..65535")
@@ -82,6 +82,8 @@ def register(app: typer.Typer) -> None:
                 raise SettingsError(f"{flag} {value} must be positive")
             if value == float("inf"):
                 raise SettingsError(f"{flag} {value} must be finite")
+        if map_pixels < MIN_MAP_PIXELS:
+            raise SettingsError(f"--map-pixels {map_pixels} is too small to score a part on; give at least {MIN_MAP_PIXELS}")
         token = token_from_env(token_env or TOKEN_ENV, required=token_env is not None)
         settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1e6), max_pixels=max_pixels, queue_size=queue_size,
                                  timeout_s=timeout, body_timeout_s=body_timeout, max_uploads=max_uploads,

@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 
 TOKEN_ENV = "IAPAS_SERVE_TOKEN"
+MIN_MAP_PIXELS = 250_000  # --map-pixels below this (500 x 500) would score parts on a thumbnail
 
 
 @dataclass(frozen=True)
