@@ -39,6 +39,7 @@ def test_line_specs() -> None:
         (["--context", "a=x.json", "--queue-size", "0"], "--queue-size 0 must be positive"),
         (["--context", "a=x.json", "--port", "70000"], "--port 70000"),
         (["--context", "a=x.json", "--context", "a=y.json"], "given twice"),
+        (["--context", "a=x.json", "--map-pixels", "1000"], "--map-pixels 1000 is too small"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

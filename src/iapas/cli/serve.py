@@ -62,28 +62,32 @@ def register(app: typer.Typer) -> None:
         body_timeout: Annotated[float, typer.Option("--body-timeout", help="seconds a request body may take to arrive after its headers; later: 408")] = 10.0,
         max_uploads: Annotated[int, typer.Option("--max-uploads", help="request bodies received at once; more: 503 at once (health probes are never refused)")] = 32,
         decode_pixels: Annotated[Optional[int], typer.Option("--decode-pixels", help="image pixels decoding at once; more wait (default: --max-pixels, one largest image at a time)")] = None,
+        map_pixels: Annotated[int, typer.Option("--map-pixels", help="images larger than this (width x height, after the 4096 px side limit) are scored at this many pixels; boxes, regions and mask are scaled back, the overlay is at the scored size")] = 8_000_000,
         drain_seconds: Annotated[float, typer.Option("--drain-seconds", help="on SIGTERM, seconds requests in flight may take to finish before the server stops")] = 20.0,
         token_env: Annotated[Optional[str], typer.Option("--token-env", help="environment variable holding the bearer token (default IAPAS_SERVE_TOKEN, optional; a variable named here must be set)")] = None,
         device: Annotated[Optional[list[str]], typer.Option("--device", help="one model worker per device, e.g. --device cuda:0 --device cuda:1 (default: the context's)")] = None,
         verdict_threshold: Annotated[Optional[float], typer.Option("--verdict-threshold", help="judge every line at this image score instead of its context's calibrated threshold")] = None,
     ) -> None:
         _check_installed()
-        from iapas.serve.settings import TOKEN_ENV, ServeSettings, token_from_env
+        from iapas.serve.settings import MIN_MAP_PIXELS, TOKEN_ENV, ServeSettings, token_from_env
 
         if not 0 <= port <= 65535:
             raise SettingsError(f"--port {port} must be in 0..65535")
         for flag, value in (("--max-upload-mb", max_upload_mb), ("--max-pixels", max_pixels),
                             ("--queue-size", queue_size), ("--timeout", timeout), ("--body-timeout", body_timeout),
                             ("--max-uploads", max_uploads), ("--decode-pixels", decode_pixels or 1),
+                            ("--map-pixels", map_pixels),
                             ("--drain-seconds", drain_seconds)):
             if not value > 0:
                 raise SettingsError(f"{flag} {value} must be positive")
             if value == float("inf"):
                 raise SettingsError(f"{flag} {value} must be finite")
+        if map_pixels < MIN_MAP_PIXELS:
+            raise SettingsError(f"--map-pixels {map_pixels} is too small to score a part on; give at least {MIN_MAP_PIXELS}")
         token = token_from_env(token_env or TOKEN_ENV, required=token_env is not None)
         settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1e6), max_pixels=max_pixels, queue_size=queue_size,
                                  timeout_s=timeout, body_timeout_s=body_timeout, max_uploads=max_uploads,
-                                 decode_pixels=decode_pixels, drain_s=drain_seconds, token=token,
+                                 decode_pixels=decode_pixels, map_pixels=map_pixels, drain_s=drain_seconds, token=token,
                                  devices=tuple(device or [None]))
         run_server(contexts, bind_host(host, token), port, settings, verdict_threshold)
 

@@ -198,7 +198,7 @@ def _add_inspect_route(api: Any, lines: dict[str, Line], workers: ModelWorkers, 
         try:
             async with budget.hold(pixels if pixels <= settings.max_pixels else 0, remaining):
                 try:
-                    image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
+                    image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels, settings.map_pixels)
                 except TooManyPixels as exc:
                     raise ApiError(413, "too_many_pixels", str(exc)) from None
                 except InputError as exc:

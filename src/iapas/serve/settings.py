@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 
 TOKEN_ENV = "IAPAS_SERVE_TOKEN"
+MIN_MAP_PIXELS = 250_000  # --map-pixels below this (500 x 500) would score parts on a thumbnail
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class ServeSettings:
     body_timeout_s: float = 10.0  # a request body not complete this long after its headers gets 408
     max_uploads: int = 32  # bodies being received at once; more get 503 at once (probes are never refused)
     decode_pixels: int | None = None  # image pixels decoding at once; None = max_pixels (one largest image)
+    map_pixels: int | None = 8_000_000  # larger images (as loaded) are scored at this size, answers scaled; None = never
     drain_s: float = 20.0  # on SIGTERM: seconds requests in flight may take to finish (under Kubernetes' 30 s)
     token: str | None = field(default=None, repr=False)  # bearer token; None = no authentication
     devices: tuple[str | None, ...] = (None,)  # one model worker per entry (None: the context's device)
