@@ -14,7 +14,8 @@ from PIL import Image, ImageFile
 
 from corpus import Case, build_corpus, encode, pattern
 from iapas.errors import InputError
-from iapas.io.images import MAX_SIDE, list_images, load_image, load_mask
+from iapas.io.images import MAX_SIDE, load_image, load_mask
+from iapas.io.listing import list_images
 
 IS_ROOT = os.geteuid() == 0
 

@@ -12,8 +12,8 @@ from iapas.errors import ModelLoadError
 from iapas.models import hub
 from iapas.models.loading import cache_size, clear_model_cache
 from iapas.settings import llm_settings
-from iapas.stages.llm import load_llm
-from iapas.stages.tagging import load_tagger
+from iapas.models.llm import load_llm
+from iapas.models.tagger import load_tagger
 
 
 @pytest.fixture

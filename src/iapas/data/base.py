@@ -190,8 +190,14 @@ def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")
 
 
 def mask_array(path: str | Path, rule: str = "publisher") -> np.ndarray:
-    """A ground-truth mask as bool: `iapas.io.images.load_mask`, the one mask reader (publishers' rule, or
-    rule="official": grey > 128, the official IAP-AS evaluation's)."""
+    """A ground-truth mask as bool, read by `iapas.io.images.load_mask` (the one mask reader).
+
+    Args:
+        path: the mask file.
+        rule: "publisher" (each publisher's own levels) or "official" (grey > 128, the official IAP-AS evaluation's).
+    Returns:
+        (H, W) bool mask.
+    """
     return load_mask(path, rule=rule)
 
 

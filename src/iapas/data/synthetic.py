@@ -27,7 +27,13 @@ DEFECTS = ("scratch", "spot", "hole", "cut", "stain")
 
 
 def load_texture(name: str) -> np.ndarray:
-    """A grayscale uint8 texture from skimage.data (bundled with the wheel, no download)."""
+    """A grayscale texture from skimage.data (bundled with the wheel, no download).
+
+    Args:
+        name: the skimage.data function name (e.g. "brick").
+    Returns:
+        (H, W) uint8 texture.
+    """
     from skimage import data
 
     if name not in TEXTURES:
@@ -66,7 +72,15 @@ def _polyline_mask(shape: tuple[int, int], rng: np.random.Generator, width: int,
 
 
 def draw_defect(img: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Return (image with the defect, exact bool mask). Pixels change only inside the mask."""
+    """The image with one synthetic defect drawn in it; pixels change only inside the returned mask.
+
+    Args:
+        img: (H, W) uint8 texture.
+        kind: the defect kind to draw.
+        rng: the generator every random choice comes from.
+    Returns:
+        The (H, W) uint8 image with the defect and its exact (H, W) bool mask.
+    """
     h, w = img.shape
     out = img.astype(np.float32)
     cy, cx = rng.uniform(0.25, 0.75) * h, rng.uniform(0.25, 0.75) * w

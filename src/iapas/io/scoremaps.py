@@ -34,8 +34,15 @@ def write_score_map(path: Path, score: np.ndarray, fmt: str) -> Path:
 
 
 def npz16_bytes(score: np.ndarray) -> bytes:
-    """A compressed .npz holding `score` as float16 under NPZ_KEY, byte-identical for identical maps
-    (a fixed zip timestamp, unlike np.savez_compressed), so two engines' outputs compare equal."""
+    """A compressed .npz holding `score` as float16 under NPZ_KEY, byte-identical for identical maps.
+
+    A fixed zip timestamp (np.savez_compressed stamps the time) lets two engines' outputs compare equal.
+
+    Args:
+        score: (H, W) score map.
+    Returns:
+        The .npz file's bytes.
+    """
     import io
     import zipfile
 

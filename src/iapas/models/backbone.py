@@ -144,7 +144,13 @@ class LiteFeatures:
         return out
 
     def to_tensor(self, rgb: np.ndarray) -> "torch.Tensor":
-        """HxWx3 uint8 (or a batch NxHxWx3) -> normalised float tensor on the device."""
+        """Images -> the network's normalised input on the device.
+
+        Args:
+            rgb: (H, W, 3) uint8 image, or a batch (N, H, W, 3).
+        Returns:
+            (N, 3, H, W) float tensor (N = 1 for one image).
+        """
         import torch
 
         arr = rgb[None] if rgb.ndim == 3 else rgb

@@ -44,7 +44,16 @@ def _phrase_for(region: np.ndarray, boxes: list[dict[str, Any]]) -> tuple[str, f
 
 
 def image_instances(mask: np.ndarray, score_map: np.ndarray | None, boxes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One COCO-style instance (without ids) per 8-connected region of `mask`."""
+    """One COCO-style instance (without ids) per 8-connected region of `mask`.
+
+    Args:
+        mask: (H, W) bool defect mask.
+        score_map: (H, W) score map (a region's score is its maximum, clipped to [0, 1]), or None to use the
+            score of the box the region overlaps most.
+        boxes: the prediction's boxes as JSON dicts (phrase, score, xyxy).
+    Returns:
+        One dict per region: RLE segmentation, area, bbox (x, y, w, h), phrase, score, iscrowd.
+    """
     from scipy.ndimage import find_objects, label
 
     mask_utils = _pycocotools_mask()

@@ -28,7 +28,14 @@ class PRCurve:
 
 
 def pr_curve(scores: np.ndarray, labels: np.ndarray) -> PRCurve:
-    """Curve and AP / F1-max from the project's metrics (one sort), so plots match metrics.json."""
+    """Curve and AP / F1-max from the project's metrics (one sort), so plots match metrics.json.
+
+    Args:
+        scores: (N,) scores (any shape; flattened).
+        labels: (N,) bool labels with both classes present.
+    Returns:
+        The precision-recall curve with its AP, F1-max and F1 threshold.
+    """
     s = np.asarray(scores).ravel()
     y = np.asarray(labels).ravel().astype(bool)
     if y.all() or not y.any():
@@ -116,7 +123,18 @@ def histogram_png(
     threshold: float | None = None, names: tuple[str, str] = ("normal", "anomalous"),
     threshold_name: str = "F1-max threshold",
 ) -> bytes:
-    """PNG of `histogram_figure`."""
+    """PNG of `histogram_figure`.
+
+    Args:
+        normal: (N,) scores of normal samples.
+        anomalous: (M,) scores of anomalous samples.
+        title, xlabel: the figure's texts.
+        threshold: a vertical line, or None.
+        names: the legend names of the two classes.
+        threshold_name: the legend name of the line.
+    Returns:
+        The PNG file's bytes.
+    """
     return _to_png(histogram_figure(normal, anomalous, title, xlabel, threshold, names, threshold_name))
 
 
@@ -129,6 +147,16 @@ def histogram_figure(
 
     Pixel-sized samples (classes differ by orders of magnitude) are shown as log densities; image-sized
     samples as plain counts, where every image is one visible unit.
+
+    Args:
+        normal: (N,) scores of normal samples.
+        anomalous: (M,) scores of anomalous samples.
+        title, xlabel: the figure's texts.
+        threshold: a vertical line, or None.
+        names: the legend names of the two classes.
+        threshold_name: the legend name of the line.
+    Returns:
+        The matplotlib Figure.
     """
     fig = _figure(5.0, 3.4)
     ax = fig.add_subplot(1, 1, 1)

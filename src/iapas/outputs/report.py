@@ -58,6 +58,13 @@ def protocol_view(records: list[EvalRecord], protocol: str, dataset: str) -> lis
 
     The harness already evaluated only the protocol's selection, so every record is shown; under
     `paper` the maps get the official normalisation (per map, then over the category).
+
+    Args:
+        records: the category's evaluation records.
+        protocol: "standard" or "paper".
+        dataset: the dataset's name.
+    Returns:
+        One ((H, W) float score map, (H, W) bool mask) pair per record.
     """
     from iapas.evaluation.protocols import paper_maps
 

@@ -34,7 +34,13 @@ EXPORT_FORMATS = ("coco",)
 
 
 def largest_region_area(mask: np.ndarray) -> int:
-    """Pixels of the largest connected region (8-connected) of a defect mask, 0 when empty."""
+    """Pixels of the largest connected region (8-connected) of a defect mask, 0 when empty.
+
+    Args:
+        mask: (H, W) bool mask.
+    Returns:
+        The area in pixels.
+    """
     from scipy.ndimage import label
 
     m = np.asarray(mask, dtype=bool)

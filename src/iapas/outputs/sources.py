@@ -51,7 +51,16 @@ def result_from_record(rec: EvalRecord) -> ImageResult:
 
 def prediction_from_json(data: dict[str, Any], score_map: np.ndarray, rgb_size: tuple[int, int] | None = None,
                          profile: str = "") -> Prediction:
-    """Rebuild a Prediction (for drawing) from its JSON; boxes rescaled when the image is shown at another size."""
+    """Rebuild a Prediction (for drawing) from its JSON; boxes rescaled when the image is shown at another size.
+
+    Args:
+        data: the image's JSON record.
+        score_map: (H, W) score map read beside it.
+        rgb_size: (width, height) of the image shown, or None to keep the boxes as they are.
+        profile: the profile's name, when the record lacks it.
+    Returns:
+        The Prediction.
+    """
     size = data.get("size")
     sx = sy = 1.0
     if rgb_size and size and size[0] and size[1]:

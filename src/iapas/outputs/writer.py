@@ -210,7 +210,14 @@ def write_prediction(
 
 
 def thumbnail(overlay: Image.Image | np.ndarray, side: int = THUMB_SIDE) -> Image.Image:
-    """The picture part of an overlay (no header or legend), at most `side` px: the run report's tiles."""
+    """The picture part of an overlay (no header or legend), at most `side` px: the run report's tiles.
+
+    Args:
+        overlay: the overlay, as a Pillow image (its "image_box" info crops it) or an (H, W, 3) uint8 array.
+        side: longest side of the thumbnail.
+    Returns:
+        The RGB thumbnail.
+    """
     img = overlay if isinstance(overlay, Image.Image) else Image.fromarray(np.asarray(overlay, dtype=np.uint8))
     box = img.info.get("image_box")
     if box:
@@ -222,7 +229,14 @@ def thumbnail(overlay: Image.Image | np.ndarray, side: int = THUMB_SIDE) -> Imag
 
 
 def plain_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Fallback overlay: the image with the predicted mask tinted red (no text, no colour bar)."""
+    """Fallback overlay: the image with the predicted mask tinted red (no text, no colour bar).
+
+    Args:
+        rgb: (H, W, 3) image.
+        mask: (H, W) bool mask (ignored when its size differs).
+    Returns:
+        (H, W, 3) uint8 image.
+    """
     out = np.asarray(rgb, dtype=np.float32).copy()
     m = np.asarray(mask, dtype=bool)
     if m.shape == out.shape[:2]:

@@ -105,7 +105,12 @@ def shape_outliers(sizes: Sequence[tuple[int, int]], ratio: float = OUTLIER_SHAP
 
 
 def is_near_constant(rgb: np.ndarray, std: float = CONSTANT_STD) -> bool:
-    """True when the image's grey levels barely vary (blank, black or saturated frames)."""
+    """True when the image's grey levels barely vary (blank, black or saturated frames).
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        std: grey-level standard deviation below which the image is near constant.
+    """
     grey = rgb.astype(np.float32).mean(axis=-1) if rgb.ndim == 3 else rgb.astype(np.float32)
     return float(grey.std()) < std
 
@@ -215,7 +220,13 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
 
 
 def excess_ratio(score: np.ndarray | float) -> np.ndarray:
-    """Calibrated score s -> s / (1 - s), the excess over the floor in units of (threshold - floor)."""
+    """Calibrated score s -> s / (1 - s), the excess over the floor in units of (threshold - floor).
+
+    Args:
+        score: calibrated scores of any shape, e.g. an (H, W) map, or one score.
+    Returns:
+        Same shape as `score`, float64.
+    """
     s = np.minimum(np.asarray(score, dtype=np.float64), 1.0 - 1e-9)
     return s / (1.0 - s)
 

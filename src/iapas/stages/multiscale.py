@@ -23,7 +23,14 @@ def fine_settings(settings: ReferenceSettings) -> ReferenceSettings:
 
 
 def excess(raw: np.ndarray, floor: float, threshold: float) -> np.ndarray:
-    """A raw map on its calibration's scale: 0 at or below the floor, 1 at the threshold (float32)."""
+    """A raw map on its calibration's scale: 0 at or below the floor, 1 at the threshold.
+
+    Args:
+        raw: (H, W) raw map.
+        floor, threshold: the calibration's two anchors.
+    Returns:
+        (H, W) float32.
+    """
     return (np.maximum(raw - floor, 0.0) / max(threshold - floor, 1e-12)).astype(np.float32)
 
 

@@ -1,4 +1,4 @@
-"""Step 2-1: open-vocabulary detection of the prompt phrases (Grounding DINO, MM-Grounding-DINO, OWLv2).
+"""The detectors of Step 2-1: open-vocabulary detection of the prompt phrases (Grounding DINO, MM-Grounding-DINO, OWLv2).
 
 All backends load through transformers (AutoModelForZeroShotObjectDetection + AutoProcessor) and are
 chosen by the checkpoint's config.model_type, so a user can swap the paper's
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from iapas.errors import ModelLoadError
+from iapas.detections import Detections
 from iapas.models.loading import LoadedModel, ModelBackend, load_model
-from iapas.stages.phrases import normalize_phrase
-from iapas.types import Detections
+from iapas.phrases import normalize_phrase
 
 GROUNDING_TYPES = ("grounding-dino", "mm-grounding-dino")
 OWL_TYPES = ("owlv2", "owlvit")
@@ -144,12 +144,30 @@ class GroundingDinoDetector(ModelBackend):
         return chunk_phrases(normalize_phrases(phrases), self.count_tokens, self.max_tokens)
 
     def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
-        """Boxes of every chunk of the prompt, in pixel xyxy of `rgb`, each named by one prompt phrase; no NMS."""
+        """Boxes of every chunk of the prompt, each named by one prompt phrase; no NMS.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            phrases: the prompt phrases.
+            box_threshold, text_threshold: Grounding DINO's two thresholds.
+        Returns:
+            Detections with xyxy (N, 4) in pixels of `rgb` (not clipped), scores (N,) and phrases.
+        """
         return self._detect(rgb, phrases, box_threshold, text_threshold, raw_labels=False)
 
     def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
-        """As `detect`, but each box keeps the detector's own text label (the prompt tokens above the text
-        threshold, possibly several phrases merged: "tile metal"), as the official object-tag rule uses it."""
+        """As `detect`, but each box keeps the detector's own text label.
+
+        The label is the prompt tokens above the text threshold, possibly several phrases merged ("tile
+        metal"), as the official object-tag rule uses it.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            phrases: the prompt phrases.
+            box_threshold, text_threshold: Grounding DINO's two thresholds.
+        Returns:
+            Detections with xyxy (N, 4) in pixels of `rgb`, scores (N,) and the raw labels as phrases.
+        """
         return self._detect(rgb, phrases, box_threshold, text_threshold, raw_labels=True)
 
     def _detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float, raw_labels: bool) -> Detections:
@@ -231,6 +249,16 @@ class OwlDetector(ModelBackend):
         self.pads_to_square = loaded.model_type == "owlv2"
 
     def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
+        """One query per phrase; the text threshold does not apply to OWL.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            phrases: the prompt phrases.
+            box_threshold: minimum box score.
+            text_threshold: unused (kept for `types.DetectorLike`).
+        Returns:
+            Detections with xyxy (N, 4) in pixels of `rgb`, scores (N,) and phrases.
+        """
         import torch
         from PIL import Image
 
@@ -245,7 +273,16 @@ class OwlDetector(ModelBackend):
         return self.boxes_from_outputs(_float_outputs(outputs), queries, box_threshold, (image.height, image.width))
 
     def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
-        """OWL scores each query on its own, so its label is always exactly one phrase: same as `detect`."""
+        """Same as `detect`: OWL scores each query on its own, so its label is always exactly one phrase.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            phrases: the prompt phrases.
+            box_threshold: minimum box score.
+            text_threshold: unused.
+        Returns:
+            Detections with xyxy (N, 4) in pixels of `rgb`, scores (N,) and phrases.
+        """
         return self.detect(rgb, phrases, box_threshold, text_threshold)
 
     def boxes_from_outputs(
