@@ -6,8 +6,8 @@ class, in a module whose path has no private part (``__init__.py`` counts as pub
 - docstring: % of public functions with a docstring;
 - Args: % of public functions that take parameters (besides self/cls) whose docstring has an ``Args:`` section;
 - shapes: % of public functions taking or returning arrays (an annotation mentioning ``ndarray``, ``NDArray``
-  or ``Tensor``) whose docstring states a shape: a parenthesised shape such as ``(H, W)``, ``(N, 4)`` or
-  ``(N,)``, or the word "shape".
+  or ``Tensor``) whose docstring states a shape: a parenthesised shape such as ``(H, W)``, ``(N, 4)``,
+  ``(h*w, C)`` or ``(N,)``, or the word "shape".
 
 Usage: ``python bench/docstring_shapes.py [--root src/iapas] [--min-shapes 80] [--list]``; exits 1 when the
 shapes figure is below ``--min-shapes``.
@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ARRAY_ANNOTATION = re.compile(r"\b(?:ndarray|NDArray|Tensor)\b")
-_DIM = r"(?:[0-9]+|[A-Z][A-Za-z0-9_]{0,11}(?:\s*[-+*/]\s*[A-Za-z0-9_]+)?|\.\.\.)"
-SHAPE = re.compile(rf"\(\s*{_DIM}\s*,\s*\)|\(\s*{_DIM}(?:\s*,\s*{_DIM})+\s*\)|\bshapes?\b", re.IGNORECASE)
+# one dimension: a number, a capitalised name (H, W, N, C, Cin), one lower-case letter (h, w, m_j), or "...";
+# with an optional arithmetic term (h*w, N+1). "(scale, sigma, min_size)" is a tuple, not a shape.
+_DIM = r"(?:(?:[0-9]+|[A-Z][A-Za-z0-9_]{0,11}|[a-z](?:_[a-z0-9]+)?)(?:\s*[-+*/]\s*[A-Za-z0-9_]+)?|\.\.\.)"
+SHAPE = re.compile(rf"\(\s*{_DIM}\s*,\s*\)|\(\s*{_DIM}(?:\s*,\s*{_DIM})+\s*\)|(?i:\bshapes?\b)")
 ARGS_SECTION = re.compile(r"^\s*Args:\s*$", re.MULTILINE)
 
 

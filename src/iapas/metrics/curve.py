@@ -25,7 +25,13 @@ class RankCurve:
     n_neg: int
 
     def counts_at(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(tp, fp) when predicting score >= t for arbitrary thresholds t (e.g. a fixed grid)."""
+        """(tp, fp) when predicting score >= t for arbitrary thresholds t (e.g. a fixed grid).
+
+        Args:
+            thresholds: (G,) thresholds, any order.
+        Returns:
+            (G,) int64 true positives and (G,) int64 false positives.
+        """
         t = np.asarray(thresholds, dtype=np.float64)
         asc = self.thresholds[::-1]
         # index of the smallest distinct score >= t; none -> nothing predicted positive

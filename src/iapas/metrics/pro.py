@@ -70,7 +70,12 @@ def _top_normals(normal: np.ndarray, fpr_limit: float | None) -> np.ndarray:
 def pro_curve(maps, masks, fpr_limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(fpr, pro) vertices in increasing FPR order, starting at (0, PRO above the top normal score).
 
-    With `fpr_limit` the curve stops at the first vertex beyond the limit.
+    Args:
+        maps: N score maps, each (H, W) (or one (N, H, W) array).
+        masks: N ground-truth masks, each (H, W) bool, same size as its map.
+        fpr_limit: stop at the first vertex beyond this FPR; None for the whole curve.
+    Returns:
+        (T,) FPR and (T,) PRO; both empty when there is no defect region or no normal pixel.
     """
     normal, a_scores, a_weights, n_regions = _collect(maps, masks)
     if n_regions == 0 or normal.size == 0:

@@ -67,12 +67,22 @@ def _single(key: str, scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Same value as sklearn.metrics.average_precision_score(labels, scores)."""
+    """Same value as sklearn.metrics.average_precision_score(labels, scores).
+
+    Args:
+        scores: (N,) scores (any shape; flattened).
+        labels: (N,) bool or 0/1 labels, same size as `scores`.
+    """
     return _single("ap", scores, labels)
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Same value as sklearn.metrics.roc_auc_score(labels, scores); NaN when one class is absent."""
+    """Same value as sklearn.metrics.roc_auc_score(labels, scores); NaN when one class is absent.
+
+    Args:
+        scores: (N,) scores (any shape; flattened).
+        labels: (N,) bool or 0/1 labels, same size as `scores`.
+    """
     return _single("auroc", scores, labels)
 
 

@@ -132,7 +132,14 @@ def _gap(src: tuple[int, int], dst: tuple[int, int]) -> float | None:
 
 
 def resize_map(score: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a float map to (width, height)."""
+    """Bilinear resize of a float map.
+
+    Args:
+        score: (H, W) map.
+        size: (W2, H2) wanted.
+    Returns:
+        (H2, W2) float32 map.
+    """
     arr = np.asarray(score, dtype=np.float32)
     if (arr.shape[1], arr.shape[0]) == tuple(size):
         return arr
@@ -141,7 +148,14 @@ def resize_map(score: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a bool mask to (width, height)."""
+    """Nearest-neighbour resize of a bool mask.
+
+    Args:
+        mask: (H, W) mask.
+        size: (W2, H2) wanted.
+    Returns:
+        (H2, W2) bool mask.
+    """
     m = np.asarray(mask, dtype=bool)
     if (m.shape[1], m.shape[0]) == tuple(size):
         return m
@@ -199,7 +213,7 @@ def blend_heat(rgb: np.ndarray, score01: np.ndarray, cmap: str = CMAP) -> np.nda
     return np.asarray(Image.composite(heat, base, alpha))
 
 
-# Threshold-anchored display (issue 14): nothing below the decision threshold, yellow at it, red at `top`.
+# Threshold-anchored display: nothing below the decision threshold, yellow at it, red at `top`.
 ANCHOR_LOW = (255, 225, 0)
 ANCHOR_MID = (255, 135, 0)
 ANCHOR_HIGH = (255, 0, 0)
@@ -363,10 +377,10 @@ def placeholder(size: tuple[int, int], text: str) -> np.ndarray:
     """A grey tile saying why the real picture is missing (e.g. the source image moved).
 
     Args:
-        size: (width, height) of the tile.
+        size: (W, H) of the tile.
         text: the reason shown.
     Returns:
-        (height, width, 3) uint8 tile.
+        (H, W, 3) uint8 tile.
     """
     img = Image.new("RGB", size, (70, 70, 74))
     draw = ImageDraw.Draw(img)

@@ -1,4 +1,4 @@
-"""Per-image outputs of `run` / `segment` and the run's summary.json (contract in DESIGN.md §3).
+"""Per-image outputs of `run` / `segment` and the run's summary.json (the files: README "Use").
 
 Per image NAME: the score map (NAME.npz, float16, by default; NAME.npy float32 or none with `--maps`),
 NAME_mask.png, NAME_overlay.png, NAME.json. The JSON is written last and carries the settings digest, so a
@@ -170,9 +170,24 @@ def write_prediction(
     extra: dict[str, Any] | None = None,
     maps: str = DEFAULT_MAPS,
 ) -> dict[str, str]:
-    """Write the per-image files (score map in the `maps` format, mask, overlay, report thumbnail) and
-    NAME.json, the JSON last so a crash never leaves a 'done' image half-written. `scale` = (threshold,
-    top) of the overlay colours; `extra` joins the JSON (e.g. the verdict)."""
+    """Write the per-image files (score map, mask, overlay, report thumbnail), then NAME.json.
+
+    The JSON comes last, so a crash never leaves a 'done' image half-written.
+
+    Args:
+        out_dir: the run's output folder.
+        name: the image's output name (NAME).
+        rgb: (H, W, 3) uint8 image, the size of the prediction's (H, W) score map and mask.
+        pred: the prediction.
+        digest: the settings digest stamped in the JSON (resume).
+        source: the input file, fingerprinted in the JSON.
+        original_size: (W, H) of the file before any downscaling, when it differs.
+        scale: (threshold, top) of the overlay colours.
+        extra: joins the JSON (e.g. the verdict).
+        maps: the score map format (npz16, npy, none).
+    Returns:
+        Role -> file name of each file written.
+    """
     from iapas.outputs.overlay import render_overlay
 
     map_name = map_file_name(name, maps)

@@ -1,10 +1,9 @@
 """Calibration of distance maps into scores, robust to an odd image, and warnings about the normal set.
 
-Why robust: the mask threshold used to be one percentile of every normal pixel pooled together, so
-a single odd normal image (a 2000x60 strip among 900x900 photos, a frame from another product) with
-many high-distance pixels moved it: one such image raised it from 41.6 to 99.3 and every defect mask
-came out empty. Here each normal image gives its own percentile and the threshold is their median:
-one image in ten cannot move a median far. The same rule calibrates zero-shot batches, whose
+Why robust: one percentile of every normal pixel pooled together is moved by a single odd normal
+image (a 2000x60 strip among 900x900 photos, a frame from another product) with many high-distance
+pixels: one such image can raise it from 41.6 to 99.3 and empty every defect mask. So each normal image
+gives its own percentile and the threshold is their median: one image in ten cannot move a median far. The same rule calibrates zero-shot batches, whose
 "normal images" are the test images themselves (defects are rare, so the median image is clean).
 
 The score map is relu(d - floor) / (relu(d - floor) + threshold - floor): exactly zero where the distance

@@ -39,7 +39,15 @@ SCALE_COMBINES = ("sum", "max")
 
 def combine_scales(deep: np.ndarray, fine: np.ndarray, deep_cal: tuple[float, float],
                    fine_cal: tuple[float, float], how: str = "sum") -> np.ndarray:
-    """The two maps, each on its own calibrated scale (cal = (floor, threshold)), summed or their maximum."""
+    """The two maps, each on its own calibrated scale, summed or their maximum.
+
+    Args:
+        deep, fine: (H, W) raw maps.
+        deep_cal, fine_cal: (floor, threshold) of each map's calibration.
+        how: "sum" or "max".
+    Returns:
+        (H, W) float32 map.
+    """
     a, b = excess(deep, *deep_cal), excess(fine, *fine_cal)
     if how == "sum":
         return a + b

@@ -176,6 +176,14 @@ def coreset(features: np.ndarray, n: int, dim: int = 32, seed: int = 0) -> np.nd
 
     Distances are computed on a fixed random projection to `dim` dimensions to keep fitting fast.
     Unlike a random subset, rare normal patterns (edges, corners) stay in the bank.
+
+    Args:
+        features: (N, C) bank rows.
+        n: rows to keep.
+        dim: projection size.
+        seed: seed of the projection and the first row.
+    Returns:
+        (n,) int64 row indices, sorted.
     """
     import torch
 

@@ -46,7 +46,14 @@ def working_gray(rgb: np.ndarray, short_side: int) -> np.ndarray:
 
 
 def segment(gray: np.ndarray, level: tuple[float, float, int]) -> np.ndarray:
-    """Felzenszwalb labels (int32, 0..n-1) of a grey uint8 image at one (scale, sigma, min_size) level."""
+    """Felzenszwalb labels of a grey image at one level.
+
+    Args:
+        gray: (H, W) uint8 image.
+        level: (scale, sigma, min_size) of the graph segmentation.
+    Returns:
+        (H, W) int32 labels 0..n-1.
+    """
     from cv2 import ximgproc  # opencv-contrib: loaded only when a map is refined
 
     scale, sigma, min_size = level
