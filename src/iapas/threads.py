@@ -54,17 +54,17 @@ def apply_threads(n: int | None = None) -> int:
     count = default_threads() if n is None else int(n)
     if count < 1:
         raise ValueError(f"threads must be at least 1, got {count}")
-    import torch  # torch: heavy, and imported only after passive_wait() has had its chance
+    import torch  # torch: heavy, and only after passive_wait() has had its chance
 
     torch.set_num_threads(count)
     try:
-        import cv2  # opencv: optional, only the segment refinement needs it
+        import cv2  # cv2: a native pool, started only once passive_wait() has had its chance
 
         cv2.setNumThreads(count)
     except ImportError:  # OpenCV is only needed by the segment refinement
         pass
     try:
-        from threadpoolctl import threadpool_limits  # threadpoolctl: optional
+        from threadpoolctl import threadpool_limits  # threadpoolctl: probes the native BLAS libraries
 
         _blas_limits = threadpool_limits(limits=count)
     except ImportError:
@@ -75,11 +75,11 @@ def apply_threads(n: int | None = None) -> int:
 
 def current_threads() -> dict[str, int]:
     """The thread counts in force now, per library (for `doctor`, the benches and the tests)."""
-    import torch  # torch: heavy, and imported only after passive_wait() has had its chance
+    import torch  # torch: heavy, and only after passive_wait() has had its chance
 
     out = {"torch": int(torch.get_num_threads())}
     try:
-        import cv2  # opencv: optional, only the segment refinement needs it
+        import cv2  # cv2: a native pool, started only once passive_wait() has had its chance
 
         out["opencv"] = int(cv2.getNumThreads())
     except ImportError:

@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
         from iapas.preflight import check_models
         from iapas.pipeline import resolve_profile
 
-        from iapas.data.base import get_reader
+        from iapas.data import get_reader
 
         get_reader(dataset).find_categories(root)  # unknown dataset, missing root, wrong layout: exit 2 before --out exists
         check_models(config, resolve_profile(config))  # unknown model ids: exit 2 before any model loads

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
-from skimage import draw
+from scipy.ndimage import binary_dilation, gaussian_filter
+from skimage import data, draw
 
 from iapas.io.atomic import atomic_write_image, atomic_write_json
 
@@ -34,8 +34,6 @@ def load_texture(name: str) -> np.ndarray:
     Returns:
         (H, W) uint8 texture.
     """
-    from skimage import data
-
     if name not in TEXTURES:
         raise ValueError(f"unknown texture {name!r}; available: {', '.join(TEXTURES)}")
     img = getattr(data, name)()
@@ -65,8 +63,6 @@ def _polyline_mask(shape: tuple[int, int], rng: np.random.Generator, width: int,
         mask[rr, cc] = True
         y, x = y2, x2
     if width > 1:
-        from scipy.ndimage import binary_dilation
-
         mask = binary_dilation(mask, iterations=width // 2)
     return mask
 

@@ -7,6 +7,8 @@ no map (the mask, overlay and NAME.json still carry the verdict, regions and ima
 """
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +45,6 @@ def npz16_bytes(score: np.ndarray) -> bytes:
     Returns:
         The .npz file's bytes.
     """
-    import io
-    import zipfile
-
     arr = io.BytesIO()
     np.save(arr, np.asarray(score, dtype=np.float16), allow_pickle=False)
     buf = io.BytesIO()

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from iapas.errors import ModelLoadError
 from iapas.detections import Detections
@@ -171,8 +172,6 @@ class GroundingDinoDetector(ModelBackend):
         return self._detect(rgb, phrases, box_threshold, text_threshold, raw_labels=True)
 
     def _detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float, raw_labels: bool) -> Detections:
-        from PIL import Image
-
         image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
         return Detections.merge([
             self._detect_chunk(image, chunk, box_threshold, text_threshold, raw_labels=raw_labels)
@@ -182,7 +181,8 @@ class GroundingDinoDetector(ModelBackend):
     def _detect_chunk(
         self, image: Any, chunk: list[str], box_threshold: float, text_threshold: float, raw_labels: bool = False
     ) -> Detections:
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         text, char_spans = caption(chunk)
         enc = self.processor.tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens)
@@ -214,7 +214,8 @@ class GroundingDinoDetector(ModelBackend):
         `raw_labels`: name each box by the detector's cleaned text label (falling back to the assigned
         phrase when the label is empty) instead of mapping it to one prompt phrase.
         """
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         height, width = size_hw
         result = self.processor.post_process_grounded_object_detection(
@@ -259,8 +260,7 @@ class OwlDetector(ModelBackend):
         Returns:
             Detections with xyxy (N, 4) in pixels of `rgb`, scores (N,) and phrases.
         """
-        import torch
-        from PIL import Image
+        import torch  # torch: heavy, loaded only when a model runs
 
         queries = normalize_phrases(phrases)
         if not queries:
@@ -308,7 +308,7 @@ class OwlDetector(ModelBackend):
 
 def load_detector(ref: str, device: str = "auto", dtype: str = "auto") -> GroundingDinoDetector | OwlDetector:
     """Load (once per process) the detector named by a hub id or local folder; backend by model_type."""
-    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor  # transformers: heavy, loaded only when the model is
 
     loaded = load_model(
         AutoModelForZeroShotObjectDetection, AutoProcessor, ref, device, dtype, role="detector",

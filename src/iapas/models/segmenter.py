@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from iapas.models.loading import LoadedModel, ModelBackend, load_model
 from iapas.types import Detections
@@ -34,8 +35,7 @@ class SamSegmenter(ModelBackend):
         Returns:
             (N, H, W) bool masks, one per box, in order.
         """
-        import torch
-        from PIL import Image
+        import torch  # torch: heavy, loaded only when a model runs
 
         height, width = rgb.shape[:2]
         source = boxes.xyxy if isinstance(boxes, Detections) else boxes
@@ -61,7 +61,7 @@ class SamSegmenter(ModelBackend):
 
 def load_segmenter(ref: str, device: str = "auto", dtype: str = "auto") -> SamSegmenter:
     """Load (once per process) a SAM / SAM-HQ checkpoint by hub id or local folder."""
-    from transformers import AutoModel, AutoProcessor
+    from transformers import AutoModel, AutoProcessor  # transformers: heavy, loaded only when the model is
 
     loaded = load_model(AutoModel, AutoProcessor, ref, device, dtype, role="segmenter", allowed_types=SEGMENTER_TYPES)
     return SamSegmenter(loaded)

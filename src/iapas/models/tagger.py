@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from PIL import Image
 
 from iapas.config import DEFAULT_TAGGER
 from iapas.errors import ModelLoadError
@@ -82,7 +83,7 @@ class TaggerProcessors:
 
     @classmethod
     def from_pretrained(cls, source: str, **kwargs: Any) -> "TaggerProcessors":
-        from transformers import AutoImageProcessor, AutoTokenizer
+        from transformers import AutoImageProcessor, AutoTokenizer  # transformers: heavy, loaded only when the model is
 
         return cls(AutoTokenizer.from_pretrained(source, **kwargs), AutoImageProcessor.from_pretrained(source, **kwargs))
 
@@ -91,8 +92,8 @@ class ClipTagger:
     """Zero-shot tagging with a CLIP or SigLIP checkpoint (hub id or local directory) over a vocabulary."""
 
     def __init__(self, ref: str, device: str = "auto", terms: Sequence[str] | None = None) -> None:
-        import torch
-        from transformers import AutoModel
+        import torch  # torch: heavy, loaded only when a model runs
+        from transformers import AutoModel  # transformers: heavy, loaded only when the model is
 
         # float32 as before (the tagger has no dtype setting); errors, cache and offline rules are the loader's
         loaded = load_model(AutoModel, TaggerProcessors, ref, device, "float32", role="tagger", allowed_types=CLIP_TYPES)
@@ -113,7 +114,8 @@ class ClipTagger:
         return out if hasattr(out, "norm") else out.pooler_output
 
     def _encode_text(self, terms: Sequence[str]) -> Any:
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         chunks = []
         for start in range(0, len(terms), TEXT_BATCH):
@@ -139,7 +141,8 @@ class ClipTagger:
         Returns:
             (T,) float64 probability of each of the T terms.
         """
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         pixels = self.image_processor(images=[rgb], return_tensors="pt")["pixel_values"].to(self.device)
         with torch.inference_mode():
@@ -179,7 +182,7 @@ class RamTagger:
         name, path = ref.name, ref.checkpoint
         self.model_id = ref.text
         try:
-            from ram import models as ram_models  # type: ignore[import-not-found]
+            from ram import models as ram_models  # type: ignore[import-not-found]  # ram: optional, not on PyPI
         except ImportError:
             raise ModelLoadError(
                 spec,
@@ -205,8 +208,7 @@ class RamTagger:
         Returns:
             One list of (tag, 1.0) per image, in RAM's order.
         """
-        import torch
-        from PIL import Image
+        import torch  # torch: heavy, loaded only when a model runs
 
         out: list[ScoredTags] = []
         for rgb in images:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from scipy.ndimage import binary_erosion
 
 CMAP = "jet"
 KEPT_COLOUR = (255, 0, 200)  # magenta: absent from jet, so boxes stay visible on any score
@@ -25,7 +26,7 @@ HEADER_FG = (235, 238, 242)
 @lru_cache(maxsize=32)
 def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """DejaVu Sans from matplotlib's own data (always installed with it), else Pillow's default font."""
-    import matplotlib
+    import matplotlib  # matplotlib: heavy, loaded only when a colour map or plot is drawn
 
     name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name
@@ -44,7 +45,7 @@ def colour_lut(name: str = CMAP) -> np.ndarray:
     Returns:
         (256, 3) uint8 colours.
     """
-    import matplotlib
+    import matplotlib  # matplotlib: heavy, loaded only when a colour map or plot is drawn
 
     cmap = matplotlib.colormaps[name]
     return (cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255.0 + 0.5).astype(np.uint8)
@@ -280,8 +281,6 @@ def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
     Returns:
         (H, W) bool border.
     """
-    from scipy.ndimage import binary_erosion
-
     m = np.asarray(mask, dtype=bool)
     if not m.any():
         return m

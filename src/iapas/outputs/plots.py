@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iapas.metrics.curve import curve_ap, rank_curve
+
 SERIES_COLOURS = ("#1f5fbf", "#d9480f", "#2b8a3e", "#862e9c", "#c92a2a", "#5c940d", "#0b7285", "#495057")
 
 
@@ -40,8 +42,6 @@ def pr_curve(scores: np.ndarray, labels: np.ndarray) -> PRCurve:
     y = np.asarray(labels).ravel().astype(bool)
     if y.all() or not y.any():
         raise ValueError("a precision-recall curve needs both positive and negative samples")
-    from iapas.metrics.curve import curve_ap, rank_curve
-
     c = rank_curve(s, y)
     tps, fps = c.tps.astype(np.float64), c.fps.astype(np.float64)
     precision = tps / np.maximum(tps + fps, 1.0)
@@ -67,8 +67,8 @@ def _thin(x: np.ndarray, y: np.ndarray, n: int = 4000) -> tuple[np.ndarray, np.n
 
 
 def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: heavy, loaded only when a plot is drawn
+    from matplotlib.figure import Figure  # matplotlib: heavy, loaded only when a plot is drawn
 
     fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from iapas.errors import InputError
+from iapas.evaluation.protocols import paper_maps
 from iapas.evaluation.records import EvalRecord
 from iapas.io.atomic import atomic_write_bytes, atomic_write_text
 from iapas.io.images import load_image
@@ -66,8 +67,6 @@ def protocol_view(records: list[EvalRecord], protocol: str, dataset: str) -> lis
     Returns:
         One ((H, W) float score map, (H, W) bool mask) pair per record.
     """
-    from iapas.evaluation.protocols import paper_maps
-
     paper = protocol == "paper" and len(records) > 0
     maps = np.array([r.score_map for r in records], dtype=np.float64 if paper else np.float32)  # a copy
     if paper:

@@ -25,6 +25,7 @@ from PIL import Image
 from iapas.io.atomic import atomic_write_image, atomic_write_json, is_temp_name
 from iapas.io.resume import Stamp, matches
 from iapas.io.scoremaps import DEFAULT_MAPS, map_file_name, write_score_map
+from iapas.outputs.overlay import render_overlay
 from iapas.types import Prediction
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
@@ -188,8 +189,6 @@ def write_prediction(
     Returns:
         Role -> file name of each file written.
     """
-    from iapas.outputs.overlay import render_overlay
-
     map_name = map_file_name(name, maps)
     files = {
         **({"score_map": map_name} if map_name else {}),
@@ -326,7 +325,7 @@ def _open_lock(path: Path) -> int:
 def lock_output_dir(out_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on OUT/.iapas.lock while writing; the OS drops it when the process dies,
     so a killed run never blocks the rerun, while two live runs into one folder are refused."""
-    import fcntl
+    import fcntl  # fcntl: POSIX only
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fd = _open_lock(out_dir / LOCK_NAME)

@@ -21,7 +21,7 @@ from iapas.settings import ReferenceSettings  # noqa: F401 - defined with every 
 from iapas.stages.segment_pooling import refine_map
 
 if TYPE_CHECKING:
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
 
     from iapas.models.backbone import LiteFeatures
 
@@ -98,8 +98,8 @@ def augment(rgb: np.ndarray, name: str) -> np.ndarray:
 
 def embed(backbone: "LiteFeatures", rgb: np.ndarray, settings: ReferenceSettings) -> tuple["torch.Tensor", tuple[int, int]]:
     """Patch features of an already `prepare`d image: (h*w, C) float32 and the grid (h, w)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # torch: heavy, loaded only when a model runs
+    import torch.nn.functional as F  # torch: heavy, loaded only when a model runs
 
     x = backbone.to_tensor(photometric(rgb, settings.photometric))
     feats = backbone(x, settings.stages)
@@ -154,7 +154,8 @@ def nn_distance(queries: "torch.Tensor", bank: "torch.Tensor", k: int = 1, chunk
     Returns:
         (Q,) distances.
     """
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     out = []
     bank_sq = (bank * bank).sum(1)
@@ -185,7 +186,8 @@ def coreset(features: np.ndarray, n: int, dim: int = 32, seed: int = 0) -> np.nd
     Returns:
         (n,) int64 row indices, sorted.
     """
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     gen = torch.Generator().manual_seed(seed)
@@ -212,7 +214,8 @@ class MemoryBank:
 
     def tensor(self) -> "torch.Tensor":
         """The bank's features as a torch tensor: (N, C) float32, sharing memory with `features`."""
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         return torch.from_numpy(np.ascontiguousarray(self.features, dtype=np.float32))
 
@@ -295,7 +298,8 @@ def raw_map(
 def global_grid(q: "torch.Tensor", grid: tuple[int, int], bank: MemoryBank, exclude_source: int | None = None,
                 bank_tensor: "torch.Tensor | None" = None) -> np.ndarray:
     """kNN distance of patch features q (h*w, C) to the bank, as an (h, w) float32 grid."""
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     b = bank_tensor if bank_tensor is not None else bank.tensor()
     if exclude_source is not None:
@@ -314,8 +318,8 @@ def finish_map(grid_distances: np.ndarray, rgb: np.ndarray, settings: ReferenceS
     Returns:
         (H, W) float32 map, >= 0.
     """
-    import torch
-    import torch.nn.functional as F
+    import torch  # torch: heavy, loaded only when a model runs
+    import torch.nn.functional as F  # torch: heavy, loaded only when a model runs
 
     h, w = rgb.shape[:2]
     d = torch.from_numpy(np.ascontiguousarray(grid_distances, dtype=np.float32))[None, None]

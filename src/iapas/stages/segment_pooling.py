@@ -54,7 +54,7 @@ def segment(gray: np.ndarray, level: tuple[float, float, int]) -> np.ndarray:
     Returns:
         (H, W) int32 labels 0..n-1.
     """
-    from cv2 import ximgproc  # opencv-contrib: loaded only when a map is refined
+    from cv2 import ximgproc  # opencv-contrib: a heavy native module, loaded only when a map is refined
 
     scale, sigma, min_size = level
     seg = ximgproc.segmentation.createGraphSegmentation(sigma=float(sigma), k=float(scale), min_size=int(min_size))
