@@ -41,7 +41,7 @@ def pixel_metrics(scores: np.ndarray, labels: np.ndarray, f1_grid: int | None = 
         labels: (N,) bool or 0/1 labels, same size as `scores`.
         f1_grid: thresholds of the grid F1-max, or None for none.
     Returns:
-        {"ap", "f1_max", "f1_threshold", "auroc"} (and "f1_max_grid" with `f1_grid`).
+        {"ap", "f1_max", "f1_threshold", "auroc", "n_pos", "n_neg", "notes"} (and "f1_max_grid" with `f1_grid`).
     """
     c = rank_curve(scores, labels)
     f1, thr = curve_f1_max(c)
