@@ -87,7 +87,7 @@ def packaged_model(name: str) -> "torch.nn.Module":
 
 
     try:
-        from efficientnet_lite_pytorch import EfficientNet  # efficientnet-lite-pytorch: imports torch, loaded with the backbone
+        from efficientnet_lite_pytorch import EfficientNet  # imports torch: loaded with the backbone
     except ImportError as exc:
         raise ModelLoadError(name, f"model code missing ({exc})", "pip install efficientnet-lite-pytorch") from None
     path = weights_path(name)

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from iapas.errors import ModelLoadError
 from iapas.detections import Detections
+from iapas.errors import ModelLoadError
 from iapas.models.loading import LoadedModel, ModelBackend, load_model
 from iapas.phrases import normalize_phrase
 
@@ -308,7 +308,7 @@ class OwlDetector(ModelBackend):
 
 def load_detector(ref: str, device: str = "auto", dtype: str = "auto") -> GroundingDinoDetector | OwlDetector:
     """Load (once per process) the detector named by a hub id or local folder; backend by model_type."""
-    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor  # transformers: heavy, loaded only when the model is
+    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor  # transformers: heavy
 
     loaded = load_model(
         AutoModelForZeroShotObjectDetection, AutoProcessor, ref, device, dtype, role="detector",

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from iapas.errors import ModelLoadError
+from iapas.io.http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
 from iapas.modelref import ModelRef, RefKind
 from iapas.models.device import resolve_device, resolve_dtype
 from iapas.models.loading import cache_only, explain_load_failure, load_cached, model_revision, resolve_ref
-from iapas.io.http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
 from iapas.settings import LlmSettings
 
 Messages = list[dict[str, str]]
@@ -98,7 +98,7 @@ class TransformersChatLLM:
     .gguf file); sources, offline rule and errors are models.loading's, as for every other model."""
 
     def __init__(self, ref: str, device: str = "auto", dtype: str = "auto", model_id: str | None = None) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer  # transformers: heavy, loaded only when the model is
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # transformers: heavy, loaded with the model
 
         self.model_id = model_id or ref
         self.device = resolve_device(device)

@@ -212,7 +212,7 @@ def load_model(
     allowed = tuple(allowed_types) if allowed_types is not None else None
 
     def build() -> LoadedModel:
-        from transformers import AutoConfig  # transformers: heavy, loaded only when the model is
+        from transformers import AutoConfig  # transformers: heavy, loaded with the model
 
         local_only = cache_only(model_ref, source)
         config = AutoConfig.from_pretrained(source, local_files_only=local_only)

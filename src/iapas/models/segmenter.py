@@ -8,8 +8,6 @@ official code does. Masks are brought back to the image size by processor.post_p
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from PIL import Image
 
@@ -61,7 +59,7 @@ class SamSegmenter(ModelBackend):
 
 def load_segmenter(ref: str, device: str = "auto", dtype: str = "auto") -> SamSegmenter:
     """Load (once per process) a SAM / SAM-HQ checkpoint by hub id or local folder."""
-    from transformers import AutoModel, AutoProcessor  # transformers: heavy, loaded only when the model is
+    from transformers import AutoModel, AutoProcessor  # transformers: heavy, loaded with the model
 
     loaded = load_model(AutoModel, AutoProcessor, ref, device, dtype, role="segmenter", allowed_types=SEGMENTER_TYPES)
     return SamSegmenter(loaded)

@@ -83,7 +83,7 @@ class TaggerProcessors:
 
     @classmethod
     def from_pretrained(cls, source: str, **kwargs: Any) -> "TaggerProcessors":
-        from transformers import AutoImageProcessor, AutoTokenizer  # transformers: heavy, loaded only when the model is
+        from transformers import AutoImageProcessor, AutoTokenizer  # transformers: heavy, loaded with the model
 
         return cls(AutoTokenizer.from_pretrained(source, **kwargs), AutoImageProcessor.from_pretrained(source, **kwargs))
 
@@ -93,7 +93,7 @@ class ClipTagger:
 
     def __init__(self, ref: str, device: str = "auto", terms: Sequence[str] | None = None) -> None:
         import torch  # torch: heavy, loaded only when a model runs
-        from transformers import AutoModel  # transformers: heavy, loaded only when the model is
+        from transformers import AutoModel  # transformers: heavy, loaded with the model
 
         # float32 as before (the tagger has no dtype setting); errors, cache and offline rules are the loader's
         loaded = load_model(AutoModel, TaggerProcessors, ref, device, "float32", role="tagger", allowed_types=CLIP_TYPES)

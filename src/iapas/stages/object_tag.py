@@ -21,7 +21,6 @@ from iapas.phrases import normalize_phrase, phrase_words
 from iapas.types import Detections, DetectorLike
 
 
-
 @dataclass
 class ObjectTagChoice:
     """The chosen tag, the best score per tag (for review), and why a fallback happened."""
