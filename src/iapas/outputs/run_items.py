@@ -25,8 +25,8 @@ from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, InputError
 from iapas.io.atomic import atomic_write_text
 from iapas.io.images import load_image, load_mask
 from iapas.io.scoremaps import DEFAULT_MAPS
+from iapas.outputs import run_report  # called through the module: tests replace write_run_report
 from iapas.outputs.coco import write_coco
-from iapas.outputs.run_report import write_run_report
 from iapas.outputs.writer import RunSummary, write_prediction
 from iapas.types import Prediction
 from iapas.verdict import decide, decision_threshold, display_top, settle
@@ -156,7 +156,7 @@ def finalize_run(out: Path, summary: RunSummary, context: Context, export: Seque
     summary.threshold = decision_threshold(context)
     summary_path = summary.save()
     results = atomic_write_text(out / "results.csv", results_csv(summary))
-    page = write_run_report(out) if report else None
+    page = run_report.write_run_report(out) if report else None
     annotations = None
     if "coco" in export:
         annotations = write_coco(out, summary)

@@ -25,7 +25,7 @@ from PIL import Image
 from iapas.io.atomic import atomic_write_image, atomic_write_json, is_temp_name
 from iapas.io.resume import Stamp, matches
 from iapas.io.scoremaps import DEFAULT_MAPS, map_file_name, write_score_map
-from iapas.outputs.overlay import render_overlay
+from iapas.outputs import overlay as overlays  # called through the module: tests replace render_overlay
 from iapas.types import Prediction
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
@@ -205,7 +205,7 @@ def write_prediction(
         write_score_map(out_dir / map_name, pred.score_map, maps)
     atomic_write_image(out_dir / files["mask"], (pred.mask.astype(np.uint8) * 255))
     try:
-        overlay = render_overlay(rgb, pred, scale=scale)
+        overlay = overlays.render_overlay(rgb, pred, scale=scale)
     except Exception as exc:  # noqa: BLE001 - a drawing problem must not cost the image its results
         overlay = Image.fromarray(plain_overlay(rgb, pred.mask))
         pred.notes.append(f"overlay drawn in plain form ({type(exc).__name__}: {exc})")
