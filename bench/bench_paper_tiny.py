@@ -33,7 +33,8 @@ def main() -> None:
     import torch
 
     from iapas.config import PipelineConfig
-    from iapas.io.images import list_images, load_image
+    from iapas.io.images import load_image
+    from iapas.io.listing import list_images
     from iapas.profiles.paper import PaperProfile
     from iapas.settings import resolve
     from tiny.detection_models import build_tiny_grounding_dino, build_tiny_sam

@@ -16,7 +16,7 @@ from iapas.models import device as device_mod
 from iapas.models.loading import cache_size, clear_model_cache, explain_load_failure, load_model
 from iapas.models.resolve import describe_model, paper_weights_available
 from iapas.config import PipelineConfig
-from iapas.stages.detection import (
+from iapas.models.detector import (
     GroundingDinoDetector,
     OwlDetector,
     assign_phrase,

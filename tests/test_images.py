@@ -1,8 +1,10 @@
-"""Image loading against the generated corpus of bad and odd files (issue 6), plus masks and listing."""
+"""Image loading against the generated corpus of bad and odd files, plus masks and listing."""
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +16,8 @@ from PIL import Image, ImageFile
 
 from corpus import Case, build_corpus, encode, pattern
 from iapas.errors import InputError
-from iapas.io.images import MAX_SIDE, list_images, load_image, load_mask
+from iapas.io.images import MAX_SIDE, load_image, load_mask
+from iapas.io.listing import list_images
 
 IS_ROOT = os.geteuid() == 0
 
@@ -41,11 +44,38 @@ def test_truncated_images_are_never_loaded_half_grey() -> None:
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
+def _load_error_as_nobody(path: Path) -> tuple[str, str]:
+    """`load_image(path)` in a subprocess run as user nobody (setpriv): root reads any file, nobody does not.
+
+    Returns the InputError's (path, reason); fails if the load succeeds or raises anything else.
+    """
+    code = (
+        "import json, sys\nfrom iapas.io.images import load_image\nfrom iapas.errors import InputError\n"
+        f"try:\n    load_image({str(path)!r})\nexcept InputError as e:\n"
+        "    print(json.dumps([e.path, e.reason])); sys.exit(0)\nsys.exit(1)\n"
+    )
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(path.parent)},
+                         cwd=path.parent)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    return got[0], got[1]
+
+
 @pytest.mark.parametrize("key", _names(good=False))
 def test_bad_input_raises_input_error_naming_file(corpus: dict[str, Case], key: str) -> None:
     case = _case(corpus, key)
-    if case.needs_unprivileged and IS_ROOT:
-        pytest.skip("root reads any file; covered by test_unreadable_file_as_unprivileged_user")
+    if case.needs_unprivileged and IS_ROOT:  # root ignores file modes: the same file, loaded as nobody
+        d = Path(tempfile.mkdtemp(prefix="iapas-perm-"))
+        try:
+            os.chmod(d, 0o755)  # nobody must reach the file, so it leaves pytest's private tmp folder
+            copy = Path(shutil.copy2(case.path, d / case.path.name))
+            assert copy.stat().st_mode & 0o777 == case.path.stat().st_mode & 0o777
+            path, reason = _load_error_as_nobody(copy)
+            assert path == str(copy) and case.reason in reason
+        finally:
+            shutil.rmtree(d)
+        return
     with pytest.raises(InputError) as info:
         load_image(case.path)
     assert info.value.path == str(case.path)
@@ -92,17 +122,13 @@ def test_unreadable_file_as_unprivileged_user(tmp_path: Path) -> None:
         p = d / "locked.png"
         p.write_bytes(encode(Image.fromarray(pattern(16, 16)), "PNG"))
         os.chmod(p, 0)
-        code = (
-            "import sys\nfrom iapas.io.images import load_image\nfrom iapas.errors import InputError\n"
-            f"try:\n    load_image({str(p)!r})\nexcept InputError as e:\n    print(e.reason); sys.exit(0)\nsys.exit(1)\n"
-        )
-        cmd = [sys.executable, "-c", code]
         if IS_ROOT:
-            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-        env = {**os.environ, "HOME": str(d)}
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=d)
-        assert res.returncode == 0, res.stderr
-        assert "permission denied" in res.stdout
+            path, reason = _load_error_as_nobody(p)
+        else:
+            with pytest.raises(InputError) as info:
+                load_image(p)
+            path, reason = info.value.path, info.value.reason
+        assert path == str(p) and "permission denied" in reason
     finally:
         os.chmod(d / "locked.png", 0o644)
         for q in d.iterdir():

@@ -10,8 +10,8 @@ import pytest
 
 from iapas.config import PipelineConfig
 from iapas.errors import ModelLoadError
-from iapas.stages import llm as llm_mod
-from iapas.stages.llm import OpenAICompatLLM, TransformersChatLLM, load_llm, smollm2_gguf
+from iapas.models import llm as llm_mod
+from iapas.models.llm import OpenAICompatLLM, TransformersChatLLM, load_llm, smollm2_gguf
 from iapas.settings import llm_settings
 from iapas.stages.prompting import build_messages, build_request
 from loopback_http import LoopbackServer, QuietHandler

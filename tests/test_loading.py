@@ -12,8 +12,8 @@ from iapas.errors import ModelLoadError
 from iapas.models import hub
 from iapas.models.loading import cache_size, clear_model_cache
 from iapas.settings import llm_settings
-from iapas.stages.llm import load_llm
-from iapas.stages.tagging import load_tagger
+from iapas.models.llm import load_llm
+from iapas.models.tagger import load_tagger
 
 
 @pytest.fixture
@@ -60,8 +60,7 @@ def test_server_llm_is_in_the_same_cache(fresh_model_cache: None) -> None:
 def test_backbone_is_in_the_same_cache(fresh_model_cache: None) -> None:
     from iapas.models.backbone import backbone_available, load_backbone
 
-    if not backbone_available("efficientnet-lite0"):
-        pytest.skip("efficientnet-lite0 weights not installed")
+    assert backbone_available("efficientnet-lite0"), "the packaged backbone is a hard dependency of iapas"
     first = load_backbone("efficientnet-lite0", "cpu")
     assert load_backbone("efficientnet-lite0", "cpu") is first and cache_size() == 1
     clear_model_cache()

@@ -33,7 +33,7 @@ def brick(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("syn")
     cat = make_category(root, "brick", n_normal=6, n_test=8, size=(SIZE, SIZE), anomalous_fraction=0.75, seed=3)
     config = build_config(profile="offline", num_normal=6, feature_size=128, reference_stages=FINE, kind="texture",
-                          refine="none")
+                          refine="none", threads=1)  # one thread: no wait on a busy core
     pipe = Pipeline(config)
     ctx = pipe.fit(cat.root / "normal")
     return cat, pipe, ctx

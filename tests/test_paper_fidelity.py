@@ -15,8 +15,8 @@ from iapas.config import DEFAULT_TAGGER, PipelineConfig
 from iapas.io.images import LoadedImage
 from iapas.profiles.paper import PaperProfile
 from iapas.settings import resolve
-from iapas.stages import tagging
-from iapas.stages.llm import Sampling, TransformersChatLLM, chat_payload
+from iapas.models import tagger as tagging
+from iapas.models.llm import Sampling, TransformersChatLLM, chat_payload
 from iapas.stages.llm_answer import parse_official
 from iapas.stages.object_tag import choose_object_tag_official
 from iapas.evaluation.presets import category_kind
@@ -407,7 +407,7 @@ def _llama3_chat_lm(folder: Path) -> Path:
 
 
 def test_llama3_generation_stops_at_the_official_stop_tokens(tmp_path: Path, tiny_lm: str) -> None:
-    from iapas.stages.llm import stop_token_ids
+    from iapas.models.llm import stop_token_ids
 
     backend = TransformersChatLLM(str(_llama3_chat_lm(tmp_path / "llama3")), "cpu")
     calls: list[tuple[Any, int]] = []
@@ -435,7 +435,7 @@ def test_boxes_are_clipped_only_before_sam(tiny_gdino: Path) -> None:
     import torch
 
     from fake_segmenter import RectSegmenter
-    from iapas.stages.detection import caption, load_detector, token_spans
+    from iapas.models.detector import caption, load_detector, token_spans
     from test_paper_profile import TAG, ScriptedDetector
 
     det = load_detector(str(tiny_gdino), "cpu")

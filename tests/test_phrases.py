@@ -1,8 +1,9 @@
 """One phrase rule for detector labels, tags and the object tag (issue 13: three copies had drifted)."""
 from __future__ import annotations
 
-from iapas.stages import detection, object_tag, size_filter
-from iapas.stages.phrases import normalize_phrase, phrase_words
+from iapas.models import detector as detection
+from iapas.stages import object_tag, size_filter
+from iapas.phrases import normalize_phrase, phrase_words
 
 
 def test_every_stage_compares_phrases_with_the_same_rule() -> None:

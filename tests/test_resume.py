@@ -1,13 +1,11 @@
 """Kill-and-resume on real subprocesses: a killed `run` / `evaluate` rerun with the same command completes
 the job, reuses finished per-image results, and leaves no half-written file; Ctrl-C exits 130 cleanly.
 
-The `offline` variants use the real offline profile (skipped, with the reason, while it is not installed);
-the `fake` variants use tests/fake_cli.py (the real CLI with a tiny profile slowed down per image), so the
-interruption logic is covered on any machine.
+The `offline` variants use the real offline profile; the `fake` variants use tests/fake_cli.py (the real
+CLI with a tiny profile slowed down per image), so the interruption logic is covered on any machine.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -27,14 +25,11 @@ from corpus import pattern, write_normals
 pytestmark = pytest.mark.slow  # real subprocesses killed midway
 
 TESTS = Path(__file__).parent
-HAS_OFFLINE = importlib.util.find_spec("iapas.profiles.offline") is not None
 N_IMAGES = {"fake": 30, "offline": 10}  # the real profile is slower per image; fewer keep the test quick
 
 
 def _cli(kind: str) -> list[str]:
     if kind == "offline":
-        if not HAS_OFFLINE:
-            pytest.skip("src/iapas/profiles/offline.py is not there yet (H3's offline profile)")
         return [sys.executable, "-m", "iapas.cli.app"]
     return [sys.executable, str(TESTS / "fake_cli.py")]
 
@@ -159,8 +154,6 @@ def _records(out: Path) -> dict[Path, int]:
 @pytest.mark.parametrize("kind", ["fake", "offline"])
 def test_evaluate_killed_midway_resumes(tmp_path: Path, kind: str) -> None:
     cli = _cli(kind)
-    if importlib.util.find_spec("iapas.evaluation.harness") is None:
-        pytest.skip("iapas.evaluation.harness (H2) is not there yet")
     n = N_IMAGES[kind]
     _folder_dataset(tmp_path / "line", n)
     out = tmp_path / "eval"

@@ -146,7 +146,8 @@ def test_refine_option_reaches_the_saved_context_and_changes_the_maps(tmp_path: 
     cat = make_category(tmp_path / "syn", "brick", n_normal=4, n_test=2, size=(96, 96), anomalous_fraction=1.0, seed=5)
     maps, thresholds, floors, raws = {}, {}, {}, {}
     for refine in ("none", "segments"):
-        config = build_config(profile="offline", num_normal=4, feature_size=128, reference_stages=[2, 3, 4], refine=refine)
+        config = build_config(profile="offline", num_normal=4, feature_size=128, reference_stages=[2, 3, 4], refine=refine,
+                              threads=1)
         pipe = Pipeline(config)
         ctx = pipe.fit(cat.root / "normal")
         levels = [list(lv) for lv in ctx.reference.settings.segment_levels]

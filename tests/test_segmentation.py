@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from iapas.errors import ModelLoadError
-from iapas.stages.segmentation import SamSegmenter, load_segmenter
+from iapas.models.segmenter import SamSegmenter, load_segmenter
 from iapas.types import Box, Detections
 
 BOXES = Detections.from_boxes(

@@ -12,7 +12,7 @@ from iapas.config import BASE_CAPTION, FIXED_PROMPTS, PipelineConfig
 from iapas.context import Context
 from iapas.io.images import LoadedImage
 from iapas.settings import LlmSettings, llm_settings, resolve
-from iapas.stages.llm import Sampling, load_llm, sampling_for
+from iapas.models.llm import Sampling, load_llm, sampling_for
 from iapas.stages.llm_answer import dedupe_phrases
 from iapas.stages.stage1 import build_context
 from iapas.types import Box, Detections

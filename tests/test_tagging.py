@@ -7,8 +7,9 @@ import pytest
 
 from iapas.errors import InputError, ModelLoadError
 from iapas.stages.object_tag import choose_object_tag, match_phrase
-from iapas.stages.tagging import ClipTagger, aggregate_tags, load_tagger, select_tags, tag_images
-from iapas.stages.vocabulary import is_anomaly_like, split_anomaly_tags, vocabulary
+from iapas.models.tagger import ClipTagger, load_tagger, select_tags
+from iapas.stages.tagging import aggregate_tags, tag_images
+from iapas.models.vocabulary import is_anomaly_like, split_anomaly_tags, vocabulary
 from iapas.types import Box, Detections
 
 

@@ -14,18 +14,18 @@ from iapas.cli import run as run_cmd
 from iapas.config import build_config
 from iapas.errors import SettingsError
 from iapas.pipeline import Pipeline
-from iapas.stages import segment_pooling
+from iapas import threads
 from iapas.threads import apply_threads, available_cpus, current_threads, default_threads
 from cli_apps import command_app
 
 
 @pytest.fixture
 def restore_threads():
-    before = (torch.get_num_threads(), cv2.getNumThreads(), segment_pooling.level_workers())
+    before = (torch.get_num_threads(), cv2.getNumThreads(), threads.level_workers())
     yield
     torch.set_num_threads(before[0])
     cv2.setNumThreads(before[1])
-    segment_pooling.set_level_workers(before[2])
+    threads.set_level_workers(before[2])
 
 
 @pytest.mark.parametrize("n", [1, 3])
@@ -35,8 +35,8 @@ def test_apply_threads_reaches_torch_opencv_blas_and_segments(n: int, restore_th
     assert apply_threads(n) == n
     assert torch.get_num_threads() == n
     assert cv2.getNumThreads() == n
-    assert segment_pooling.level_workers() == n
-    assert segment_pooling.level_executor()._max_workers == n
+    assert threads.level_workers() == n
+    assert threads.level_executor()._max_workers == n
     assert current_threads() == {"torch": n, "opencv": n, "segments": n}
     blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
     assert all(p["num_threads"] == n for p in blas)

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from iapas.data import dataset_names, get_reader, ksdd1, ksdd2, mtd, mvtec, synthetic
-from iapas.stages.vocabulary import DEFECT_TAGS, split_anomaly_tags, vocabulary
+from iapas.models.vocabulary import DEFECT_TAGS, split_anomaly_tags, vocabulary
 
 # The published category names of the benchmarks the readers read (folder names as distributed).
 MVTEC = ["bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill", "screw", "tile",

@@ -200,7 +200,7 @@ class Detections:
         return np.clip(xy[:, 2] - xy[:, 0], 0, None) * np.clip(xy[:, 3] - xy[:, 1], 0, None)
 
     def argsort(self) -> np.ndarray:
-        """Indices by descending score (stable for equal scores)."""
+        """Indices by descending score, stable for equal scores: an (N,) int array."""
         return np.argsort(-self.scores, kind="stable")
 
     def to_json(self) -> list[dict[str, Any]]:

@@ -54,7 +54,7 @@ def model_roles(config: PipelineConfig, profile: str, stage2_only: bool = False)
     roles["--detector"] = config.detector_ref
     roles["--segmenter"] = config.segmenter_ref
     if not config.baseline and not stage2_only:
-        from iapas.stages.tagging import preferred_tagger  # RAM replaces the default CLIP when installed
+        from iapas.models.tagger import preferred_tagger  # RAM replaces the default CLIP when installed
 
         tagger = ModelRef.parse(preferred_tagger(config.tagger), "tagger")
         if tagger.loads_weights and not config.object_name:
@@ -124,7 +124,7 @@ def check_models(config: PipelineConfig, profile: str, stage2_only: bool = False
 
 def _check_llm_server(config: PipelineConfig) -> None:
     """The server URL must be safe to send the API key to (https, or loopback, or an explicit opt-in)."""
-    from iapas.stages.llm import api_key_from_env
+    from iapas.models.llm import api_key_from_env
     from iapas.io.http import check_base_url
 
     if not config.llm_ref.is_none and not config.baseline:

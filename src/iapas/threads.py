@@ -12,9 +12,12 @@ before torch is imported, so the CLI calls it first thing.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 _blas_limits: Any = None  # threadpoolctl's limiter, kept alive so the BLAS limit holds
+_level_executor: ThreadPoolExecutor | None = None
+_level_workers: int | None = None  # None: one per CPU this process may use
 
 
 def available_cpus() -> int:
@@ -51,39 +54,59 @@ def apply_threads(n: int | None = None) -> int:
     count = default_threads() if n is None else int(n)
     if count < 1:
         raise ValueError(f"threads must be at least 1, got {count}")
-    import torch
+    import torch  # torch: heavy, and only after passive_wait() has had its chance
 
     torch.set_num_threads(count)
     try:
-        import cv2
+        import cv2  # cv2: a native pool, started only once passive_wait() has had its chance
 
         cv2.setNumThreads(count)
     except ImportError:  # OpenCV is only needed by the segment refinement
         pass
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # threadpoolctl: probes the native BLAS libraries
 
         _blas_limits = threadpool_limits(limits=count)
     except ImportError:
         pass
-    from iapas.stages.segment_pooling import set_level_workers
-
     set_level_workers(count)
     return count
 
 
 def current_threads() -> dict[str, int]:
     """The thread counts in force now, per library (for `doctor`, the benches and the tests)."""
-    import torch
+    import torch  # torch: heavy, and only after passive_wait() has had its chance
 
     out = {"torch": int(torch.get_num_threads())}
     try:
-        import cv2
+        import cv2  # cv2: a native pool, started only once passive_wait() has had its chance
 
         out["opencv"] = int(cv2.getNumThreads())
     except ImportError:
         pass
-    from iapas.stages.segment_pooling import level_workers
-
     out["segments"] = level_workers()
     return out
+
+
+def level_workers() -> int:
+    """Threads the segment levels run on (at most this many levels are segmented at once)."""
+    return _level_workers if _level_workers is not None else default_threads()
+
+
+def set_level_workers(n: int) -> None:
+    """Size the segment level pool to n threads (from `--threads`); the next refinement uses the new pool."""
+    global _level_executor, _level_workers
+    if n < 1:
+        raise ValueError(f"level workers must be at least 1, got {n}")
+    if n != _level_workers:
+        old, _level_executor, _level_workers = _level_executor, None, n
+        if old is not None:
+            old.shutdown(wait=False)
+
+
+def level_executor() -> ThreadPoolExecutor:
+    """The pool the segment levels run on: OpenCV and numpy release the GIL, so the levels overlap."""
+    global _level_executor
+    if _level_executor is None:
+        _level_executor = ThreadPoolExecutor(max_workers=level_workers(), thread_name_prefix="iapas-segments")
+    return _level_executor

@@ -67,3 +67,18 @@ class DetectorLike(Protocol):
             into chunks that fit the text encoder; NMS is NOT applied here.
         """
         ...
+
+
+class SegmenterLike(Protocol):
+    """A box-prompted segmenter (SAM, SAM-HQ) as Step 2-3 uses it."""
+
+    def segment(self, rgb: np.ndarray, boxes: Detections | np.ndarray) -> np.ndarray:
+        """One mask per box.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            boxes: Detections, or an (N, 4) array of pixel xyxy of `rgb`.
+        Returns:
+            (N, H, W) bool masks, in the order of the boxes.
+        """
+        ...

@@ -9,7 +9,8 @@ from iapas.data.synthetic import draw_defect, load_texture, random_crop
 from iapas.io.atomic import atomic_write_image
 
 SIZE = 96
-FAST = {"feature_size": 128, "reference_stages": [2, 3], "refine": "none"}
+# one thread: with two, each small torch op waits for a second thread that a busy machine may not schedule
+FAST = {"feature_size": 128, "reference_stages": [2, 3], "refine": "none", "threads": 1}
 
 
 def write_crops(folder: Path, n: int, seed: int, texture: str = "brick", size: tuple[int, int] = (SIZE, SIZE)) -> list[Path]:

@@ -21,7 +21,7 @@ def test_black_normal_images_are_warned_about_on_the_console(tmp_path: Path) -> 
     for i in range(3):
         atomic_write_image(tmp_path / "normal" / f"black_{i}.png", np.zeros((SIZE, SIZE), dtype=np.uint8))
     cfg = tmp_path / "fast.yaml"
-    cfg.write_text("feature_size: 128\nreference_stages: [2, 3]\nrefine: none\n")
+    cfg.write_text("feature_size: 128\nreference_stages: [2, 3]\nrefine: none\nthreads: 1\n")
     app = command_app(run_cmd)
     result = CliRunner().invoke(app, ["prompts", "--normal", str(tmp_path / "normal"), "--out",
                                       str(tmp_path / "ctx.json"), "--profile", "offline", "--config", str(cfg)])

@@ -14,7 +14,7 @@ from iapas.config import build_config
 from iapas.context import Context
 from iapas.errors import ModelLoadError, SettingsError
 from iapas.settings import llm_settings
-from iapas.stages.llm import OpenAICompatLLM, load_llm
+from iapas.models.llm import OpenAICompatLLM, load_llm
 from loopback_http import LoopbackServer, QuietHandler
 
 pytestmark = pytest.mark.slow  # end to end: left out of the `-m "not slow"` loop, run in CI

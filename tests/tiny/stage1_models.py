@@ -67,7 +67,7 @@ def build_tiny_siglip(folder: str | Path, seed: int = 0) -> Path:
     import torch
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
 
-    from iapas.stages.vocabulary import vocabulary
+    from iapas.models.vocabulary import vocabulary
 
     folder = Path(folder)
     words = sorted({w for term in vocabulary() for w in term.replace("-", " ").split()} | {"a", "photo", "of"})

@@ -72,7 +72,7 @@ def describe_role(role: str, ref: str | ModelRef, config: PipelineConfig) -> dic
         return {**base, "source": "server" if url else "missing", "path": url,
                 "note": "server not contacted" if url else "set llm_base_url"}
     if parsed.kind is RefKind.SMOLLM2:
-        from iapas.stages.llm import smollm2_gguf
+        from iapas.models.llm import smollm2_gguf
 
         try:
             path = str(smollm2_gguf())

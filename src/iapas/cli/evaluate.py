@@ -12,7 +12,7 @@ from iapas.cli.console import echo, printable, safe
 from iapas.cli.engine_options import EngineOpt, RayActorsOpt, RayAddressOpt, engine_choice
 from iapas.cli.run_common import output_folder, zero_shot_config
 from iapas.config import read_config_file
-from iapas.data.base import get_reader
+from iapas.data import get_reader
 from iapas.engines import open_mapper
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, SettingsError
 from iapas.evaluation.harness import EvalOptions, run_evaluation

@@ -17,6 +17,7 @@ import numpy as np
 
 from iapas.errors import DatasetError, SettingsError
 from iapas.io.images import is_image_file, load_mask
+from iapas.io.listing import location
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,6 @@ class DatasetSplit:
     def excluding(self, folder: Path) -> DatasetSplit:
         """This split without any image or mask under `folder` (the evaluation's own output folder,
         which may sit inside the dataset): a rerun must never score its own report images."""
-        from iapas.io.listing import location
-
         top = Path(os.path.realpath(folder))
 
         def inside(p: Path | None) -> bool:
@@ -149,17 +148,15 @@ def register(name: str) -> Callable[[type[DatasetReader]], type[DatasetReader]]:
     return deco
 
 
-def dataset_names() -> list[str]:
-    import iapas.data  # noqa: F401  (imports every reader module so they register)
-
+def registered_names() -> list[str]:
+    """The dataset names registered so far (`iapas.data.dataset_names` after importing every reader)."""
     return sorted(_REGISTRY)
 
 
-def get_reader(name: str) -> DatasetReader:
-    """The reader for NAME; unknown names list the allowed ones."""
-    names = dataset_names()
+def reader_for(name: str) -> DatasetReader:
+    """A new reader of a registered NAME; unknown names list the registered ones."""
     if name not in _REGISTRY:
-        raise SettingsError(f"unknown dataset {name!r}; allowed: {', '.join(names)}")
+        raise SettingsError(f"unknown dataset {name!r}; allowed: {', '.join(registered_names())}")
     return _REGISTRY[name]()
 
 
@@ -190,8 +187,14 @@ def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")
 
 
 def mask_array(path: str | Path, rule: str = "publisher") -> np.ndarray:
-    """A ground-truth mask as bool: `iapas.io.images.load_mask`, the one mask reader (publishers' rule, or
-    rule="official": grey > 128, the official IAP-AS evaluation's)."""
+    """A ground-truth mask as bool, read by `iapas.io.images.load_mask` (the one mask reader).
+
+    Args:
+        path: the mask file.
+        rule: "publisher" (each publisher's own levels) or "official" (grey > 128, the official IAP-AS evaluation's).
+    Returns:
+        (H, W) bool mask.
+    """
     return load_mask(path, rule=rule)
 
 

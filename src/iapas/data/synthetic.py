@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
-from skimage import draw
+from scipy.ndimage import binary_dilation, gaussian_filter
+from skimage import data, draw
 
 from iapas.io.atomic import atomic_write_image, atomic_write_json
 
@@ -27,9 +27,13 @@ DEFECTS = ("scratch", "spot", "hole", "cut", "stain")
 
 
 def load_texture(name: str) -> np.ndarray:
-    """A grayscale uint8 texture from skimage.data (bundled with the wheel, no download)."""
-    from skimage import data
+    """A grayscale texture from skimage.data (bundled with the wheel, no download).
 
+    Args:
+        name: the skimage.data function name (e.g. "brick").
+    Returns:
+        (H, W) uint8 texture.
+    """
     if name not in TEXTURES:
         raise ValueError(f"unknown texture {name!r}; available: {', '.join(TEXTURES)}")
     img = getattr(data, name)()
@@ -59,14 +63,20 @@ def _polyline_mask(shape: tuple[int, int], rng: np.random.Generator, width: int,
         mask[rr, cc] = True
         y, x = y2, x2
     if width > 1:
-        from scipy.ndimage import binary_dilation
-
         mask = binary_dilation(mask, iterations=width // 2)
     return mask
 
 
 def draw_defect(img: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Return (image with the defect, exact bool mask). Pixels change only inside the mask."""
+    """The image with one synthetic defect drawn in it; pixels change only inside the returned mask.
+
+    Args:
+        img: (H, W) uint8 texture.
+        kind: the defect kind to draw.
+        rng: the generator every random choice comes from.
+    Returns:
+        The (H, W) uint8 image with the defect and its exact (H, W) bool mask.
+    """
     h, w = img.shape
     out = img.astype(np.float32)
     cy, cx = rng.uniform(0.25, 0.75) * h, rng.uniform(0.25, 0.75) * w

@@ -71,7 +71,14 @@ def _paint(img: np.ndarray, mask: np.ndarray, rgb: tuple[int, int, int], rng: np
 
 
 def make_parts_image(rng: np.random.Generator, defect: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """One board (uint8 RGB) and its defect mask; `defect` None draws a normal board."""
+    """One board and its defect mask.
+
+    Args:
+        rng: the generator every random choice comes from.
+        defect: the defect kind, or None for a normal board.
+    Returns:
+        The (H, W, 3) uint8 RGB board and its (H, W) bool mask (empty for a normal board).
+    """
     img = _board(rng)
     dy, dx = rng.integers(-2, 3, size=2)
     places = [(cy + dy, cx + dx) for _, cy, cx, _, _, _ in PARTS]
@@ -126,7 +133,15 @@ def _strip_surface(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarr
 
 
 def make_strip_image(rng: np.random.Generator, defect: bool, shape: tuple[int, int] = (352, 880)) -> tuple[np.ndarray, np.ndarray]:
-    """A long strip (uint8 grey) and the mask of its 1-2 px crack (empty when `defect` is False)."""
+    """A long strip and the mask of its 1-2 px crack.
+
+    Args:
+        rng: the generator every random choice comes from.
+        defect: draw a crack or not.
+        shape: (H, W) of the strip.
+    Returns:
+        The (H, W) uint8 grey strip and its (H, W) bool mask (empty when `defect` is False).
+    """
     img = _strip_surface(rng, shape)
     mask = np.zeros(shape, dtype=bool)
     if defect:
@@ -158,7 +173,15 @@ def _weave(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
 
 
 def make_fine_image(rng: np.random.Generator, defect: bool, shape: tuple[int, int] = (256, 256)) -> tuple[np.ndarray, np.ndarray]:
-    """A fine weave (uint8 grey) and the mask of its blurred ellipse (same mean brightness inside)."""
+    """A fine weave and the mask of its blurred ellipse (same mean brightness inside as outside).
+
+    Args:
+        rng: the generator every random choice comes from.
+        defect: draw the ellipse or not.
+        shape: (H, W) of the image.
+    Returns:
+        The (H, W) uint8 grey weave and its (H, W) bool mask (empty when `defect` is False).
+    """
     img = _weave(rng, shape)
     mask = np.zeros(shape, dtype=bool)
     if defect:
@@ -184,7 +207,16 @@ def _tile_surface(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarra
 
 def make_tile_image(rng: np.random.Generator, defect: str | None, gain_range: tuple[float, float],
                     shape: tuple[int, int] = (224, 224)) -> tuple[np.ndarray, np.ndarray]:
-    """A tile (uint8 grey) whose gain and illumination gradient vary, with a faint defect or none."""
+    """A tile whose gain and illumination gradient vary, with a faint defect or none.
+
+    Args:
+        rng: the generator every random choice comes from.
+        defect: the defect kind, or None for a normal tile.
+        gain_range: (low, high) of the random gain.
+        shape: (H, W) of the tile.
+    Returns:
+        The (H, W) uint8 grey tile and its (H, W) bool mask (empty for a normal tile).
+    """
     h, w = shape
     img = _tile_surface(rng, shape)
     mask = np.zeros(shape, dtype=bool)

@@ -127,18 +127,43 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_npy(path: str | Path, array: np.ndarray) -> Path:
+    """Write one array as .npy (no pickle), atomically.
+
+    Args:
+        path: the target file.
+        array: any shape and dtype numpy can save without pickling.
+    Returns:
+        The path written.
+    """
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
+    """Write named arrays as a compressed .npz, atomically.
+
+    Args:
+        path: the target file.
+        arrays: name -> array, each of any shape and dtype numpy can save without pickling.
+    Returns:
+        The path written.
+    """
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_image(path: str | Path, image: Image.Image | np.ndarray, fmt: str = "PNG") -> Path:
+    """Encode an image (PNG by default) and write it atomically.
+
+    Args:
+        path: the target file.
+        image: a Pillow image, or an (H, W) / (H, W, 3) / (H, W, 4) uint8 array.
+        fmt: the Pillow format name.
+    Returns:
+        The path written.
+    """
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     buf = io.BytesIO()

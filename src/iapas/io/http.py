@@ -1,6 +1,6 @@
 """The HTTP transport of the OpenAI-compatible LLM client, kept apart so its security rules live in one place.
 
-Why these rules (issue 12): the request carries the API key, so it must never reach a host the user did
+Why these rules: the request carries the API key, so it must never reach a host the user did
 not name. Redirects are never followed (a 3xx is an error naming its target), plain http is refused for
 credentials sent to a non-loopback host unless the user opts in, and `user:pass@` in a base URL is sent as
 Basic auth to that origin only and is never shown in a message or saved.

@@ -338,7 +338,14 @@ def official_grey(im: Image.Image) -> np.ndarray:
 
 
 def binarize_mask_levels(levels: np.ndarray, any_positive: bool = False) -> np.ndarray:
-    """Mask levels -> bool by the publishers' rule (see `load_mask`); `any_positive` for palette/1-bit."""
+    """Mask levels -> bool by the publishers' rule (see `load_mask`).
+
+    Args:
+        levels: (H, W) decoded mask levels, any integer dtype.
+        any_positive: every non-zero level is defect (palette and 1-bit masks).
+    Returns:
+        (H, W) bool mask.
+    """
     if any_positive:
         return levels > 0
     top = float(levels.max()) if levels.size else 0.0
@@ -414,16 +421,3 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None, rule: str =
         )
     return mask
 
-
-def list_images(paths: list[str | Path], exclude: list[str | Path] | None = None) -> list[Path]:
-    """Expand files and folders (recursively, sorted) into image paths; keep explicit files as given.
-
-    Inside folders, image-like files we cannot decode (HEIC, SVG, ...) are listed too, so the run reports them
-    instead of skipping them silently; hidden files are skipped; a given folder with no image at all is
-    kept as an entry (it then fails as "is a directory"). Paths under `exclude` (e.g. the output
-    folder of the same run) are left out of folder scans. `iapas.io.listing.list_inputs` also says what
-    it left out and can skip masks and apply glob patterns.
-    """
-    from iapas.io.listing import list_inputs
-
-    return list_inputs(paths, out_dirs=exclude or ()).paths

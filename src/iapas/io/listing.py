@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from iapas.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES
 
 OUTPUT = "output folder"
 HIDDEN = "hidden"
@@ -83,8 +86,6 @@ def looks_binary(path: Path) -> bool:
     Reads the header first and decodes only small files; anything unreadable counts as not a mask
     (it is then processed and fails with its own reason).
     """
-    from PIL import Image
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -164,8 +165,6 @@ def list_inputs(
     A given folder that yields no file stays in `paths` (it then fails as "is a directory") and is
     named in `empty_folders`. The same file reached twice is listed once.
     """
-    from iapas.io.images import IMAGE_SUFFIXES, OTHER_IMAGE_SUFFIXES
-
     outs = [_real_dir(Path(o)) for o in out_dirs]
     listing = InputListing()
     seen: set[Path] = set()
@@ -201,3 +200,15 @@ def list_inputs(
         for q in kept:
             add(q)
     return listing
+
+
+def list_images(paths: list[str | Path], exclude: list[str | Path] | None = None) -> list[Path]:
+    """Expand files and folders (recursively, sorted) into image paths; keep explicit files as given.
+
+    Inside folders, image-like files we cannot decode (HEIC, SVG, ...) are listed too, so the run reports them
+    instead of skipping them silently; hidden files are skipped; a given folder with no image at all is
+    kept as an entry (it then fails as "is a directory"). Paths under `exclude` (e.g. the output
+    folder of the same run) are left out of folder scans. `list_inputs` also says what it left out and
+    can skip masks and apply glob patterns.
+    """
+    return list_inputs(paths, out_dirs=exclude or ()).paths

@@ -7,6 +7,8 @@ no map (the mask, overlay and NAME.json still carry the verdict, regions and ima
 """
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +36,15 @@ def write_score_map(path: Path, score: np.ndarray, fmt: str) -> Path:
 
 
 def npz16_bytes(score: np.ndarray) -> bytes:
-    """A compressed .npz holding `score` as float16 under NPZ_KEY, byte-identical for identical maps
-    (a fixed zip timestamp, unlike np.savez_compressed), so two engines' outputs compare equal."""
-    import io
-    import zipfile
+    """A compressed .npz holding `score` as float16 under NPZ_KEY, byte-identical for identical maps.
 
+    A fixed zip timestamp (np.savez_compressed stamps the time) lets two engines' outputs compare equal.
+
+    Args:
+        score: (H, W) score map.
+    Returns:
+        The .npz file's bytes.
+    """
     arr = io.BytesIO()
     np.save(arr, np.asarray(score, dtype=np.float16), allow_pickle=False)
     buf = io.BytesIO()

@@ -25,7 +25,13 @@ class RankCurve:
     n_neg: int
 
     def counts_at(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(tp, fp) when predicting score >= t for arbitrary thresholds t (e.g. a fixed grid)."""
+        """(tp, fp) when predicting score >= t for arbitrary thresholds t (e.g. a fixed grid).
+
+        Args:
+            thresholds: (G,) thresholds, any order.
+        Returns:
+            (G,) int64 true positives and (G,) int64 false positives.
+        """
         t = np.asarray(thresholds, dtype=np.float64)
         asc = self.thresholds[::-1]
         # index of the smallest distinct score >= t; none -> nothing predicted positive
@@ -74,6 +80,12 @@ def rank_curve(scores: np.ndarray, labels: np.ndarray) -> RankCurve:
 
     The scores are sorted once (values only, no argsort); the positives are then placed into the
     distinct-score groups by a binary search of their own (few) scores, and counted with bincount.
+
+    Args:
+        scores: (N,) scores (any shape; flattened).
+        labels: (N,) bool or 0/1 labels, same size as `scores`.
+    Returns:
+        The curve: (T,) distinct thresholds, decreasing, with the (T,) positive and negative counts at each.
     """
     s, y = _check(scores, labels)
     n = s.size
@@ -117,7 +129,14 @@ def curve_auroc(c: RankCurve) -> float:
 
 
 def curve_f1(tps: np.ndarray, fps: np.ndarray, n_pos: int) -> np.ndarray:
-    """F1 = 2TP / (TP + FP + P) at each threshold (0 where nothing is predicted)."""
+    """F1 = 2TP / (TP + FP + P) at each threshold (0 where nothing is predicted).
+
+    Args:
+        tps, fps: (T,) true and false positives at each threshold.
+        n_pos: P, the number of positives.
+    Returns:
+        (T,) float64 F1 at each threshold.
+    """
     denom = tps + fps + n_pos
     return np.divide(2.0 * tps, denom, out=np.zeros(tps.shape, dtype=np.float64), where=denom > 0)
 

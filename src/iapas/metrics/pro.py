@@ -70,7 +70,12 @@ def _top_normals(normal: np.ndarray, fpr_limit: float | None) -> np.ndarray:
 def pro_curve(maps, masks, fpr_limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(fpr, pro) vertices in increasing FPR order, starting at (0, PRO above the top normal score).
 
-    With `fpr_limit` the curve stops at the first vertex beyond the limit.
+    Args:
+        maps: N score maps, each (H, W) (or one (N, H, W) array).
+        masks: N ground-truth masks, each (H, W) bool, same size as its map.
+        fpr_limit: stop at the first vertex beyond this FPR; None for the whole curve.
+    Returns:
+        (T,) FPR and (T,) PRO; both empty when there is no defect region or no normal pixel.
     """
     normal, a_scores, a_weights, n_regions = _collect(maps, masks)
     if n_regions == 0 or normal.size == 0:
@@ -100,7 +105,14 @@ def pro_curve(maps, masks, fpr_limit: float | None = None) -> tuple[np.ndarray, 
 
 
 def area_to_limit(fpr: np.ndarray, pro: np.ndarray, limit: float) -> float:
-    """Trapezoid area of the curve for FPR in [0, limit], linearly interpolated at the limit."""
+    """Trapezoid area of the curve for FPR in [0, limit], linearly interpolated at the limit.
+
+    Args:
+        fpr, pro: (T,) the curve's points, FPR increasing.
+        limit: the FPR the area stops at.
+    Returns:
+        The area (not normalised).
+    """
     keep = fpr <= limit
     x, y = fpr[keep], pro[keep]
     area = float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
@@ -113,7 +125,15 @@ def area_to_limit(fpr: np.ndarray, pro: np.ndarray, limit: float) -> float:
 
 
 def aupro(maps: Sequence[np.ndarray] | np.ndarray, masks: Sequence[np.ndarray] | np.ndarray, fpr_limit: float = 0.3) -> float:
-    """Normalised AUPRO in [0, 1]; NaN when there is no defect region or no normal pixel."""
+    """Normalised area under the per-region-overlap curve up to `fpr_limit`.
+
+    Args:
+        maps: N score maps, each (H, W) (or one (N, H, W) array); sizes may differ between images.
+        masks: N ground-truth masks, each (H, W) bool, same size as its map.
+        fpr_limit: the false positive rate the area stops at.
+    Returns:
+        AUPRO in [0, 1]; NaN when there is no defect region or no normal pixel.
+    """
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError("fpr_limit must be in (0, 1]")
     fpr, pro = pro_curve(maps, masks, fpr_limit)

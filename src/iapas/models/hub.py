@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import socket
+from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import urlparse
 
 _TRUE = ("1", "true", "yes", "on")
@@ -18,7 +20,7 @@ _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PR
 
 def offline_mode_set() -> bool:
     """The user (or a test) asked huggingface_hub / transformers to stay offline."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # huggingface_hub: reads HF_HUB_OFFLINE when imported
 
     env = any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     return env or bool(constants.HF_HUB_OFFLINE)
@@ -29,7 +31,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """One TCP connection attempt to the hub endpoint; behind a proxy we cannot tell, so assume yes."""
     if any(os.environ.get(k) for k in _PROXY_VARS):
         return True
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # huggingface_hub: reads HF_HUB_OFFLINE when imported
 
     url = urlparse(constants.ENDPOINT)
     host = url.hostname or "huggingface.co"
@@ -60,9 +62,6 @@ def hub_cli() -> str:
 
     Decided by the installed version (the tool that ships with it), else by which one is on PATH.
     """
-    import shutil
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         major = int(version("huggingface_hub").split(".")[0])
     except (PackageNotFoundError, ValueError):

@@ -102,7 +102,7 @@ def explain_load_failure(ref: str, exc: BaseException, role: str = "model", hint
     (`hint`: the role's alternatives, said when the failure is not one of the known causes)."""
     if isinstance(exc, ModelLoadError):
         return exc
-    from huggingface_hub.errors import (
+    from huggingface_hub.errors import (  # huggingface_hub: loaded only when a load has failed
         GatedRepoError,
         HFValidationError,
         LocalEntryNotFoundError,
@@ -212,7 +212,7 @@ def load_model(
     allowed = tuple(allowed_types) if allowed_types is not None else None
 
     def build() -> LoadedModel:
-        from transformers import AutoConfig
+        from transformers import AutoConfig  # transformers: heavy, loaded with the model
 
         local_only = cache_only(model_ref, source)
         config = AutoConfig.from_pretrained(source, local_files_only=local_only)

@@ -54,8 +54,8 @@ def describe_model(ref: str | ModelRef) -> dict[str, Any]:
 
 def _cached_config(repo_id: str) -> str | None:
     """Path of the repo's config.json in the HF cache, or None (invalid ids count as absent)."""
-    from huggingface_hub import try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub import try_to_load_from_cache  # huggingface_hub: loaded only when a hub id is resolved
+    from huggingface_hub.errors import HFValidationError  # huggingface_hub: loaded only when a hub id is resolved
 
     try:
         hit = try_to_load_from_cache(repo_id, "config.json")

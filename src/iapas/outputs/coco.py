@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import find_objects, label
 
 from iapas.errors import SettingsError
 from iapas.io.atomic import atomic_write_json
+from iapas.io.images import load_mask
 from iapas.io.scoremaps import load_score_map
 from iapas.outputs.writer import RunSummary
 
@@ -24,7 +26,7 @@ FALLBACK_PHRASE = "defect"
 
 def _pycocotools_mask() -> Any:
     try:
-        from pycocotools import mask as mask_utils
+        from pycocotools import mask as mask_utils  # pycocotools: optional, the [export] extra (--export coco)
     except ImportError:
         raise SettingsError("--export coco needs pycocotools: pip install 'iapas[export]' (or pip install pycocotools)") from None
     return mask_utils
@@ -44,9 +46,16 @@ def _phrase_for(region: np.ndarray, boxes: list[dict[str, Any]]) -> tuple[str, f
 
 
 def image_instances(mask: np.ndarray, score_map: np.ndarray | None, boxes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One COCO-style instance (without ids) per 8-connected region of `mask`."""
-    from scipy.ndimage import find_objects, label
+    """One COCO-style instance (without ids) per 8-connected region of `mask`.
 
+    Args:
+        mask: (H, W) bool defect mask.
+        score_map: (H, W) score map (a region's score is its maximum, clipped to [0, 1]), or None to use the
+            score of the box the region overlaps most.
+        boxes: the prediction's boxes as JSON dicts (phrase, score, xyxy).
+    Returns:
+        One dict per region: RLE segmentation, area, bbox (x, y, w, h), phrase, score, iscrowd.
+    """
     mask_utils = _pycocotools_mask()
     m = np.asarray(mask, dtype=bool)
     labels, n = label(m, structure=np.ones((3, 3), dtype=int))
@@ -71,8 +80,6 @@ def image_instances(mask: np.ndarray, score_map: np.ndarray | None, boxes: list[
 
 def coco_document(out: Path, summary: RunSummary) -> dict[str, Any]:
     """The COCO dict of every processed image of the run in OUT."""
-    from iapas.io.images import load_mask
-
     images, annotations, categories = [], [], {}
     for item in summary.items.values():
         if item.get("status") != "ok" or not item.get("name"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from scipy.ndimage import binary_erosion
 
 CMAP = "jet"
 KEPT_COLOUR = (255, 0, 200)  # magenta: absent from jet, so boxes stay visible on any score
@@ -25,7 +26,7 @@ HEADER_FG = (235, 238, 242)
 @lru_cache(maxsize=32)
 def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """DejaVu Sans from matplotlib's own data (always installed with it), else Pillow's default font."""
-    import matplotlib
+    import matplotlib  # matplotlib: heavy, loaded only when a colour map or plot is drawn
 
     name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name
@@ -37,29 +38,56 @@ def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.Im
 
 @lru_cache(maxsize=4)
 def colour_lut(name: str = CMAP) -> np.ndarray:
-    """256x3 uint8 lookup table of a matplotlib colour map (no figure needed)."""
-    import matplotlib
+    """Lookup table of a matplotlib colour map (no figure needed).
+
+    Args:
+        name: the colour map's name.
+    Returns:
+        (256, 3) uint8 colours.
+    """
+    import matplotlib  # matplotlib: heavy, loaded only when a colour map or plot is drawn
 
     cmap = matplotlib.colormaps[name]
     return (cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255.0 + 0.5).astype(np.uint8)
 
 
 def colorize(score01: np.ndarray, cmap: str = CMAP) -> np.ndarray:
-    """HxW scores in [0, 1] -> HxWx3 uint8 colours."""
+    """Scores in [0, 1] -> colours of `cmap`.
+
+    Args:
+        score01: (H, W) scores in [0, 1] (NaN counts as 0).
+        cmap: the colour map's name.
+    Returns:
+        (H, W, 3) uint8 colours.
+    """
     return colour_lut(cmap)[_index(score01)]
 
 
 def normalise(score: np.ndarray, vrange: tuple[float, float]) -> np.ndarray:
-    """Map raw scores to [0, 1] with a fixed range (so maps sharing a range stay comparable)."""
+    """Map raw scores to [0, 1] with a fixed range (so maps sharing a range stay comparable).
+
+    Args:
+        score: (H, W) raw scores.
+        vrange: (low, high) mapped to 0 and 1.
+    Returns:
+        (H, W) float32 in [0, 1].
+    """
     lo, hi = vrange
     span = hi - lo if hi > lo else 1e-12
     return np.clip((np.asarray(score, dtype=np.float32) - lo) / span, 0.0, 1.0)
 
 
 def display_range(maps: list[np.ndarray]) -> tuple[float, float]:
-    """One jet colour scale for a set of maps (comparison panels, paper-protocol overlays): from their
-    1st to their 99.9th percentile, so maps that live in a narrow band (offline scores sit in 0.4-0.65)
-    still spread over the colours instead of all looking teal."""
+    """One jet colour scale for a set of maps (comparison panels, paper-protocol overlays).
+
+    From their 1st to their 99.9th percentile, so maps that live in a narrow band (offline scores sit in
+    0.4-0.65) still spread over the colours instead of all looking teal.
+
+    Args:
+        maps: score maps, each (H, W) (sizes may differ).
+    Returns:
+        (low, high) of the scale.
+    """
     if not maps:
         return (0.0, 1.0)
     flat = np.concatenate([np.asarray(m, dtype=np.float32).ravel()[:: max(1, m.size // 50_000)] for m in maps])
@@ -105,7 +133,14 @@ def _gap(src: tuple[int, int], dst: tuple[int, int]) -> float | None:
 
 
 def resize_map(score: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a float map to (width, height)."""
+    """Bilinear resize of a float map.
+
+    Args:
+        score: (H, W) map.
+        size: (W2, H2) wanted.
+    Returns:
+        (H2, W2) float32 map.
+    """
     arr = np.asarray(score, dtype=np.float32)
     if (arr.shape[1], arr.shape[0]) == tuple(size):
         return arr
@@ -114,7 +149,14 @@ def resize_map(score: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a bool mask to (width, height)."""
+    """Nearest-neighbour resize of a bool mask.
+
+    Args:
+        mask: (H, W) mask.
+        size: (W2, H2) wanted.
+    Returns:
+        (H2, W2) bool mask.
+    """
     m = np.asarray(mask, dtype=bool)
     if (m.shape[1], m.shape[0]) == tuple(size):
         return m
@@ -123,6 +165,14 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An image at another size (bilinear); unchanged when it already has that size.
+
+    Args:
+        rgb: (H, W, 3) image.
+        size: (width, height) wanted.
+    Returns:
+        (height, width, 3) uint8 image.
+    """
     if (rgb.shape[1], rgb.shape[0]) == tuple(size):
         return np.asarray(rgb, dtype=np.uint8)
     img = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
@@ -146,6 +196,13 @@ def blend_heat(rgb: np.ndarray, score01: np.ndarray, cmap: str = CMAP) -> np.nda
     """Heat colours over the image; opacity grows with the score so normal areas stay visible.
 
     Done by Pillow (palette lookup, then a masked composite): this runs once per output image.
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        score01: (H, W) scores in [0, 1].
+        cmap: the colour map's name.
+    Returns:
+        (H, W, 3) uint8 blended image.
     """
     palette, opacity = _heat_tables(cmap)
     idx = Image.fromarray(_index(score01), mode="L")
@@ -157,17 +214,24 @@ def blend_heat(rgb: np.ndarray, score01: np.ndarray, cmap: str = CMAP) -> np.nda
     return np.asarray(Image.composite(heat, base, alpha))
 
 
-# Threshold-anchored display (issue 14): nothing below the decision threshold, yellow at it, red at `top`.
+# Threshold-anchored display: nothing below the decision threshold, yellow at it, red at `top`.
 ANCHOR_LOW = (255, 225, 0)
 ANCHOR_MID = (255, 135, 0)
 ANCHOR_HIGH = (255, 0, 0)
 
 
 def anchored_colours(values: np.ndarray, threshold: float, top: float) -> tuple[np.ndarray, np.ndarray]:
-    """Colour (Nx3 uint8) and opacity (N, 0-1) of scores on the threshold-anchored scale.
+    """Colour and opacity of scores on the threshold-anchored scale.
 
     Below the threshold: opacity 0, so a clean area shows the image exactly as it is; from the threshold
     up: yellow -> orange -> red with growing opacity, full red at `top` and above.
+
+    Args:
+        values: (N,) raw scores.
+        threshold: the score where colour starts.
+        top: the score of full red.
+    Returns:
+        (N, 3) uint8 colours and (N,) opacities in [0, 1].
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     t = np.clip((v - threshold) / max(top - threshold, 1e-6), 0.0, 1.0)[:, None]
@@ -187,7 +251,15 @@ def _anchored_tables(threshold: float, top: float) -> tuple[list[int], list[int]
 
 
 def blend_anchored(rgb: np.ndarray, score: np.ndarray, threshold: float, top: float) -> np.ndarray:
-    """Raw scores over the image on the threshold-anchored scale (see `anchored_colours`)."""
+    """Raw scores over the image on the threshold-anchored scale (see `anchored_colours`).
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        score: (H, W) raw scores.
+        threshold, top: the scale's anchors.
+    Returns:
+        (H, W, 3) uint8 blended image.
+    """
     palette, opacity = _anchored_tables(float(threshold), float(top))
     s = np.nan_to_num(np.asarray(score, dtype=np.float32), nan=-np.inf)
     span = max(float(top) - float(threshold), 1e-6)
@@ -201,9 +273,14 @@ def blend_anchored(rgb: np.ndarray, score: np.ndarray, threshold: float, top: fl
 
 
 def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
-    """Pixels on the border of a bool mask (inner edge, `width` px thick)."""
-    from scipy.ndimage import binary_erosion
+    """Pixels on the border of a mask (inner edge, `width` px thick).
 
+    Args:
+        mask: (H, W) bool mask.
+        width: border thickness in pixels.
+    Returns:
+        (H, W) bool border.
+    """
     m = np.asarray(mask, dtype=bool)
     if not m.any():
         return m
@@ -211,6 +288,15 @@ def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
 
 
 def paint(rgb: np.ndarray, where: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    """A copy of the image with the chosen pixels set to one colour.
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        where: (H, W) bool pixels to paint.
+        colour: (r, g, b).
+    Returns:
+        (H, W, 3) uint8 image.
+    """
     out = rgb.copy()
     out[where] = colour
     return out
@@ -287,7 +373,14 @@ def label(
 
 
 def placeholder(size: tuple[int, int], text: str) -> np.ndarray:
-    """A grey tile saying why the real picture is missing (e.g. the source image moved)."""
+    """A grey tile saying why the real picture is missing (e.g. the source image moved).
+
+    Args:
+        size: (W, H) of the tile.
+        text: the reason shown.
+    Returns:
+        (H, W, 3) uint8 tile.
+    """
     img = Image.new("RGB", size, (70, 70, 74))
     draw = ImageDraw.Draw(img)
     fnt = font(max(10, min(size) // 14))
@@ -297,7 +390,14 @@ def placeholder(size: tuple[int, int], text: str) -> np.ndarray:
 
 
 def png_bytes(image: Image.Image | np.ndarray, compress_level: int = 1) -> bytes:
-    """PNG encoding; level 1 is ~3x faster than Pillow's default for a few percent more bytes."""
+    """PNG encoding; level 1 is ~3x faster than Pillow's default for a few percent more bytes.
+
+    Args:
+        image: a Pillow image, or an (H, W) / (H, W, 3) uint8 array.
+        compress_level: zlib level.
+    Returns:
+        The PNG file's bytes.
+    """
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     buf = io.BytesIO()

@@ -2,8 +2,8 @@
 
 The score map is blended over the image. With a `scale` (threshold, top) the colours are anchored at the
 calibrated decision threshold: below it the image shows as it is, from it up the colour rises from
-yellow to red (full red at `top`), so a defect stands out and a clean part stays clean (issue 14: on a
-plain 0-1 jet scale every offline map looked teal). Without a scale (raw evaluation maps of the paper
+yellow to red (full red at `top`), so a defect stands out and a clean part stays clean (on a
+plain 0-1 jet scale every offline map, whose scores sit in a narrow band, looks teal). Without a scale (raw evaluation maps of the paper
 protocol) a jet colour scale over `vrange` is used. Kept boxes carry "phrase score" on tags that never
 overlap, boxes the size filter removed are dashed grey, the object box is a thin dotted frame, and a
 legend under the picture says what every colour and line means. Drawn with Pillow, not a matplotlib

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iapas.metrics.curve import curve_ap, rank_curve
+
 SERIES_COLOURS = ("#1f5fbf", "#d9480f", "#2b8a3e", "#862e9c", "#c92a2a", "#5c940d", "#0b7285", "#495057")
 
 
@@ -28,13 +30,18 @@ class PRCurve:
 
 
 def pr_curve(scores: np.ndarray, labels: np.ndarray) -> PRCurve:
-    """Curve and AP / F1-max from the project's metrics (one sort), so plots match metrics.json."""
+    """Curve and AP / F1-max from the project's metrics (one sort), so plots match metrics.json.
+
+    Args:
+        scores: (N,) scores (any shape; flattened).
+        labels: (N,) bool labels with both classes present.
+    Returns:
+        The precision-recall curve with its AP, F1-max and F1 threshold.
+    """
     s = np.asarray(scores).ravel()
     y = np.asarray(labels).ravel().astype(bool)
     if y.all() or not y.any():
         raise ValueError("a precision-recall curve needs both positive and negative samples")
-    from iapas.metrics.curve import curve_ap, rank_curve
-
     c = rank_curve(s, y)
     tps, fps = c.tps.astype(np.float64), c.fps.astype(np.float64)
     precision = tps / np.maximum(tps + fps, 1.0)
@@ -60,8 +67,8 @@ def _thin(x: np.ndarray, y: np.ndarray, n: int = 4000) -> tuple[np.ndarray, np.n
 
 
 def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: heavy, loaded only when a plot is drawn
+    from matplotlib.figure import Figure  # matplotlib: heavy, loaded only when a plot is drawn
 
     fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
@@ -116,7 +123,18 @@ def histogram_png(
     threshold: float | None = None, names: tuple[str, str] = ("normal", "anomalous"),
     threshold_name: str = "F1-max threshold",
 ) -> bytes:
-    """PNG of `histogram_figure`."""
+    """PNG of `histogram_figure`.
+
+    Args:
+        normal: (N,) scores of normal samples.
+        anomalous: (M,) scores of anomalous samples.
+        title, xlabel: the figure's texts.
+        threshold: a vertical line, or None.
+        names: the legend names of the two classes.
+        threshold_name: the legend name of the line.
+    Returns:
+        The PNG file's bytes.
+    """
     return _to_png(histogram_figure(normal, anomalous, title, xlabel, threshold, names, threshold_name))
 
 
@@ -129,6 +147,16 @@ def histogram_figure(
 
     Pixel-sized samples (classes differ by orders of magnitude) are shown as log densities; image-sized
     samples as plain counts, where every image is one visible unit.
+
+    Args:
+        normal: (N,) scores of normal samples.
+        anomalous: (M,) scores of anomalous samples.
+        title, xlabel: the figure's texts.
+        threshold: a vertical line, or None.
+        names: the legend names of the two classes.
+        threshold_name: the legend name of the line.
+    Returns:
+        The matplotlib Figure.
     """
     fig = _figure(5.0, 3.4)
     ax = fig.add_subplot(1, 1, 1)

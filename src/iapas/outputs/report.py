@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from iapas.errors import InputError
+from iapas.evaluation.protocols import paper_maps
 from iapas.evaluation.records import EvalRecord
 from iapas.io.atomic import atomic_write_bytes, atomic_write_text
 from iapas.io.images import load_image
@@ -58,9 +59,14 @@ def protocol_view(records: list[EvalRecord], protocol: str, dataset: str) -> lis
 
     The harness already evaluated only the protocol's selection, so every record is shown; under
     `paper` the maps get the official normalisation (per map, then over the category).
-    """
-    from iapas.evaluation.protocols import paper_maps
 
+    Args:
+        records: the category's evaluation records.
+        protocol: "standard" or "paper".
+        dataset: the dataset's name.
+    Returns:
+        One ((H, W) float score map, (H, W) bool mask) pair per record.
+    """
     paper = protocol == "paper" and len(records) > 0
     maps = np.array([r.score_map for r in records], dtype=np.float64 if paper else np.float32)  # a copy
     if paper:

@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import label
 
 from iapas.context import Context
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, InputError
 from iapas.io.atomic import atomic_write_text
+from iapas.io.images import load_image, load_mask
 from iapas.io.scoremaps import DEFAULT_MAPS
+from iapas.outputs import run_report  # called through the module: tests replace write_run_report
+from iapas.outputs.coco import write_coco
 from iapas.outputs.writer import RunSummary, write_prediction
 from iapas.types import Prediction
 from iapas.verdict import decide, decision_threshold, display_top, settle
@@ -34,9 +38,13 @@ EXPORT_FORMATS = ("coco",)
 
 
 def largest_region_area(mask: np.ndarray) -> int:
-    """Pixels of the largest connected region (8-connected) of a defect mask, 0 when empty."""
-    from scipy.ndimage import label
+    """Pixels of the largest connected region (8-connected) of a defect mask, 0 when empty.
 
+    Args:
+        mask: (H, W) bool mask.
+    Returns:
+        The area in pixels.
+    """
     m = np.asarray(mask, dtype=bool)
     if not m.any():
         return 0
@@ -62,8 +70,6 @@ def process_one(pipeline: Any, context: Context, path: Path, out: Path, name: st
 
     Raises InputError for a problem of this input (unreadable, or its outputs cannot be written).
     """
-    from iapas.io.images import load_image
-
     loaded = load_image(path)
     pred = pipeline.predict_one(loaded, context)
     pred = settle(pred, decide(pred, context))  # one decision: masks, regions and COCO follow the verdict
@@ -89,8 +95,6 @@ def cached_item(out: Path, name: str, context: Context) -> dict[str, Any]:
             "image_score": round(score, 6), "threshold": round(threshold, 6)}
     area = meta.get("largest_region_area")
     if area is None:
-        from iapas.io.images import load_mask
-
         try:
             area = largest_region_area(load_mask(out / f"{name}_mask.png"))
         except Exception:  # noqa: BLE001 - a missing mask only costs the area figure
@@ -149,16 +153,12 @@ def finalize_run(out: Path, summary: RunSummary, context: Context, export: Seque
 
     Called once after the last image (also after an interruption, so the files describe what was done).
     """
-    from iapas.outputs.run_report import write_run_report
-
     summary.threshold = decision_threshold(context)
     summary_path = summary.save()
     results = atomic_write_text(out / "results.csv", results_csv(summary))
-    page = write_run_report(out) if report else None
+    page = run_report.write_run_report(out) if report else None
     annotations = None
     if "coco" in export:
-        from iapas.outputs.coco import write_coco
-
         annotations = write_coco(out, summary)
     return RunFiles(summary_path, results, page, annotations)
 

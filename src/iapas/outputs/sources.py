@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from iapas.config import PipelineConfig
 from iapas.errors import SettingsError
+from iapas.evaluation.cache import eval_digest, record_key
 from iapas.evaluation.records import EvalRecord, iter_records, load_record
 from iapas.io.scoremaps import load_score_map
 from iapas.types import Box, Detections, Prediction
@@ -51,7 +53,16 @@ def result_from_record(rec: EvalRecord) -> ImageResult:
 
 def prediction_from_json(data: dict[str, Any], score_map: np.ndarray, rgb_size: tuple[int, int] | None = None,
                          profile: str = "") -> Prediction:
-    """Rebuild a Prediction (for drawing) from its JSON; boxes rescaled when the image is shown at another size."""
+    """Rebuild a Prediction (for drawing) from its JSON; boxes rescaled when the image is shown at another size.
+
+    Args:
+        data: the image's JSON record.
+        score_map: (H, W) score map read beside it.
+        rgb_size: (width, height) of the image shown, or None to keep the boxes as they are.
+        profile: the profile's name, when the record lacks it.
+    Returns:
+        The Prediction.
+    """
     size = data.get("size")
     sx = sy = 1.0
     if rgb_size and size and size[0] and size[1]:
@@ -133,8 +144,6 @@ class EvalFolder:
         records = [(f, load_record(f)) for f in files]
         digest = self._digest(category, seed)
         if digest is not None:
-            from iapas.evaluation.cache import record_key
-
             matching = [r for f, r in records if record_key(r.image_path, digest) == f.stem]
             if matching:
                 return sorted(matching, key=lambda r: r.image_path)
@@ -146,9 +155,6 @@ class EvalFolder:
     def _digest(self, category: str, seed: int) -> str | None:
         """The settings digest the evaluation used for this category and seed (see evaluation.cache)."""
         try:
-            from iapas.config import PipelineConfig
-            from iapas.evaluation.cache import eval_digest
-
             cfg = PipelineConfig(**self.metrics["config"])
             kind = (self.metrics.get("kinds") or {}).get(category)
             cfg = cfg.model_copy(update={"seed": seed, **({"kind": kind} if kind else {})})

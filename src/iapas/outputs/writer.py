@@ -1,4 +1,4 @@
-"""Per-image outputs of `run` / `segment` and the run's summary.json (contract in DESIGN.md §3).
+"""Per-image outputs of `run` / `segment` and the run's summary.json (the files: README "Use").
 
 Per image NAME: the score map (NAME.npz, float16, by default; NAME.npy float32 or none with `--maps`),
 NAME_mask.png, NAME_overlay.png, NAME.json. The JSON is written last and carries the settings digest, so a
@@ -25,6 +25,7 @@ from PIL import Image
 from iapas.io.atomic import atomic_write_image, atomic_write_json, is_temp_name
 from iapas.io.resume import Stamp, matches
 from iapas.io.scoremaps import DEFAULT_MAPS, map_file_name, write_score_map
+from iapas.outputs import overlay as overlays  # called through the module: tests replace render_overlay
 from iapas.types import Prediction
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
@@ -170,11 +171,24 @@ def write_prediction(
     extra: dict[str, Any] | None = None,
     maps: str = DEFAULT_MAPS,
 ) -> dict[str, str]:
-    """Write the per-image files (score map in the `maps` format, mask, overlay, report thumbnail) and
-    NAME.json, the JSON last so a crash never leaves a 'done' image half-written. `scale` = (threshold,
-    top) of the overlay colours; `extra` joins the JSON (e.g. the verdict)."""
-    from iapas.outputs.overlay import render_overlay
+    """Write the per-image files (score map, mask, overlay, report thumbnail), then NAME.json.
 
+    The JSON comes last, so a crash never leaves a 'done' image half-written.
+
+    Args:
+        out_dir: the run's output folder.
+        name: the image's output name (NAME).
+        rgb: (H, W, 3) uint8 image, the size of the prediction's (H, W) score map and mask.
+        pred: the prediction.
+        digest: the settings digest stamped in the JSON (resume).
+        source: the input file, fingerprinted in the JSON.
+        original_size: (W, H) of the file before any downscaling, when it differs.
+        scale: (threshold, top) of the overlay colours.
+        extra: joins the JSON (e.g. the verdict).
+        maps: the score map format (npz16, npy, none).
+    Returns:
+        Role -> file name of each file written.
+    """
     map_name = map_file_name(name, maps)
     files = {
         **({"score_map": map_name} if map_name else {}),
@@ -191,7 +205,7 @@ def write_prediction(
         write_score_map(out_dir / map_name, pred.score_map, maps)
     atomic_write_image(out_dir / files["mask"], (pred.mask.astype(np.uint8) * 255))
     try:
-        overlay = render_overlay(rgb, pred, scale=scale)
+        overlay = overlays.render_overlay(rgb, pred, scale=scale)
     except Exception as exc:  # noqa: BLE001 - a drawing problem must not cost the image its results
         overlay = Image.fromarray(plain_overlay(rgb, pred.mask))
         pred.notes.append(f"overlay drawn in plain form ({type(exc).__name__}: {exc})")
@@ -210,7 +224,14 @@ def write_prediction(
 
 
 def thumbnail(overlay: Image.Image | np.ndarray, side: int = THUMB_SIDE) -> Image.Image:
-    """The picture part of an overlay (no header or legend), at most `side` px: the run report's tiles."""
+    """The picture part of an overlay (no header or legend), at most `side` px: the run report's tiles.
+
+    Args:
+        overlay: the overlay, as a Pillow image (its "image_box" info crops it) or an (H, W, 3) uint8 array.
+        side: longest side of the thumbnail.
+    Returns:
+        The RGB thumbnail.
+    """
     img = overlay if isinstance(overlay, Image.Image) else Image.fromarray(np.asarray(overlay, dtype=np.uint8))
     box = img.info.get("image_box")
     if box:
@@ -222,7 +243,14 @@ def thumbnail(overlay: Image.Image | np.ndarray, side: int = THUMB_SIDE) -> Imag
 
 
 def plain_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Fallback overlay: the image with the predicted mask tinted red (no text, no colour bar)."""
+    """Fallback overlay: the image with the predicted mask tinted red (no text, no colour bar).
+
+    Args:
+        rgb: (H, W, 3) image.
+        mask: (H, W) bool mask (ignored when its size differs).
+    Returns:
+        (H, W, 3) uint8 image.
+    """
     out = np.asarray(rgb, dtype=np.float32).copy()
     m = np.asarray(mask, dtype=bool)
     if m.shape == out.shape[:2]:
@@ -297,7 +325,7 @@ def _open_lock(path: Path) -> int:
 def lock_output_dir(out_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on OUT/.iapas.lock while writing; the OS drops it when the process dies,
     so a killed run never blocks the rerun, while two live runs into one folder are refused."""
-    import fcntl
+    import fcntl  # fcntl: POSIX only
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fd = _open_lock(out_dir / LOCK_NAME)

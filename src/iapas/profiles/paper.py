@@ -24,7 +24,7 @@ from iapas.settings import Settings, Thresholds
 from iapas.stages.nms import nms
 from iapas.stages.scoring import binary_mask, detections_map, image_score
 from iapas.stages.segmentation import segment_detections
-from iapas.stages.tagging import STAND_IN_NOTE
+from iapas.models.tagger import STAND_IN_NOTE
 from iapas.stages.size_filter import drop_object_boxes, find_object_box, object_area_fraction, size_filter
 from iapas.types import Box, Detections, Prediction
 
@@ -51,7 +51,7 @@ class PaperProfile:
     @property
     def detector(self) -> Any:
         if self._detector is None:
-            from iapas.stages.detection import load_detector
+            from iapas.models.detector import load_detector
 
             d = self.settings.detector
             self._detector = load_detector(d.model, d.device, d.dtype)
@@ -60,7 +60,7 @@ class PaperProfile:
     @property
     def segmenter(self) -> Any:
         if self._segmenter is None:
-            from iapas.stages.segmentation import load_segmenter
+            from iapas.models.segmenter import load_segmenter
 
             m = self.settings.segmenter
             self._segmenter = load_segmenter(m.model, m.device, m.dtype)

@@ -1,10 +1,9 @@
 """Calibration of distance maps into scores, robust to an odd image, and warnings about the normal set.
 
-Why robust: the mask threshold used to be one percentile of every normal pixel pooled together, so
-a single odd normal image (a 2000x60 strip among 900x900 photos, a frame from another product) with
-many high-distance pixels moved it: one such image raised it from 41.6 to 99.3 and every defect mask
-came out empty. Here each normal image gives its own percentile and the threshold is their median:
-one image in ten cannot move a median far. The same rule calibrates zero-shot batches, whose
+Why robust: one percentile of every normal pixel pooled together is moved by a single odd normal
+image (a 2000x60 strip among 900x900 photos, a frame from another product) with many high-distance
+pixels: one such image can raise it from 41.6 to 99.3 and empty every defect mask. So each normal image
+gives its own percentile and the threshold is their median: one image in ten cannot move a median far. The same rule calibrates zero-shot batches, whose
 "normal images" are the test images themselves (defects are rare, so the median image is clean).
 
 The score map is relu(d - floor) / (relu(d - floor) + threshold - floor): exactly zero where the distance
@@ -105,7 +104,12 @@ def shape_outliers(sizes: Sequence[tuple[int, int]], ratio: float = OUTLIER_SHAP
 
 
 def is_near_constant(rgb: np.ndarray, std: float = CONSTANT_STD) -> bool:
-    """True when the image's grey levels barely vary (blank, black or saturated frames)."""
+    """True when the image's grey levels barely vary (blank, black or saturated frames).
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        std: grey-level standard deviation below which the image is near constant.
+    """
     grey = rgb.astype(np.float32).mean(axis=-1) if rgb.ndim == 3 else rgb.astype(np.float32)
     return float(grey.std()) < std
 
@@ -215,7 +219,13 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
 
 
 def excess_ratio(score: np.ndarray | float) -> np.ndarray:
-    """Calibrated score s -> s / (1 - s), the excess over the floor in units of (threshold - floor)."""
+    """Calibrated score s -> s / (1 - s), the excess over the floor in units of (threshold - floor).
+
+    Args:
+        score: calibrated scores of any shape, e.g. an (H, W) map, or one score.
+    Returns:
+        Same shape as `score`, float64.
+    """
     s = np.minimum(np.asarray(score, dtype=np.float64), 1.0 - 1e-9)
     return s / (1.0 - s)
 

@@ -78,7 +78,8 @@ def choose_kind(rgbs: Sequence[np.ndarray], backbone: "LiteFeatures") -> KindCho
     Returns:
         The choice with its evidence; with fewer than two images, "object" (the previous default).
     """
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     used = list(rgbs)[:MAX_IMAGES]
     rule = f"object when the share is at least {OBJECT_SHARE:g}"

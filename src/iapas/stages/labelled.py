@@ -41,7 +41,7 @@ class Rate:
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> Rate:
     """Exact binomial interval of k successes in n trials."""
-    from scipy.stats import beta
+    from scipy.stats import beta  # scipy.stats: slow to import, needed only for labelled calibration
 
     if n == 0:
         return Rate(0, 0, 0.0, 1.0)

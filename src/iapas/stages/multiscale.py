@@ -23,7 +23,14 @@ def fine_settings(settings: ReferenceSettings) -> ReferenceSettings:
 
 
 def excess(raw: np.ndarray, floor: float, threshold: float) -> np.ndarray:
-    """A raw map on its calibration's scale: 0 at or below the floor, 1 at the threshold (float32)."""
+    """A raw map on its calibration's scale: 0 at or below the floor, 1 at the threshold.
+
+    Args:
+        raw: (H, W) raw map.
+        floor, threshold: the calibration's two anchors.
+    Returns:
+        (H, W) float32.
+    """
     return (np.maximum(raw - floor, 0.0) / max(threshold - floor, 1e-12)).astype(np.float32)
 
 
@@ -32,7 +39,15 @@ SCALE_COMBINES = ("sum", "max")
 
 def combine_scales(deep: np.ndarray, fine: np.ndarray, deep_cal: tuple[float, float],
                    fine_cal: tuple[float, float], how: str = "sum") -> np.ndarray:
-    """The two maps, each on its own calibrated scale (cal = (floor, threshold)), summed or their maximum."""
+    """The two maps, each on its own calibrated scale, summed or their maximum.
+
+    Args:
+        deep, fine: (H, W) raw maps.
+        deep_cal, fine_cal: (floor, threshold) of each map's calibration.
+        how: "sum" or "max".
+    Returns:
+        (H, W) float32 map.
+    """
     a, b = excess(deep, *deep_cal), excess(fine, *fine_cal)
     if how == "sum":
         return a + b

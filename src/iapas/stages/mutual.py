@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from iapas.stages.position import combine, position_distance
+
 if TYPE_CHECKING:
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
 DEFAULT_REFERENCES = 24
 DEFAULT_KEEP_FRACTION = 0.3
@@ -81,7 +84,8 @@ def reference_indices(i: int, pool: Sequence[int], references: int, seed: int) -
 
 def nearest_distances(queries: "torch.Tensor", reference: "torch.Tensor") -> "torch.Tensor":
     """Distance of each query row (n, C) to its nearest row of `reference` (m, C); returns (n,)."""
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     with torch.inference_mode():
         ref_sq = (reference * reference).sum(1)
@@ -101,7 +105,8 @@ def mutual_distance(queries: "torch.Tensor", references: list["torch.Tensor"], k
     Returns:
         (n,) float32 distances.
     """
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     if not references:
         raise ValueError("mutual scoring needs at least one other image in the batch")
@@ -123,8 +128,6 @@ def position_mutual_distance(query: "torch.Tensor", references: "torch.Tensor", 
     Returns:
         (h, w) float32 distances.
     """
-    from iapas.stages.position import position_distance
-
     per_ref = position_distance(query, references, window)  # (R, h, w)
     keep = max(1, int(np.ceil(keep_fraction * per_ref.shape[0])))
     return per_ref.sort(dim=0).values[:keep].mean(0)
@@ -147,9 +150,8 @@ def score_image(
     Returns:
         (h, w) float32 distances.
     """
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
 
-    from iapas.stages.position import combine
 
     refs = reference_indices(i, sorted(pool), settings.references, settings.seed)
     q, grid = features

@@ -13,7 +13,14 @@ from iapas.types import Detections
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` (N x 4 xyxy) with every box in `b` (M x 4); 0 where the union is empty."""
+    """IoU of every box in `a` with every box in `b`; 0 where the union is empty.
+
+    Args:
+        a: (N, 4) boxes, xyxy.
+        b: (M, 4) boxes, xyxy.
+    Returns:
+        (N, M) float64 IoU.
+    """
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
@@ -27,7 +34,15 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def nms_indices(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices of the boxes kept, highest score first (stable for equal scores)."""
+    """Indices of the boxes kept, highest score first (stable for equal scores).
+
+    Args:
+        xyxy: (N, 4) boxes.
+        scores: (N,) scores.
+        iou_threshold: a box overlapping a kept one by more than this is removed.
+    Returns:
+        (K,) int indices into the N boxes.
+    """
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if scores.size == 0:
         return np.zeros(0, dtype=np.int64)

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from iapas.errors import InputError
-from iapas.stages.phrases import normalize_phrase, phrase_words
+from iapas.phrases import normalize_phrase, phrase_words
 from iapas.types import Detections, DetectorLike
-
 
 
 @dataclass
@@ -57,7 +56,16 @@ def choose_object_tag(
     box_threshold: float,
     text_threshold: float,
 ) -> ObjectTagChoice:
-    """Top-1 tag by detection score over all normal images; falls back to the first tag with a warning."""
+    """Top-1 tag by detection score over all normal images; falls back to the first tag with a warning.
+
+    Args:
+        tags: the aggregated (filtered) tags.
+        images: the r normal images, each (H, W, 3) uint8.
+        detector: the detector grounding the tags, or None (then the first tag).
+        box_threshold, text_threshold: the detector's thresholds.
+    Returns:
+        The chosen phrase, the best score per phrase, and warnings.
+    """
     if not tags:
         return ObjectTagChoice(None, warnings=["no tag survived tagging; no object tag (size filter will not apply)"])
     if detector is None:
@@ -99,7 +107,9 @@ def choose_object_tag_official(
 
     Args:
         per_image_tags: the (filtered) tags of each normal image, same order as `images`.
-        images: the r normal images, HxWx3 uint8 each.
+        images: the r normal images, each (H, W, 3) uint8.
+        detector: the detector grounding the tags, or None (then the fallback).
+        box_threshold, text_threshold: the detector's thresholds.
         fallback: tags to fall back on (first one) when no image gives a box; the official code crashes there.
     Returns:
         The chosen phrase, the best score per phrase, and warnings.

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
 POSITION_MODES = ("auto", "on", "off")
 POSITION_COMBINES = ("position", "mean", "max")
@@ -67,7 +68,8 @@ def shifted(features: "torch.Tensor", dy: int, dx: int) -> "torch.Tensor":
     Returns:
         (n, h, w, C) tensor.
     """
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     n, h, w, c = features.shape
     out = torch.full_like(features, float("inf"))
@@ -88,7 +90,8 @@ def position_distance(query: "torch.Tensor", references: "torch.Tensor", window:
     Returns:
         (n, h, w) float distances (the nearest match in each reference separately).
     """
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     best = None
     q = query[None]

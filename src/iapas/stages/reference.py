@@ -21,7 +21,7 @@ from iapas.settings import ReferenceSettings  # noqa: F401 - defined with every 
 from iapas.stages.segment_pooling import refine_map
 
 if TYPE_CHECKING:
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
 
     from iapas.models.backbone import LiteFeatures
 
@@ -44,7 +44,14 @@ def network_size(width: int, height: int, settings: ReferenceSettings) -> tuple[
 
 
 def prepare(rgb: np.ndarray, settings: ReferenceSettings) -> np.ndarray:
-    """Resize an RGB uint8 image to its network size (bilinear, aspect kept)."""
+    """Resize an image to its network size (bilinear, aspect kept, sides multiples of 32).
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        settings: the reference settings (network size rules).
+    Returns:
+        (h, w, 3) uint8 image at the network size.
+    """
     h, w = rgb.shape[:2]
     return prepare_at(rgb, network_size(w, h, settings))
 
@@ -66,6 +73,14 @@ def common_size(rgbs: list[np.ndarray], settings: ReferenceSettings) -> tuple[in
 
 
 def augment(rgb: np.ndarray, name: str) -> np.ndarray:
+    """One view of an image: a flip, a rotation or a gain change.
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        name: one of AUGMENTATIONS.
+    Returns:
+        (H, W, 3) uint8 view ((W, H, 3) for rot90 / rot270).
+    """
     ops = {
         "none": lambda a: a,
         "hflip": lambda a: a[:, ::-1],
@@ -83,8 +98,8 @@ def augment(rgb: np.ndarray, name: str) -> np.ndarray:
 
 def embed(backbone: "LiteFeatures", rgb: np.ndarray, settings: ReferenceSettings) -> tuple["torch.Tensor", tuple[int, int]]:
     """Patch features of an already `prepare`d image: (h*w, C) float32 and the grid (h, w)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # torch: heavy, loaded only when a model runs
+    import torch.nn.functional as F  # torch: heavy, loaded only when a model runs
 
     x = backbone.to_tensor(photometric(rgb, settings.photometric))
     feats = backbone(x, settings.stages)
@@ -129,8 +144,18 @@ def photometric(rgb: np.ndarray, how: str) -> np.ndarray:
 
 
 def nn_distance(queries: "torch.Tensor", bank: "torch.Tensor", k: int = 1, chunk: int = 4096) -> "torch.Tensor":
-    """Mean distance of each query to its k nearest bank rows (exact; chunked to bound memory)."""
-    import torch
+    """Mean distance of each query to its k nearest bank rows (exact; chunked to bound memory).
+
+    Args:
+        queries: (Q, C) float32 features.
+        bank: (N, C) float32 features.
+        k: nearest rows averaged.
+        chunk: queries per matrix product.
+    Returns:
+        (Q,) distances.
+    """
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     out = []
     bank_sq = (bank * bank).sum(1)
@@ -152,8 +177,17 @@ def coreset(features: np.ndarray, n: int, dim: int = 32, seed: int = 0) -> np.nd
 
     Distances are computed on a fixed random projection to `dim` dimensions to keep fitting fast.
     Unlike a random subset, rare normal patterns (edges, corners) stay in the bank.
+
+    Args:
+        features: (N, C) bank rows.
+        n: rows to keep.
+        dim: projection size.
+        seed: seed of the projection and the first row.
+    Returns:
+        (n,) int64 row indices, sorted.
     """
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     gen = torch.Generator().manual_seed(seed)
@@ -179,7 +213,9 @@ class MemoryBank:
     settings: ReferenceSettings = field(default_factory=ReferenceSettings)
 
     def tensor(self) -> "torch.Tensor":
-        import torch
+        """The bank's features as a torch tensor: (N, C) float32, sharing memory with `features`."""
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         return torch.from_numpy(np.ascontiguousarray(self.features, dtype=np.float32))
 
@@ -191,8 +227,16 @@ def build_bank(
 
     With augment ("auto",), flips and a 180 degree rotation are added only while the bank stays under
     max_bank: a small bank (few or small normal images) gains orientations of the texture, a large one
-    keeps its exact patches and its kNN cost. `source_by_view=True` labels rows by augmentation
-    (view) instead of by image, so one image can be scored against its other views only.
+    keeps its exact patches and its kNN cost.
+
+    Args:
+        backbone: the feature extractor.
+        normals: the normal images, each (H, W, 3) uint8.
+        settings: the reference settings.
+        source_by_view: label rows by augmentation (view) instead of by image, so one image can be
+            scored against its other views only.
+    Returns:
+        The bank: (N, C) float32 features and the (N,) source of each row.
     """
     feats, srcs = [], []
     prepared = [prepare(rgb, settings) for rgb in normals]
@@ -234,9 +278,17 @@ def raw_map(
 ) -> np.ndarray:
     """Smoothed kNN-distance map at the image's own size (float32, unbounded, >= 0).
 
-    `exclude_source` leaves one normal image's patches out (used to score normals honestly).
     With `segment_levels` set, the map is averaged inside image segments (stages.segment_pooling),
     for the normal images of calibration exactly as for test images.
+
+    Args:
+        backbone: the feature extractor.
+        rgb: (H, W, 3) uint8 image.
+        bank: the memory bank.
+        exclude_source: a source whose rows are left out (scores a normal image honestly), or None.
+        bank_tensor: `bank.tensor()` when the caller already holds it.
+    Returns:
+        (H, W) float32 map.
     """
     s = bank.settings
     q, grid = embed(backbone, prepare(rgb, s), s)
@@ -246,7 +298,8 @@ def raw_map(
 def global_grid(q: "torch.Tensor", grid: tuple[int, int], bank: MemoryBank, exclude_source: int | None = None,
                 bank_tensor: "torch.Tensor | None" = None) -> np.ndarray:
     """kNN distance of patch features q (h*w, C) to the bank, as an (h, w) float32 grid."""
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
+
 
     b = bank_tensor if bank_tensor is not None else bank.tensor()
     if exclude_source is not None:
@@ -265,8 +318,8 @@ def finish_map(grid_distances: np.ndarray, rgb: np.ndarray, settings: ReferenceS
     Returns:
         (H, W) float32 map, >= 0.
     """
-    import torch
-    import torch.nn.functional as F
+    import torch  # torch: heavy, loaded only when a model runs
+    import torch.nn.functional as F  # torch: heavy, loaded only when a model runs
 
     h, w = rgb.shape[:2]
     d = torch.from_numpy(np.ascontiguousarray(grid_distances, dtype=np.float32))[None, None]

@@ -15,7 +15,16 @@ from iapas.types import Detections
 
 
 def score_map(masks: np.ndarray, scores: Sequence[float], shape: tuple[int, int], clip: bool = True) -> np.ndarray:
-    """HxW float32 sum of N masks (N x H x W bool) weighted by their N box scores; clipped to [0, 1] if `clip`."""
+    """Sum of N masks weighted by their N box scores.
+
+    Args:
+        masks: (N, H, W) bool masks.
+        scores: the N box scores.
+        shape: (H, W) of the map (used when N = 0).
+        clip: clip the sum to [0, 1].
+    Returns:
+        (H, W) float32 score map.
+    """
     masks = np.asarray(masks, dtype=bool)
     weights = np.asarray(scores, dtype=np.float32).reshape(-1)
     if masks.shape[0] != weights.size:
@@ -47,10 +56,21 @@ def detections_map(detections: Detections, shape: tuple[int, int], clip: bool = 
 
 
 def image_score(score_map_: np.ndarray) -> float:
-    """Max of the map: the strongest region's confidence; 0.0 for an empty map."""
+    """Max of the map: the strongest region's confidence; 0.0 for an empty map.
+
+    Args:
+        score_map_: (H, W) score map.
+    """
     return float(score_map_.max()) if score_map_.size else 0.0
 
 
 def binary_mask(score_map_: np.ndarray, threshold: float = 0.0) -> np.ndarray:
-    """Pixels whose score is above `threshold` (default: covered by any kept region)."""
+    """Pixels whose score is above `threshold` (default: covered by any kept region).
+
+    Args:
+        score_map_: (H, W) score map.
+        threshold: the score a defect pixel exceeds.
+    Returns:
+        (H, W) bool mask.
+    """
     return np.asarray(score_map_) > threshold

@@ -17,51 +17,26 @@ for 3). Measured on MTD: see bench/bench_mtd.py and the README.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from iapas.config import DEFAULT_WORKING_SIZE
 from iapas.settings import DEFAULT_COMBINE, DEFAULT_LEVELS, DEFAULT_SMOOTH  # noqa: F401 - re-exported
+from iapas.threads import level_executor
 
 COMBINES = ("geometric", "mean")  # how the levels' pooled maps are merged ("mean": contexts of the first refinement)
 
-_executor: ThreadPoolExecutor | None = None
-_workers: int | None = None  # None: one per CPU this process may use (iapas.threads sets it from --threads)
-
-
-def level_workers() -> int:
-    """Threads the levels run on (at most this many levels are segmented at once)."""
-    if _workers is not None:
-        return _workers
-    from iapas.threads import default_threads
-
-    return default_threads()
-
-
-def set_level_workers(n: int) -> None:
-    """Size the level pool to n threads (from `--threads`); the next refinement uses the new pool."""
-    global _executor, _workers
-    if n < 1:
-        raise ValueError(f"level workers must be at least 1, got {n}")
-    if n != _workers:
-        old, _executor, _workers = _executor, None, n
-        if old is not None:
-            old.shutdown(wait=False)
-
-
-def level_executor() -> ThreadPoolExecutor:
-    """Threads for the levels: OpenCV and numpy release the GIL, so the levels overlap on 2 cores."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=level_workers(), thread_name_prefix="iapas-segments")
-    return _executor
-
 
 def working_gray(rgb: np.ndarray, short_side: int) -> np.ndarray:
-    """Grey uint8 image with its short side = short_side (never upscaled), aspect kept."""
+    """Grey image with its short side = short_side (never upscaled), aspect kept.
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        short_side: the working size.
+    Returns:
+        (h, w) uint8 grey image, min(h, w) = min(short_side, H, W).
+    """
     h, w = rgb.shape[:2]
     im = Image.fromarray(np.ascontiguousarray(rgb)).convert("L")
     scale = min(1.0, short_side / min(h, w))
@@ -71,8 +46,15 @@ def working_gray(rgb: np.ndarray, short_side: int) -> np.ndarray:
 
 
 def segment(gray: np.ndarray, level: tuple[float, float, int]) -> np.ndarray:
-    """Felzenszwalb labels (int32, 0..n-1) of a grey uint8 image at one (scale, sigma, min_size) level."""
-    from cv2 import ximgproc
+    """Felzenszwalb labels of a grey image at one level.
+
+    Args:
+        gray: (H, W) uint8 image.
+        level: (scale, sigma, min_size) of the graph segmentation.
+    Returns:
+        (H, W) int32 labels 0..n-1.
+    """
+    from cv2 import ximgproc  # opencv-contrib: a heavy native module, loaded only when a map is refined
 
     scale, sigma, min_size = level
     seg = ximgproc.segmentation.createGraphSegmentation(sigma=float(sigma), k=float(scale), min_size=int(min_size))
@@ -80,7 +62,14 @@ def segment(gray: np.ndarray, level: tuple[float, float, int]) -> np.ndarray:
 
 
 def pool_in_segments(score: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each pixel's score replaced by the mean score of its segment; labels are resized to the map."""
+    """Each pixel's score replaced by the mean score of its segment; labels are resized to the map.
+
+    Args:
+        score: (H, W) score map.
+        labels: (h, w) int segment labels (nearest-neighbour resized to (H, W) when they differ).
+    Returns:
+        (H, W) float32 pooled map.
+    """
     h, w = score.shape
     if labels.shape != (h, w):
         labels = np.asarray(Image.fromarray(labels.astype(np.int32), mode="I").resize((w, h), Image.Resampling.NEAREST))
@@ -92,7 +81,14 @@ def pool_in_segments(score: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def combine_levels(pooled: list[np.ndarray], combine: str) -> np.ndarray:
-    """Merge the levels' pooled maps: geometric mean (soft AND over scales) or arithmetic mean."""
+    """Merge the levels' pooled maps: geometric mean (soft AND over scales) or arithmetic mean.
+
+    Args:
+        pooled: L maps, each (H, W).
+        combine: "geometric" or "mean".
+    Returns:
+        (H, W) merged map.
+    """
     if combine == "mean":
         return np.mean(pooled, axis=0)
     if combine == "geometric":

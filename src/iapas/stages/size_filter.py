@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from iapas.stages.phrases import normalize_phrase
+from iapas.phrases import normalize_phrase
 from iapas.types import Box, Detections
 
 REMOVED_BY = "size_filter"

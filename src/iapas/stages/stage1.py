@@ -19,13 +19,14 @@ from typing import Any
 from iapas.config import BASE_CAPTION
 from iapas.context import Context
 from iapas.io.images import LoadedImage
+from iapas.models.llm import load_llm, sampling_for
+from iapas.models.tagger import STAND_IN_NOTE, is_stand_in, load_preferred_tagger
+from iapas.models.vocabulary import split_anomaly_tags
 from iapas.settings import LlmSettings, Settings, TaggerSettings, Thresholds
-from iapas.stages.llm import load_llm, sampling_for
 from iapas.stages.llm_answer import MAX_PHRASES, dedupe_phrases, parse_defect_words, parse_official
 from iapas.stages.object_tag import choose_object_tag, choose_object_tag_official
 from iapas.stages.prompting import final_prompt, request_messages
-from iapas.stages.tagging import STAND_IN_NOTE, TagResult, is_stand_in, load_preferred_tagger, tag_images
-from iapas.stages.vocabulary import split_anomaly_tags
+from iapas.stages.tagging import TagResult, tag_images
 from iapas.types import DetectorLike
 
 

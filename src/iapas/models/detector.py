@@ -1,4 +1,4 @@
-"""Step 2-1: open-vocabulary detection of the prompt phrases (Grounding DINO, MM-Grounding-DINO, OWLv2).
+"""The detectors of Step 2-1: open-vocabulary detection of the prompt phrases (Grounding DINO, MM-Grounding-DINO, OWLv2).
 
 All backends load through transformers (AutoModelForZeroShotObjectDetection + AutoProcessor) and are
 chosen by the checkpoint's config.model_type, so a user can swap the paper's
@@ -20,11 +20,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from iapas.detections import Detections
 from iapas.errors import ModelLoadError
 from iapas.models.loading import LoadedModel, ModelBackend, load_model
-from iapas.stages.phrases import normalize_phrase
-from iapas.types import Detections
+from iapas.phrases import normalize_phrase
 
 GROUNDING_TYPES = ("grounding-dino", "mm-grounding-dino")
 OWL_TYPES = ("owlv2", "owlvit")
@@ -144,17 +145,33 @@ class GroundingDinoDetector(ModelBackend):
         return chunk_phrases(normalize_phrases(phrases), self.count_tokens, self.max_tokens)
 
     def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
-        """Boxes of every chunk of the prompt, in pixel xyxy of `rgb`, each named by one prompt phrase; no NMS."""
+        """Boxes of every chunk of the prompt, each named by one prompt phrase; no NMS.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            phrases: the prompt phrases.
+            box_threshold, text_threshold: Grounding DINO's two thresholds.
+        Returns:
+            Detections with xyxy (N, 4) in pixels of `rgb` (not clipped), scores (N,) and phrases.
+        """
         return self._detect(rgb, phrases, box_threshold, text_threshold, raw_labels=False)
 
     def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
-        """As `detect`, but each box keeps the detector's own text label (the prompt tokens above the text
-        threshold, possibly several phrases merged: "tile metal"), as the official object-tag rule uses it."""
+        """As `detect`, but each box keeps the detector's own text label.
+
+        The label is the prompt tokens above the text threshold, possibly several phrases merged ("tile
+        metal"), as the official object-tag rule uses it.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            phrases: the prompt phrases.
+            box_threshold, text_threshold: Grounding DINO's two thresholds.
+        Returns:
+            Detections with xyxy (N, 4) in pixels of `rgb`, scores (N,) and the raw labels as phrases.
+        """
         return self._detect(rgb, phrases, box_threshold, text_threshold, raw_labels=True)
 
     def _detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float, raw_labels: bool) -> Detections:
-        from PIL import Image
-
         image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
         return Detections.merge([
             self._detect_chunk(image, chunk, box_threshold, text_threshold, raw_labels=raw_labels)
@@ -164,7 +181,8 @@ class GroundingDinoDetector(ModelBackend):
     def _detect_chunk(
         self, image: Any, chunk: list[str], box_threshold: float, text_threshold: float, raw_labels: bool = False
     ) -> Detections:
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         text, char_spans = caption(chunk)
         enc = self.processor.tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens)
@@ -196,7 +214,8 @@ class GroundingDinoDetector(ModelBackend):
         `raw_labels`: name each box by the detector's cleaned text label (falling back to the assigned
         phrase when the label is empty) instead of mapping it to one prompt phrase.
         """
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         height, width = size_hw
         result = self.processor.post_process_grounded_object_detection(
@@ -231,8 +250,17 @@ class OwlDetector(ModelBackend):
         self.pads_to_square = loaded.model_type == "owlv2"
 
     def detect(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
-        import torch
-        from PIL import Image
+        """One query per phrase; the text threshold does not apply to OWL.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            phrases: the prompt phrases.
+            box_threshold: minimum box score.
+            text_threshold: unused (kept for `types.DetectorLike`).
+        Returns:
+            Detections with xyxy (N, 4) in pixels of `rgb`, scores (N,) and phrases.
+        """
+        import torch  # torch: heavy, loaded only when a model runs
 
         queries = normalize_phrases(phrases)
         if not queries:
@@ -245,7 +273,16 @@ class OwlDetector(ModelBackend):
         return self.boxes_from_outputs(_float_outputs(outputs), queries, box_threshold, (image.height, image.width))
 
     def detect_raw(self, rgb: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float) -> Detections:
-        """OWL scores each query on its own, so its label is always exactly one phrase: same as `detect`."""
+        """Same as `detect`: OWL scores each query on its own, so its label is always exactly one phrase.
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            phrases: the prompt phrases.
+            box_threshold: minimum box score.
+            text_threshold: unused.
+        Returns:
+            Detections with xyxy (N, 4) in pixels of `rgb`, scores (N,) and phrases.
+        """
         return self.detect(rgb, phrases, box_threshold, text_threshold)
 
     def boxes_from_outputs(
@@ -271,7 +308,7 @@ class OwlDetector(ModelBackend):
 
 def load_detector(ref: str, device: str = "auto", dtype: str = "auto") -> GroundingDinoDetector | OwlDetector:
     """Load (once per process) the detector named by a hub id or local folder; backend by model_type."""
-    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor  # transformers: heavy
 
     loaded = load_model(
         AutoModelForZeroShotObjectDetection, AutoProcessor, ref, device, dtype, role="detector",

@@ -14,14 +14,15 @@ import os
 import time
 import urllib.error
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
 
 from iapas.errors import ModelLoadError
+from iapas.io.http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
 from iapas.modelref import ModelRef, RefKind
 from iapas.models.device import resolve_device, resolve_dtype
 from iapas.models.loading import cache_only, explain_load_failure, load_cached, model_revision, resolve_ref
-from iapas.io.http import RedirectRefused, check_base_url, post_json, redact_url, split_credentials
 from iapas.settings import LlmSettings
 
 Messages = list[dict[str, str]]
@@ -97,7 +98,7 @@ class TransformersChatLLM:
     .gguf file); sources, offline rule and errors are models.loading's, as for every other model."""
 
     def __init__(self, ref: str, device: str = "auto", dtype: str = "auto", model_id: str | None = None) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # transformers: heavy, loaded with the model
 
         self.model_id = model_id or ref
         self.device = resolve_device(device)
@@ -130,7 +131,8 @@ class TransformersChatLLM:
 
     def chat(self, messages: Messages, max_new_tokens: int, sampling: Sampling | None = None) -> str:
         """Greedy (`sampling=None`) or seeded sampling; the seed only affects this call (forked RNG)."""
-        import torch
+        import torch  # torch: heavy, loaded only when a model runs
+
 
         enc = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -230,8 +232,6 @@ class OpenAICompatLLM:
 
 
 def _package_version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return f"{dist}=={version(dist)}"
     except PackageNotFoundError:
