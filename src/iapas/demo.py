@@ -51,7 +51,7 @@ def write_overlays(eval_dir: Path, dest: Path) -> list[Path]:
         boxes = Detections.from_json(info.get("boxes", []))
         pred = Prediction(path=rec.image_path, score_map=rec.score_map, mask=rec.score_map >= 0.5, boxes=boxes,
                           image_score=rec.image_score, profile=info.get("profile", DEMO_PROFILE))
-        img = render_overlay(rgb, pred, threshold=0.5, scale=display_scale("offline", 0.5), gt_mask=gt, min_side=256)
+        img = render_overlay(rgb, pred, threshold=0.5, scale=display_scale(DEMO_PROFILE, 0.5), gt_mask=gt, min_side=256)
         written.append(atomic_write_image(dest / rec.category / f"{Path(rec.image_path).stem}.png", img))
     return written
 

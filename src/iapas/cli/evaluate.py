@@ -12,6 +12,7 @@ from iapas.cli.console import echo, printable, safe
 from iapas.cli.engine_options import EngineOpt, RayActorsOpt, RayAddressOpt, engine_choice
 from iapas.config import PipelineConfig, read_config_file
 from iapas.errors import EXIT_NOTHING_DONE, EXIT_SOME_FAILED, SettingsError
+from iapas.profiles.registry import batch_profiles
 
 EXAMPLES = """
 Examples:
@@ -61,9 +62,9 @@ def kind_from_dataset(flags: dict[str, Any]) -> bool:
 def zero_shot_config(config: PipelineConfig) -> PipelineConfig:
     """Zero-shot mode is the offline profile's: choose it when no profile is given, refuse another one."""
     if config.profile is None:
-        return config.model_copy(update={"profile": "offline"})
-    if config.profile != "offline":
-        raise SettingsError(f"zero-shot mode (no normal images) needs --profile offline, not {config.profile}")
+        return config.model_copy(update={"profile": batch_profiles()[0]})
+    if config.profile not in batch_profiles():
+        raise SettingsError(f"zero-shot mode (no normal images) needs --profile {' or '.join(batch_profiles())}, not {config.profile}")
     return config
 
 

@@ -31,7 +31,7 @@ def make_engine(choice: EngineChoice | None, process_one: ProcessOne, pipeline: 
     if choice.name == "ray":
         from iapas.engines.ray_engine import RayEngine
 
-        config = pipeline.config.model_copy(update={"profile": pipeline.profile})  # workers must not re-resolve "auto"
+        config = pipeline.resolved_config  # workers must not re-resolve "auto"
         return RayEngine(process_one, config, context, out, digest, choice.ray)
     from iapas.engines.local import LocalEngine
 

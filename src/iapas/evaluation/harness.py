@@ -39,6 +39,7 @@ from iapas.io.images import load_image
 from iapas.io.resume import Stamp
 from iapas.pipeline import Pipeline, reuse_or_make
 from iapas.settings import DEFAULT_TARGET_FRR
+from iapas.profiles.registry import profile_class
 from iapas.stages.presets import category_kind
 
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
@@ -282,7 +283,7 @@ def run_evaluation(
     test_counts: dict[str, dict[str, int]] = {}  # per category (first seed): test images counted good / defective
     for cat, split in plan.splits.items():
         for seed in seeds:
-            kind = split.kind if profile == "offline" else category_kind(dataset, split.kind, config.texture_preset)
+            kind = profile_class(profile).eval_kind(split.kind, category_kind(dataset, split.kind, config.texture_preset))
             cfg = config.model_copy(update={"seed": seed, **({"kind": kind} if auto_kind else {})})
             kinds[cat] = cfg.kind or "auto"
             key = cfg.model_dump_json() + ("" if cfg.kind else f"|{cat}")  # a kind chosen from the images is per category

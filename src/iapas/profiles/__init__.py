@@ -1,1 +1,3 @@
-"""Profiles: which stages produce the score map (paper, offline, fused). See DESIGN.md §2."""
+"""Profiles: which stages produce the score map. Each is a `base.Profile` registered by name
+(`registry.register_profile`); importing this package registers the built-in ones."""
+from iapas.profiles import fused, offline, paper  # noqa: F401  (registers the built-in profiles)

@@ -11,9 +11,8 @@ and t the mask threshold, both calibrated on the normal images (leave-one-out, s
 A region on normal-looking surface (d near mu) is suppressed; one on surface unlike any normal
 (d at or above t) keeps its score.
 The map is rebuilt as the paper's Step 2-4, sum_i s_i' * m_i (clipped to 1), where m_i is box i's own SAM
-mask, carried by the paper Prediction's Detections. (Before issue 13 the Prediction carried no masks and
-m_i was approximated as box i intersected with the union of all masks.) A box whose mask is empty is judged
-on its box area, and adds nothing to the map, as in the paper.
+mask, carried by the paper Prediction's Detections. A box whose mask is empty is judged on its box area,
+and adds nothing to the map, as in the paper.
 """
 from __future__ import annotations
 
@@ -23,9 +22,14 @@ import numpy as np
 
 from iapas.context import Context
 from iapas.errors import SettingsError
+from iapas.config import PipelineConfig
+from iapas.context import Reference
 from iapas.io.images import LoadedImage
-from iapas.profiles.offline import OfflineProfile, calibration_of
-from iapas.profiles.paper import PaperProfile
+from iapas.profiles.base import Profile
+from iapas.profiles.decisions import calibration_of
+from iapas.profiles.offline import OfflineProfile
+from iapas.profiles.paper import PAPER_MODELS, PaperProfile, check_object_source
+from iapas.profiles.registry import register_profile
 from iapas.settings import Settings
 from iapas.stages.scoring import detections_map
 from iapas.types import Detections, Prediction
@@ -76,15 +80,23 @@ def rescore(pred: Prediction, raw: np.ndarray, threshold: float, normal_mean: fl
     return rescored[order], smap, factors[order]
 
 
-class FusedProfile:
+@register_profile(PROFILE)
+class FusedProfile(Profile):
     """PaperProfile for regions and phrases, OfflineProfile's bank for the visual prior."""
 
-    name = PROFILE
+    models = PAPER_MODELS | OfflineProfile.models
+    section = Reference
+    map_scale = "confidence"
 
     def __init__(self, settings: Settings, detector: Any | None = None, segmenter: Any | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.paper = PaperProfile(settings, detector=detector, segmenter=segmenter)
         self.offline = OfflineProfile(settings)
+
+    @classmethod
+    def check_config(cls, config: PipelineConfig) -> None:
+        """Refuse `--tagger none` without `--object` before anything loads."""
+        check_object_source(config)
 
     def fit(self, normal: list[LoadedImage]) -> Context:
         """Paper Stage 1, plus the reference bank and its calibration on the same normal images."""
@@ -98,6 +110,7 @@ class FusedProfile:
         return ctx
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
+        """The paper profile's prediction with each box re-scored by the visual prior, the map rebuilt."""
         pred = self.paper.predict(image, context)
         raw = self.offline.reference_map(image, context)
         threshold = float(calibration_of(context).threshold)  # type: ignore[arg-type]
