@@ -49,7 +49,7 @@ INVALID = [
     ({"size_threshold": 0.0}, ["--size-threshold", "0"], "size_threshold (--size-threshold)", "allowed: (0, 1]"),
     ({"num_normal": 0}, ["--num-normal", "0"], "num_normal (--num-normal)", "allowed: [1, inf)"),
     (None, ["--num-normal", "5"], "--num-normal", "allowed: 1..4"),
-    ({"profile": "gpu"}, ["--profile", "gpu"], "profile (--profile)", "'offline' or 'paper'"),
+    ({"profile": "gpu"}, ["--profile", "gpu"], "profile (--profile)", "allowed: 'fused', "),
     ({"kind": "liquid"}, ["--kind", "liquid"], "kind (--kind)", "'object' or 'texture'"),
     ({"dtype": "int3"}, ["--dtype", "int3"], "dtype (--dtype)", "'float32'"),
     ({"detector": "  "}, ["--detector", "  "], "detector (--detector)", "a model reference cannot be empty"),

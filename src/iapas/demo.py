@@ -109,13 +109,8 @@ def run_demo(out: str | Path, textures: tuple[str, ...] = TEXTURES, n_normal: in
         if metrics.get("images_per_second"):
             ips.append(float(metrics["images_per_second"]))
         write_overlays(eval_dir, out / "overlays")
-        if report:
-            try:
-                from iapas.outputs.report import write_evaluation_report
-            except ImportError:
-                pass
-            else:
-                reports[cat.name] = str(write_evaluation_report(eval_dir, overlays=False))
+        if report and (page := evaluation_report(eval_dir)) is not None:
+            reports[cat.name] = page
     mean = {k: float(np.mean([m[k] for m in per_cat.values() if m.get(k) is not None]))
             for k in METRIC_KEYS if any(m.get(k) is not None for m in per_cat.values())}
     run = None
@@ -141,6 +136,15 @@ def run_demo(out: str | Path, textures: tuple[str, ...] = TEXTURES, n_normal: in
     atomic_write_json(out / "metrics.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(per_cat, seconds, out, mean, threads))
     return summary
+
+
+def evaluation_report(eval_dir: Path) -> str | None:
+    """The evaluation report page of one category, or None when the report module is not installed."""
+    try:
+        from iapas.outputs.report import write_evaluation_report  # optional: an install may leave the HTML report module out
+    except ImportError:
+        return None
+    return str(write_evaluation_report(eval_dir, overlays=False))
 
 
 def run_mixed_folder(cat: Any, run_dir: Path, config: PipelineConfig, per_cat: dict[str, dict[str, Any]],

@@ -101,8 +101,9 @@ class FusedProfile(Profile):
     def fit(self, normal: list[LoadedImage]) -> Context:
         """Paper Stage 1, plus the reference bank and its calibration on the same normal images."""
         ctx = self.paper.fit(normal)
-        bank, reference, warnings = self.offline.build_reference(normal)
-        ctx.warnings.extend(warnings)
+        fitted = self.offline.build_reference(normal)
+        bank, reference = fitted.bank, fitted.reference
+        ctx.warnings.extend(fitted.warnings)
         ctx.profile = PROFILE
         ctx.reference = reference.model_copy(update={"fusion": FUSION})
         ctx.models["backbone"] = {"id": bank.settings.backbone, "revision": "pypi"}

@@ -23,6 +23,7 @@ Which features: a preset per kind (iapas.settings.KIND_PRESETS), chosen on the d
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,34 +69,32 @@ class OfflineProfile(Profile):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._bank_cache: tuple[int, object] | None = None
-        self._positions: np.ndarray | None = None  # (n, h, w, C) normal features of the last fit, when aligned
         self._position_cache: tuple[int, object] | None = None
-        self._fine: MemoryBank | None = None  # fine-scale bank of the last fit (stages.multiscale)
         self._fine_cache: tuple[int, object] | None = None
 
     def backbone(self, name: str) -> Any:
         """The packaged backbone `name` (models.backbone.LiteFeatures), loaded once per process."""
         return load_backbone(name, resolve_device(self.settings.device))
 
-    def build_reference(self, normal: list[LoadedImage]) -> tuple[MemoryBank, Reference, list[str]]:
+    def build_reference(self, normal: list[LoadedImage]) -> FittedReference:
         """Memory bank, typed reference (features and calibration) and warnings, from the normal images only.
 
         With several images each is scored leave-one-out; with one, its flipped and rotated views form
         the bank and the image is scored against those views only (an in-sample score would be ~0 and
         flag every pixel of every test image).
+
+        Args:
+            normal: the sampled normal images.
+
+        Returns:
+            The bank, the context's reference record, warnings on the normal set, and the optional arrays
+            (same-position features when aligned, the fine-scale bank).
         """
         settings = self.settings.reference
         bb = self.backbone(settings.backbone)
         rgbs = [im.rgb for im in normal]
         single = len(rgbs) == 1
-        if single:
-            settings_views = settings.model_copy(update={"augment": AUTO_AUGMENT})
-            bank = build_bank(bb, rgbs, settings_views, source_by_view=True)
-            bank = MemoryBank(features=bank.features, source=bank.source, settings=settings)
-            maps = [raw_map(bb, rgbs[0], bank, exclude_source=0)]
-        else:
-            bank = build_bank(bb, rgbs, settings)
-            maps = [raw_map(bb, rgb, bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+        bank, maps = normal_bank(bb, rgbs, settings)
         alignment, positions = unaligned("one normal image: alignment not measurable"), None
         if settings.position != "off" and not single:
             alignment, positions, aligned_maps = fit_positions(bb, rgbs, bank, settings)
@@ -103,17 +102,9 @@ class OfflineProfile(Profile):
                 maps = aligned_maps
         percentile = self.settings.mask_percentile
         scales: dict[str, list[float]] = {}
-        self._fine = None
+        fine_bank = None
         if settings.fine_stages and not single:
-            fs = fine_settings(settings)
-            fine_bank = build_bank(bb, rgbs, fs)
-            fine_maps = [raw_map(bb, rgb, fine_bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
-            deep_cal = calibrate(maps, percentile, floor_percentile_for(percentile))
-            fine_cal = calibrate(fine_maps, percentile, floor_percentile_for(percentile))
-            scales = {"deep": [deep_cal.floor, deep_cal.threshold], "fine": [fine_cal.floor, fine_cal.threshold]}
-            maps = [combine_scales(d, f, tuple(scales["deep"]), tuple(scales["fine"]), settings.scale_combine)
-                    for d, f in zip(maps, fine_maps)]
-            self._fine = fine_bank
+            fine_bank, scales, maps = fine_scale(bb, rgbs, settings, maps, percentile)
         cal = calibrate(maps, percentile, floor_percentile_for(percentile))
         allv = np.concatenate([m.ravel() for m in maps])
         calibration = Calibration(
@@ -133,13 +124,15 @@ class OfflineProfile(Profile):
         if single:
             warnings.append("only one normal image: the mask threshold is calibrated on its own flipped views and "
                             "is approximate; give 5-10 normal images")
-        self._positions = positions if alignment.aligned else None
-        return bank, reference, warnings
+        return FittedReference(bank=bank, reference=reference, warnings=warnings,
+                               positions=positions if alignment.aligned else None, fine=fine_bank)
 
     def fit(self, normal: list[LoadedImage]) -> Context:
+        """Stage 1: the reference bank of the normal images, its calibration and the verdict's thresholds."""
         if not normal:
             raise SettingsError("the offline profile needs at least one normal image (or no --normal: zero-shot mode)")
-        bank, reference, warnings = self.build_reference(normal)
+        fitted = self.build_reference(normal)
+        bank, reference = fitted.bank, fitted.reference
         ctx = Context(
             profile=self.name,
             config=self.settings.record,
@@ -148,7 +141,7 @@ class OfflineProfile(Profile):
             reference=reference,
             models={"backbone": {"id": bank.settings.backbone, "revision": "pypi"}},
         )
-        ctx.warnings.extend(warnings)
+        ctx.warnings.extend(fitted.warnings)
         cal = reference.calibration
         assert cal is not None and cal.threshold is not None
         decision = decision_from_maxima(reference.get("normal_image_max"), cal.threshold, cal.floor,
@@ -156,10 +149,10 @@ class OfflineProfile(Profile):
                                         "leave-one-out normal images")
         ctx.thresholds = thresholds_of(decision)
         arrays = {"bank_features": bank.features, "bank_source": bank.source}
-        if self._positions is not None:
-            arrays["position_features"] = self._positions
-        if self._fine is not None:
-            arrays["fine_features"], arrays["fine_source"] = self._fine.features, self._fine.source
+        if fitted.positions is not None:
+            arrays["position_features"] = fitted.positions
+        if fitted.fine is not None:
+            arrays["fine_features"], arrays["fine_source"] = fitted.fine.features, fitted.fine.source
         ctx.set_arrays(**arrays)
         return ctx
 
@@ -210,6 +203,60 @@ class OfflineProfile(Profile):
         return prediction_from_map(image.path, score, self.name,
                                    ["regions found visually (nearest-neighbour distance to normal images); "
                                     + DESCRIPTION_NOTE], decision_of(context), rgb=image.rgb)
+
+
+@dataclass(frozen=True)
+class FittedReference:
+    """What Stage 1 of the offline profile makes from the normal images."""
+
+    bank: MemoryBank
+    reference: Reference
+    warnings: list[str]
+    positions: np.ndarray | None  # (n, h, w, C) float32 same-position features when aligned
+    fine: MemoryBank | None  # fine-scale bank (stages.multiscale)
+
+
+def normal_bank(bb: Any, rgbs: list[np.ndarray], settings: ReferenceSettings) -> tuple[MemoryBank, list[np.ndarray]]:
+    """The bank of the normal images and each one's leave-one-out raw map.
+
+    Args:
+        bb: the backbone (models.backbone.LiteFeatures).
+        rgbs: (H, W, 3) uint8 normal images.
+        settings: the feature settings.
+
+    Returns:
+        (bank, per image its (H, W) float32 raw map); one image is scored against its own flipped views.
+    """
+    if len(rgbs) == 1:
+        views = build_bank(bb, rgbs, settings.model_copy(update={"augment": AUTO_AUGMENT}), source_by_view=True)
+        bank = MemoryBank(features=views.features, source=views.source, settings=settings)
+        return bank, [raw_map(bb, rgbs[0], bank, exclude_source=0)]
+    bank = build_bank(bb, rgbs, settings)
+    return bank, [raw_map(bb, rgb, bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+
+
+def fine_scale(bb: Any, rgbs: list[np.ndarray], settings: ReferenceSettings, maps: list[np.ndarray],
+               percentile: float) -> tuple[MemoryBank, dict[str, list[float]], list[np.ndarray]]:
+    """The fine-scale bank, each scale's [floor, threshold] and the normal maps with both scales combined.
+
+    Args:
+        bb: the backbone.
+        rgbs: (H, W, 3) uint8 normal images.
+        settings: the feature settings (their `fine_stages`).
+        maps: per normal image its (H, W) float32 deep-scale leave-one-out map.
+        percentile: the mask percentile.
+
+    Returns:
+        (fine bank, {"deep": [f, t], "fine": [f, t]}, per image its (H, W) combined map).
+    """
+    fine_bank = build_bank(bb, rgbs, fine_settings(settings))
+    fine_maps = [raw_map(bb, rgb, fine_bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+    deep_cal = calibrate(maps, percentile, floor_percentile_for(percentile))
+    fine_cal = calibrate(fine_maps, percentile, floor_percentile_for(percentile))
+    scales = {"deep": [deep_cal.floor, deep_cal.threshold], "fine": [fine_cal.floor, fine_cal.threshold]}
+    combined = [combine_scales(d, f, tuple(scales["deep"]), tuple(scales["fine"]), settings.scale_combine)  # type: ignore[arg-type]
+                for d, f in zip(maps, fine_maps)]
+    return fine_bank, scales, combined
 
 
 def fit_positions(bb, rgbs: list[np.ndarray], bank: MemoryBank, settings) -> tuple[Alignment, np.ndarray, list[np.ndarray]]:  # noqa: ANN001
