@@ -51,15 +51,15 @@ class Reference(BaseModel):
     settings: ReferenceSettings | None = None
     calibration: Calibration | None = None
     mutual: MutualConfig | None = Field(None, description="zero-shot: references per image, kept fraction, chunk")
-    bank_file: str | None = Field(None, description="the sidecar .bank.npz, in the context's own folder")
+    batch: list[str] | None = Field(None, description="zero-shot: every image of the batch, resolved paths")
     normal_pixel_mean: float | None = Field(None, ge=0.0, description="mean raw distance of the normal pixels")
     normal_pixel_std: float | None = Field(None, ge=0.0)
     normal_image_max: list[float] | None = Field(None, description="each normal image's leave-one-out map maximum")
     score_mapping: str | None = Field(None, description="how a raw distance becomes a score, in words")
     alignment: dict[str, Any] | None = Field(None, description="stages.position.Alignment record")
     scales: dict[str, list[float]] | None = Field(None, description="per scale its [floor, threshold] (stages.multiscale)")
-    batch: list[str] | None = Field(None, description="zero-shot: every image of the batch, resolved paths")
     fusion: str | None = Field(None, description="fused: how a box's score is re-weighted")
+    bank_file: str | None = Field(None, description="the sidecar .bank.npz, in the context's own folder")
 
     @model_validator(mode="before")
     @classmethod
@@ -158,9 +158,9 @@ class Context(BaseModel):
     resume: dict[str, Any] | None = Field(None, description="io.resume.Stamp it was made with: reused on a rerun when equal")
     reference: Reference = Field(default_factory=Reference, description="offline/fused: features, calibration, bank file")
     fidelity: Fidelity | None = Field(None, description="paper / fused: official choices or iapas's own")
-    kind_choice: dict[str, Any] | None = Field(None, description="stages.kind.KindChoice record when the kind was chosen")
     object_tag_scores: dict[str, float] | None = Field(None, description="best grounding score per tag, for review")
     llm_messages: list[dict[str, str]] | None = Field(None, description="the messages sent to the LLM")
+    kind_choice: dict[str, Any] | None = Field(None, description="stages.kind.KindChoice record when the kind was chosen")
     labelled_calibration: dict[str, Any] | None = Field(None, description="`iapas calibrate`'s report")
     extension: dict[str, Any] | None = Field(None, description="a profile's own section (its `Profile.section` model)")
     # arrays are not serialised into JSON; they go to the sidecar npz
