@@ -103,14 +103,16 @@ def test_ray_worker_reports_a_model_problem_as_fatal_rows(tmp_path: Path, monkey
     def broken(profile, config):  # type: ignore[no-untyped-def]
         raise ModelLoadError("org/detector", "weights not found", "pass a local folder")
 
+    real = iapas.pipeline.make_runner
     monkeypatch.setattr(iapas.pipeline, "make_runner", broken)
     rows = StageTwoWorker(process_one, config, _ctx(), str(tmp_path / "out"), "d")(batch)
     assert rows["status"] == ["fatal"] and rows["error_type"] == ["ModelLoadError"]
     err = fatal_error(rows["error_type"][0], rows["error"][0])
     assert isinstance(err, ModelLoadError) and "org/detector" in str(err)
 
-    use_mean_diff(monkeypatch)
-    ctx = Context(profile="offline", config=config, reference={"mean_grey": 0.2})
+    monkeypatch.setattr(iapas.pipeline, "make_runner", real)
+    use_mean_diff(monkeypatch)  # through the registry now
+    ctx = Context(profile="offline", config=config, extension={"mean_grey": 0.2})
     rows = StageTwoWorker(process_one, config, ctx, str(tmp_path / "out"), "d")(batch)
     assert rows["status"] == ["ok"] and rows["error"] == [""]
     assert json.loads(rows["extra"][0])["image_score"] > 0

@@ -35,7 +35,16 @@ AUTO_PROFILES = ("paper", "offline")
 
 
 def sample_normal_paths(paths: list[Path], r: int, seed: int) -> list[Path]:
-    """Pick r normal images at random with a fixed seed (paper: r = 10, seed 111); all if fewer."""
+    """Pick r normal images at random with a fixed seed (paper: r = 10, seed 111); all if fewer.
+
+    Args:
+        paths: the normal images found.
+        r: how many to pick.
+        seed: the sampling seed.
+
+    Returns:
+        The picked paths, sorted.
+    """
     ordered = sorted(paths, key=lambda p: str(p))
     if not ordered:
         raise SettingsError("the normal folder holds no images (.png, .jpg, .bmp, .tif, ...)")
@@ -47,8 +56,17 @@ def sample_normal_paths(paths: list[Path], r: int, seed: int) -> list[Path]:
 
 def reuse_or_make(ctx_file: Path, stamp: Stamp, make: Callable[[], Context]) -> tuple[Context, bool]:
     """The context saved at `ctx_file` when its stamp equals `stamp` (io.resume.matches, the one resume
-    rule), else `make()` stamped and saved there. Returns (context, reused). Used by `run` (few-shot and
-    zero-shot) and by the evaluation harness."""
+    rule), else `make()` stamped and saved there. Used by `run` (few-shot and zero-shot) and by the
+    evaluation harness.
+
+    Args:
+        ctx_file: where the context is kept.
+        stamp: settings digest and input fingerprint of this run.
+        make: builds a new context.
+
+    Returns:
+        (context, whether it was reused).
+    """
     if ctx_file.is_file():
         try:
             old = Context.load(ctx_file)
@@ -78,6 +96,13 @@ def auto_profile(config: PipelineConfig) -> tuple[str, str]:
 
 def make_runner(profile: str, config: PipelineConfig) -> Profile:
     """The registered profile `profile`, given the settings resolved from `config` (once, here).
+
+    Args:
+        profile: a registered profile's name.
+        config: the run's config.
+
+    Returns:
+        The profile, its models not loaded yet.
 
     Raises:
         SettingsError: no such profile, or the config does not suit it.

@@ -73,7 +73,15 @@ def display_scale(profile: str, threshold: float) -> tuple[float, float]:
 
 
 def decide(prediction: Prediction, context: Context) -> Verdict:
-    """`defect` or `ok` for one prediction made with `context`."""
+    """`defect` or `ok` for one prediction made with `context`.
+
+    Args:
+        prediction: the prediction (its image score).
+        context: the context it was made with (its threshold, else its profile's default).
+
+    Returns:
+        The verdict with the score and the threshold used.
+    """
     threshold = decision_threshold(context)
     score = float(prediction.image_score)
     return Verdict("defect" if score >= threshold else "ok", score, threshold)

@@ -59,7 +59,15 @@ class BatchRunner(ABC):
 
     @abstractmethod
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        """Stage 2 on one image of the context's batch."""
+        """Stage 2 on one image of the context's batch.
+
+        Args:
+            image: the image, loaded once by the caller.
+            context: a context this runner's `fit` made (`handles(context)` is True).
+
+        Returns:
+            The prediction: (H, W) float32 score map, (H, W) bool mask, regions, image score.
+        """
 
 
 class Profile(ABC):
@@ -99,7 +107,15 @@ class Profile(ABC):
 
     @abstractmethod
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        """Stage 2 on one image."""
+        """Stage 2 on one image.
+
+        Args:
+            image: the image to check, as loaded (`io.images.load_image`).
+            context: a context this profile's `fit` made (or loaded from context.json).
+
+        Returns:
+            The prediction: (H, W) float32 score map, (H, W) bool mask, regions, image score.
+        """
 
     @classmethod
     def default_threshold(cls, context: Context) -> float:

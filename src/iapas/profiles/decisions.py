@@ -53,8 +53,19 @@ def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[
     A part whose peak is under the verdict threshold has no region and an all-zero mask (its map keeps its
     values, for analysis). A defect's mask holds the pixels at or above `mask_cut` in components of at least
     the minimum region size; when none is that large, the component holding the peak is kept, so a defect
-    always has a region. With the (H, W, 3) image `rgb`, each region's phrase describes it
+    always has a region. With the image `rgb`, each region's phrase describes it
     (stages.regions.describe_region).
+
+    Args:
+        path: the image's path, for the prediction.
+        score: (H, W) float32 calibrated map (0.5 = the calibrated limit).
+        profile: the name the prediction is made under.
+        notes: notes to carry.
+        decision: verdict and mask thresholds (None: 0.5 for both).
+        rgb: (H, W, 3) uint8 image, or None.
+
+    Returns:
+        The prediction: the map, its (H, W) bool mask, regions and the image score (the map's maximum).
     """
     decision = decision or Decision(verdict=0.5, mask=0.5, mask_relative=0.0, rule="", target_frr=float("nan"))
     h, w = score.shape

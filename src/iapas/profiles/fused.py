@@ -39,7 +39,15 @@ FUSION = ("score_i * clip((mean distance in region - normal_pixel_mean) / (mask_
 
 
 def box_mask(xyxy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: the pixels inside one pixel xyxy box (exclusive right/bottom), clipped to the image."""
+    """The pixels inside one box, clipped to the image.
+
+    Args:
+        xyxy: (4,) box in pixels (exclusive right/bottom).
+        shape: (H, W) of the image.
+
+    Returns:
+        (H, W) bool mask.
+    """
     h, w = shape
     x0, y0, x1, y1 = (float(v) for v in xyxy)
     r0, r1 = int(np.clip(np.floor(y0), 0, h)), int(np.clip(np.ceil(y1), 0, h))
@@ -71,8 +79,18 @@ def visual_factors(detections: Detections, raw: np.ndarray, threshold: float, no
 
 
 def rescore(pred: Prediction, raw: np.ndarray, threshold: float, normal_mean: float) -> tuple[Detections, np.ndarray, np.ndarray]:
-    """Re-scored detections (highest first, masks kept), the rebuilt map sum s_i' m_i clipped to [0, 1], and each
-    box's visual factor (in the returned order)."""
+    """The paper prediction's boxes re-scored by the visual prior, and the map rebuilt from them.
+
+    Args:
+        pred: the paper profile's prediction (N boxes with (N, H, W) masks).
+        raw: (H, W) float32 nearest-neighbour distance map of the offline profile.
+        threshold: t, the calibrated mask threshold (raw distance).
+        normal_mean: mu, the mean raw distance of normal pixels.
+
+    Returns:
+        (re-scored detections, highest first, masks kept; (H, W) float32 map sum s_i' m_i clipped to [0, 1];
+        (N,) float64 visual factor of each box, in the returned order).
+    """
     factors = visual_factors(pred.boxes, raw, threshold, normal_mean)
     rescored = pred.boxes.with_scores(pred.boxes.scores.astype(np.float64) * factors)
     smap = detections_map(rescored, pred.score_map.shape, clip=True)
@@ -111,7 +129,15 @@ class FusedProfile(Profile):
         return ctx
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        """The paper profile's prediction with each box re-scored by the visual prior, the map rebuilt."""
+        """The paper profile's prediction with each box re-scored by the visual prior, the map rebuilt.
+
+        Args:
+            image: the image to check.
+            context: a fused context (paper Stage 1 plus the reference bank).
+
+        Returns:
+            The prediction: (H, W) float32 map in [0, 1], its (H, W) bool mask (map > 0), re-scored boxes.
+        """
         pred = self.paper.predict(image, context)
         raw = self.offline.reference_map(image, context)
         threshold = float(calibration_of(context).threshold)  # type: ignore[arg-type]

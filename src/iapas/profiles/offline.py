@@ -157,13 +157,22 @@ class OfflineProfile(Profile):
         return ctx
 
     def bank_of(self, context: Context) -> MemoryBank:
+        """The context's reference bank (features from its .bank.npz sidecar, settings from the JSON)."""
         arrays = context.arrays
         if "bank_features" not in arrays or context.reference.settings is None:
             raise SettingsError("the context holds no reference bank (its .bank.npz sidecar is missing); rerun `iapas prompts`")
         return MemoryBank(features=arrays["bank_features"], source=arrays["bank_source"], settings=context.reference.settings)
 
     def reference_map(self, image: LoadedImage, context: Context) -> np.ndarray:
-        """Raw (uncalibrated) map of `image`: one scale, or the deep and fine scales combined."""
+        """Raw (uncalibrated) map of `image`: one scale, or the deep and fine scales combined.
+
+        Args:
+            image: the image to check.
+            context: a few-shot offline or fused context.
+
+        Returns:
+            (H, W) float32 raw map.
+        """
         deep = self.deep_map(image, context)
         scales = context.reference.get("scales")
         if not scales or "fine_features" not in context.arrays:
@@ -179,7 +188,15 @@ class OfflineProfile(Profile):
                               context.reference.settings.scale_combine)  # type: ignore[union-attr]
 
     def deep_map(self, image: LoadedImage, context: Context) -> np.ndarray:
-        """Raw (uncalibrated) distance map of the main bank, cached bank tensor per context."""
+        """Raw (uncalibrated) distance map of the main bank, cached bank tensor per context.
+
+        Args:
+            image: the image to check.
+            context: a few-shot offline or fused context.
+
+        Returns:
+            (H, W) float32 nearest-neighbour distances (with same-position ones when the normals were aligned).
+        """
         key = id(context.arrays.get("bank_features"))
         if self._bank_cache is None or self._bank_cache[0] != key:
             bank = self.bank_of(context)
@@ -197,7 +214,15 @@ class OfflineProfile(Profile):
         return raw_map(bb, image.rgb, bank, bank_tensor=bank_t)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        """Stage 2 on one image: calibrated distance map, verdict, mask and regions (`prediction_from_map`)."""
+        """Stage 2 on one image: calibrated distance map, verdict, mask and regions (`prediction_from_map`).
+
+        Args:
+            image: the image to check.
+            context: a few-shot offline context.
+
+        Returns:
+            The prediction: (H, W) float32 calibrated map, verdict-following (H, W) bool mask, regions.
+        """
         cal = calibration_of(context)
         score = calibrated(self.reference_map(image, context), cal.threshold, cal.floor)  # type: ignore[arg-type]
         return prediction_from_map(image.path, score, self.name,
@@ -266,6 +291,12 @@ def fit_positions(bb, rgbs: list[np.ndarray], bank: MemoryBank, settings) -> tup
     Every normal image is resized to one network size; each is scored leave-one-out against the global
     bank and against the other images' patches at its own places (stages.position).
 
+    Args:
+        bb: the backbone (models.backbone.LiteFeatures).
+        rgbs: (H, W, 3) uint8 normal images.
+        bank: their bank.
+        settings: the feature settings.
+
     Returns:
         (decision, (n, h, w, C) float32 features, per normal image its (H, W) combined map).
     """
@@ -290,7 +321,18 @@ def fit_positions(bb, rgbs: list[np.ndarray], bank: MemoryBank, settings) -> tup
 
 
 def position_map(bb, rgb: np.ndarray, bank: MemoryBank, bank_t, positions, alignment: Alignment) -> np.ndarray:  # noqa: ANN001
-    """Raw map of an image resized to the normals' common size: global and same-position distances combined."""
+    """Raw map of an image resized to the normals' common size: global and same-position distances combined.
+
+    Args:
+        bb: the backbone.
+        rgb: (H, W, 3) uint8 image.
+        bank: the reference bank; bank_t: its features as a tensor.
+        positions: (n, h, w, C) float32 same-position features of the normal images.
+        alignment: the normals' alignment (common size).
+
+    Returns:
+        (H, W) float32 raw map.
+    """
     s = bank.settings
     q, grid = embed(bb, prepare_at(rgb, alignment.size), s)  # type: ignore[arg-type]
     g = global_grid(q, grid, bank, bank_tensor=bank_t)

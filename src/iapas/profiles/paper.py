@@ -136,15 +136,32 @@ class PaperProfile(Profile):
         return th
 
     def object_box(self, rgb: Any, object_tag: str | None, th: Thresholds) -> Box | None:
-        """Highest-scoring box of a detector pass on the object tag alone (after NMS); None if none."""
+        """Highest-scoring box of a detector pass on the object tag alone (after NMS).
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            object_tag: the context's object tag (None: no object box).
+            th: the context's Stage 2 thresholds.
+
+        Returns:
+            The object box, or None when the tag is empty or nothing is found.
+        """
         if not object_tag:
             return None
         found = self.detector.detect(rgb, [object_tag], th.box_threshold, th.text_threshold)
         return find_object_box(nms(found, th.nms_iou), object_tag)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        """Stage 2 on one image; returns the score map, mask, kept boxes (with their SAM masks), the boxes
-        the size filter removed and the object box."""
+        """Stage 2 on one image.
+
+        Args:
+            image: the image to check.
+            context: a paper context (final prompt, object tag, thresholds).
+
+        Returns:
+            The prediction: (H, W) float32 map sum s_i m_i (not clipped), its (H, W) bool mask, the kept boxes
+            with their (N, H, W) SAM masks, the boxes the size filter removed and the object box.
+        """
         phrases = list(context.final_prompt)
         if not phrases:
             raise SettingsError(

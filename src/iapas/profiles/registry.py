@@ -34,6 +34,7 @@ def register_profile(name: str) -> Callable[[type[Profile]], type[Profile]]:
     """
 
     def deco(cls: type[Profile]) -> type[Profile]:
+        """Register `cls` under `name`."""
         cls.name = name
         _REGISTRY[name] = cls
         return cls

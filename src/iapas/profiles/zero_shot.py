@@ -146,6 +146,13 @@ class ZeroShotRunner(BatchRunner):
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
         """Stage 2 on one image of the context's batch, scored against the batch's reference pool.
 
+        Args:
+            image: the image, as the caller loaded it (its pixels are not read again).
+            context: the batch's zero-shot context.
+
+        Returns:
+            The prediction: (H, W) float32 calibrated map, verdict-following mask and regions.
+
         Raises:
             InputError: the image is not part of the context's batch.
         """
