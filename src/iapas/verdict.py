@@ -16,16 +16,12 @@ from typing import Literal
 import statistics
 
 import numpy as np
-from scipy import ndimage
 
 from iapas.context import Context
 from iapas.detections import Detections
 from iapas.errors import SettingsError
 from iapas.profiles.registry import profile_class
 from iapas.settings import DEFAULT_TARGET_FRR, VERDICT_SPREAD, Thresholds, kind_of
-from iapas.stages.calibration import MASK_SHARE, decision_from_maxima, excess_ratio, score_of
-from iapas.stages.labelled import rates, separating_threshold
-from iapas.stages.regions import mask_regions
 from iapas.types import Prediction
 
 
@@ -111,6 +107,11 @@ def settle(prediction: Prediction, verdict: Verdict) -> Prediction:
     """The prediction as an inspector gets it: an `ok` part has no region and an all-zero mask; a `defect`
     has at least one region (the component of score >= threshold around the map's peak when the profile
     kept none). The score map keeps its values."""
+    # scipy and the region stage are deferred: every command imports this module, few settle a defect
+    from scipy import ndimage
+
+    from iapas.stages.regions import mask_regions
+
     if verdict.label == "ok":
         if len(prediction.boxes) == 0 and not prediction.mask.any():
             return prediction
@@ -141,6 +142,10 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
     Returns:
         (new thresholds, report: scores, threshold, rule, false-reject and miss rates with 95% intervals).
     """
+    # deferred with scipy: only `iapas calibrate` re-fits thresholds
+    from iapas.stages.calibration import MASK_SHARE, decision_from_maxima, excess_ratio, score_of
+    from iapas.stages.labelled import rates, separating_threshold
+
     if not good:
         raise ValueError("calibration needs at least one good part")
     th = context.thresholds or Thresholds()

@@ -1,3 +1,2 @@
 """Profiles: which stages produce the score map. Each is a `base.Profile` registered by name
-(`registry.register_profile`); importing this package registers the built-in ones."""
-from iapas.profiles import fused, offline, paper  # noqa: F401  (registers the built-in profiles)
+(`registry.register_profile`); the registry imports the built-in ones on first lookup."""

@@ -1,6 +1,7 @@
 """The profile registry: `@register_profile("name")` on a `Profile` subclass, as the dataset readers register.
 
-Built-in profiles register when `iapas.profiles` is imported. Profiles of other packages register through
+Built-in profiles register on the first lookup (their modules import the stages, scipy and the model
+loaders, which `iapas --help` does not need). Profiles of other packages register through
 the entry point group `iapas.profiles` (each entry point names a module, imported on first lookup), and,
 for tests and local experiments, through `IAPAS_PROFILE_MODULES`: a comma-separated list of importable
 module names.
@@ -43,8 +44,10 @@ def register_profile(name: str) -> Callable[[type[Profile]], type[Profile]]:
 
 
 def _load_plugins() -> None:
-    """Import the entry points' modules and the env var's modules (each once; the built-in profiles
-    registered when `iapas.profiles` was imported, before this module)."""
+    """Import the built-in profiles, then the entry points' modules and the env var's modules (each once)."""
+    # deferred so that importing the registry (config checks, the CLI) stays light; not optional dependencies
+    from iapas.profiles import fused, offline, paper  # noqa: F401  (each registers itself)
+
     names = [ep.value.split(":")[0] for ep in entry_points(group=ENTRY_POINT_GROUP)]
     names += [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
     for module in names:
