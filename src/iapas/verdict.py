@@ -126,6 +126,20 @@ def settle(prediction: Prediction, verdict: Verdict) -> Prediction:
     return replace(prediction, boxes=prediction.boxes if len(prediction.boxes) else boxes, mask=mask)
 
 
+def _labelled_verdict(good: list[float], defect: list[float], frr: float, spread: float) -> tuple[float, str]:
+    """(threshold, rule) on image scores as they are: between the groups, else the good parts' median x the
+    log-normal factor of `frr` with `spread`."""
+    from iapas.stages.labelled import separating_threshold  # deferred with scipy: only `iapas calibrate` needs it
+
+    if defect:
+        verdict = separating_threshold(good, defect)
+        return verdict, (f"image score >= {verdict:.4f}: fewest errors between {len(good)} good and {len(defect)} "
+                         "defective labelled parts, half way between the nearest of each (iapas calibrate)")
+    factor = float(np.exp(statistics.NormalDist().inv_cdf(1 - frr) * spread))
+    verdict = float(np.median(good)) * factor
+    return verdict, f"image score >= {verdict:.4f}: median of {len(good)} labelled good parts x {factor:.3f} (iapas calibrate)"
+
+
 def recalibrated(context: Context, good: list[float], defect: list[float], target_frr: float | None = None,
                  ) -> tuple[Thresholds, dict[str, object]]:
     """The context's thresholds re-fitted on the image scores of labelled parts, and a report.
@@ -168,14 +182,7 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
         mask_raw = min(raw(verdict), t + MASK_SHARE * (raw(verdict) - t))
         update["mask"] = round(score_of(mask_raw, t, f), 6)
     else:
-        if defect:
-            verdict = separating_threshold(good, defect)
-            rule = (f"image score >= {verdict:.4f}: fewest errors between {len(good)} good and {len(defect)} defective "
-                    "labelled parts, half way between the nearest of each (iapas calibrate)")
-        else:
-            factor = float(np.exp(statistics.NormalDist().inv_cdf(1 - frr) * VERDICT_SPREAD[kind]))
-            verdict = float(np.median(good)) * factor
-            rule = f"image score >= {verdict:.4f}: median of {len(good)} labelled good parts x {factor:.3f} (iapas calibrate)"
+        verdict, rule = _labelled_verdict(good, defect, frr, VERDICT_SPREAD[kind])
     verdict = float(max(verdict, 1e-6))
     update.update({"verdict": round(verdict, 6), "verdict_rule": rule})
     new = th.model_copy(update=update)
