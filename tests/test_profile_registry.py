@@ -20,7 +20,6 @@ from iapas.cli import evaluate as evaluate_cmd
 from iapas.cli import run as run_cmd
 from iapas.context import Context
 from iapas.errors import SettingsError
-from iapas.io.images import load_image
 from iapas.pipeline import Pipeline
 from iapas.verdict import decide, display_top, threshold_rule
 from synthetic_layouts import make_mtd
@@ -57,6 +56,7 @@ def grey_folders(root: Path) -> tuple[Path, Path]:
 @pytest.fixture()
 def toy(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The toy profile registered in this process through the env var, undone after the test."""
+    registry.profile_names()  # the built-in profiles register first (into the registry that stays)
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_loaded_plugins", set())
     monkeypatch.setenv(registry.MODULES_ENV, "toy_profile")
