@@ -1,6 +1,8 @@
 """Entry point for subprocess tests: the real `iapas` CLI with MeanDiffProfile instead of model loading.
 
-FAKE_PROFILE_DELAY (seconds per image) slows Stage 2 down so a test can kill the process midway.
+`SlowMeanDiff` is registered through the real registry under the built-in profile names (each copy keeps
+what the built-in declares), so the CLI finds it by name as it finds any profile. FAKE_PROFILE_DELAY
+(seconds per image) slows Stage 2 down so a test can kill the process midway.
 """
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import iapas.pipeline  # noqa: E402
-from fake_profile import MeanDiffProfile  # noqa: E402
+from fake_profile import BUILT_IN, MeanDiffProfile, stand_in  # noqa: E402
+from iapas.profiles.registry import register_profile  # noqa: E402
 
 
 class SlowMeanDiff(MeanDiffProfile):
@@ -20,7 +22,8 @@ class SlowMeanDiff(MeanDiffProfile):
         return super().predict(image, context)
 
 
-iapas.pipeline.make_runner = lambda profile, config: SlowMeanDiff(config, profile)
+for _name in BUILT_IN:
+    register_profile(_name)(stand_in(SlowMeanDiff, _name))
 
 if __name__ == "__main__":
     from iapas.cli.app import main

@@ -43,6 +43,7 @@ def test_json_report_resolves_each_role(app: typer.Typer, tmp_path: Path) -> Non
     assert report["backends"]["torch"]["available"] is True and report["backends"]["torch"]["version"]
     assert report["backends"]["transformers"]["available"] is True
     assert report["runtime"]["device"] == "cpu" or report["runtime"]["cuda_available"]
+    assert {"offline", "paper", "fused"} <= set(report["profile"].pop("registered"))
     assert report["profile"] == {
         "run_would_use": "offline", "paper_weights_available": False,
         "reason": "detector/segmenter weights are not local (no hub access needed offline)",

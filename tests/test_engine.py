@@ -117,14 +117,16 @@ def test_ray_worker_reports_a_model_problem_as_fatal_rows(tmp_path: Path, monkey
     def broken(profile, config):  # type: ignore[no-untyped-def]
         raise ModelLoadError("org/detector", "weights not found", "pass a local folder")
 
+    real = iapas.pipeline.make_runner
     monkeypatch.setattr(iapas.pipeline, "make_runner", broken)
     rows = StageTwoWorker(work, config, _ctx(), tasks)(batch)
     assert rows["status"] == ["fatal"] and rows["error_type"] == ["ModelLoadError"]
     err = fatal_error(rows["error_type"][0], rows["error"][0])
     assert isinstance(err, ModelLoadError) and "org/detector" in str(err)
 
-    use_mean_diff(monkeypatch)
-    ctx = Context(profile="offline", config=config, reference={"mean_grey": 0.2})
+    monkeypatch.setattr(iapas.pipeline, "make_runner", real)
+    use_mean_diff(monkeypatch)  # through the registry now
+    ctx = Context(profile="offline", config=config, extension={"mean_grey": 0.2})
     rows = StageTwoWorker(work, config, ctx, tasks)(batch)
     assert rows["status"] == ["ok"] and rows["error"] == [""] and rows["index"] == [0]
     assert json.loads(rows["value"][0])["image_score"] > 0

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from iapas.config import DEFAULT_TAGGER, PipelineConfig
+from iapas.context import Fidelity
 from iapas.io.images import LoadedImage
 from iapas.profiles.paper import PaperProfile
 from iapas.settings import resolve
@@ -308,7 +309,7 @@ def test_clip_stand_in_is_flagged_in_context_and_predictions(tiny_clip: str) -> 
     pred = PaperProfile(resolve(cfg), detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], ctx)
     assert any("deviates from the paper" in n for n in pred.to_json()["notes"])
     clean = ctx.model_copy(update={"warnings": []})
-    clean.__pydantic_extra__["fidelity"] = {"tagger": "ram (as in the paper)"}
+    clean.fidelity = Fidelity(tagger="ram (as in the paper)")
     notes = PaperProfile(resolve(cfg), detector=det, segmenter=RectSegmenter()).predict(_normal(1)[0], clean).notes
     assert notes and not any("deviates" in n for n in notes)
 

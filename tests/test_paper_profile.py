@@ -102,8 +102,12 @@ def test_predict_with_tiny_models(fitted):
     assert set(pred.removed_boxes.removed_by) == {"size_filter"} and set(pred.boxes.removed_by) == {""}
     # each kept box carries its own SAM mask; the map is their raw (unclipped) sum s_i m_i
     assert pred.boxes.masks is not None and pred.boxes.masks.shape == (len(pred.boxes), h, w)
-    expected = np.tensordot(pred.boxes.scores, pred.boxes.masks.astype(np.float32), axes=1)
-    np.testing.assert_allclose(pred.score_map, expected, rtol=1e-6)
+    masks = prof.segmenter.segment(image.rgb, pred.boxes)  # SAM again on the kept boxes, apart from the prediction
+    assert np.array_equal(masks, pred.boxes.masks)
+    expected = np.zeros((h, w), np.float64)
+    for score, mask in zip(pred.boxes.scores, masks):  # s_i m_i summed pixel by pixel
+        expected[mask] += float(score)
+    np.testing.assert_allclose(pred.score_map, expected.astype(np.float32), rtol=1e-6)
     assert pred.image_score > 1.0, "overlapping masks of the kept boxes sum above 1: not clipped"
     assert pred.removed_boxes.masks is None, "removed boxes are not segmented"
     assert pred.to_json()["profile"] == "paper"

@@ -1,6 +1,7 @@
 """The names a user needs are importable from `iapas` itself, without loading torch."""
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -12,8 +13,16 @@ import iapas
 
 
 def test_every_exported_name_resolves() -> None:
-    for name in iapas.__all__:
-        assert getattr(iapas, name) is not None, name
+    from iapas.pipeline import Pipeline
+    from iapas.verdict import decide
+
+    assert set(iapas.__all__) == {"__version__", *iapas._EXPORTS}
+    for name, module in iapas._EXPORTS.items():  # the very object of the module that defines it
+        assert getattr(iapas, name) is getattr(importlib.import_module(module), name), name
+    assert iapas.Pipeline is Pipeline and iapas.decide is decide
+    assert callable(iapas.Pipeline.from_context) and not hasattr(iapas.Pipeline, "predict_many")
+    assert iapas.build_config(profile="offline").profile == "offline"
+    assert iapas.f1_max(np.array([0.1, 0.9]), np.array([False, True])) == pytest.approx(1.0)
     with pytest.raises(AttributeError):
         iapas.not_a_name  # noqa: B018
 

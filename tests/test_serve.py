@@ -223,7 +223,7 @@ DELAY = 2.0
 
 def _fake_context(data: Path) -> Path:
     """A context of the tiny profile that tests/fake_cli.py serves."""
-    from fake_profile import MeanDiffProfile
+    from fake_profile import mean_diff
     from iapas.config import build_config
     from iapas.io.images import load_image
 
@@ -231,7 +231,7 @@ def _fake_context(data: Path) -> Path:
     if not path.is_file():
         config = build_config(profile="offline")
         normal = [load_image(p) for p in sorted((data / "normal").iterdir())]
-        MeanDiffProfile(config, "offline").fit(normal).save(path)
+        mean_diff(config, "offline").fit(normal).save(path)
     return path
 
 

@@ -1,5 +1,5 @@
-"""Issue 13, part 2: settings resolved once (iapas.settings), typed in the context, given once to runners;
-one resume rule; every config field reachable from a flag; one feature_size default; batch_size gone."""
+"""Settings resolved once (iapas.settings), typed in the context, given once to profiles; one resume rule;
+every config field reachable from a flag; one feature_size default; batch_size gone."""
 from __future__ import annotations
 
 import inspect
@@ -19,7 +19,9 @@ from iapas.config import PipelineConfig, build_config
 from iapas.context import Context
 from iapas.errors import SettingsError
 from iapas.io.resume import Stamp, matches
-from iapas.pipeline import PROFILE_RUNNERS, Pipeline, make_runner
+from iapas.pipeline import Pipeline, make_runner
+from iapas.profiles.base import Profile
+from iapas.profiles.registry import profile_class, profile_names
 from iapas.settings import KIND_PRESETS, Calibration, ReferenceSettings, Settings, Thresholds, resolve
 from synthetic_layouts import make_mtd
 
@@ -136,17 +138,15 @@ def test_feature_size_has_one_default() -> None:
     assert all(f"{k} {p.feature_size}" in help_text for k, p in KIND_PRESETS.items())
 
 
-def test_registry_runners_take_settings_once() -> None:
+def test_registry_profiles_take_settings_once() -> None:
     cfg = build_config(profile="offline", num_normal=2)
-    for name, spec in PROFILE_RUNNERS.items():
+    assert {"offline", "paper", "fused"} <= set(profile_names())
+    for name in ("offline", "paper", "fused"):
         runner = make_runner(name, build_config(profile=name, tagger="none", object_name="x"))
+        assert isinstance(runner, Profile) and type(runner) is profile_class(name)
         assert isinstance(runner.settings, Settings) and runner.name == name
-        assert list(inspect.signature(runner.fit).parameters) == ["normal"], spec
-    from typing import get_args
-
-    from iapas.config import Profile
-
-    assert set(get_args(Profile)) == set(PROFILE_RUNNERS), "every configurable profile is registered, and back"
+        assert list(inspect.signature(runner.fit).parameters) == ["normal"], name
+    assert not hasattr(resolve(cfg), "config")  # no component can fall back to the raw config
     pipe = Pipeline(cfg)
     with pytest.raises(AttributeError):
         pipe.config = build_config(profile="offline", seed=1)  # type: ignore[misc]

@@ -19,6 +19,7 @@ from fake_profile import MeanDiffProfile, use_mean_diff
 from iapas.cli import run as run_cmd
 from iapas.config import build_config
 from iapas.errors import SettingsError
+from iapas.pipeline import Pipeline
 from iapas.preflight import ModelsMissing, check_models, missing_models, model_roles
 
 
@@ -39,7 +40,7 @@ def run_args(normal: Path, tmp: Path, *extra: str) -> list[str]:
     return ["run", "--normal", str(normal), "--images", str(normal), "--out", str(tmp / "out"), *extra]
 
 
-# One table of invalid values: each is refused by build_config (the API) with the field, its flag and the
+# One table of invalid values: each is refused by the API (build_config, or Pipeline for the profile) with the field, its flag and the
 # allowed values, and by `iapas run` with exit 2 before any profile (hence model) is built. `None` in the
 # settings column: only the CLI can tell (it needs the normal folder, or the flag's own parser).
 INVALID = [
@@ -48,7 +49,7 @@ INVALID = [
     ({"size_threshold": 0.0}, ["--size-threshold", "0"], "size_threshold (--size-threshold)", "allowed: (0, 1]"),
     ({"num_normal": 0}, ["--num-normal", "0"], "num_normal (--num-normal)", "allowed: [1, inf)"),
     (None, ["--num-normal", "5"], "--num-normal", "allowed: 1..4"),
-    ({"profile": "gpu"}, ["--profile", "gpu"], "profile (--profile)", "'paper', 'offline' or 'fused'"),
+    ({"profile": "gpu"}, ["--profile", "gpu"], "profile (--profile)", "allowed: 'fused', "),
     ({"kind": "liquid"}, ["--kind", "liquid"], "kind (--kind)", "'object' or 'texture'"),
     ({"dtype": "int3"}, ["--dtype", "int3"], "dtype (--dtype)", "'float32'"),
     ({"detector": "  "}, ["--detector", "  "], "detector (--detector)", "a model reference cannot be empty"),
@@ -60,9 +61,9 @@ INVALID = [
 def test_invalid_value_is_refused_by_the_api_and_by_the_cli(app: typer.Typer, normal: Path, tmp_path: Path,
                                                             settings: dict | None, flags: list[str], field: str,
                                                             allowed: str) -> None:
-    if settings is not None:
+    if settings is not None:  # the profile's name and its needs are checked against the registry by Pipeline
         with pytest.raises(SettingsError) as info:
-            build_config(**settings)
+            Pipeline(build_config(**settings))
         assert field in str(info.value) and allowed in str(info.value)
     result = CliRunner().invoke(app, [*run_args(normal, tmp_path, "--profile", "offline"), *flags])
     assert result.exit_code == 2, result.output

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +144,7 @@ def test_none_in_any_case_skips_tagging_and_the_llm(none: str) -> None:
 
 
 def test_stage1_reads_only_the_resolved_settings() -> None:
-    """Issue 13: Stage 1 follows `settings.tagger` / `settings.llm`; the stored config is a record only."""
+    """Stage 1 follows `settings.tagger` / `settings.llm`; the stored config is a record only."""
     answer = "crack, scratch"
     with _Server([(200, answer, 0.0)]) as srv:
         asked = PipelineConfig(tagger="none", object_name="bottle", llm="openai:m", llm_base_url=srv.url,
@@ -153,7 +152,7 @@ def test_stage1_reads_only_the_resolved_settings() -> None:
         # the stored config says "no LLM, another object, sampling": none of it may be read
         recorded = asked.model_copy(update={"llm": "none", "llm_base_url": None, "object_name": "tile",
                                             "llm_decoding": "sample", "llm_max_new_tokens": 99})
-        settings = replace(resolve(asked), config=recorded)
+        settings = resolve(asked).model_copy(update={"record": recorded})
         ctx = build_context(_normal(), settings, None, "paper")
     assert len(srv.requests) == 1 and srv.requests[0]["max_tokens"] == 20 and srv.requests[0]["temperature"] == 0
     assert ctx.object_tag == "bottle" and ctx.llm_raw_answer == answer and ctx.models["llm"]["id"] == "m"

@@ -141,3 +141,30 @@ def test_chunk_size_bounds_memory_but_never_changes_a_score(batch) -> None:
         np.testing.assert_allclose(small.predict_one(img, ctx_s).score_map, small_refs.predict_one(img, ctx_r).score_map,
                                    rtol=1e-5, atol=1e-6)
     assert whole.fit_zero_shot(batch.test).reference.mutual.chunk == 128
+
+
+def test_each_image_of_the_batch_is_read_once(batch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stage 1 reads the reference pool once; Stage 2 scores each image from the copy its caller loaded, reading
+    no other image of the batch (and no mutable batch state lives in the few-shot profile)."""
+    import iapas.pipeline
+    import iapas.profiles.zero_shot
+    from iapas.profiles.offline import OfflineProfile
+    from iapas.profiles.zero_shot import ZeroShotRunner
+
+    reads: list[str] = []
+
+    def counted(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(Path(path).name)
+        return load_image(path, *args, **kwargs)
+
+    monkeypatch.setattr(iapas.pipeline, "load_image", counted)
+    monkeypatch.setattr(iapas.profiles.zero_shot, "load_image", counted)
+    pipe = Pipeline(build_config(profile="offline", kind="texture", zero_shot_references=3, **FAST))
+    ctx = pipe.fit_zero_shot(batch.test)
+    pool = reference_pool(len(batch.test), 3)
+    assert sorted(reads) == sorted(Path(batch.test[i]).name for i in pool)  # the pool, once
+    reads.clear()
+    images = [load_image(p) for p in batch.test]  # the caller's one read of each image
+    preds = [pipe.predict_one(im, ctx) for im in images]
+    assert reads == [] and len(preds) == len(batch.test)  # nothing read again while scoring
+    assert isinstance(pipe.batch_runner, ZeroShotRunner) and not hasattr(OfflineProfile(pipe.runner.settings), "_batch")

@@ -12,14 +12,14 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer, field_validator, model_validator,
+    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer, field_validator,
 )
 
 from iapas.errors import SettingsError
 from iapas.io.http import redact_url
 from iapas.modelref import ModelRef, RefKind
 
-Profile = Literal["paper", "offline", "fused"]
+PROFILE_NAME = r"^[a-z][a-z0-9_\-]{0,63}$"  # a registered profile's name (iapas.profiles.registry checks it exists)
 Kind = Literal["object", "texture"]
 ObjectTagRule = Literal["official", "match"]
 LlmPrompt = Literal["official", "expert"]
@@ -29,6 +29,11 @@ TexturePreset = Literal["paper", "per-category"]
 ThresholdSource = Literal["paper", "official-code"]
 OFFICIAL_CODE_THRESHOLD = 0.1  # box and text threshold of the official scripts' defaults, on every dataset
 
+# ranges shared by a config field and the settings stored in contexts (declared once, read by both)
+FEATURE_SIZE_RANGE: dict[str, Any] = {"ge": 64, "le": 2048}
+SEGMENT_SIZE_RANGE: dict[str, Any] = {"ge": 32, "le": 1024}
+ZERO_SHOT_RANGES: dict[str, dict[str, Any]] = {"references": {"ge": 1, "le": 1024}, "keep": {"gt": 0.0, "le": 1.0},
+                                                "chunk": {"ge": 2, "le": 100000}}
 DEFAULT_WORKING_SIZE = 112  # short side (px) at which the offline refinement segments an image
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-tiny"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
@@ -55,7 +60,9 @@ class PipelineConfig(BaseModel):
     # allow_inf_nan=False: `.inf` / `.nan` in a file would pass ge/gt bounds and break sockets or thresholds
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
-    profile: Profile | None = Field(None, description="paper, offline or fused; None = auto (offline without hub weights)")
+    profile: str | None = Field(None, pattern=PROFILE_NAME,
+                                description="a registered profile (paper, offline, fused, ...); None = auto (offline "
+                                            "without hub weights)")
     # Stage 1
     num_normal: int = Field(10, ge=1, description="r: normal images sampled for Stage 1")
     seed: int = Field(111, description="seed of the normal-image sample")
@@ -99,7 +106,7 @@ class PipelineConfig(BaseModel):
     )
     # offline / fused profile
     backbone: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = "efficientnet-lite0"
-    feature_size: int | None = Field(None, ge=64, le=2048, description="short side fed to the backbone; None = preset of --kind (iapas.settings.KIND_PRESETS)")
+    feature_size: int | None = Field(None, **FEATURE_SIZE_RANGE, description="short side fed to the backbone; None = preset of --kind (iapas.settings.KIND_PRESETS)")
     reference_stages: list[int] | None = Field(
         None, description="backbone stages of the reference features (0-6; 2-3 = stride 8/16, 5-6 = stride 32); None = preset of --kind"
     )
@@ -110,13 +117,13 @@ class PipelineConfig(BaseModel):
     refine: Literal["none", "segments"] | None = Field(
         None, description="segments: average the map inside image segments (sharper outlines on textures); None = preset of --kind"
     )
-    segment_size: int = Field(DEFAULT_WORKING_SIZE, ge=32, le=1024, description="short side at which images are segmented for refine")
+    segment_size: int = Field(DEFAULT_WORKING_SIZE, **SEGMENT_SIZE_RANGE, description="short side at which images are segmented for refine")
     position_reference: Literal["auto", "on", "off"] | None = Field(
         None, description="compare each patch with normal patches at its own place (aligned objects): auto = decided "
                           "on the normal images; None = preset of --kind")
-    zero_shot_references: int = Field(24, ge=1, le=1024, description="zero-shot: other images of the batch each image is scored against")
-    zero_shot_keep: float = Field(0.3, gt=0.0, le=1.0, description="zero-shot: share of the closest references averaged per patch")
-    zero_shot_chunk: int = Field(128, ge=2, le=100000, description="zero-shot: images mutually scored together (bounds memory)")
+    zero_shot_references: int = Field(24, **ZERO_SHOT_RANGES["references"], description="zero-shot: other images of the batch each image is scored against")
+    zero_shot_keep: float = Field(0.3, **ZERO_SHOT_RANGES["keep"], description="zero-shot: share of the closest references averaged per patch")
+    zero_shot_chunk: int = Field(128, **ZERO_SHOT_RANGES["chunk"], description="zero-shot: images mutually scored together (bounds memory)")
     mask_percentile: float = Field(99.5, gt=50.0, le=100.0, description="percentile of normal scores for the mask threshold")
     target_frr: float = Field(0.02, gt=0.0, lt=0.5, description="offline: false-reject rate of good parts the calibrated verdict aims at")
     # runtime
@@ -159,12 +166,6 @@ class PipelineConfig(BaseModel):
     def _hide_url_password(self, v: str | None) -> str | None:
         """A `user:pass@` never reaches context.json, summaries or digests."""
         return redact_url(v)
-
-    @model_validator(mode="after")
-    def _check_tagger_object(self) -> "PipelineConfig":
-        if self.tagger_ref.is_none and not self.object_name and self.profile in ("paper", "fused"):
-            raise ValueError("--tagger none needs --object NAME (the object tag to use)")
-        return self
 
     @property
     def detector_ref(self) -> ModelRef:

@@ -34,18 +34,32 @@ CALIBRATION_KEYS = {"mask_threshold": "threshold", "score_floor": "floor", "imag
                     "mask_percentile": "percentile", "floor_percentile": "floor_percentile", "calibration": "method"}
 
 
-class Reference(BaseModel):
-    """context.reference of the offline / fused profiles, typed: how features were made (`settings`) and
-    how distances become scores (`calibration`). Other keys (bank_file, normal statistics, notes, keys of
-    newer versions or of other runners) are kept as they come. On disk the calibration stays flat
-    (mask_threshold, score_floor, ...), as in every version-1 context."""
+# optional records written only when present (a context without them reads and writes as before)
+OPTIONAL_REFERENCE_KEYS = ("mode", "settings", "mutual", "bank_file", "normal_pixel_mean", "normal_pixel_std",
+                           "normal_image_max", "score_mapping", "alignment", "scales", "batch", "fusion")
 
-    model_config = ConfigDict(extra="allow")
+
+class Reference(BaseModel):
+    """context.reference of the offline / fused profiles, typed: how features were made (`settings`), how
+    distances become scores (`calibration`), the bank file, the normal images' statistics and, zero-shot,
+    the batch. An unknown key is refused. On disk the calibration stays flat (mask_threshold, score_floor,
+    ...), as in every version-1 context."""
+
+    model_config = ConfigDict(extra="forbid")
 
     mode: str | None = Field(None, description="few-shot, zero-shot; None in contexts made before zero-shot existed")
     settings: ReferenceSettings | None = None
     calibration: Calibration | None = None
     mutual: MutualConfig | None = Field(None, description="zero-shot: references per image, kept fraction, chunk")
+    batch: list[str] | None = Field(None, description="zero-shot: every image of the batch, resolved paths")
+    normal_pixel_mean: float | None = Field(None, ge=0.0, description="mean raw distance of the normal pixels")
+    normal_pixel_std: float | None = Field(None, ge=0.0)
+    normal_image_max: list[float] | None = Field(None, description="each normal image's leave-one-out map maximum")
+    score_mapping: str | None = Field(None, description="how a raw distance becomes a score, in words")
+    alignment: dict[str, Any] | None = Field(None, description="stages.position.Alignment record")
+    scales: dict[str, list[float]] | None = Field(None, description="per scale its [floor, threshold] (stages.multiscale)")
+    fusion: str | None = Field(None, description="fused: how a box's score is re-weighted")
+    bank_file: str | None = Field(None, description="the sidecar .bank.npz, in the context's own folder")
 
     @model_validator(mode="before")
     @classmethod
@@ -70,7 +84,7 @@ class Reference(BaseModel):
 
     @model_serializer(mode="wrap")
     def _flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out = {k: v for k, v in handler(self).items() if not (k in ("mode", "settings", "mutual") and v is None)}
+        out = {k: v for k, v in handler(self).items() if not (k in OPTIONAL_REFERENCE_KEYS and v is None)}
         cal = out.pop("calibration", None)
         if isinstance(cal, dict):
             unset = {"method": "", "image_thresholds": []}  # not written, as before
@@ -84,14 +98,46 @@ class Reference(BaseModel):
         return out
 
     def get(self, key: str, default: Any = None) -> Any:
-        """An extra key (bank_file, normal_pixel_mean, ...) or `default`."""
-        return (self.model_extra or {}).get(key, default)
+        """A record (bank_file, normal_pixel_mean, ...), or `default` when it is not set."""
+        value = getattr(self, key, None) if key in type(self).model_fields else None
+        return default if value is None else value
+
+
+class Fidelity(BaseModel):
+    """Which of the official code's choices a paper / fused context used ("official") or iapas's own.
+
+    Only the keys a context holds are written back.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    object_tag_rule: str | None = None
+    llm_prompt: str | None = None
+    llm_decoding: str | None = None
+    llm_max_new_tokens: int | None = None
+    llm_parse: str | None = None
+    max_phrases: int | None = None
+    object_boxes: str | None = None
+    size_filter: bool | None = None
+    texture_preset: str | None = None
+    tagger: str | None = None
+    precision: str | None = None
+    thresholds: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
+
+
+OPTIONAL_CONTEXT_KEYS = ("fidelity", "kind_choice", "object_tag_scores", "llm_messages", "labelled_calibration",
+                         "extension")
 
 
 class Context(BaseModel):
-    """Stage 1 output; every field is plain JSON."""
+    """Stage 1 output; every field is plain JSON. An unknown field is refused (a typo in an edited context
+    must not pass silently)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     version: int = CONTEXT_VERSION
     profile: str
@@ -111,6 +157,12 @@ class Context(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     resume: dict[str, Any] | None = Field(None, description="io.resume.Stamp it was made with: reused on a rerun when equal")
     reference: Reference = Field(default_factory=Reference, description="offline/fused: features, calibration, bank file")
+    fidelity: Fidelity | None = Field(None, description="paper / fused: official choices or iapas's own")
+    object_tag_scores: dict[str, float] | None = Field(None, description="best grounding score per tag, for review")
+    llm_messages: list[dict[str, str]] | None = Field(None, description="the messages sent to the LLM")
+    kind_choice: dict[str, Any] | None = Field(None, description="stages.kind.KindChoice record when the kind was chosen")
+    labelled_calibration: dict[str, Any] | None = Field(None, description="`iapas calibrate`'s report")
+    extension: dict[str, Any] | None = Field(None, description="a profile's own section (its `Profile.section` model)")
     # arrays are not serialised into JSON; they go to the sidecar npz
     _arrays: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
 
@@ -132,6 +184,10 @@ class Context(BaseModel):
         """Written as before: the four thresholds (plus a calibrated verdict), or {} for profiles without them."""
         return {} if v is None else v.model_dump(exclude_none=True)
 
+    @model_serializer(mode="wrap")
+    def _without_unset_records(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if not (k in OPTIONAL_CONTEXT_KEYS and v is None)}
+
     def set_arrays(self, **arrays: np.ndarray) -> None:
         self._arrays = dict(arrays)
 
@@ -145,7 +201,7 @@ class Context(BaseModel):
         if self.arrays:
             bank = path.with_suffix(".bank.npz")
             atomic_write_npz(bank, **self.arrays)
-            setattr(self.reference, "bank_file", bank.name)
+            self.reference.bank_file = bank.name
         atomic_write_json(path, self.model_dump(mode="json"))
         return path
 

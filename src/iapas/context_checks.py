@@ -1,38 +1,26 @@
-"""Validation of an edited context file, as strict as the config (issue 12, item 6).
+"""Validation of an edited context file, as strict as the config.
 
 A context is meant to be reviewed and edited by hand, so `segment` must not trust it: a huge feature size
 exhausts memory, a NaN or non-positive threshold produces nonsense scores (and NaN in JSON), and a bank
-path outside the context's folder reads any file. Known fields are checked; fields added by newer
-versions are left alone. Every problem is listed in one SettingsError (exit status 2).
+path outside the context's folder reads any file. The ranges are those declared on the settings' fields
+(`iapas.settings.ReferenceSettings`), read here, never repeated. Every problem is listed in one
+SettingsError (exit status 2).
 """
 from __future__ import annotations
 
+import json
 import math
 import zipfile
 from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from iapas.config import PipelineConfig, quote
 from iapas.errors import SettingsError
-from iapas.settings import feature_width
+from iapas.settings import ReferenceSettings, feature_width, with_older_defaults
 
-# reference.settings key -> the PipelineConfig field whose range applies
-SETTINGS_AS_CONFIG = {"backbone": "backbone", "feature_size": "feature_size", "segment_size": "segment_size",
-                      "stages": "reference_stages"}
-# reference.settings keys without a config field: (kind, low, high), inclusive
-SETTINGS_RANGES: dict[str, tuple[type, float, float]] = {
-    "max_long_side": (int, 64, 4096),
-    "pool": (int, 1, 15),
-    "k": (int, 1, 64),
-    "sigma": (float, 0.0, 64.0),
-    "max_bank": (int, 1, 65536),
-    "coreset": (float, 0.001, 1.0),
-    "segment_smooth": (float, 0.0, 64.0),
-}
-MAX_SEGMENT_LEVELS = 8
 TEXT_THRESHOLD_KEYS = ("verdict_rule",)  # thresholds.* that hold a sentence, not a number
 
 
@@ -57,41 +45,44 @@ def _as_config(field: str, value: Any) -> str | None:
     return None
 
 
-def _in_range(value: Any, kind: type, low: float, high: float) -> bool:
-    if kind is int and not (isinstance(value, int) and not isinstance(value, bool)):
-        return False
-    return _finite(value) and low <= value <= high
+def field_bound(model: type[BaseModel], field: str, bound: str) -> float | None:
+    """The `ge` / `le` / `gt` / `lt` bound declared on a pydantic field, or None."""
+    for meta in model.model_fields[field].metadata:
+        value = getattr(meta, bound, None)
+        if value is not None:
+            return float(value)
+    return None
 
 
 def settings_problems(settings: Any) -> list[str]:
-    """Problems of reference.settings (how features are extracted and scored)."""
+    """Problems of reference.settings (how features are extracted and scored), from the field declarations
+    of `ReferenceSettings` (strict JSON types: 3.0 is not an int, "3" not a number)."""
     if not isinstance(settings, dict):
         return [f"reference.settings must be a mapping, got {type(settings).__name__}"]
-    problems = []
-    for key, field in SETTINGS_AS_CONFIG.items():
-        if key in settings and (why := _as_config(field, settings[key])):
-            problems.append(f"reference.settings.{key}: {why} (got {quote(settings[key])})")
-    stages = settings.get("stages")
-    if isinstance(stages, list) and not (stages and all(isinstance(s, int) and 0 <= s <= 6 for s in stages)):
-        problems.append(f"reference.settings.stages: backbone stages 0..6, at least one (got {quote(stages)})")
-    for key, (kind, low, high) in SETTINGS_RANGES.items():
-        if key in settings and not _in_range(settings[key], kind, low, high):
-            problems.append(f"reference.settings.{key}: allowed {kind.__name__} in [{low:g}, {high:g}] (got {quote(settings[key])})")
-    pool = settings.get("pool")
-    if isinstance(pool, int) and pool % 2 == 0:
-        problems.append(f"reference.settings.pool: must be odd (got {pool})")
-    levels = settings.get("segment_levels", [])
-    ok = isinstance(levels, list) and len(levels) <= MAX_SEGMENT_LEVELS and all(
-        isinstance(lv, list | tuple) and len(lv) == 3 and _finite(lv[0], 0.0, True) and lv[0] <= 100_000
-        and _finite(lv[1], 0.0) and lv[1] <= 64 and isinstance(lv[2], int) and 1 <= lv[2] <= 1_000_000
-        for lv in levels
-    )
-    if not ok:
-        problems.append(
-            f"reference.settings.segment_levels: up to {MAX_SEGMENT_LEVELS} [Felzenszwalb scale in (0, 100000], "
-            f"sigma in [0, 64], min_size in [1, 1000000]] (got {quote(levels)})"
-        )
-    return problems
+    try:
+        ReferenceSettings.model_validate_json(json.dumps(with_older_defaults(settings)), strict=True)
+    except ValidationError as exc:
+        return [f"reference.settings.{'.'.join(str(x) for x in err['loc'][:1]) or 'settings'}: {err['msg']}"
+                f"{_allowed(str(err['loc'][0])) if err['loc'] else ''} (got {quote(_value_at(settings, err['loc']))})"
+                for err in exc.errors()]
+    except ValueError as exc:  # NaN / Infinity cannot be JSON
+        return [f"reference.settings: {exc}"]
+    return []
+
+
+def _value_at(settings: dict[str, Any], loc: tuple[Any, ...]) -> Any:
+    return settings.get(loc[0]) if loc else settings
+
+
+def _allowed(field: str) -> str:
+    """'; allowed: [low, high]' from a ReferenceSettings field's declared bounds ('' without bounds)."""
+    if field not in ReferenceSettings.model_fields:
+        return ""
+    low = field_bound(ReferenceSettings, field, "ge")
+    high = field_bound(ReferenceSettings, field, "le")
+    if low is None or high is None:
+        return ""
+    return f"; allowed: [{low:g}, {high:g}]"
 
 
 def reference_problems(reference: dict[str, Any]) -> list[str]:
@@ -129,7 +120,7 @@ def bank_path(context_file: Path, name: Any) -> Path:
     return bank
 
 
-MAX_BANK_ROWS = int(SETTINGS_RANGES["max_bank"][2])
+MAX_BANK_ROWS = int(field_bound(ReferenceSettings, "max_bank", "le") or 0)
 MAX_FEATURE_WIDTH = 4096  # wider than any stage combination of the packaged backbones
 MAX_BANK_MEMBERS = 8  # the bank holds two arrays; an archive of many members is not one of ours
 

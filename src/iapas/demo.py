@@ -51,7 +51,7 @@ def write_overlays(eval_dir: Path, dest: Path) -> list[Path]:
         boxes = Detections.from_json(info.get("boxes", []))
         pred = Prediction(path=rec.image_path, score_map=rec.score_map, mask=rec.score_map >= 0.5, boxes=boxes,
                           image_score=rec.image_score, profile=info.get("profile", DEMO_PROFILE))
-        img = render_overlay(rgb, pred, threshold=0.5, scale=display_scale("offline", 0.5), gt_mask=gt, min_side=256)
+        img = render_overlay(rgb, pred, threshold=0.5, scale=display_scale(DEMO_PROFILE, 0.5), gt_mask=gt, min_side=256)
         written.append(atomic_write_image(dest / rec.category / f"{Path(rec.image_path).stem}.png", img))
     return written
 
@@ -109,13 +109,8 @@ def run_demo(out: str | Path, textures: tuple[str, ...] = TEXTURES, n_normal: in
         if metrics.get("images_per_second"):
             ips.append(float(metrics["images_per_second"]))
         write_overlays(eval_dir, out / "overlays")
-        if report:
-            try:
-                from iapas.outputs.report import write_evaluation_report
-            except ImportError:
-                pass
-            else:
-                reports[cat.name] = str(write_evaluation_report(eval_dir, overlays=False))
+        if report and (page := evaluation_report(eval_dir)) is not None:
+            reports[cat.name] = page
     mean = {k: float(np.mean([m[k] for m in per_cat.values() if m.get(k) is not None]))
             for k in METRIC_KEYS if any(m.get(k) is not None for m in per_cat.values())}
     run = None
@@ -141,6 +136,15 @@ def run_demo(out: str | Path, textures: tuple[str, ...] = TEXTURES, n_normal: in
     atomic_write_json(out / "metrics.json", summary)
     atomic_write_text(out / "summary.md", summary_markdown(per_cat, seconds, out, mean, threads))
     return summary
+
+
+def evaluation_report(eval_dir: Path) -> str | None:
+    """The evaluation report page of one category, or None when the report module is not installed."""
+    try:
+        from iapas.outputs.report import write_evaluation_report  # optional: an install may leave the HTML report module out
+    except ImportError:
+        return None
+    return str(write_evaluation_report(eval_dir, overlays=False))
 
 
 def run_mixed_folder(cat: Any, run_dir: Path, config: PipelineConfig, per_cat: dict[str, dict[str, Any]],

@@ -1,4 +1,4 @@
-"""Up-front checks of model references, run before any model loads (issues 6 and 14).
+"""Up-front checks of model references, run before any model loads.
 
 An unknown model id or a mistyped path should cost the user one message and exit status 2 at once, not a
 model download attempt or a half-finished Stage 1; and every missing model is named in that one message
@@ -18,6 +18,8 @@ from iapas.config import PipelineConfig
 from iapas.errors import SettingsError
 from iapas.modelref import ModelRef, RefKind
 from iapas.models import hub
+from iapas.profiles.base import STAGE1_ROLES
+from iapas.profiles.registry import profile_class
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}(/[A-Za-z0-9][\w.\-]{0,95})?$")
 
@@ -44,24 +46,33 @@ class MissingModel:
         return out
 
 
+def models_used(config: PipelineConfig, profile: str, stage2_only: bool = False) -> frozenset[str]:
+    """Roles of the models `profile` loads with these settings (`Profile.models`, without the Stage 1 ones
+    for `iapas segment` (`stage2_only`) and for the baseline, which tags nothing and asks no LLM)."""
+    roles = profile_class(profile).models
+    if stage2_only or config.baseline:
+        roles = roles - STAGE1_ROLES
+    return roles
+
+
 def model_roles(config: PipelineConfig, profile: str, stage2_only: bool = False) -> dict[str, ModelRef]:
     """Flag -> reference of every model the profile will load from a hub id, folder or file with these
     settings (`stage2_only`: `iapas segment`, which loads no tagger or LLM). Keyword references (none,
-    smollm2, ram, a server) are not listed: they have no weights to find here."""
+    smollm2, ram, a server) are not listed: they have no weights to find here; the backbone is checked
+    on its own (`_backbone_problems`)."""
+    used = models_used(config, profile, stage2_only)
     roles: dict[str, ModelRef] = {}
-    if profile not in ("paper", "fused"):
-        return roles
-    roles["--detector"] = config.detector_ref
-    roles["--segmenter"] = config.segmenter_ref
-    if not config.baseline and not stage2_only:
+    for role in ("detector", "segmenter"):
+        if role in used:
+            roles[f"--{role}"] = getattr(config, f"{role}_ref")
+    if "tagger" in used:
         from iapas.models.tagger import preferred_tagger  # RAM replaces the default CLIP when installed
 
         tagger = ModelRef.parse(preferred_tagger(config.tagger), "tagger")
         if tagger.loads_weights and not config.object_name:
             roles["--tagger"] = config.tagger_ref
-        llm = config.llm_ref
-        if llm.loads_weights and config.llm_server_model is None:
-            roles["--llm"] = llm
+    if "llm" in used and config.llm_ref.loads_weights and config.llm_server_model is None:
+        roles["--llm"] = config.llm_ref
     return roles
 
 
@@ -90,10 +101,10 @@ def missing_models(config: PipelineConfig, profile: str, stage2_only: bool = Fal
     """Every model reference of `profile` that cannot load here (all of them, not just the first)."""
     roles = model_roles(config, profile, stage2_only)
     problems = [p for flag, ref in roles.items() if (p := _problem(flag, ref, offline))]
-    llm_used = profile in ("paper", "fused") and not config.baseline and not stage2_only
-    if llm_used and config.llm_ref.kind is RefKind.OPENAI and not config.llm_base_url:
+    used = models_used(config, profile, stage2_only)
+    if "llm" in used and config.llm_ref.kind is RefKind.OPENAI and not config.llm_base_url:
         problems.append(MissingModel("--llm", config.llm, "an OpenAI-compatible server needs --llm-base-url URL"))
-    if profile in ("offline", "fused"):
+    if "backbone" in used:
         problems.extend(MissingModel("--backbone", config.backbone, p) for p in _backbone_problems(config.backbone))
     return problems
 
@@ -109,7 +120,7 @@ class ModelsMissing(SettingsError):
 def check_models(config: PipelineConfig, profile: str, stage2_only: bool = False) -> None:
     """Raise ModelsMissing naming every model reference that cannot load, each with what to do; refuse an
     LLM server URL that the API key must not be sent to."""
-    if config.llm_base_url and profile in ("paper", "fused") and not stage2_only:
+    if config.llm_base_url and "llm" in profile_class(profile).models and not stage2_only:
         _check_llm_server(config)
     problems = missing_models(config, profile, stage2_only)
     if problems:

@@ -1,22 +1,22 @@
-"""Every component's settings, resolved from a `PipelineConfig` once, here (issue 13).
+"""Every component's settings, resolved from a `PipelineConfig` once, here.
 
-Why: settings used to travel in several forms (config -> dataclass -> JSON -> dataclass, thresholds read
-from the context "else the config", a runner holding one config and receiving another in `fit`). Now a
-config is resolved into frozen objects by `resolve(config)` and nothing downstream reads the config again:
-stages take their own settings object, runners take a `Settings` in their constructor, and the context
-stores the typed results (`Thresholds`, `ReferenceSettings`, `Calibration`).
+A config is resolved into frozen pydantic models by `resolve(config)` and nothing downstream reads the
+config again: stages take their own settings object, profiles take a `Settings` in their constructor, and
+the context stores the typed results (`Thresholds`, `ReferenceSettings`, `Calibration`). Ranges are declared
+once, on the fields (`Field(ge=..., le=...)`): the context checks and the CLI read them from there.
 
 The presets per kind (`KIND_PRESETS`, `KIND_THRESHOLDS`) are the single source of every default that
 depends on `--kind`: the config's `None` means "the preset", and `resolve` is where it is filled in.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from iapas.config import DEFAULT_WORKING_SIZE, OFFICIAL_CODE_THRESHOLD, PipelineConfig
+from iapas.config import (
+    DEFAULT_WORKING_SIZE, FEATURE_SIZE_RANGE, OFFICIAL_CODE_THRESHOLD, SEGMENT_SIZE_RANGE, ZERO_SHOT_RANGES, PipelineConfig,
+)
 from iapas.errors import SettingsError
 from iapas.modelref import ModelRef
 
@@ -30,9 +30,15 @@ POSITION_RATIO = 0.35  # aligned when at most this share of normal patches match
 FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which a pixel scores exactly 0
 
 
-@dataclass(frozen=True)
-class FeaturePreset:
+FROZEN = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+MAX_SEGMENT_LEVELS = 8
+BACKBONE_STAGES = (0, 6)  # stages of the packaged backbones, inclusive
+
+
+class FeaturePreset(BaseModel):
     """The offline features of one kind, chosen on the development suite (docs/offline-tuning.md)."""
+
+    model_config = FROZEN
 
     stages: tuple[int, ...]
     feature_size: int
@@ -82,58 +88,88 @@ def feature_width(backbone: str, stages: tuple[int, ...]) -> int | None:
     return sum(channels[s] for s in stages)
 
 
-@dataclass(frozen=True)
-class ReferenceSettings:
-    """How offline features are extracted and scored; stored in the context so `segment` reproduces them."""
+Stages = tuple[int, ...]
 
-    backbone: str = "efficientnet-lite0"
-    feature_size: int = DEFAULT_FEATURE_SIZE  # short side fed to the backbone (long side follows the aspect)
-    max_long_side: int = 1536  # bound on the long side; beyond it the whole image shrinks (aspect kept)
-    stages: tuple[int, ...] = KIND_PRESETS["texture"].stages  # (2, 3) = stride 8/16 for finer defects
-    pool: int = 3  # local neighbourhood aggregation (odd, 1 = off)
-    normalize: str = "none"  # "l2": each stage's feature vector scaled to unit length before concatenation
-    augment: tuple[str, ...] = ("auto",)  # "auto": flips/rot180 while the bank stays under max_bank
-    k: int = 1
-    sigma: float = 4.0  # gaussian smoothing of the map, in pixels of the original image
-    max_bank: int = 16384  # patches kept in the bank (greedy coreset above that), bounds kNN cost
-    coreset: float = 1.0  # fraction of the bank's patches kept by a greedy coreset (1.0 = all; PatchCore: 0.01-0.1)
-    # edge-aware refinement (stages.segment_pooling): (scale, sigma, min_size) levels; () = off
-    segment_levels: tuple[tuple[float, float, int], ...] = ()
-    segment_size: int = DEFAULT_WORKING_SIZE  # short side at which the image is segmented
-    segment_combine: str = DEFAULT_COMBINE  # how the levels are merged: "geometric" or "mean"
-    segment_smooth: float = DEFAULT_SMOOTH  # gaussian after pooling, in working pixels
-    # position-aware reference (stages.position); "off" here so hand-built settings and older contexts keep
-    # the global bank only; the kind presets set it
-    position: str = "off"
-    position_window: int = 1  # +- cells of the same-position search window
+
+class ReferenceSettings(BaseModel):
+    """How offline features are extracted and scored; stored in the context so `segment` reproduces them.
+
+    The ranges bound memory and time of an edited context (`context_checks`); keys of other versions are
+    ignored on load.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+
+    backbone: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"] = "efficientnet-lite0"
+    feature_size: int = Field(DEFAULT_FEATURE_SIZE, **FEATURE_SIZE_RANGE,
+                              description="short side fed to the backbone (long side follows the aspect)")
+    max_long_side: int = Field(1536, ge=64, le=4096, description="bound on the long side; beyond it the image shrinks")
+    stages: Stages = Field(KIND_PRESETS["texture"].stages, description="backbone stages 0..6; (2, 3) = stride 8/16")
+    pool: int = Field(3, ge=1, le=15, description="local neighbourhood aggregation (odd, 1 = off)")
+    normalize: str = Field("none", description='"l2": each stage\'s feature vector scaled to unit length')
+    augment: tuple[str, ...] = Field(("auto",), description='"auto": flips/rot180 while the bank stays under max_bank')
+    k: int = Field(1, ge=1, le=64)
+    sigma: float = Field(4.0, ge=0.0, le=64.0, description="gaussian smoothing of the map, in original pixels")
+    max_bank: int = Field(16384, ge=1, le=65536, description="patches kept in the bank (greedy coreset above)")
+    coreset: float = Field(1.0, ge=0.001, le=1.0, description="fraction of the bank kept by a greedy coreset")
+    segment_levels: tuple[tuple[float, float, int], ...] = Field(
+        (), max_length=MAX_SEGMENT_LEVELS,
+        description="edge-aware refinement (stages.segment_pooling): (scale, sigma, min_size) levels; () = off")
+    segment_size: int = Field(DEFAULT_WORKING_SIZE, **SEGMENT_SIZE_RANGE, description="short side at which images are segmented")
+    segment_combine: str = Field(DEFAULT_COMBINE, description='how the levels are merged: "geometric" or "mean"')
+    segment_smooth: float = Field(DEFAULT_SMOOTH, ge=0.0, le=64.0, description="gaussian after pooling, working pixels")
+    # "off" here so hand-built settings and older contexts keep the global bank only; the kind presets set it
+    position: str = Field("off", description="position-aware reference (stages.position): auto, on, off")
+    position_window: int = Field(1, ge=0, le=64, description="+- cells of the same-position search window")
     position_combine: str = "position"
-    position_ratio: float = POSITION_RATIO  # aligned when the share of patches matched better elsewhere <= this
-    photometric: str = "none"  # "gain" / "standardize": per-image brightness normalisation before the backbone
-    # a second bank of fine-scale stages (each L2-normalised, no refinement, its own calibration); the two
-    # calibrated maps are combined by their maximum (stages.multiscale); () = one scale
-    fine_stages: tuple[int, ...] = ()
+    position_ratio: float = Field(POSITION_RATIO, ge=0.0, le=1.0,
+                                  description="aligned when the share of patches matched better elsewhere <= this")
+    photometric: str = Field("none", description='"gain" / "standardize": per-image brightness normalisation')
+    fine_stages: Stages = Field((), description="a second bank of fine-scale stages (stages.multiscale); () = one scale")
     scale_combine: str = "sum"
 
+    @field_validator("stages", "fine_stages")
+    @classmethod
+    def _backbone_stages(cls, v: Stages, info: Any) -> Stages:
+        low, high = BACKBONE_STAGES
+        if any(not low <= s <= high for s in v) or (info.field_name == "stages" and not v):
+            raise ValueError(f"backbone stages {low}..{high}" + (", at least one" if info.field_name == "stages" else ""))
+        return v
+
+    @field_validator("pool")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError("must be odd")
+        return v
+
+    @field_validator("segment_levels")
+    @classmethod
+    def _levels(cls, v: tuple[tuple[float, float, int], ...]) -> tuple[tuple[float, float, int], ...]:
+        if not all(0.0 < a <= 100_000 and 0.0 <= b <= 64 and 1 <= c <= 1_000_000 for a, b, c in v):
+            raise ValueError("each level is [Felzenszwalb scale in (0, 100000], sigma in [0, 64], min_size in "
+                             "[1, 1000000]]")
+        return v
+
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["stages"] = list(self.stages)
-        d["augment"] = list(self.augment)
-        d["fine_stages"] = list(self.fine_stages)
-        d["segment_levels"] = [list(level) for level in self.segment_levels]
-        return d
+        """Plain JSON (tuples as lists), as stored in context.reference.settings."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ReferenceSettings":
-        d = dict(d)
-        d["stages"] = tuple(d.get("stages", cls.stages))
-        d["augment"] = tuple(d.get("augment", cls.augment))
-        d["fine_stages"] = tuple(d.get("fine_stages", ()))
-        # contexts written before the refinement existed have no key: they were made without it
-        d["segment_levels"] = tuple((float(a), float(b), int(c)) for a, b, c in d.get("segment_levels", ()))
-        if "segment_combine" not in d:
-            # contexts of the first refinement merged the levels by their plain mean, unsmoothed
-            d["segment_combine"], d["segment_smooth"] = "mean", 0.0
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        """Settings of a context (missing keys: the defaults, unknown keys: ignored).
+
+        Contexts of the first refinement have no `segment_combine`: they merged the levels by their plain
+        mean, unsmoothed.
+        """
+        return cls.model_validate(with_older_defaults(d))
+
+
+def with_older_defaults(d: dict[str, Any]) -> dict[str, Any]:
+    """Stored reference settings with the values of the version that wrote them where keys are missing."""
+    if "segment_combine" not in d:
+        return {**d, "segment_combine": "mean", "segment_smooth": 0.0}
+    return d
 
 
 class Thresholds(BaseModel):
@@ -170,36 +206,40 @@ class Calibration(BaseModel):
 
 
 
-@dataclass(frozen=True)
-class ModelSettings:
+class ModelSettings(BaseModel):
     """One model to load: reference (hub id, local dir, file) and where it runs."""
+
+    model_config = FROZEN
 
     model: str
     device: str
     dtype: str = "auto"
 
 
-@dataclass(frozen=True)
-class Stage2Switches:
+class Stage2Switches(BaseModel):
     """Which optional steps of Stage 2 run (the paper's ablations)."""
+
+    model_config = FROZEN
 
     use_filter: bool
     baseline: bool
     drop_object_boxes: bool
 
 
-@dataclass(frozen=True)
-class MutualConfig:
+class MutualConfig(BaseModel):
     """Zero-shot mutual scoring (stages.mutual.MutualSettings is built from it with the run's seed)."""
 
-    references: int
-    keep_fraction: float
-    chunk: int
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    references: int = Field(**ZERO_SHOT_RANGES["references"], description="other images of the batch each image is scored against")
+    keep_fraction: float = Field(**ZERO_SHOT_RANGES["keep"], description="share of the closest references averaged per patch")
+    chunk: int = Field(**ZERO_SHOT_RANGES["chunk"], description="images mutually scored together (bounds memory)")
 
 
-@dataclass(frozen=True)
-class TaggerSettings:
+class TaggerSettings(BaseModel):
     """Stage 1 tagging (step 1-1): the tagger reference, the user's object name and the object-tag rule."""
+
+    model_config = FROZEN
 
     ref: ModelRef  # 'none': no tagging, the object tag is `object_name`
     object_name: str | None
@@ -207,9 +247,10 @@ class TaggerSettings:
     device: str
 
 
-@dataclass(frozen=True)
-class LlmSettings:
+class LlmSettings(BaseModel):
     """Stage 1 LLM request (step 1-3): which model, where it runs, how it is asked, decoded and parsed."""
+
+    model_config = FROZEN
 
     ref: ModelRef  # 'none': no request, the prompt is the fixed prompts only
     server_model: str | None  # the name sent to an OpenAI-compatible server, None when the LLM runs here
@@ -230,11 +271,16 @@ class LlmSettings:
     dtype: str
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a profile runner needs, resolved once from a config (`resolve`)."""
+class Settings(BaseModel):
+    """Everything a profile needs, resolved once from a config (`resolve`).
 
-    config: PipelineConfig  # kept for the context record only (Stage 1 reads `tagger` / `llm`)
+    `record` is the config itself, written into the contexts a profile makes as the record of how they were
+    made; no component reads a setting from it (each reads its own part below).
+    """
+
+    model_config = FROZEN
+
+    record: PipelineConfig
     detector: ModelSettings
     segmenter: ModelSettings
     thresholds: Thresholds
@@ -247,6 +293,7 @@ class Settings:
     tagger: TaggerSettings
     llm: LlmSettings
     texture_preset: str  # recorded in the context's fidelity
+    threshold_source: str = "paper"  # --thresholds, recorded in the context's fidelity
     kind: str = "object"  # object or texture: the presets above and the verdict's spread
     target_frr: float = DEFAULT_TARGET_FRR  # false-reject rate the calibrated verdict aims at
 
@@ -329,20 +376,22 @@ def stage2_dtype(config: PipelineConfig) -> str:
 def resolve(config: PipelineConfig) -> Settings:
     """The one place a config becomes component settings."""
     return Settings(
-        config=config,
-        detector=ModelSettings(config.detector, config.device, stage2_dtype(config)),
-        segmenter=ModelSettings(config.segmenter, config.device, stage2_dtype(config)),
+        record=config,
+        detector=ModelSettings(model=config.detector, device=config.device, dtype=stage2_dtype(config)),
+        segmenter=ModelSettings(model=config.segmenter, device=config.device, dtype=stage2_dtype(config)),
         thresholds=thresholds(config),
         switches=Stage2Switches(use_filter=config.use_filter, baseline=config.baseline,
                                 drop_object_boxes=config.drop_object_boxes),
         reference=reference_settings(config),
         mask_percentile=config.mask_percentile,
-        mutual=MutualConfig(config.zero_shot_references, config.zero_shot_keep, config.zero_shot_chunk),
+        mutual=MutualConfig(references=config.zero_shot_references, keep_fraction=config.zero_shot_keep,
+                            chunk=config.zero_shot_chunk),
         device=config.device,
         seed=config.seed,
         tagger=tagger_settings(config),
         llm=llm_settings(config),
         texture_preset=config.texture_preset,
+        threshold_source=config.thresholds,
         kind=kind_of(config),
         target_frr=config.target_frr,
     )

@@ -5,20 +5,24 @@ The threshold is on the image-score scale of the profile that made the predictio
 - a context stores its own calibrated decision threshold as `context.thresholds.verdict`, with the rule
   that made it in `context.thresholds.verdict_rule` (the offline profile calibrates it on the normal images'
   leave-one-out map maxima, or zero-shot on the batch: stages.calibration.decision_from_maxima);
-- otherwise (contexts made before) the offline profile's maps are calibrated so that 0.5 is the mask threshold, and the
-  paper/fused profiles' image score is the largest sum of box confidence x mask, so any kept box
-  (confidence >= the box threshold) makes the image a defect.
+- otherwise the profile's class gives it (`Profile.default_threshold`): 0.5 for calibrated maps (the mask
+  threshold), the box threshold for box-confidence maps, where any kept box makes the image a defect.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from iapas.context import Context
-from iapas.settings import Thresholds, thresholds
-from iapas.types import Prediction
+import statistics
 
-OFFLINE_MAP_THRESHOLD = 0.5
+import numpy as np
+
+from iapas.context import Context
+from iapas.detections import Detections
+from iapas.errors import SettingsError
+from iapas.profiles.registry import profile_class
+from iapas.settings import DEFAULT_TARGET_FRR, VERDICT_SPREAD, Thresholds, kind_of
+from iapas.types import Prediction
 
 
 @dataclass(frozen=True)
@@ -38,33 +42,42 @@ def decision_threshold(context: Context) -> float:
     th = context.thresholds
     if th is not None and th.verdict is not None:
         return float(th.verdict)
-    if context.profile == "offline":
-        return OFFLINE_MAP_THRESHOLD
-    if th is None or th.box_threshold is None:  # a runner that stores none: what its own config resolves to
-        th = thresholds(context.config)
-    return float(th.box_threshold)  # type: ignore[arg-type]
+    return profile_class(context.profile).default_threshold(context)
 
 
 def display_top(context: Context, threshold: float | None = None) -> float:
     """Score at which the overlay's colour reaches full red (the threshold itself is where colour starts).
 
-    Why: an offline score is d/(d+t), so the whole useful range is about 0.4-0.7; on a 0-1 scale every map
-    looks the same. Offline: full red where the distance to normal is twice the calibrated limit (d = 2t,
-    score 2/3 for threshold 0.5). Paper/fused: box confidences rarely pass 0.5, so full red at 2.5 x the
-    box threshold (0.5 for objects, 0.25 for textures).
+    Calibrated maps: full red where the distance to normal is twice the calibrated limit (score 2/3 for
+    threshold 0.5); box-confidence maps: at 2.5 x the threshold (`Profile.display_scale`).
     """
     thr = decision_threshold(context) if threshold is None else float(threshold)
     return display_scale(context.profile, thr)[1]
 
 
 def display_scale(profile: str, threshold: float) -> tuple[float, float]:
-    """(threshold, top) of the overlay colours for maps of `profile` judged at `threshold` (see display_top)."""
-    top = threshold + (1.0 - threshold) / 3.0 if profile == "offline" else 2.5 * threshold
-    return float(threshold), float(min(1.0, max(top, threshold + 0.05)))
+    """(threshold, top) of the overlay colours for maps of `profile` judged at `threshold`.
+
+    Args:
+        profile: a registered profile's name.
+        threshold: the image-score threshold.
+
+    Returns:
+        (threshold, top): colour starts at the threshold and is full red at top.
+    """
+    return profile_class(profile).display_scale(threshold)
 
 
 def decide(prediction: Prediction, context: Context) -> Verdict:
-    """`defect` or `ok` for one prediction made with `context`."""
+    """`defect` or `ok` for one prediction made with `context`.
+
+    Args:
+        prediction: the prediction (its image score).
+        context: the context it was made with (its threshold, else its profile's default).
+
+    Returns:
+        The verdict with the score and the threshold used.
+    """
     threshold = decision_threshold(context)
     score = float(prediction.image_score)
     return Verdict("defect" if score >= threshold else "ok", score, threshold)
@@ -75,9 +88,7 @@ def threshold_rule(context: Context) -> str:
     th = context.thresholds
     if th is not None and th.verdict is not None:
         return th.verdict_rule or "thresholds.verdict of the context (set by hand)"
-    if context.profile == "offline":
-        return f"score {OFFLINE_MAP_THRESHOLD:g}: the pixel threshold (a context made before verdict calibration)"
-    return "the box threshold: any kept box makes the part a defect"
+    return profile_class(context.profile).default_rule(context)
 
 
 def with_verdict_threshold(context: Context, threshold: float | None) -> Context:
@@ -85,8 +96,6 @@ def with_verdict_threshold(context: Context, threshold: float | None) -> Context
     if threshold is None:
         return context
     if not 0.0 < float(threshold) <= 1e6:
-        from iapas.errors import SettingsError
-
         raise SettingsError(f"--verdict-threshold must be a positive number, got {threshold}")
     th = context.thresholds or Thresholds()
     update: dict[str, object] = {"verdict": float(threshold),
@@ -98,9 +107,10 @@ def settle(prediction: Prediction, verdict: Verdict) -> Prediction:
     """The prediction as an inspector gets it: an `ok` part has no region and an all-zero mask; a `defect`
     has at least one region (the component of score >= threshold around the map's peak when the profile
     kept none). The score map keeps its values."""
-    import numpy as np
+    # scipy and the region stage are deferred: every command imports this module, few settle a defect
+    from scipy import ndimage
 
-    from iapas.detections import Detections
+    from iapas.stages.regions import mask_regions
 
     if verdict.label == "ok":
         if len(prediction.boxes) == 0 and not prediction.mask.any():
@@ -108,16 +118,26 @@ def settle(prediction: Prediction, verdict: Verdict) -> Prediction:
         return replace(prediction, boxes=Detections.empty(), mask=np.zeros(prediction.mask.shape, dtype=bool))
     if len(prediction.boxes) > 0 and prediction.mask.any():
         return prediction
-    from iapas.stages.regions import mask_regions
-
     score = prediction.score_map
-    from scipy import ndimage
-
     labels, _ = ndimage.label(score >= min(verdict.threshold, float(score.max())), structure=np.ones((3, 3), dtype=bool))
     y, x = np.unravel_index(int(np.argmax(score)), score.shape)
     region = labels == labels[y, x]
     boxes, mask = mask_regions(score, region | prediction.mask, min_area=1)
     return replace(prediction, boxes=prediction.boxes if len(prediction.boxes) else boxes, mask=mask)
+
+
+def _labelled_verdict(good: list[float], defect: list[float], frr: float, spread: float) -> tuple[float, str]:
+    """(threshold, rule) on image scores as they are: between the groups, else the good parts' median x the
+    log-normal factor of `frr` with `spread`."""
+    from iapas.stages.labelled import separating_threshold  # deferred with scipy: only `iapas calibrate` needs it
+
+    if defect:
+        verdict = separating_threshold(good, defect)
+        return verdict, (f"image score >= {verdict:.4f}: fewest errors between {len(good)} good and {len(defect)} "
+                         "defective labelled parts, half way between the nearest of each (iapas calibrate)")
+    factor = float(np.exp(statistics.NormalDist().inv_cdf(1 - frr) * spread))
+    verdict = float(np.median(good)) * factor
+    return verdict, f"image score >= {verdict:.4f}: median of {len(good)} labelled good parts x {factor:.3f} (iapas calibrate)"
 
 
 def recalibrated(context: Context, good: list[float], defect: list[float], target_frr: float | None = None,
@@ -136,9 +156,7 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
     Returns:
         (new thresholds, report: scores, threshold, rule, false-reject and miss rates with 95% intervals).
     """
-    import numpy as np
-
-    from iapas.settings import DEFAULT_TARGET_FRR, VERDICT_SPREAD, kind_of
+    # deferred with scipy: only `iapas calibrate` re-fits thresholds
     from iapas.stages.calibration import MASK_SHARE, decision_from_maxima, excess_ratio, score_of
     from iapas.stages.labelled import rates, separating_threshold
 
@@ -147,7 +165,7 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
     th = context.thresholds or Thresholds()
     frr = float(target_frr if target_frr is not None else (th.target_frr or DEFAULT_TARGET_FRR))
     cal = context.reference.calibration
-    offline = context.profile == "offline" and cal is not None and cal.threshold is not None
+    offline = profile_class(context.profile).map_scale == "calibrated" and cal is not None and cal.threshold is not None
     kind = kind_of(context.config)
     update: dict[str, object] = {"target_frr": frr}
     if offline:
@@ -164,14 +182,7 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
         mask_raw = min(raw(verdict), t + MASK_SHARE * (raw(verdict) - t))
         update["mask"] = round(score_of(mask_raw, t, f), 6)
     else:
-        if defect:
-            verdict = separating_threshold(good, defect)
-            rule = (f"image score >= {verdict:.4f}: fewest errors between {len(good)} good and {len(defect)} defective "
-                    "labelled parts, half way between the nearest of each (iapas calibrate)")
-        else:
-            factor = float(np.exp(__import__("statistics").NormalDist().inv_cdf(1 - frr) * VERDICT_SPREAD[kind]))
-            verdict = float(np.median(good)) * factor
-            rule = f"image score >= {verdict:.4f}: median of {len(good)} labelled good parts x {factor:.3f} (iapas calibrate)"
+        verdict, rule = _labelled_verdict(good, defect, frr, VERDICT_SPREAD[kind])
     verdict = float(max(verdict, 1e-6))
     update.update({"verdict": round(verdict, 6), "verdict_rule": rule})
     new = th.model_copy(update=update)

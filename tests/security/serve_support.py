@@ -17,7 +17,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers
 
-from fake_profile import MeanDiffProfile, use_mean_diff  # noqa: E402
+from fake_profile import MeanDiffProfile, mean_diff, use_mean_diff  # noqa: E402
 from iapas.config import build_config  # noqa: E402
 from iapas.io.images import LoadedImage  # noqa: E402
 
@@ -31,7 +31,7 @@ def fake_context(folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         normal = [LoadedImage(path=f"n{i}.png", rgb=np.full((32, 32, 3), 60 + 10 * i, np.uint8), original_size=(32, 32))
                   for i in range(3)]
-        MeanDiffProfile(build_config(profile="offline"), "offline").fit(normal).save(path)
+        mean_diff(build_config(profile="offline"), "offline").fit(normal).save(path)
     return path
 
 

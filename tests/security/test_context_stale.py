@@ -58,7 +58,7 @@ def test_item04_overwritten_normals_redo_stage1(tmp_path: Path, monkeypatch: pyt
     write_normals(tmp_path / "normal", 200)  # new content, same names, same sizes and times
     err, third = run()
     assert "reusing Stage 1" not in err
-    assert third["reference"]["mean_grey"] != first["reference"]["mean_grey"]
+    assert third["extension"]["mean_grey"] != first["extension"]["mean_grey"]
     assert MeanDiffProfile.predictions == 2  # every result recomputed from the new Stage 1
     assert json.loads((tmp_path / "out" / "t0.json").read_text())["image_score"] != score0
 

@@ -122,7 +122,9 @@ def runtime_status(config: PipelineConfig) -> dict[str, Any]:
 def collect_report(config: PipelineConfig) -> dict[str, Any]:
     """Everything doctor prints, as plain JSON data."""
     from iapas.models.backbone import backbone_available
-    from iapas.pipeline import resolve_profile
+    from iapas.models.resolve import paper_weights_available
+    from iapas.pipeline import AUTO_PROFILES, resolve_profile
+    from iapas.profiles.registry import profile_names
 
     roles = {"detector": config.detector_ref, "segmenter": config.segmenter_ref, "tagger": config.tagger_ref, "llm": config.llm_ref}
     models = {role: describe_role(role, ref, config) for role, ref in roles.items()}
@@ -130,7 +132,7 @@ def collect_report(config: PipelineConfig) -> dict[str, Any]:
     profile = resolve_profile(config)
     if config.profile:
         why = "set by --profile or the config file"
-    elif profile == "paper":
+    elif paper_weights_available(config):
         why = "detector and segmenter weights resolve locally"
     else:
         why = "detector/segmenter weights are not local (no hub access needed offline)"
@@ -138,14 +140,15 @@ def collect_report(config: PipelineConfig) -> dict[str, Any]:
 
     from iapas.preflight import missing_models
 
-    checked = config.profile or "paper"  # what a user who has not chosen yet would need for the paper profile
+    checked = config.profile or AUTO_PROFILES[0]  # what a user who has not chosen yet would need for the paper profile
     return {
         "missing": {"profile": checked, "models": [asdict(m) | {"text": m.text()} for m in missing_models(config, checked)]},
         "backends": {m: {**backend_status(m, dist), "package": dist, "for": use} for m, (dist, use) in BACKENDS.items()},
         "models": models,
         "offline_backbone": {"name": config.backbone, "available": backbone_available(config.backbone)},
         "runtime": runtime_status(config),
-        "profile": {"run_would_use": profile, "reason": why, "paper_weights_available": paper_ready},
+        "profile": {"run_would_use": profile, "reason": why, "paper_weights_available": paper_ready,
+                    "registered": profile_names()},
     }
 
 
@@ -174,7 +177,8 @@ def render(report: dict[str, Any], console: Console) -> None:
     if rt.get("problem"):
         console.print(f"  [red]{escape(rt['problem'])}[/]")
     prof = report["profile"]
-    console.print(f"[bold]Profile[/]  run would use [bold]{prof['run_would_use']}[/] ({escape(prof['reason'])})")
+    console.print(f"[bold]Profile[/]  run would use [bold]{prof['run_would_use']}[/] ({escape(prof['reason'])}); "
+                  f"registered: {escape(', '.join(prof['registered']))}")
     missing = report["missing"]
     if missing["models"]:
         console.print(f"[bold red]Missing for the {missing['profile']} profile[/] (the same list `run` stops with):")

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from iapas.config import PipelineConfig, build_config
+from iapas.profiles.registry import check_profile
 from iapas.settings import KIND_PRESETS, KIND_THRESHOLDS
 
 # `--help` panels, in the order a user needs them; a new option joins the panel of its neighbours
@@ -42,7 +43,9 @@ OPTION_PANELS: dict[str, str] = {
     **dict.fromkeys(("threads", "engine", "ray_address", "ray_actors"), PANEL_ENGINE),
 }
 
-ProfileOpt = Annotated[Optional[str], typer.Option("--profile", help="paper, offline or fused (default: offline when no hub weights are present)")]
+ProfileOpt = Annotated[Optional[str], typer.Option(
+    "--profile", help="a registered profile: paper, offline, fused, or one a plugin registers (`iapas doctor` lists "
+                      "them; default: offline when no hub weights are present)")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML file with the same settings; flags override it")]
 DetectorOpt = Annotated[Optional[str], typer.Option("--detector", help="Grounding DINO / MM-GDINO / OWLv2: HF model id or local dir")]
 SegmenterOpt = Annotated[Optional[str], typer.Option("--segmenter", help="SAM / SAM-HQ: HF model id or local dir")]
@@ -243,7 +246,9 @@ def config_from_flag_dict(flags: dict[str, Any], **extra: Any) -> PipelineConfig
         parse_int_list(fine, "--fine-stages")
     if fields.get("kind") == "auto":
         fields["kind"] = None
-    return build_config(flags.get("config_file"), **fields, **extra)
+    config = build_config(flags.get("config_file"), **fields, **extra)
+    check_profile(config)  # a registered name (profile_names()) that suits the other settings
+    return config
 
 
 def parse_int_list(value: str | None, flag: str) -> list[int] | None:

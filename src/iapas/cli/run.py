@@ -387,7 +387,7 @@ def _pipeline(config: PipelineConfig, stage2_only: bool = False, out: Path | Non
             models_missing(out, pipeline.profile, exc)
         raise
     if config.profile is None:
-        err_console.print(f"profile: {pipeline.profile} (auto: {'hub weights found' if pipeline.profile == 'paper' else 'no hub weights present'})")
+        err_console.print(f"profile: {pipeline.profile} (auto: {pipeline.auto_reason})")
     return pipeline
 
 
@@ -510,8 +510,7 @@ def _register_segment(app: typer.Typer) -> None:
         chosen = engine_choice(engine, ray_address, ray_actors)
         context = with_verdict_threshold(Context.load(context_file), verdict_threshold)
         paths = collect_images(images, ctx.args, out, include, exclude)
-        update = {"profile": context.profile, **({"device": device} if device else {}), **({"threads": threads} if threads else {})}
-        config = context.config.model_copy(update=update)
+        config = Pipeline.from_context(context, device=device or None, threads=threads or None).config
         pipeline = _pipeline(config, stage2_only=True, out=out)
         show_warnings(context)
         with output_folder(out):

@@ -17,6 +17,7 @@ from iapas.errors import SettingsError
 from iapas.io.scoremaps import DEFAULT_MAPS
 from iapas.outputs.run_items import process_one
 from iapas.outputs.writer import (
+from iapas.profiles.registry import batch_profiles
     RESERVED_DIRS,
     ForeignLockFile,
     OutputDirLocked,
@@ -62,21 +63,23 @@ def output_folder(out: Path, subdirs: tuple[str, ...] = ()) -> Iterator[None]:
 
 
 def zero_shot_config(config: PipelineConfig) -> PipelineConfig:
-    """Zero-shot mode is the offline profile's: choose it when no profile is given, refuse another one.
+    """Zero-shot mode is a batch mode: choose the first profile that has one when no profile is given,
+    refuse a profile without one.
 
     Args:
         config: the run's settings.
 
     Returns:
-        The settings with `profile="offline"` when none was given.
+        The settings with the first batch profile (`offline`) when none was given.
 
     Raises:
         SettingsError: another profile was asked for.
     """
     if config.profile is None:
-        return config.model_copy(update={"profile": "offline"})
-    if config.profile != "offline":
-        raise SettingsError(f"zero-shot mode (no normal images) needs --profile offline, not {config.profile}")
+        return config.model_copy(update={"profile": batch_profiles()[0]})
+    if config.profile not in batch_profiles():
+        raise SettingsError(f"zero-shot mode (no normal images) needs --profile {' or '.join(batch_profiles())}, "
+                            f"not {config.profile}")
     return config
 
 

@@ -266,7 +266,7 @@ class RayMapper:
         tasks = list(tasks)
         if not tasks:
             return
-        config = pipeline.config.model_copy(update={"profile": pipeline.profile})  # workers must not re-resolve "auto"
+        config = pipeline.resolved_config  # workers must not re-resolve "auto"
         with ray_session(self.settings.address):
             yield from self._run(config, context, work, tasks)
             # Every batch has come back, so no live writer is left: a temp file here belongs to an actor that

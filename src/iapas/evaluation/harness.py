@@ -41,6 +41,7 @@ from iapas.io.images import load_image
 from iapas.io.resume import Stamp
 from iapas.pipeline import Pipeline, reuse_or_make
 from iapas.settings import DEFAULT_TARGET_FRR
+from iapas.profiles.registry import profile_class
 
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 16, 2048
 DEFAULT_SEED = 111
@@ -402,7 +403,7 @@ def make_jobs(plan: Plan, config: PipelineConfig, profile: str, auto_kind: bool,
     jobs: list[EvalJob] = []
     for cat, split in plan.splits.items():
         for seed in plan.seeds:
-            kind = split.kind if profile == "offline" else category_kind(plan.dataset, split.kind, config.texture_preset)
+            kind = profile_class(profile).eval_kind(split.kind, category_kind(plan.dataset, split.kind, config.texture_preset))
             cfg = config.model_copy(update={"seed": seed, **({"kind": kind} if auto_kind else {})})
             tally.kinds[cat] = cfg.kind or "auto"
             key = cfg.model_dump_json() + ("" if cfg.kind else f"|{cat}")  # a kind chosen from the images is per category

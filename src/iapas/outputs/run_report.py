@@ -19,6 +19,8 @@ from iapas.errors import SettingsError
 from iapas.io.atomic import atomic_write_bytes, atomic_write_text
 from iapas.outputs import html as h
 from iapas.outputs.plots import histogram_png
+from iapas.profiles.base import Profile
+from iapas.profiles.registry import profile_class, profile_names
 
 DEFECTS_PER_PAGE = 40
 CLEAN_PER_PAGE = 200
@@ -94,11 +96,8 @@ def _pager(kind: str, count: int, current: int, from_sub: bool) -> str:
 
 
 def _tag_meaning(profile: str) -> str:
-    """What the text on a magenta tag is, for this profile's overlays."""
-    if profile == "offline":
-        return ("kept regions, each tagged with a description of what is measured on it (darker/brighter than the "
-                "rest of the image, elongated or compact, size): a description, not a detector's word")
-    return "kept regions with the phrase that found them"
+    """What the text on a magenta tag is, for this profile's overlays (`Profile.tag_meaning`)."""
+    return (profile_class(profile) if profile in profile_names() else Profile).tag_meaning
 
 
 def _defect_section(page: list[dict[str, Any]], start: int, n_pages: int, current: int, total: int,

@@ -11,9 +11,8 @@ and t the mask threshold, both calibrated on the normal images (leave-one-out, s
 A region on normal-looking surface (d near mu) is suppressed; one on surface unlike any normal
 (d at or above t) keeps its score.
 The map is rebuilt as the paper's Step 2-4, sum_i s_i' * m_i (clipped to 1), where m_i is box i's own SAM
-mask, carried by the paper Prediction's Detections. (Before issue 13 the Prediction carried no masks and
-m_i was approximated as box i intersected with the union of all masks.) A box whose mask is empty is judged
-on its box area, and adds nothing to the map, as in the paper.
+mask, carried by the paper Prediction's Detections. A box whose mask is empty is judged on its box area,
+and adds nothing to the map, as in the paper.
 """
 from __future__ import annotations
 
@@ -23,9 +22,14 @@ import numpy as np
 
 from iapas.context import Context
 from iapas.errors import SettingsError
+from iapas.config import PipelineConfig
+from iapas.context import Reference
 from iapas.io.images import LoadedImage
-from iapas.profiles.offline import OfflineProfile, calibration_of
-from iapas.profiles.paper import PaperProfile
+from iapas.profiles.base import Profile
+from iapas.profiles.decisions import calibration_of
+from iapas.profiles.offline import OfflineProfile
+from iapas.profiles.paper import PAPER_MODELS, PaperProfile, check_object_source
+from iapas.profiles.registry import register_profile
 from iapas.settings import Settings
 from iapas.stages.scoring import detections_map
 from iapas.types import Detections, Prediction
@@ -35,7 +39,15 @@ FUSION = ("score_i * clip((mean distance in region - normal_pixel_mean) / (mask_
 
 
 def box_mask(xyxy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: the pixels inside one pixel xyxy box (exclusive right/bottom), clipped to the image."""
+    """The pixels inside one box, clipped to the image.
+
+    Args:
+        xyxy: (4,) box in pixels (exclusive right/bottom).
+        shape: (H, W) of the image.
+
+    Returns:
+        (H, W) bool mask.
+    """
     h, w = shape
     x0, y0, x1, y1 = (float(v) for v in xyxy)
     r0, r1 = int(np.clip(np.floor(y0), 0, h)), int(np.clip(np.ceil(y1), 0, h))
@@ -67,8 +79,18 @@ def visual_factors(detections: Detections, raw: np.ndarray, threshold: float, no
 
 
 def rescore(pred: Prediction, raw: np.ndarray, threshold: float, normal_mean: float) -> tuple[Detections, np.ndarray, np.ndarray]:
-    """Re-scored detections (highest first, masks kept), the rebuilt map sum s_i' m_i clipped to [0, 1], and each
-    box's visual factor (in the returned order)."""
+    """The paper prediction's boxes re-scored by the visual prior, and the map rebuilt from them.
+
+    Args:
+        pred: the paper profile's prediction (N boxes with (N, H, W) masks).
+        raw: (H, W) float32 nearest-neighbour distance map of the offline profile.
+        threshold: t, the calibrated mask threshold (raw distance).
+        normal_mean: mu, the mean raw distance of normal pixels.
+
+    Returns:
+        (re-scored detections, highest first, masks kept; (H, W) float32 map sum s_i' m_i clipped to [0, 1];
+        (N,) float64 visual factor of each box, in the returned order).
+    """
     factors = visual_factors(pred.boxes, raw, threshold, normal_mean)
     rescored = pred.boxes.with_scores(pred.boxes.scores.astype(np.float64) * factors)
     smap = detections_map(rescored, pred.score_map.shape, clip=True)
@@ -76,21 +98,30 @@ def rescore(pred: Prediction, raw: np.ndarray, threshold: float, normal_mean: fl
     return rescored[order], smap, factors[order]
 
 
-class FusedProfile:
+@register_profile(PROFILE)
+class FusedProfile(Profile):
     """PaperProfile for regions and phrases, OfflineProfile's bank for the visual prior."""
 
-    name = PROFILE
+    models = PAPER_MODELS | OfflineProfile.models
+    section = Reference
+    map_scale = "confidence"
 
     def __init__(self, settings: Settings, detector: Any | None = None, segmenter: Any | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.paper = PaperProfile(settings, detector=detector, segmenter=segmenter)
         self.offline = OfflineProfile(settings)
+
+    @classmethod
+    def check_config(cls, config: PipelineConfig) -> None:
+        """Refuse `--tagger none` without `--object` before anything loads."""
+        check_object_source(config)
 
     def fit(self, normal: list[LoadedImage]) -> Context:
         """Paper Stage 1, plus the reference bank and its calibration on the same normal images."""
         ctx = self.paper.fit(normal)
-        bank, reference, warnings = self.offline.build_reference(normal)
-        ctx.warnings.extend(warnings)
+        fitted = self.offline.build_reference(normal)
+        bank, reference = fitted.bank, fitted.reference
+        ctx.warnings.extend(fitted.warnings)
         ctx.profile = PROFILE
         ctx.reference = reference.model_copy(update={"fusion": FUSION})
         ctx.models["backbone"] = {"id": bank.settings.backbone, "revision": "pypi"}
@@ -98,6 +129,15 @@ class FusedProfile:
         return ctx
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
+        """The paper profile's prediction with each box re-scored by the visual prior, the map rebuilt.
+
+        Args:
+            image: the image to check.
+            context: a fused context (paper Stage 1 plus the reference bank).
+
+        Returns:
+            The prediction: (H, W) float32 map in [0, 1], its (H, W) bool mask (map > 0), re-scored boxes.
+        """
         pred = self.paper.predict(image, context)
         raw = self.offline.reference_map(image, context)
         threshold = float(calibration_of(context).threshold)  # type: ignore[arg-type]

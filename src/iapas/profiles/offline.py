@@ -13,8 +13,9 @@ exactly at the calibrated threshold, never saturating. The binary mask is score 
 components become boxes whose phrase describes the region (tone, shape, size: stages.regions), since
 visual regions carry no defect word.
 
-Zero-shot mode (no normal images, `fit_zero_shot`): each image is scored against the other images of
-its batch by mutual scoring (stages.mutual), and f and t come from the batch itself.
+Zero-shot mode (no normal images) is its batch runner, `profiles.zero_shot.ZeroShotRunner`: each image is
+scored against the other images of its batch by mutual scoring (stages.mutual), and f and t come from the
+batch itself.
 
 Which features: a preset per kind (iapas.settings.KIND_PRESETS), chosen on the development suite
 (bench/suite.py, docs/offline-tuning.md); any config field that is set wins over the preset
@@ -22,70 +23,78 @@ Which features: a preset per kind (iapas.settings.KIND_PRESETS), chosen on the d
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from iapas.context import Context, Reference
 from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
+from iapas.models.backbone import load_backbone
 from iapas.models.device import resolve_device
-from iapas.settings import (  # noqa: F401 - presets re-exported
-    FLOOR_PERCENTILE, KIND_PRESETS, VERDICT_SPREAD, Calibration, Settings, Thresholds, floor_percentile_for,
+from iapas.profiles.base import Profile
+from iapas.profiles.decisions import (  # noqa: F401 - re-exported: the offline profile's decision rule
+    MIN_REGION_FRACTION, MIN_REGION_PIXELS, calibration_of, decision_of, peak_region, prediction_from_map, thresholds_of,
 )
-from iapas.stages.calibration import Decision, calibrate, calibrated, decision_from_maxima, mask_cut, normal_set_warnings
+from iapas.profiles.registry import register_profile
+from iapas.profiles.zero_shot import ZeroShotRunner
+from iapas.settings import (  # noqa: F401 - presets re-exported
+    FLOOR_PERCENTILE, KIND_PRESETS, VERDICT_SPREAD, Calibration, ReferenceSettings, Settings, floor_percentile_for,
+)
+from iapas.stages.calibration import calibrate, calibrated, decision_from_maxima, normal_set_warnings
 from iapas.stages.multiscale import combine_scales, fine_settings
 from iapas.stages.position import Alignment, combine, decide, nearest_position_distance, unaligned
 from iapas.stages.reference import (AUTO_AUGMENT, MemoryBank, build_bank, common_size, embed, finish_map, global_grid, nn_distance,
                                     prepare_at, raw_map)
-from iapas.stages.regions import DESCRIPTION_NOTE, mask_regions
-from iapas.types import Detections, Prediction
+from iapas.stages.regions import DESCRIPTION_NOTE
+from iapas.types import Prediction
 
-MIN_REGION_FRACTION = 2e-4  # components smaller than this fraction of the image are noise
-MIN_REGION_PIXELS = 4
 FEW_SHOT_MAPPING = ("score = e / (e + mask_threshold - score_floor), e = max(d - score_floor, 0), "
                     "d = nearest-neighbour distance to the bank")
 
 
-class OfflineProfile:
-    """Fits a memory bank on normal images and scores test images against it (or, zero-shot, each other)."""
+@register_profile("offline")
+class OfflineProfile(Profile):
+    """Fits a memory bank on normal images and scores test images against it."""
 
-    name = "offline"
+    models = frozenset({"backbone"})
+    batch_runner = ZeroShotRunner
+    section = Reference
+    map_scale = "calibrated"
+    uses_dataset_kind = True
+    tag_meaning = ("kept regions, each tagged with a description of what is measured on it (darker/brighter than the "
+                   "rest of the image, elongated or compact, size): a description, not a detector's word")
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self._bank_cache: tuple[int, object] | None = None
-        self._batch: object | None = None  # profiles.zero_shot.ZeroShotBatch of the current zero-shot context
-        self._positions: np.ndarray | None = None  # (n, h, w, C) normal features of the last fit, when aligned
         self._position_cache: tuple[int, object] | None = None
-        self._fine: MemoryBank | None = None  # fine-scale bank of the last fit (stages.multiscale)
         self._fine_cache: tuple[int, object] | None = None
 
-    def backbone(self, name: str):  # noqa: ANN201 - LiteFeatures, imported lazily
-        from iapas.models.backbone import load_backbone
-
+    def backbone(self, name: str) -> Any:
+        """The packaged backbone `name` (models.backbone.LiteFeatures), loaded once per process."""
         return load_backbone(name, resolve_device(self.settings.device))
 
-    def build_reference(self, normal: list[LoadedImage]) -> tuple[MemoryBank, Reference, list[str]]:
+    def build_reference(self, normal: list[LoadedImage]) -> FittedReference:
         """Memory bank, typed reference (features and calibration) and warnings, from the normal images only.
 
         With several images each is scored leave-one-out; with one, its flipped and rotated views form
         the bank and the image is scored against those views only (an in-sample score would be ~0 and
         flag every pixel of every test image).
+
+        Args:
+            normal: the sampled normal images.
+
+        Returns:
+            The bank, the context's reference record, warnings on the normal set, and the optional arrays
+            (same-position features when aligned, the fine-scale bank).
         """
         settings = self.settings.reference
         bb = self.backbone(settings.backbone)
         rgbs = [im.rgb for im in normal]
         single = len(rgbs) == 1
-        if single:
-            settings_views = replace(settings, augment=AUTO_AUGMENT)
-            bank = build_bank(bb, rgbs, settings_views, source_by_view=True)
-            bank = MemoryBank(features=bank.features, source=bank.source, settings=settings)
-            maps = [raw_map(bb, rgbs[0], bank, exclude_source=0)]
-        else:
-            bank = build_bank(bb, rgbs, settings)
-            maps = [raw_map(bb, rgb, bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+        bank, maps = normal_bank(bb, rgbs, settings)
         alignment, positions = unaligned("one normal image: alignment not measurable"), None
         if settings.position != "off" and not single:
             alignment, positions, aligned_maps = fit_positions(bb, rgbs, bank, settings)
@@ -93,17 +102,9 @@ class OfflineProfile:
                 maps = aligned_maps
         percentile = self.settings.mask_percentile
         scales: dict[str, list[float]] = {}
-        self._fine = None
+        fine_bank = None
         if settings.fine_stages and not single:
-            fs = fine_settings(settings)
-            fine_bank = build_bank(bb, rgbs, fs)
-            fine_maps = [raw_map(bb, rgb, fine_bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
-            deep_cal = calibrate(maps, percentile, floor_percentile_for(percentile))
-            fine_cal = calibrate(fine_maps, percentile, floor_percentile_for(percentile))
-            scales = {"deep": [deep_cal.floor, deep_cal.threshold], "fine": [fine_cal.floor, fine_cal.threshold]}
-            maps = [combine_scales(d, f, tuple(scales["deep"]), tuple(scales["fine"]), settings.scale_combine)
-                    for d, f in zip(maps, fine_maps)]
-            self._fine = fine_bank
+            fine_bank, scales, maps = fine_scale(bb, rgbs, settings, maps, percentile)
         cal = calibrate(maps, percentile, floor_percentile_for(percentile))
         allv = np.concatenate([m.ravel() for m in maps])
         calibration = Calibration(
@@ -123,22 +124,24 @@ class OfflineProfile:
         if single:
             warnings.append("only one normal image: the mask threshold is calibrated on its own flipped views and "
                             "is approximate; give 5-10 normal images")
-        self._positions = positions if alignment.aligned else None
-        return bank, reference, warnings
+        return FittedReference(bank=bank, reference=reference, warnings=warnings,
+                               positions=positions if alignment.aligned else None, fine=fine_bank)
 
     def fit(self, normal: list[LoadedImage]) -> Context:
+        """Stage 1: the reference bank of the normal images, its calibration and the verdict's thresholds."""
         if not normal:
             raise SettingsError("the offline profile needs at least one normal image (or no --normal: zero-shot mode)")
-        bank, reference, warnings = self.build_reference(normal)
+        fitted = self.build_reference(normal)
+        bank, reference = fitted.bank, fitted.reference
         ctx = Context(
             profile=self.name,
-            config=self.settings.config,
+            config=self.settings.record,
             normal_images=[im.path for im in normal],
             seed=self.settings.seed,
             reference=reference,
             models={"backbone": {"id": bank.settings.backbone, "revision": "pypi"}},
         )
-        ctx.warnings.extend(warnings)
+        ctx.warnings.extend(fitted.warnings)
         cal = reference.calibration
         assert cal is not None and cal.threshold is not None
         decision = decision_from_maxima(reference.get("normal_image_max"), cal.threshold, cal.floor,
@@ -146,27 +149,30 @@ class OfflineProfile:
                                         "leave-one-out normal images")
         ctx.thresholds = thresholds_of(decision)
         arrays = {"bank_features": bank.features, "bank_source": bank.source}
-        if self._positions is not None:
-            arrays["position_features"] = self._positions
-        if self._fine is not None:
-            arrays["fine_features"], arrays["fine_source"] = self._fine.features, self._fine.source
+        if fitted.positions is not None:
+            arrays["position_features"] = fitted.positions
+        if fitted.fine is not None:
+            arrays["fine_features"], arrays["fine_source"] = fitted.fine.features, fitted.fine.source
         ctx.set_arrays(**arrays)
         return ctx
 
-    def fit_zero_shot(self, batch: list[Path]) -> Context:
-        """A context for zero-shot mode: no normal image, the batch's images score each other."""
-        from iapas.profiles.zero_shot import zero_shot_context
-
-        return zero_shot_context(self.name, batch, self.settings)
-
     def bank_of(self, context: Context) -> MemoryBank:
+        """The context's reference bank (features from its .bank.npz sidecar, settings from the JSON)."""
         arrays = context.arrays
         if "bank_features" not in arrays or context.reference.settings is None:
             raise SettingsError("the context holds no reference bank (its .bank.npz sidecar is missing); rerun `iapas prompts`")
         return MemoryBank(features=arrays["bank_features"], source=arrays["bank_source"], settings=context.reference.settings)
 
     def reference_map(self, image: LoadedImage, context: Context) -> np.ndarray:
-        """Raw (uncalibrated) map of `image`: one scale, or the deep and fine scales combined."""
+        """Raw (uncalibrated) map of `image`: one scale, or the deep and fine scales combined.
+
+        Args:
+            image: the image to check.
+            context: a few-shot offline or fused context.
+
+        Returns:
+            (H, W) float32 raw map.
+        """
         deep = self.deep_map(image, context)
         scales = context.reference.get("scales")
         if not scales or "fine_features" not in context.arrays:
@@ -182,7 +188,15 @@ class OfflineProfile:
                               context.reference.settings.scale_combine)  # type: ignore[union-attr]
 
     def deep_map(self, image: LoadedImage, context: Context) -> np.ndarray:
-        """Raw (uncalibrated) distance map of the main bank, cached bank tensor per context."""
+        """Raw (uncalibrated) distance map of the main bank, cached bank tensor per context.
+
+        Args:
+            image: the image to check.
+            context: a few-shot offline or fused context.
+
+        Returns:
+            (H, W) float32 nearest-neighbour distances (with same-position ones when the normals were aligned).
+        """
         key = id(context.arrays.get("bank_features"))
         if self._bank_cache is None or self._bank_cache[0] != key:
             bank = self.bank_of(context)
@@ -191,7 +205,7 @@ class OfflineProfile:
         bb = self.backbone(bank.settings.backbone)
         alignment = Alignment.from_json(context.reference.get("alignment"))
         if alignment is not None and alignment.aligned and "position_features" in context.arrays:
-            import torch
+            import torch  # heavy: loaded when a map is computed, so registering the profile stays light
 
             pos = context.arrays["position_features"]
             if self._position_cache is None or self._position_cache[0] != id(pos):
@@ -200,17 +214,74 @@ class OfflineProfile:
         return raw_map(bb, image.rgb, bank, bank_tensor=bank_t)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        if context.reference.mode == "zero-shot":
-            from iapas.profiles.zero_shot import ZeroShotBatch
+        """Stage 2 on one image: calibrated distance map, verdict, mask and regions (`prediction_from_map`).
 
-            if not isinstance(self._batch, ZeroShotBatch) or not self._batch.serves(context):
-                self._batch = ZeroShotBatch(context, self.backbone)
-            return self._batch.predict(image)
+        Args:
+            image: the image to check.
+            context: a few-shot offline context.
+
+        Returns:
+            The prediction: (H, W) float32 calibrated map, verdict-following (H, W) bool mask, regions.
+        """
         cal = calibration_of(context)
         score = calibrated(self.reference_map(image, context), cal.threshold, cal.floor)  # type: ignore[arg-type]
         return prediction_from_map(image.path, score, self.name,
                                    ["regions found visually (nearest-neighbour distance to normal images); "
                                     + DESCRIPTION_NOTE], decision_of(context), rgb=image.rgb)
+
+
+@dataclass(frozen=True)
+class FittedReference:
+    """What Stage 1 of the offline profile makes from the normal images."""
+
+    bank: MemoryBank
+    reference: Reference
+    warnings: list[str]
+    positions: np.ndarray | None  # (n, h, w, C) float32 same-position features when aligned
+    fine: MemoryBank | None  # fine-scale bank (stages.multiscale)
+
+
+def normal_bank(bb: Any, rgbs: list[np.ndarray], settings: ReferenceSettings) -> tuple[MemoryBank, list[np.ndarray]]:
+    """The bank of the normal images and each one's leave-one-out raw map.
+
+    Args:
+        bb: the backbone (models.backbone.LiteFeatures).
+        rgbs: (H, W, 3) uint8 normal images.
+        settings: the feature settings.
+
+    Returns:
+        (bank, per image its (H, W) float32 raw map); one image is scored against its own flipped views.
+    """
+    if len(rgbs) == 1:
+        views = build_bank(bb, rgbs, settings.model_copy(update={"augment": AUTO_AUGMENT}), source_by_view=True)
+        bank = MemoryBank(features=views.features, source=views.source, settings=settings)
+        return bank, [raw_map(bb, rgbs[0], bank, exclude_source=0)]
+    bank = build_bank(bb, rgbs, settings)
+    return bank, [raw_map(bb, rgb, bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+
+
+def fine_scale(bb: Any, rgbs: list[np.ndarray], settings: ReferenceSettings, maps: list[np.ndarray],
+               percentile: float) -> tuple[MemoryBank, dict[str, list[float]], list[np.ndarray]]:
+    """The fine-scale bank, each scale's [floor, threshold] and the normal maps with both scales combined.
+
+    Args:
+        bb: the backbone.
+        rgbs: (H, W, 3) uint8 normal images.
+        settings: the feature settings (their `fine_stages`).
+        maps: per normal image its (H, W) float32 deep-scale leave-one-out map.
+        percentile: the mask percentile.
+
+    Returns:
+        (fine bank, {"deep": [f, t], "fine": [f, t]}, per image its (H, W) combined map).
+    """
+    fine_bank = build_bank(bb, rgbs, fine_settings(settings))
+    fine_maps = [raw_map(bb, rgb, fine_bank, exclude_source=i) for i, rgb in enumerate(rgbs)]
+    deep_cal = calibrate(maps, percentile, floor_percentile_for(percentile))
+    fine_cal = calibrate(fine_maps, percentile, floor_percentile_for(percentile))
+    scales = {"deep": [deep_cal.floor, deep_cal.threshold], "fine": [fine_cal.floor, fine_cal.threshold]}
+    combined = [combine_scales(d, f, tuple(scales["deep"]), tuple(scales["fine"]), settings.scale_combine)  # type: ignore[arg-type]
+                for d, f in zip(maps, fine_maps)]
+    return fine_bank, scales, combined
 
 
 def fit_positions(bb, rgbs: list[np.ndarray], bank: MemoryBank, settings) -> tuple[Alignment, np.ndarray, list[np.ndarray]]:  # noqa: ANN001
@@ -220,10 +291,16 @@ def fit_positions(bb, rgbs: list[np.ndarray], bank: MemoryBank, settings) -> tup
     Every normal image is resized to one network size; each is scored leave-one-out against the global
     bank and against the other images' patches at its own places (stages.position).
 
+    Args:
+        bb: the backbone (models.backbone.LiteFeatures).
+        rgbs: (H, W, 3) uint8 normal images.
+        bank: their bank.
+        settings: the feature settings.
+
     Returns:
         (decision, (n, h, w, C) float32 features, per normal image its (H, W) combined map).
     """
-    import torch
+    import torch  # heavy: loaded when a map is computed, so registering the profile stays light
 
     size = common_size(rgbs, settings)
     embedded = [embed(bb, prepare_at(rgb, size), settings) for rgb in rgbs]
@@ -244,7 +321,18 @@ def fit_positions(bb, rgbs: list[np.ndarray], bank: MemoryBank, settings) -> tup
 
 
 def position_map(bb, rgb: np.ndarray, bank: MemoryBank, bank_t, positions, alignment: Alignment) -> np.ndarray:  # noqa: ANN001
-    """Raw map of an image resized to the normals' common size: global and same-position distances combined."""
+    """Raw map of an image resized to the normals' common size: global and same-position distances combined.
+
+    Args:
+        bb: the backbone.
+        rgb: (H, W, 3) uint8 image.
+        bank: the reference bank; bank_t: its features as a tensor.
+        positions: (n, h, w, C) float32 same-position features of the normal images.
+        alignment: the normals' alignment (common size).
+
+    Returns:
+        (H, W) float32 raw map.
+    """
     s = bank.settings
     q, grid = embed(bb, prepare_at(rgb, alignment.size), s)  # type: ignore[arg-type]
     g = global_grid(q, grid, bank, bank_tensor=bank_t)
@@ -254,64 +342,3 @@ def position_map(bb, rgb: np.ndarray, bank: MemoryBank, bank_t, positions, align
     return finish_map(combine(g, p, s.position_combine), rgb, s)
 
 
-def calibration_of(context: Context) -> Calibration:
-    """The context's calibration, which Stage 2 of a few-shot context cannot do without."""
-    cal = context.reference.calibration
-    if cal is None or cal.threshold is None:
-        raise SettingsError("the context holds no calibrated mask threshold (reference.mask_threshold); rerun `iapas prompts`")
-    return cal
-
-
-def thresholds_of(decision: Decision) -> Thresholds:
-    """The context's thresholds record of a decision."""
-    return Thresholds(verdict=round(decision.verdict, 6), verdict_rule=decision.rule, mask=round(decision.mask, 6),
-                      mask_relative=decision.mask_relative, target_frr=decision.target_frr)
-
-
-def decision_of(context: Context) -> Decision:
-    """The context's verdict and mask thresholds; contexts made before they existed judge at the mask
-    threshold (score 0.5) for both, as they did."""
-    th = context.thresholds
-    verdict = th.verdict if th is not None and th.verdict is not None else 0.5
-    mask = th.mask if th is not None and th.mask is not None else min(0.5, verdict)
-    relative = th.mask_relative if th is not None and th.mask_relative is not None else 0.0
-    rule = (th.verdict_rule if th is not None and th.verdict_rule else "score 0.5 (the pixel threshold)")
-    return Decision(verdict=float(verdict), mask=float(mask), mask_relative=float(relative), rule=rule,
-                    target_frr=float(th.target_frr) if th is not None and th.target_frr else float("nan"))
-
-
-def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[str],
-                        decision: Decision | None = None, rgb: np.ndarray | None = None) -> Prediction:
-    """Verdict, mask, regions and image score (the map's maximum) of a calibrated map, from one rule.
-
-    A part whose peak is under the verdict threshold has no region and an all-zero mask (its map keeps its
-    values, for analysis). A defect's mask holds the pixels at or above `mask_cut` in components of at least
-    the minimum region size; when none is that large, the component holding the peak is kept, so a defect
-    always has a region. With the (H, W, 3) image `rgb`, each region's phrase describes it
-    (stages.regions.describe_region).
-    """
-    decision = decision or Decision(verdict=0.5, mask=0.5, mask_relative=0.0, rule="", target_frr=float("nan"))
-    h, w = score.shape
-    peak = float(score.max()) if score.size else 0.0
-    if peak < decision.verdict or score.size == 0:
-        return Prediction(path=path, score_map=score, mask=np.zeros(score.shape, dtype=bool), boxes=Detections.empty(),
-                          image_score=peak, profile=profile, notes=list(notes))
-    min_area = max(MIN_REGION_PIXELS, int(MIN_REGION_FRACTION * h * w))
-    cut = mask_cut(peak, decision.mask, decision.mask_relative)
-    boxes, mask = mask_regions(score, score >= cut, min_area=min_area, rgb=rgb)
-    if len(boxes) == 0:  # every component under the size floor: keep the one holding the peak
-        boxes, mask = peak_region(score, cut, rgb)
-    return Prediction(path=path, score_map=score, mask=mask, boxes=boxes, image_score=peak,
-                      profile=profile, notes=list(notes))
-
-
-def peak_region(score: np.ndarray, cut: float, rgb: np.ndarray | None = None) -> tuple[Detections, np.ndarray]:
-    """The connected component of score >= cut that holds the map's peak, as one region."""
-    from scipy import ndimage
-
-    labels, _ = ndimage.label(score >= cut, structure=np.ones((3, 3), dtype=bool))
-    y, x = np.unravel_index(int(np.argmax(score)), score.shape)
-    only = labels == labels[y, x] if labels[y, x] else np.zeros(score.shape, dtype=bool)
-    if not only.any():
-        only[y, x] = True
-    return mask_regions(score, only, min_area=1, rgb=rgb)

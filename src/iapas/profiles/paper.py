@@ -11,7 +11,7 @@ predict, per image (Stage 2, as in the official code; docs/fidelity.md has every
      holds the raw sum, displays clip it; the image score is the map's maximum.
 Models load lazily, once per process (iapas.models.loading caches them across profiles too).
 Thresholds come from the context only (reviewable, editable; Stage 1 stores them, resolved once from
-the config by iapas.settings). Models and switches come from the runner's Settings.
+the config by iapas.settings). Models and switches come from the profile's Settings.
 """
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ from typing import Any
 
 from iapas.context import Context
 from iapas.errors import SettingsError
+from iapas.config import PipelineConfig
 from iapas.io.images import LoadedImage
+from iapas.profiles.base import Profile
+from iapas.profiles.registry import register_profile
 from iapas.settings import Settings, Thresholds
 from iapas.stages.nms import nms
 from iapas.stages.scoring import binary_mask, detections_map, image_score
@@ -29,27 +32,45 @@ from iapas.stages.size_filter import drop_object_boxes, find_object_box, object_
 from iapas.types import Box, Detections, Prediction
 
 PROFILE = "paper"
+PAPER_MODELS = frozenset({"detector", "segmenter", "tagger", "llm"})
 
 
 def fidelity_notes(context: Context) -> list[str]:
     """Per-prediction notes on deviations from the paper recorded in the context (e.g. the CLIP stand-in)."""
-    fidelity = (context.model_extra or {}).get("fidelity") or {}
-    tagger = str(fidelity.get("tagger", ""))
+    tagger = (context.fidelity.tagger if context.fidelity is not None else None) or ""
     return [STAND_IN_NOTE] if tagger.startswith("clip") else []
 
 
-class PaperProfile:
-    """ProfileRunner for the paper's method; detector and segmenter are loaded on first use."""
+def check_object_source(config: PipelineConfig) -> None:
+    """Without a tagger the object tag must be given (`--object`).
 
-    name = PROFILE
+    Raises:
+        SettingsError: `--tagger none` without `--object`.
+    """
+    if config.tagger_ref.is_none and not config.object_name:
+        raise SettingsError("invalid settings:\n  --tagger none needs --object NAME (the object tag to use)")
+
+
+@register_profile(PROFILE)
+class PaperProfile(Profile):
+    """The paper's method; detector and segmenter are loaded on first use."""
+
+    models = PAPER_MODELS
+    map_scale = "confidence"
 
     def __init__(self, settings: Settings, detector: Any | None = None, segmenter: Any | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self._detector = detector
         self._segmenter = segmenter
 
+    @classmethod
+    def check_config(cls, config: PipelineConfig) -> None:
+        """Refuse `--tagger none` without `--object` before anything loads."""
+        check_object_source(config)
+
     @property
     def detector(self) -> Any:
+        """The detector (`types.DetectorLike`), loaded on first use."""
         if self._detector is None:
             from iapas.models.detector import load_detector
 
@@ -59,6 +80,7 @@ class PaperProfile:
 
     @property
     def segmenter(self) -> Any:
+        """The segmenter (SAM), loaded on first use."""
         if self._segmenter is None:
             from iapas.models.segmenter import load_segmenter
 
@@ -114,15 +136,32 @@ class PaperProfile:
         return th
 
     def object_box(self, rgb: Any, object_tag: str | None, th: Thresholds) -> Box | None:
-        """Highest-scoring box of a detector pass on the object tag alone (after NMS); None if none."""
+        """Highest-scoring box of a detector pass on the object tag alone (after NMS).
+
+        Args:
+            rgb: (H, W, 3) uint8 image.
+            object_tag: the context's object tag (None: no object box).
+            th: the context's Stage 2 thresholds.
+
+        Returns:
+            The object box, or None when the tag is empty or nothing is found.
+        """
         if not object_tag:
             return None
         found = self.detector.detect(rgb, [object_tag], th.box_threshold, th.text_threshold)
         return find_object_box(nms(found, th.nms_iou), object_tag)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
-        """Stage 2 on one image; returns the score map, mask, kept boxes (with their SAM masks), the boxes
-        the size filter removed and the object box."""
+        """Stage 2 on one image.
+
+        Args:
+            image: the image to check.
+            context: a paper context (final prompt, object tag, thresholds).
+
+        Returns:
+            The prediction: (H, W) float32 map sum s_i m_i (not clipped), its (H, W) bool mask, the kept boxes
+            with their (N, H, W) SAM masks, the boxes the size filter removed and the object box.
+        """
         phrases = list(context.final_prompt)
         if not phrases:
             raise SettingsError(
@@ -138,7 +177,7 @@ class PaperProfile:
             notes.append(f"context was built with detector '{built_with}'; Stage 2 used '{self.detector.model_id}'")
         notes.extend(fidelity_notes(context))
         switches = self.settings.switches
-        baseline = switches.baseline or context.config.baseline
+        baseline = switches.baseline
         obj = None if baseline else self.object_box(rgb, context.object_tag, th)
         found = self.detector.detect(rgb, phrases, th.box_threshold, th.text_threshold)
         anomalies = nms(found, th.nms_iou)

@@ -1,17 +1,15 @@
 """Zero-shot mode of the offline profile: a batch of test images and no normal image.
 
-The context records the batch (every image it may be asked about) and the feature settings. On first
-use the reference pool (stages.mutual: up to 2 x references images spread over the batch) is embedded
-and mutually scored; the pool's maps calibrate every image (median over them of per-image
-percentiles: defects are rare, so the median image is clean), so image scores compare across the
-batch. An image asked for is then scored with its whole chunk of consecutive images, whose
-predictions are kept until an image of another chunk is asked for: memory holds the pool's features
-and one chunk, whatever the batch size.
+The context records the batch (every image it may be asked about) and the feature settings. The reference
+pool (stages.mutual: up to 2 x references images spread over the batch) is embedded and mutually scored
+once per context; the pool's maps calibrate every image (median over them of per-image percentiles:
+defects are rare, so the median image is clean), so image scores compare across the batch. Each image
+asked for is then scored against the pool alone, from the image the caller loaded: memory holds the
+pool's features and one image, whatever the batch size, and no image of the batch is read twice.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +18,19 @@ import numpy as np
 from iapas.context import Context, Reference
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
-from iapas.stages.calibration import BATCH_QUANTILE, calibrate, calibrated, decision_from_maxima
-from iapas.settings import FLOOR_PERCENTILE, VERDICT_SPREAD, Calibration, Settings, floor_percentile_for, kind_of
-from iapas.stages.mutual import MutualSettings, chunks, reference_pool, score_image
-from iapas.stages.position import Alignment, unaligned
+from iapas.models.backbone import load_backbone
+from iapas.models.device import resolve_device
+from iapas.profiles.base import BatchRunner
+from iapas.profiles.decisions import prediction_from_map, thresholds_of
+from iapas.settings import (
+    FLOOR_PERCENTILE, VERDICT_SPREAD, Calibration, ReferenceSettings, Settings, floor_percentile_for,
+)
+from iapas.stages.calibration import BATCH_QUANTILE, Decision, calibrate, calibrated, decision_from_maxima
+from iapas.stages.calibration import Calibration as MapCalibration
+from iapas.stages.mutual import MutualSettings, nearest_distances, reference_pool, score_image
+from iapas.stages.position import Alignment, decide, nearest_position_distance, unaligned
 from iapas.stages.reference import common_size, embed, finish_map, prepare, prepare_at
+from iapas.stages.regions import DESCRIPTION_NOTE
 from iapas.types import Prediction
 
 MODE = "zero-shot"
@@ -33,164 +39,235 @@ MIN_BATCH = 2
 
 
 def image_key(path: str | Path) -> str:
+    """The batch's key of an image: its resolved absolute path."""
     return str(Path(path).expanduser().resolve())
 
 
-def zero_shot_context(profile: str, batch: list[Path], settings: Settings) -> Context:
-    """The context of a zero-shot run over `batch` (no bank; the batch is the reference)."""
-    if len(batch) < MIN_BATCH:
-        raise SettingsError(f"zero-shot mode scores images against each other: give at least {MIN_BATCH} images "
-                            "(10 or more work best), or normal images with --normal")
-    mutual = settings.mutual
-    ctx = Context(
-        profile=profile, config=settings.config, normal_images=[], seed=settings.seed,
-        reference=Reference(
-            mode=MODE,
-            settings=settings.reference,
-            mutual=mutual,
-            batch=[image_key(p) for p in batch],
-            calibration=Calibration(percentile=settings.mask_percentile, floor_percentile=FLOOR_PERCENTILE,
-                                    method="per chunk of the batch: median over its images of per-image percentiles"),
-            score_mapping="score = e / (e + t - f), e = max(d - f, 0), d = mean of the closest "
-                          f"{mutual.keep_fraction:g} of nearest-patch distances to up to {mutual.references} "
-                          "other images of the batch",
-        ),
-        models={"backbone": {"id": settings.reference.backbone, "revision": "pypi"}},
-    )
-    if len(batch) < 10:
-        ctx.warnings.append(f"zero-shot mode with only {len(batch)} images: mutual scoring needs a batch in which "
-                            "most images are defect-free; 10 or more work best")
-    return ctx
+@dataclass
+class _Batch:
+    """What a zero-shot context says about its batch, read once per context."""
 
+    images: list[str]  # image keys, in batch order
+    settings: ReferenceSettings
+    mutual: MutualSettings
+    percentile: float
+    floor_percentile: float
+    backbone: Any = None  # models.backbone.LiteFeatures, loaded with the pool
 
-class ZeroShotBatch:
-    """Predictions of one zero-shot context, computed a chunk at a time."""
+    @classmethod
+    def of(cls, context: Context) -> "_Batch":
+        """The batch of a zero-shot context.
 
-    def __init__(self, context: Context, backbone: Callable[[str], Any]) -> None:
+        Raises:
+            SettingsError: the context lacks the zero-shot records.
+        """
         ref = context.reference
         if ref.settings is None or ref.mutual is None or ref.calibration is None:
             raise SettingsError("the zero-shot context lacks reference.settings, .mutual or .mask_percentile; "
                                 "rerun without --normal to rebuild it")
-        self.context = context
-        self.settings = ref.settings
-        self.mutual = MutualSettings(references=ref.mutual.references, keep_fraction=ref.mutual.keep_fraction,
-                                     chunk=ref.mutual.chunk, seed=context.seed)
-        self.batch: list[str] = [str(p) for p in ref.get("batch", [])]
-        self.index = {p: i for i, p in enumerate(self.batch)}
-        self.parts = chunks(len(self.batch), self.mutual.chunk)
-        self.percentile = ref.calibration.percentile
-        self.floor_percentile = ref.calibration.floor_percentile
-        self.backbone = backbone(self.settings.backbone)
-        self._done: dict[int, Prediction | InputError] = {}
-        self._part: int | None = None
-        self._pool: dict[int, Any] | None = None  # index -> (patch features, grid) of the reference pool
-        self._calibration: Any = None  # stages.calibration.Calibration from the pool's maps
-        self._decision: Any = None  # stages.calibration.Decision from the pool's map maxima
-        self.alignment: Alignment = unaligned("not measured yet")
+        mutual = MutualSettings(references=ref.mutual.references, keep_fraction=ref.mutual.keep_fraction,
+                                chunk=ref.mutual.chunk, seed=context.seed)
+        return cls(images=[str(p) for p in ref.batch or []], settings=ref.settings, mutual=mutual,
+                   percentile=ref.calibration.percentile, floor_percentile=ref.calibration.floor_percentile)
 
-    def serves(self, context: Context) -> bool:
-        return context is self.context
 
-    def predict(self, image: LoadedImage) -> Prediction:
-        key = image_key(image.path)
-        if key not in self.index:
+@dataclass
+class _Pool:
+    """The reference pool of one context: features, alignment and the batch's calibration."""
+
+    features: dict[int, Any]  # batch index -> ((h*w, C) patch features, (h, w) grid)
+    alignment: Alignment
+    calibration: MapCalibration
+    decision: Decision
+    backbone: Any  # models.backbone.LiteFeatures the features were made with
+
+
+class ZeroShotRunner(BatchRunner):
+    """The offline profile's batch mode: each image of a batch scored against the batch's reference pool.
+
+    Args:
+        settings: the run's resolved settings (features, mutual scoring, percentile, kind, target).
+        profile: the name written into the context.
+    """
+
+    def __init__(self, settings: Settings, profile: str) -> None:
+        super().__init__(settings, profile)
+        self._pool: tuple[Context, _Pool] | None = None  # the pool of the context last asked about
+        self._loaded: dict[str, LoadedImage] = {}  # pool images loaded by Stage 1, used once by the pool
+
+    @staticmethod
+    def handles(context: Context) -> bool:
+        """Whether `context` is a batch context of this runner (the offline profile's zero-shot mode)."""
+        return context.reference.mode == MODE
+
+    def pool_indices(self, batch_size: int) -> list[int]:
+        """Indices of the batch's reference pool (stages.mutual.reference_pool)."""
+        return reference_pool(batch_size, self.settings.mutual.references)
+
+    def fit(self, batch: list[Path], loaded: dict[int, LoadedImage] | None = None) -> Context:
+        """The context of a zero-shot run over `batch` (no bank; the batch is the reference).
+
+        Args:
+            batch: every image the context may be asked about.
+            loaded: batch index -> image already loaded by the caller; the pool's images among them are not
+                read again.
+
+        Returns:
+            The context (its thresholds are set when the pool is first scored).
+        """
+        settings = self.settings
+        if len(batch) < MIN_BATCH:
+            raise SettingsError(f"zero-shot mode scores images against each other: give at least {MIN_BATCH} images "
+                                "(10 or more work best), or normal images with --normal")
+        mutual = settings.mutual
+        keys = [image_key(p) for p in batch]
+        pool = set(self.pool_indices(len(batch)))
+        self._loaded = {keys[i]: im for i, im in (loaded or {}).items() if i in pool}
+        ctx = Context(
+            profile=self.profile, config=settings.record, normal_images=[], seed=settings.seed,
+            reference=Reference(
+                mode=MODE,
+                settings=settings.reference,
+                mutual=mutual,
+                batch=keys,
+                calibration=Calibration(percentile=settings.mask_percentile, floor_percentile=FLOOR_PERCENTILE,
+                                        method="per chunk of the batch: median over its images of per-image percentiles"),
+                score_mapping="score = e / (e + t - f), e = max(d - f, 0), d = mean of the closest "
+                              f"{mutual.keep_fraction:g} of nearest-patch distances to up to {mutual.references} "
+                              "other images of the batch",
+            ),
+            models={"backbone": {"id": settings.reference.backbone, "revision": "pypi"}},
+        )
+        if len(batch) < 10:
+            ctx.warnings.append(f"zero-shot mode with only {len(batch)} images: mutual scoring needs a batch in which "
+                                "most images are defect-free; 10 or more work best")
+        return ctx
+
+    def predict(self, image: LoadedImage, context: Context) -> Prediction:
+        """Stage 2 on one image of the context's batch, scored against the batch's reference pool.
+
+        Args:
+            image: the image, as the caller loaded it (its pixels are not read again).
+            context: the batch's zero-shot context.
+
+        Returns:
+            The prediction: (H, W) float32 calibrated map, verdict-following mask and regions.
+
+        Raises:
+            InputError: the image is not part of the context's batch.
+        """
+        batch = _Batch.of(context)
+        index = {p: i for i, p in enumerate(batch.images)}
+        i = index.get(image_key(image.path))
+        if i is None:
             raise InputError(image.path, "not part of this zero-shot batch (zero-shot contexts score only the images "
                                          "they were made for)")
-        i = self.index[key]
-        if self._pool is None:
-            self._build_pool()
-        part = next(k for k, r in enumerate(self.parts) if i in r)
-        if part != self._part:
-            self._run_part(part, given={i: image})
-        out = self._done[i]
-        if isinstance(out, InputError):
-            raise out
-        return out
+        pool = self._pool_of(context, batch)
+        settings = batch.settings
+        feats = pool.features[i] if i in pool.features else _features(batch.backbone, image.rgb, settings, pool.alignment)
+        refs = {j: f[0] for j, f in pool.features.items()}
+        raw = finish_map(score_image(i, feats, refs, batch.mutual, _positions(settings, pool.alignment)), image.rgb,
+                         settings)
+        score = calibrated(raw, pool.calibration.threshold, pool.calibration.floor)
+        notes = [ZERO_SHOT_NOTE, DESCRIPTION_NOTE] + (
+            ["position-aware: " + pool.alignment.rule] if pool.alignment.aligned else [])
+        return prediction_from_map(image.path, score, self.profile, notes, pool.decision, rgb=image.rgb)
 
-    def _features(self, rgb: np.ndarray) -> Any:
-        if self.alignment.aligned:
-            return embed(self.backbone, prepare_at(rgb, self.alignment.size), self.settings)  # type: ignore[arg-type]
-        return embed(self.backbone, prepare(rgb, self.settings), self.settings)
+    def _pool_of(self, context: Context, batch: _Batch) -> _Pool:
+        """The pool of `context`, built on first use (its calibration goes into context.thresholds)."""
+        if self._pool is not None and self._pool[0] is context:
+            batch.backbone = self._pool[1].backbone
+            return self._pool[1]
+        batch.backbone = load_backbone(batch.settings.backbone, resolve_device(self.settings.device))
+        images = self._pool_images(batch)
+        pool = build_pool(images, batch, self.settings.kind, self.settings.target_frr)
+        given = context.thresholds
+        if given is not None and given.verdict is not None and given.verdict_rule and "--verdict-threshold" in given.verdict_rule:
+            pool.decision = replace(pool.decision, verdict=given.verdict, rule=given.verdict_rule)  # the user's wins
+        context.thresholds = thresholds_of(pool.decision)
+        if batch.settings.position != "off":
+            context.reference.alignment = pool.alignment.to_json()
+        self._pool = (context, pool)
+        return pool
 
-    def _positions(self) -> tuple[int, str] | None:
-        return (self.settings.position_window, self.settings.position_combine) if self.alignment.aligned else None
-
-    def _align(self, images: dict[int, LoadedImage]) -> None:
-        """Decide on the pool whether its images are aligned (stages.position) and record it in the context.
-
-        Each pool image's patches are matched against the other pool images, anywhere and within their
-        window; the pool's features are then those of the mode chosen.
-        """
-        import torch
-
-        from iapas.stages.mutual import nearest_distances
-        from iapas.stages.position import decide, nearest_position_distance
-
-        s = self.settings
-        rgbs = [im.rgb for im in images.values()]
-        size = common_size(rgbs, s)
-        feats = {j: embed(self.backbone, prepare_at(im.rgb, size), s) for j, im in images.items()}
-        grid = next(iter(feats.values()))[1]
-        keys = sorted(feats)
-        stacked = torch.stack([feats[j][0].reshape(*grid, -1) for j in keys])
-        anywhere, positions = [], []
-        for n, j in enumerate(keys):
-            others = torch.cat([stacked[:n], stacked[n + 1:]])
-            positions.append(nearest_position_distance(stacked[n], others, s.position_window).numpy())
-            anywhere.append(nearest_distances(feats[j][0], others.reshape(-1, others.shape[-1])).reshape(*grid).numpy())
-        self.alignment = decide(anywhere, positions, s.position_ratio, s.position, tuple(grid), size)
-        self.context.reference.__setattr__("alignment", self.alignment.to_json())
-        if self.alignment.aligned:
-            self._pool = feats
-
-    def _build_pool(self) -> None:
-        """Embed the reference pool (unreadable images are left out) and calibrate on its maps."""
+    def _pool_images(self, batch: _Batch) -> dict[int, LoadedImage]:
+        """The pool's readable images: those Stage 1 loaded, the others read now (unreadable ones left out)."""
         images: dict[int, LoadedImage] = {}
-        for j in reference_pool(len(self.batch), self.mutual.references):
+        for j in reference_pool(len(batch.images), batch.mutual.references):
+            key = batch.images[j]
             try:
-                images[j] = load_image(self.batch[j])
+                images[j] = self._loaded.pop(key) if key in self._loaded else load_image(key)
             except InputError:
                 continue
+        self._loaded = {}
         if len(images) < MIN_BATCH:
             raise SettingsError("zero-shot mode: fewer than 2 readable images in the batch's reference pool")
-        self._pool = None
-        if self.settings.position != "off":
-            self._align(images)
-        if self._pool is None:
-            self._pool = {j: self._features(im.rgb) for j, im in images.items()}
-        refs = {j: f[0] for j, f in self._pool.items()}
-        maps = [finish_map(score_image(j, self._pool[j], refs, self.mutual, self._positions()), im.rgb, self.settings)
-                for j, im in images.items()]
-        self._calibration = calibrate(maps, self.percentile, floor_percentile_for(self.percentile, self.floor_percentile))
-        config = self.context.config
-        self._decision = decision_from_maxima([float(m.max()) for m in maps], self._calibration.threshold,
-                                              self._calibration.floor, VERDICT_SPREAD[kind_of(config)], config.target_frr,
-                                              "images of the batch's reference pool (mutual scoring)",
-                                              quantile=BATCH_QUANTILE)
-        given = self.context.thresholds
-        if given is not None and given.verdict is not None and given.verdict_rule and "--verdict-threshold" in given.verdict_rule:
-            self._decision = replace(self._decision, verdict=given.verdict, rule=given.verdict_rule)  # the user's wins
-        from iapas.profiles.offline import thresholds_of
+        return images
 
-        self.context.thresholds = thresholds_of(self._decision)
 
-    def _run_part(self, part: int, given: dict[int, LoadedImage]) -> None:
-        """Score one chunk of consecutive images against the pool; unreadable images become errors."""
-        from iapas.profiles.offline import prediction_from_map
-        from iapas.stages.regions import DESCRIPTION_NOTE
+def _features(backbone: Any, rgb: np.ndarray, settings: ReferenceSettings, alignment: Alignment) -> Any:
+    """((h*w, C) patch features, (h, w) grid) of an (H, W, 3) uint8 image, at the pool's common size when aligned."""
+    if alignment.aligned:
+        return embed(backbone, prepare_at(rgb, alignment.size), settings)  # type: ignore[arg-type]
+    return embed(backbone, prepare(rgb, settings), settings)
 
-        assert self._pool is not None
-        refs = {j: f[0] for j, f in self._pool.items()}
-        self._done = {}
-        for i in self.parts[part]:
-            try:
-                image = given[i] if i in given else load_image(self.batch[i])
-            except InputError as exc:
-                self._done[i] = exc
-                continue
-            feats = self._pool[i] if i in self._pool else self._features(image.rgb)
-            raw = finish_map(score_image(i, feats, refs, self.mutual, self._positions()), image.rgb, self.settings)
-            score = calibrated(raw, self._calibration.threshold, self._calibration.floor)
-            notes = [ZERO_SHOT_NOTE, DESCRIPTION_NOTE] + (["position-aware: " + self.alignment.rule] if self.alignment.aligned else [])
-            self._done[i] = prediction_from_map(image.path, score, "offline", notes, self._decision, rgb=image.rgb)
-        self._part = part
+
+def _positions(settings: ReferenceSettings, alignment: Alignment) -> tuple[int, str] | None:
+    """(window, combine) of the same-position comparison when the batch is aligned, else None."""
+    return (settings.position_window, settings.position_combine) if alignment.aligned else None
+
+
+def align_pool(images: dict[int, LoadedImage], batch: _Batch) -> tuple[Alignment, dict[int, Any] | None]:
+    """Whether the pool's images are aligned (stages.position), and their features when they are.
+
+    Each pool image's patches are matched against the other pool images, anywhere and within their window.
+
+    Args:
+        images: batch index -> loaded pool image.
+        batch: the batch's settings and backbone.
+
+    Returns:
+        (the decision, batch index -> features at the common size, or None when not aligned).
+    """
+    import torch  # heavy: loaded when a batch is scored, so registering the profile stays light
+
+    s = batch.settings
+    size = common_size([im.rgb for im in images.values()], s)
+    feats = {j: embed(batch.backbone, prepare_at(im.rgb, size), s) for j, im in images.items()}
+    grid = next(iter(feats.values()))[1]
+    keys = sorted(feats)
+    stacked = torch.stack([feats[j][0].reshape(*grid, -1) for j in keys])
+    anywhere, positions = [], []
+    for n, j in enumerate(keys):
+        others = torch.cat([stacked[:n], stacked[n + 1:]])
+        positions.append(nearest_position_distance(stacked[n], others, s.position_window).numpy())
+        anywhere.append(nearest_distances(feats[j][0], others.reshape(-1, others.shape[-1])).reshape(*grid).numpy())
+    alignment = decide(anywhere, positions, s.position_ratio, s.position, tuple(grid), size)
+    return alignment, (feats if alignment.aligned else None)
+
+
+def build_pool(images: dict[int, LoadedImage], batch: _Batch, kind: str, target_frr: float) -> _Pool:
+    """Embed the reference pool and calibrate on its mutually scored maps.
+
+    Args:
+        images: batch index -> loaded pool image (at least two).
+        batch: the batch's settings and backbone.
+        kind: object or texture (the verdict's spread).
+        target_frr: false-reject rate the verdict aims at.
+
+    Returns:
+        The pool: features, alignment, map calibration and verdict decision.
+    """
+    alignment, feats = unaligned("not measured yet"), None
+    if batch.settings.position != "off":
+        alignment, feats = align_pool(images, batch)
+    if feats is None:
+        feats = {j: _features(batch.backbone, im.rgb, batch.settings, alignment) for j, im in images.items()}
+    refs = {j: f[0] for j, f in feats.items()}
+    maps = [finish_map(score_image(j, feats[j], refs, batch.mutual, _positions(batch.settings, alignment)), im.rgb,
+                       batch.settings) for j, im in images.items()]
+    cal = calibrate(maps, batch.percentile, floor_percentile_for(batch.percentile, batch.floor_percentile))
+    decision = decision_from_maxima([float(m.max()) for m in maps], cal.threshold, cal.floor, VERDICT_SPREAD[kind],
+                                    target_frr, "images of the batch's reference pool (mutual scoring)",
+                                    quantile=BATCH_QUANTILE)
+    return _Pool(features=feats, alignment=alignment, calibration=cal, decision=decision, backbone=batch.backbone)

@@ -104,13 +104,9 @@ def _pipelines_for(lines: dict[str, Line], device: str | None) -> dict[str, Any]
     by_settings: dict[str, Any] = {}
     out: dict[str, Any] = {}
     for name, line in lines.items():
-        update: dict[str, Any] = {"profile": line.context.profile}
-        if device:
-            update["device"] = device
-        config = line.context.config.model_copy(update=update)
-        key = config.model_dump_json()
+        pipeline = Pipeline.from_context(line.context, device=device or None)
+        key = pipeline.config.model_dump_json()
         if key not in by_settings:
-            pipeline = Pipeline(config)
             _ = pipeline.runner  # build the runner now (a settings error fails at start); warm_up loads the models
             by_settings[key] = pipeline
         out[name] = by_settings[key]

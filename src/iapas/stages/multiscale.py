@@ -9,8 +9,6 @@ and neither scale's raw distances dominate.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from iapas.settings import ReferenceSettings
@@ -18,8 +16,8 @@ from iapas.settings import ReferenceSettings
 
 def fine_settings(settings: ReferenceSettings) -> ReferenceSettings:
     """The settings of the fine-scale bank: the fine stages, each L2-normalised, no refinement, no positions."""
-    return replace(settings, stages=settings.fine_stages, normalize="l2", fine_stages=(), segment_levels=(),
-                   position="off")
+    return settings.model_copy(update={"stages": settings.fine_stages, "normalize": "l2", "fine_stages": (),
+                                       "segment_levels": (), "position": "off"})
 
 
 def excess(raw: np.ndarray, floor: float, threshold: float) -> np.ndarray:

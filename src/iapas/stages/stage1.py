@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from iapas.config import BASE_CAPTION
-from iapas.context import Context
+from iapas.context import Context, Fidelity
 from iapas.io.images import LoadedImage
 from iapas.models.llm import load_llm, sampling_for
 from iapas.models.tagger import STAND_IN_NOTE, is_stand_in, load_preferred_tagger
@@ -33,7 +33,7 @@ from iapas.types import DetectorLike
 def _new_context(normal: list[LoadedImage], settings: Settings, detector: DetectorLike | None, profile: str) -> Context:
     ctx = Context(
         profile=profile,
-        config=settings.config,  # the record of the run's settings (the context JSON is unchanged)
+        config=settings.record,  # the record of the run's settings, never read back
         normal_images=[im.path for im in normal],
         seed=settings.seed,
         thresholds=settings.thresholds,
@@ -61,7 +61,7 @@ def fidelity_record(settings: Settings) -> dict[str, Any]:
         "texture_preset": settings.texture_preset,
         "tagger": "none" if settings.tagger.ref.is_none or switches.baseline else "pending",
         "precision": settings.detector.dtype,
-        "thresholds": settings.config.thresholds,
+        "thresholds": settings.threshold_source,
     }
 
 
@@ -83,7 +83,8 @@ def _tags_and_object(
     tagger = load_preferred_tagger(tagging)
     ctx.models["tagger"] = {"id": tagger.model_id, "revision": tagger.revision}
     stand_in = is_stand_in(tagger)
-    getattr(ctx, "fidelity")["tagger"] = "clip stand-in (deviates from the paper)" if stand_in else "ram (as in the paper)"
+    if ctx.fidelity is not None:
+        ctx.fidelity.tagger = "clip stand-in (deviates from the paper)" if stand_in else "ram (as in the paper)"
     if stand_in:
         ctx.warnings.append(STAND_IN_NOTE)
     result = tag_images(tagger, [im.rgb for im in normal])
@@ -101,7 +102,7 @@ def _tags_and_object(
     ctx.object_tag = choice.tag
     ctx.warnings.extend(choice.warnings)
     if choice.scores:  # best grounding score per tag / phrase, for review (an extra Context field)
-        setattr(ctx, "object_tag_scores", choice.scores)
+        ctx.object_tag_scores = choice.scores
 
 
 def _ask_llm(ctx: Context, llm: LlmSettings) -> None:
@@ -111,7 +112,7 @@ def _ask_llm(ctx: Context, llm: LlmSettings) -> None:
     subject = ctx.object_tag or (ctx.tags[0] if ctx.tags else "industrial product")
     messages = request_messages(llm.prompt, subject, ctx.tags, llm.kind)
     ctx.llm_request = messages[-1]["content"]
-    setattr(ctx, "llm_messages", messages)
+    ctx.llm_messages = messages
     backend = load_llm(llm)
     if backend is None:
         return
@@ -135,10 +136,10 @@ def build_context(
     """Run Stage 1 on the sampled normal images and return the reviewable Context.
 
     Reads only the resolved settings (`settings.tagger`, `settings.llm`, thresholds, switches, seed);
-    `settings.config` is stored in the context as the run's record, never consulted.
+    `settings.record` is stored in the context as the run's record, never consulted.
     """
     ctx = _new_context(normal, settings, detector, profile)
-    setattr(ctx, "fidelity", fidelity_record(settings))
+    ctx.fidelity = Fidelity.model_validate(fidelity_record(settings))
     if settings.switches.baseline:  # the paper's "base": one caption, no tagging, no LLM, no size filter
         ctx.final_prompt = [BASE_CAPTION]
         return ctx

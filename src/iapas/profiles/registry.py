@@ -1,0 +1,103 @@
+"""The profile registry: `@register_profile("name")` on a `Profile` subclass, as the dataset readers register.
+
+Built-in profiles register on the first lookup (their modules import the stages, scipy and the model
+loaders, which `iapas --help` does not need). Profiles of other packages register through
+the entry point group `iapas.profiles` (each entry point names a module, imported on first lookup), and,
+for tests and local experiments, through `IAPAS_PROFILE_MODULES`: a comma-separated list of importable
+module names.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from iapas.config import PipelineConfig
+from iapas.errors import SettingsError
+from iapas.profiles.base import Profile
+
+ENTRY_POINT_GROUP = "iapas.profiles"
+MODULES_ENV = "IAPAS_PROFILE_MODULES"
+
+_REGISTRY: dict[str, type[Profile]] = {}
+_loaded_plugins: set[str] = set()
+
+
+def register_profile(name: str) -> Callable[[type[Profile]], type[Profile]]:
+    """Class decorator registering a profile under NAME (`--profile NAME`).
+
+    Args:
+        name: the profile's name; registering another class under a taken name replaces it.
+
+    Returns:
+        The decorator, which sets `cls.name` and returns the class unchanged.
+    """
+
+    def deco(cls: type[Profile]) -> type[Profile]:
+        """Register `cls` under `name`."""
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_plugins() -> None:
+    """Import the built-in profiles, then the entry points' modules and the env var's modules (each once)."""
+    # deferred so that importing the registry (config checks, the CLI) stays light; not optional dependencies
+    from iapas.profiles import fused, offline, paper  # noqa: F401  (each registers itself)
+
+    names = [ep.value.split(":")[0] for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    names += [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
+    for module in names:
+        if module in _loaded_plugins:
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SettingsError(f"profile module {module!r} (from {MODULES_ENV} or the {ENTRY_POINT_GROUP!r} "
+                                f"entry points) cannot be imported: {exc}") from None
+        _loaded_plugins.add(module)
+
+
+def profile_names() -> list[str]:
+    """Every registered profile name, sorted."""
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def profile_class(name: str) -> type[Profile]:
+    """The class registered under `name`.
+
+    Raises:
+        SettingsError: no profile of that name, with the allowed names.
+    """
+    _load_plugins()
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise SettingsError(f"unknown profile {name!r}; allowed: {', '.join(sorted(_REGISTRY))}")
+    return cls
+
+
+def batch_profiles() -> list[str]:
+    """Names of the profiles that have a batch (zero-shot) mode, in registration order (built-in first: the
+    first is the one zero-shot mode uses when no profile is given)."""
+    _load_plugins()
+    return [n for n, cls in _REGISTRY.items() if cls.batch_runner is not None]
+
+
+def check_profile(config: PipelineConfig) -> None:
+    """Refuse a config whose profile is not registered or cannot work with its other settings.
+
+    Raises:
+        SettingsError: naming the field, its flag and the registered names.
+    """
+    if config.profile is None:
+        return
+    if config.profile not in profile_names():
+        allowed = [repr(n) for n in profile_names()]
+        listed = ", ".join(allowed[:-1]) + f" or {allowed[-1]}" if len(allowed) > 1 else "".join(allowed)
+        raise SettingsError(f"invalid settings:\n  profile (--profile): unknown profile; allowed: {listed} "
+                            f"(got {config.profile!r})")
+    profile_class(config.profile).check_config(config)
