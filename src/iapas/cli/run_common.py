@@ -17,7 +17,6 @@ from iapas.errors import SettingsError
 from iapas.io.scoremaps import DEFAULT_MAPS
 from iapas.outputs.run_items import process_one
 from iapas.outputs.writer import (
-from iapas.profiles.registry import batch_profiles
     RESERVED_DIRS,
     ForeignLockFile,
     OutputDirLocked,
@@ -27,6 +26,7 @@ from iapas.profiles.registry import batch_profiles
     mark_interrupted,
     remove_stale_temp_files,
 )
+from iapas.profiles.registry import batch_profiles
 
 
 @contextmanager

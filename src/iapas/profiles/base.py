@@ -8,6 +8,7 @@ pydantic model of its part of the context.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
@@ -161,7 +162,7 @@ class Profile(ABC):
 
         Args:
             reader_kind: the dataset reader's kind of the category.
-            preset_kind: the kind `--texture-preset` gives it (`stages.presets.category_kind`).
+            preset_kind: the kind `--texture-preset` gives it (`evaluation.presets.category_kind`).
 
         Returns:
             `reader_kind` for profiles whose presets were tuned per reader kind, else `preset_kind`.
@@ -181,3 +182,26 @@ class Profile(ABC):
         if isinstance(context.reference, cls.section):
             return context.reference
         return cls.section.model_validate(context.extension or {})
+
+
+# The registry itself (name -> class); lookups, plugins and checks are in profiles.registry.
+_REGISTRY: dict[str, type[Profile]] = {}
+
+
+def register_profile(name: str) -> Callable[[type[Profile]], type[Profile]]:
+    """Class decorator registering a profile under NAME (`--profile NAME`).
+
+    Args:
+        name: the profile's name; registering another class under a taken name replaces it.
+
+    Returns:
+        The decorator, which sets `cls.name` and returns the class unchanged.
+    """
+
+    def deco(cls: type[Profile]) -> type[Profile]:
+        """Register `cls` under `name`."""
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco

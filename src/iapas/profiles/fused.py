@@ -25,11 +25,10 @@ from iapas.errors import SettingsError
 from iapas.config import PipelineConfig
 from iapas.context import Reference
 from iapas.io.images import LoadedImage
-from iapas.profiles.base import Profile
+from iapas.profiles.base import Profile, register_profile
 from iapas.profiles.decisions import calibration_of
 from iapas.profiles.offline import OfflineProfile
 from iapas.profiles.paper import PAPER_MODELS, PaperProfile, check_object_source
-from iapas.profiles.registry import register_profile
 from iapas.settings import Settings
 from iapas.stages.scoring import detections_map
 from iapas.types import Detections, Prediction

@@ -33,11 +33,10 @@ from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
 from iapas.models.backbone import load_backbone
 from iapas.models.device import resolve_device
-from iapas.profiles.base import Profile
+from iapas.profiles.base import Profile, register_profile
 from iapas.profiles.decisions import (  # noqa: F401 - re-exported: the offline profile's decision rule
     MIN_REGION_FRACTION, MIN_REGION_PIXELS, calibration_of, decision_of, peak_region, prediction_from_map, thresholds_of,
 )
-from iapas.profiles.registry import register_profile
 from iapas.profiles.zero_shot import ZeroShotRunner
 from iapas.settings import (  # noqa: F401 - presets re-exported
     FLOOR_PERCENTILE, KIND_PRESETS, VERDICT_SPREAD, Calibration, ReferenceSettings, Settings, floor_percentile_for,

@@ -21,8 +21,7 @@ from iapas.context import Context
 from iapas.errors import SettingsError
 from iapas.config import PipelineConfig
 from iapas.io.images import LoadedImage
-from iapas.profiles.base import Profile
-from iapas.profiles.registry import register_profile
+from iapas.profiles.base import Profile, register_profile
 from iapas.settings import Settings, Thresholds
 from iapas.stages.nms import nms
 from iapas.stages.scoring import binary_mask, detections_map, image_score

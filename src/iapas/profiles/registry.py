@@ -15,37 +15,19 @@ from importlib.metadata import entry_points
 
 from iapas.config import PipelineConfig
 from iapas.errors import SettingsError
-from iapas.profiles.base import Profile
+from iapas.profiles.base import _REGISTRY, Profile, register_profile  # noqa: F401 - register_profile re-exported
 
 ENTRY_POINT_GROUP = "iapas.profiles"
 MODULES_ENV = "IAPAS_PROFILE_MODULES"
 
-_REGISTRY: dict[str, type[Profile]] = {}
 _loaded_plugins: set[str] = set()
-
-
-def register_profile(name: str) -> Callable[[type[Profile]], type[Profile]]:
-    """Class decorator registering a profile under NAME (`--profile NAME`).
-
-    Args:
-        name: the profile's name; registering another class under a taken name replaces it.
-
-    Returns:
-        The decorator, which sets `cls.name` and returns the class unchanged.
-    """
-
-    def deco(cls: type[Profile]) -> type[Profile]:
-        """Register `cls` under `name`."""
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
 
 
 def _load_plugins() -> None:
     """Import the built-in profiles, then the entry points' modules and the env var's modules (each once)."""
-    # deferred so that importing the registry (config checks, the CLI) stays light; not optional dependencies
+    # heavy (the stages, scipy, torch and the model loaders): imported on the first lookup so that the
+    # config checks and `iapas --help` stay light; import-linter sees these edges (no cycle: the built-ins
+    # import only profiles.base, where the decorator lives)
     from iapas.profiles import fused, offline, paper  # noqa: F401  (each registers itself)
 
     names = [ep.value.split(":")[0] for ep in entry_points(group=ENTRY_POINT_GROUP)]
