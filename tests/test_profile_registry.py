@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import iapas.profiles.base as profiles_base
 import iapas.profiles.registry as registry
 from cli_apps import command_app
 from iapas.cli import doctor as doctor_cmd
@@ -57,7 +58,9 @@ def grey_folders(root: Path) -> tuple[Path, Path]:
 def toy(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The toy profile registered in this process through the env var, undone after the test."""
     registry.profile_names()  # the built-in profiles register first (into the registry that stays)
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    copy = dict(registry._REGISTRY)  # one dict for the decorator (profiles.base) and the lookups (registry)
+    monkeypatch.setattr(profiles_base, "_REGISTRY", copy)
+    monkeypatch.setattr(registry, "_REGISTRY", copy)
     monkeypatch.setattr(registry, "_loaded_plugins", set())
     monkeypatch.setenv(registry.MODULES_ENV, "toy_profile")
     sys.modules.pop("toy_profile", None)
