@@ -133,6 +133,27 @@ def zero_when_undefined(out: dict[str, Any], n_defect_pixels: int, notes: list[s
                          "count as 0 in the mean (official rule)")
 
 
+def image_metrics(image_scores: np.ndarray, labels: np.ndarray, notes: list[str]) -> dict[str, float]:
+    """Image-level AP, AUROC and F1-max; NaN (with a note) when no normal test image is there to rank against.
+
+    Args:
+        image_scores: (N,) image scores.
+        labels: (N,) 1 for anomalous images.
+        notes: receives the notes of the computation.
+
+    Returns:
+        image_ap, image_auroc, image_f1_max.
+    """
+    im = pixel_metrics(image_scores, labels)
+    if im["n_neg"] == 0:
+        # AP and F1 would be a trivial 1.0 without a single normal image to rank against
+        notes.append("image: no normal test image, image-level metrics are undefined (NaN)")
+        im["ap"] = im["auroc"] = im["f1_max"] = float("nan")
+    else:
+        notes += [f"image: {n}" for n in im["notes"]]
+    return {"image_ap": im["ap"], "image_auroc": im["auroc"], "image_f1_max": im["f1_max"]}
+
+
 def category_metrics(
     maps: np.ndarray,
     masks: np.ndarray,
@@ -177,14 +198,7 @@ def category_metrics(
     out["pixel_aupro"] = aupro(maps, masks)
     if np.isnan(out["pixel_aupro"]):
         notes.append("pixel: AUPRO undefined (no defect region or no normal pixel)")
-    im = pixel_metrics(image_scores, labels)
-    if im["n_neg"] == 0:
-        # AP and F1 would be a trivial 1.0 without a single normal image to rank against
-        notes.append("image: no normal test image, image-level metrics are undefined (NaN)")
-        im["ap"] = im["auroc"] = im["f1_max"] = float("nan")
-    else:
-        notes += [f"image: {n}" for n in im["notes"]]
-    out["image_ap"], out["image_auroc"], out["image_f1_max"] = im["ap"], im["auroc"], im["f1_max"]
+    out.update(image_metrics(image_scores, labels, notes))
     if protocol == "paper":
         zero_when_undefined(out, int(px["n_pos"]), notes)
     if protocol == "paper" and judged_ok is not None:

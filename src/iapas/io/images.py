@@ -354,6 +354,27 @@ def binarize_mask_levels(levels: np.ndarray, any_positive: bool = False) -> np.n
     return levels >= (128 if top <= 255 else 32768)
 
 
+def _mask_levels(im: Image.Image, rule: str) -> tuple[np.ndarray, bool]:
+    """The decoded mask's levels as one channel, and whether any value above 0 is a defect.
+
+    Args:
+        im: the decoded mask, already upright.
+        rule: "publisher" (brightest channel of colour masks) or "official" (OpenCV's 8-bit grey).
+
+    Returns:
+        (H, W) levels (uint8, uint16, int32 or float) and True for palette / 1-bit masks (0 is background,
+        the rest defect).
+    """
+    any_positive = im.mode in ("P", "1")
+    if rule == "official":
+        return official_grey(im), any_positive
+    if im.mode in ("P", "1", "L", "I", "F") or im.mode.startswith("I;16"):
+        return np.asarray(im), any_positive
+    if im.mode in ("LA", "RGBA", "PA"):
+        return np.asarray(im.convert("RGBA"))[..., :3].max(axis=2), any_positive
+    return np.asarray(im.convert("RGB")).max(axis=2), any_positive
+
+
 def load_mask(path: str | Path, size: tuple[int, int] | None = None, rule: str = "publisher") -> np.ndarray:
     """Read a ground-truth mask as bool, binarised as publishers define them; check its size against `size` (w, h).
 
@@ -394,15 +415,7 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None, rule: str =
             orientation = _exif_orientation(im)  # turned upright exactly as `load_image` turns its image
             if orientation != 1:
                 im = im.transpose(_TRANSPOSE[orientation])
-            any_positive = im.mode in ("P", "1")  # palette index / 1-bit: 0 is background, the rest defect
-            if rule == "official":
-                arr = official_grey(im)
-            elif im.mode in ("P", "1", "L", "I", "F") or im.mode.startswith("I;16"):
-                arr = np.asarray(im)
-            elif im.mode in ("LA", "RGBA", "PA"):
-                arr = np.asarray(im.convert("RGBA"))[..., :3].max(axis=2)
-            else:
-                arr = np.asarray(im.convert("RGB")).max(axis=2)
+            arr, any_positive = _mask_levels(im, rule)
     except InputError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:

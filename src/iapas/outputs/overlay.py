@@ -11,6 +11,8 @@ figure, because `run` writes one per image.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -239,6 +241,42 @@ def _legend(width: int, items: list[tuple[str, tuple[int, int, int], str]], font
     return img
 
 
+def _draw_boxes(draw: ImageDraw.ImageDraw, prediction: Prediction, factors: tuple[float, float],
+                size: tuple[int, int], font_size: int, fnt: Any, taken: list[d.Rect]) -> tuple[Any, int]:
+    """Draw the kept boxes with their tags, the removed boxes dashed with why, and the object box.
+
+    Args:
+        draw: the picture's drawing context, at `size`.
+        prediction: the boxes (in the image's pixels).
+        factors: (sx, sy) from image pixels to the picture's.
+        size: (w, h) of the picture.
+        font_size: the tags' font size; `fnt` the font.
+        taken: rectangles already used by tags (tags are added to it).
+
+    Returns:
+        The legend key of the kept boxes and how many kept boxes got no tag (`_place_kept_labels`).
+    """
+    sx, sy = factors
+    w, h = size
+    line_w = max(2, round(max(w, h) / 300))
+    for box in sorted(prediction.boxes, key=lambda b: b.score):  # best drawn last, on top
+        draw.rectangle(_scaled(box, sx, sy), outline=d.KEPT_COLOUR, width=line_w)
+    key, unlabelled = _place_kept_labels(draw, list(prediction.boxes), sx, sy, size, fnt, taken)
+    small = d.font(max(10, font_size - 2))
+    for box in list(prediction.removed_boxes)[: max(0, MAX_LABELS - len(taken))]:
+        xy = _scaled(box, sx, sy)
+        d.dashed_rectangle(draw, xy, d.REMOVED_COLOUR, width=max(1, line_w - 1), dash=max(6, line_w * 4))
+        why = (box.removed_by or "filter").replace("_", " ")
+        d.label(draw, (xy[0], xy[1]), f"{box.phrase} {box.score:.2f} \u00d7 {why}", small,
+                bg=d.REMOVED_COLOUR, fg=(40, 40, 40), bounds=size, taken=taken, bottom=xy[3])
+    if prediction.object_box is not None:
+        ob = _scaled(prediction.object_box, sx, sy)
+        d.dashed_rectangle(draw, ob, d.OBJECT_COLOUR, width=1, dash=3)
+        d.label(draw, (ob[0], ob[3] + 2 + font_size * 1.6), f"object: {prediction.object_box.phrase}",
+                d.font(max(10, font_size - 3)), bg=(255, 255, 255), bounds=size, taken=taken)
+    return key, unlabelled
+
+
 def render_overlay(
     rgb: np.ndarray,
     prediction: Prediction,
@@ -284,25 +322,8 @@ def render_overlay(
     draw = ImageDraw.Draw(img)
     font_size = int(np.clip(round(max(w, h) / 42), 12, 24))
     fnt = d.font(font_size)
-    line_w = max(2, round(max(w, h) / 300))
-    sx, sy = w / w0, h / h0
     taken: list[d.Rect] = []
-
-    for box in sorted(prediction.boxes, key=lambda b: b.score):  # best drawn last, on top
-        draw.rectangle(_scaled(box, sx, sy), outline=d.KEPT_COLOUR, width=line_w)
-    key, unlabelled = _place_kept_labels(draw, list(prediction.boxes), sx, sy, size, fnt, taken)
-    small = d.font(max(10, font_size - 2))
-    for box in list(prediction.removed_boxes)[: max(0, MAX_LABELS - len(taken))]:
-        xy = _scaled(box, sx, sy)
-        d.dashed_rectangle(draw, xy, d.REMOVED_COLOUR, width=max(1, line_w - 1), dash=max(6, line_w * 4))
-        why = (box.removed_by or "filter").replace("_", " ")
-        d.label(draw, (xy[0], xy[1]), f"{box.phrase} {box.score:.2f} \u00d7 {why}", small,
-                bg=d.REMOVED_COLOUR, fg=(40, 40, 40), bounds=size, taken=taken, bottom=xy[3])
-    if prediction.object_box is not None:
-        ob = _scaled(prediction.object_box, sx, sy)
-        d.dashed_rectangle(draw, ob, d.OBJECT_COLOUR, width=1, dash=3)
-        d.label(draw, (ob[0], ob[3] + 2 + font_size * 1.6), f"object: {prediction.object_box.phrase}",
-                d.font(max(10, font_size - 3)), bg=(255, 255, 255), bounds=size, taken=taken)
+    key, unlabelled = _draw_boxes(draw, prediction, (w / w0, h / h0), size, font_size, fnt, taken)
 
     bar = _colour_bar(h, max(64, font_size * 4 + 16), vr, scale, threshold, max(10, font_size - 2))
     width = max(w + bar.width, MIN_WIDTH)

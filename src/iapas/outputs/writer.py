@@ -158,6 +158,25 @@ def check_inside(out_dir: Path, files: Any) -> None:
                                              f"outside --out; nothing written there (remove the link)", str(link))
 
 
+def prediction_files(name: str, map_name: str | None) -> dict[str, str]:
+    """Role -> file name (relative to the output folder) of each per-image file of image NAME.
+
+    Args:
+        name: the image's output name.
+        map_name: the score map's file name (None: no map written, `--maps none`).
+
+    Returns:
+        score_map (when written), mask, overlay, thumb and json.
+    """
+    return {
+        **({"score_map": map_name} if map_name else {}),
+        "mask": f"{name}_mask.png",
+        "overlay": f"{name}_overlay.png",
+        "thumb": f"{THUMBS}/{name}.jpg",
+        "json": f"{name}.json",
+    }
+
+
 def write_prediction(
     out_dir: Path,
     name: str,
@@ -190,13 +209,7 @@ def write_prediction(
         Role -> file name of each file written.
     """
     map_name = map_file_name(name, maps)
-    files = {
-        **({"score_map": map_name} if map_name else {}),
-        "mask": f"{name}_mask.png",
-        "overlay": f"{name}_overlay.png",
-        "thumb": f"{THUMBS}/{name}.jpg",
-        "json": f"{name}.json",
-    }
+    files = prediction_files(name, map_name)
     check_inside(out_dir, files.values())
     (out_dir / files["json"]).parent.mkdir(parents=True, exist_ok=True)
     (out_dir / files["thumb"]).parent.mkdir(parents=True, exist_ok=True)
