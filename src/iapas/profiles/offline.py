@@ -32,9 +32,10 @@ from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
 from iapas.models.device import resolve_device
 from iapas.settings import (  # noqa: F401 - presets re-exported
-    FLOOR_PERCENTILE, KIND_PRESETS, VERDICT_SPREAD, Calibration, Settings, Thresholds, floor_percentile_for,
+    FLOOR_PERCENTILE, KIND_PRESETS, MASK_PLATEAU, VERDICT_SPREAD, Calibration, Settings, Thresholds, floor_percentile_for,
 )
-from iapas.stages.calibration import Decision, calibrate, calibrated, decision_from_maxima, mask_cut, normal_set_warnings
+from iapas.stages.calibration import Decision, calibrate, calibrated, decision_from_maxima, normal_set_warnings
+from iapas.stages.mask_rule import defect_pixels
 from iapas.stages.multiscale import combine_scales, fine_settings
 from iapas.stages.position import Alignment, combine, decide, nearest_position_distance, unaligned
 from iapas.stages.reference import (AUTO_AUGMENT, MemoryBank, build_bank, common_size, embed, finish_map, global_grid, nn_distance,
@@ -143,7 +144,7 @@ class OfflineProfile:
         assert cal is not None and cal.threshold is not None
         decision = decision_from_maxima(reference.get("normal_image_max"), cal.threshold, cal.floor,
                                         VERDICT_SPREAD[self.settings.kind], self.settings.target_frr,
-                                        "leave-one-out normal images")
+                                        "leave-one-out normal images", plateau=MASK_PLATEAU[self.settings.kind])
         ctx.thresholds = thresholds_of(decision)
         arrays = {"bank_features": bank.features, "bank_source": bank.source}
         if self._positions is not None:
@@ -265,7 +266,8 @@ def calibration_of(context: Context) -> Calibration:
 def thresholds_of(decision: Decision) -> Thresholds:
     """The context's thresholds record of a decision."""
     return Thresholds(verdict=round(decision.verdict, 6), verdict_rule=decision.rule, mask=round(decision.mask, 6),
-                      mask_relative=decision.mask_relative, target_frr=decision.target_frr)
+                      mask_relative=decision.mask_relative, target_frr=decision.target_frr,
+                      mask_plateau=decision.mask_plateau)
 
 
 def decision_of(context: Context) -> Decision:
@@ -277,7 +279,8 @@ def decision_of(context: Context) -> Decision:
     relative = th.mask_relative if th is not None and th.mask_relative is not None else 0.0
     rule = (th.verdict_rule if th is not None and th.verdict_rule else "score 0.5 (the pixel threshold)")
     return Decision(verdict=float(verdict), mask=float(mask), mask_relative=float(relative), rule=rule,
-                    target_frr=float(th.target_frr) if th is not None and th.target_frr else float("nan"))
+                    target_frr=float(th.target_frr) if th is not None and th.target_frr else float("nan"),
+                    mask_plateau=th.mask_plateau if th is not None else None)
 
 
 def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[str],
@@ -285,7 +288,7 @@ def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[
     """Verdict, mask, regions and image score (the map's maximum) of a calibrated map, from one rule.
 
     A part whose peak is under the verdict threshold has no region and an all-zero mask (its map keeps its
-    values, for analysis). A defect's mask holds the pixels at or above `mask_cut` in components of at least
+    values, for analysis). A defect's mask holds the pixels of `stages.mask_rule.defect_pixels` in components of at least
     the minimum region size; when none is that large, the component holding the peak is kept, so a defect
     always has a region. With the (H, W, 3) image `rgb`, each region's phrase describes it
     (stages.regions.describe_region).
@@ -297,19 +300,19 @@ def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[
         return Prediction(path=path, score_map=score, mask=np.zeros(score.shape, dtype=bool), boxes=Detections.empty(),
                           image_score=peak, profile=profile, notes=list(notes))
     min_area = max(MIN_REGION_PIXELS, int(MIN_REGION_FRACTION * h * w))
-    cut = mask_cut(peak, decision.mask, decision.mask_relative)
-    boxes, mask = mask_regions(score, score >= cut, min_area=min_area, rgb=rgb)
+    pixels = defect_pixels(score, peak, decision.mask, decision.mask_relative, decision.mask_plateau)
+    boxes, mask = mask_regions(score, pixels, min_area=min_area, rgb=rgb)
     if len(boxes) == 0:  # every component under the size floor: keep the one holding the peak
-        boxes, mask = peak_region(score, cut, rgb)
+        boxes, mask = peak_region(score, pixels, rgb)
     return Prediction(path=path, score_map=score, mask=mask, boxes=boxes, image_score=peak,
                       profile=profile, notes=list(notes))
 
 
-def peak_region(score: np.ndarray, cut: float, rgb: np.ndarray | None = None) -> tuple[Detections, np.ndarray]:
-    """The connected component of score >= cut that holds the map's peak, as one region."""
+def peak_region(score: np.ndarray, pixels: np.ndarray, rgb: np.ndarray | None = None) -> tuple[Detections, np.ndarray]:
+    """The connected component of the (H, W) bool `pixels` that holds the map's peak, as one region."""
     from scipy import ndimage
 
-    labels, _ = ndimage.label(score >= cut, structure=np.ones((3, 3), dtype=bool))
+    labels, _ = ndimage.label(pixels, structure=np.ones((3, 3), dtype=bool))
     y, x = np.unravel_index(int(np.argmax(score)), score.shape)
     only = labels == labels[y, x] if labels[y, x] else np.zeros(score.shape, dtype=bool)
     if not only.any():

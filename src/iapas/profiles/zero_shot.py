@@ -21,7 +21,7 @@ from iapas.context import Context, Reference
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
 from iapas.stages.calibration import BATCH_QUANTILE, calibrate, calibrated, decision_from_maxima
-from iapas.settings import FLOOR_PERCENTILE, VERDICT_SPREAD, Calibration, Settings, floor_percentile_for, kind_of
+from iapas.settings import FLOOR_PERCENTILE, MASK_PLATEAU, VERDICT_SPREAD_ZERO_SHOT, Calibration, Settings, floor_percentile_for, kind_of
 from iapas.stages.mutual import MutualSettings, chunks, reference_pool, score_image
 from iapas.stages.position import Alignment, unaligned
 from iapas.stages.reference import common_size, embed, finish_map, prepare, prepare_at
@@ -164,9 +164,9 @@ class ZeroShotBatch:
         self._calibration = calibrate(maps, self.percentile, floor_percentile_for(self.percentile, self.floor_percentile))
         config = self.context.config
         self._decision = decision_from_maxima([float(m.max()) for m in maps], self._calibration.threshold,
-                                              self._calibration.floor, VERDICT_SPREAD[kind_of(config)], config.target_frr,
-                                              "images of the batch's reference pool (mutual scoring)",
-                                              quantile=BATCH_QUANTILE)
+                                              self._calibration.floor, VERDICT_SPREAD_ZERO_SHOT[kind_of(config)],
+                                              config.target_frr, "images of the batch's reference pool (mutual scoring)",
+                                              quantile=BATCH_QUANTILE, plateau=MASK_PLATEAU[kind_of(config)])
         given = self.context.thresholds
         if given is not None and given.verdict is not None and given.verdict_rule and "--verdict-threshold" in given.verdict_rule:
             self._decision = replace(self._decision, verdict=given.verdict, rule=given.verdict_rule)  # the user's wins
