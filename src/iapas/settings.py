@@ -61,7 +61,7 @@ KIND_PRESETS: dict[str, FeaturePreset] = {
 # Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
 # extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).
 VERDICT_SPREAD = {"object": 0.18, "texture": 0.055}
-VERDICT_SPREAD_ZERO_SHOT = {"object": 0.18, "texture": 0.08}  # a batch's maxima: test parts scored by each other
+VERDICT_SPREAD_ZERO_SHOT = {"object": 0.18, "texture": 0.075}  # a batch's maxima: test parts scored by each other
 MASK_PLATEAU = {"object": None, "texture": 0.7}  # plateau share of stages.mask_rule (objects' maps are graded)
 DEFAULT_TARGET_FRR = 0.02
 DEFAULT_FEATURE_SIZE = KIND_PRESETS["texture"].feature_size  # for ReferenceSettings built by hand (tests, tools)

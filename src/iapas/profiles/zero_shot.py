@@ -63,6 +63,22 @@ def zero_shot_context(profile: str, batch: list[Path], settings: Settings) -> Co
     return ctx
 
 
+def ok_pixel_level(maxima: list[float], highs: tuple[float, ...], first: Any, threshold: float, floor: float) -> float | None:
+    """Median high percentile (raw) of the pool images whose maximum is under the verdict of `first`: the pixel
+    level of the parts judged ok, where the mask threshold starts (the batch's own calibration is defect-dominated
+    when most parts are defective). None when no pool image is judged ok.
+
+    Args:
+        maxima, highs: raw map maximum and high percentile of each pool image.
+        first: the stages.calibration.Decision made with the batch's calibration (`threshold`, `floor`).
+    """
+    from iapas.stages.calibration import excess_ratio
+
+    verdict_raw = floor + (threshold - floor) * float(excess_ratio(first.verdict))
+    below = [h for m, h in zip(maxima, highs) if m < verdict_raw]
+    return float(np.median(below)) if below else None
+
+
 class ZeroShotBatch:
     """Predictions of one zero-shot context, computed a chunk at a time."""
 
@@ -163,10 +179,15 @@ class ZeroShotBatch:
                 for j, im in images.items()]
         self._calibration = calibrate(maps, self.percentile, floor_percentile_for(self.percentile, self.floor_percentile))
         config = self.context.config
-        self._decision = decision_from_maxima([float(m.max()) for m in maps], self._calibration.threshold,
-                                              self._calibration.floor, VERDICT_SPREAD_ZERO_SHOT[kind_of(config)],
-                                              config.target_frr, "images of the batch's reference pool (mutual scoring)",
-                                              quantile=BATCH_QUANTILE, plateau=MASK_PLATEAU[kind_of(config)])
+        maxima = [float(m.max()) for m in maps]
+        cal = self._calibration
+
+        def decision(mask_base: float | None = None) -> Any:
+            return decision_from_maxima(maxima, cal.threshold, cal.floor, VERDICT_SPREAD_ZERO_SHOT[kind_of(config)],
+                                        config.target_frr, "images of the batch's reference pool (mutual scoring)",
+                                        quantile=BATCH_QUANTILE, plateau=MASK_PLATEAU[kind_of(config)], mask_base=mask_base)
+
+        self._decision = decision(ok_pixel_level(maxima, cal.image_thresholds, decision(), cal.threshold, cal.floor))
         given = self.context.thresholds
         if given is not None and given.verdict is not None and given.verdict_rule and "--verdict-threshold" in given.verdict_rule:
             self._decision = replace(self._decision, verdict=given.verdict, rule=given.verdict_rule)  # the user's wins

@@ -178,7 +178,7 @@ BATCH_QUANTILE = 0.125  # zero-shot: the batch's level is read at this low quant
 
 def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float, spread: float,
                          target_frr: float, source: str, quantile: float = 0.5,
-                         plateau: float | None = None) -> Decision:
+                         plateau: float | None = None, mask_base: float | None = None) -> Decision:
     """The verdict and mask thresholds from the raw map maxima of images that are (mostly) normal.
 
     Rule: the verdict threshold (raw) is median(maxima) x exp(z(1 - target_frr) x spread). The median of
@@ -197,6 +197,8 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
             for a zero-shot batch, whose upper part may be defective (0.125 holds while a quarter of the batch
             is good); the factor then spans from that quantile, exp((z(1 - target) - z(quantile)) x spread).
         plateau: the kind's plateau share for the mask (stages.mask_rule; None: no re-cut).
+        mask_base: raw distance the mask threshold starts from instead of `threshold` (zero-shot: the pixel
+            level of the batch's parts judged ok, when defective parts dominate the batch's calibration).
 
     Returns:
         The decision on the calibrated scale.
@@ -209,13 +211,15 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
     median = float(np.quantile(values, quantile))
     factor = verdict_factor(spread, target_frr) / float(np.exp(NormalDist().inv_cdf(quantile) * spread))
     verdict_raw = max(median * factor, floor + 1e-9)
-    mask_raw = min(verdict_raw, threshold + MASK_SHARE * (verdict_raw - threshold))
+    base = threshold if mask_base is None else float(mask_base)
+    mask_raw = min(verdict_raw, base + MASK_SHARE * (verdict_raw - base))
     verdict, mask = score_of(verdict_raw, threshold, floor), score_of(mask_raw, threshold, floor)
     which = "median" if quantile == 0.5 else f"{quantile:g}-quantile"
     rule = (f"image score >= {verdict:.4f}: {which} map maximum of {values.size} {source} x {factor:.3f} (log-normal, "
             f"spread {spread:g}, target false-reject rate {target_frr:g}); mask: score >= {mask:.4f} and excess "
-            f">= {MASK_RELATIVE:g} x the peak's" + ("" if plateau is None else
-                                                 f"; plateau regions (median >= {plateau:g} x peak) cut at their edge"))
+            f">= {MASK_RELATIVE:g} x the peak's"
+            + ("" if mask_base is None else " (from the pixel level of the parts judged ok)")
+            + ("" if plateau is None else f"; plateau regions (median >= {plateau:g} x peak) cut at their edge"))
     return Decision(verdict=verdict, mask=mask, mask_relative=MASK_RELATIVE, rule=rule, target_frr=target_frr,
                     mask_plateau=plateau)
 
