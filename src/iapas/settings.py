@@ -63,6 +63,7 @@ KIND_PRESETS: dict[str, FeaturePreset] = {
 VERDICT_SPREAD = {"object": 0.18, "texture": 0.055}
 VERDICT_SPREAD_ZERO_SHOT = {"object": 0.18, "texture": 0.075}  # a batch's maxima: test parts scored by each other
 MASK_PLATEAU = {"object": None, "texture": 0.7}  # plateau share of stages.mask_rule (objects' maps are graded)
+MASK_RELATIVE = {"object": 0.4, "texture": 0.5}  # share of its peak's excess a defect's mask pixel needs
 DEFAULT_TARGET_FRR = 0.02
 DEFAULT_FEATURE_SIZE = KIND_PRESETS["texture"].feature_size  # for ReferenceSettings built by hand (tests, tools)
 

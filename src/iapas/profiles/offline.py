@@ -32,7 +32,7 @@ from iapas.errors import SettingsError
 from iapas.io.images import LoadedImage
 from iapas.models.device import resolve_device
 from iapas.settings import (  # noqa: F401 - presets re-exported
-    FLOOR_PERCENTILE, KIND_PRESETS, MASK_PLATEAU, VERDICT_SPREAD, Calibration, Settings, Thresholds, floor_percentile_for,
+    FLOOR_PERCENTILE, KIND_PRESETS, MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD, Calibration, Settings, Thresholds, floor_percentile_for,
 )
 from iapas.stages.calibration import Decision, calibrate, calibrated, decision_from_maxima, normal_set_warnings
 from iapas.stages.mask_rule import defect_pixels
@@ -144,7 +144,8 @@ class OfflineProfile:
         assert cal is not None and cal.threshold is not None
         decision = decision_from_maxima(reference.get("normal_image_max"), cal.threshold, cal.floor,
                                         VERDICT_SPREAD[self.settings.kind], self.settings.target_frr,
-                                        "leave-one-out normal images", plateau=MASK_PLATEAU[self.settings.kind])
+                                        "leave-one-out normal images", plateau=MASK_PLATEAU[self.settings.kind],
+                                        relative=MASK_RELATIVE[self.settings.kind])
         ctx.thresholds = thresholds_of(decision)
         arrays = {"bank_features": bank.features, "bank_source": bank.source}
         if self._positions is not None:

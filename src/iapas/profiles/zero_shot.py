@@ -21,7 +21,7 @@ from iapas.context import Context, Reference
 from iapas.errors import InputError, SettingsError
 from iapas.io.images import LoadedImage, load_image
 from iapas.stages.calibration import BATCH_QUANTILE, calibrate, calibrated, decision_from_maxima
-from iapas.settings import FLOOR_PERCENTILE, MASK_PLATEAU, VERDICT_SPREAD_ZERO_SHOT, Calibration, Settings, floor_percentile_for, kind_of
+from iapas.settings import FLOOR_PERCENTILE, MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD_ZERO_SHOT, Calibration, Settings, floor_percentile_for, kind_of
 from iapas.stages.mutual import MutualSettings, chunks, reference_pool, score_image
 from iapas.stages.position import Alignment, unaligned
 from iapas.stages.reference import common_size, embed, finish_map, prepare, prepare_at
@@ -185,7 +185,8 @@ class ZeroShotBatch:
         def decision(mask_base: float | None = None) -> Any:
             return decision_from_maxima(maxima, cal.threshold, cal.floor, VERDICT_SPREAD_ZERO_SHOT[kind_of(config)],
                                         config.target_frr, "images of the batch's reference pool (mutual scoring)",
-                                        quantile=BATCH_QUANTILE, plateau=MASK_PLATEAU[kind_of(config)], mask_base=mask_base)
+                                        quantile=BATCH_QUANTILE, plateau=MASK_PLATEAU[kind_of(config)], mask_base=mask_base,
+                                        relative=MASK_RELATIVE[kind_of(config)])
 
         self._decision = decision(ok_pixel_level(maxima, cal.image_thresholds, decision(), cal.threshold, cal.floor))
         given = self.context.thresholds

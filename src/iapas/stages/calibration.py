@@ -178,7 +178,8 @@ BATCH_QUANTILE = 0.125  # zero-shot: the batch's level is read at this low quant
 
 def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float, spread: float,
                          target_frr: float, source: str, quantile: float = 0.5,
-                         plateau: float | None = None, mask_base: float | None = None) -> Decision:
+                         plateau: float | None = None, mask_base: float | None = None,
+                         relative: float = MASK_RELATIVE) -> Decision:
     """The verdict and mask thresholds from the raw map maxima of images that are (mostly) normal.
 
     Rule: the verdict threshold (raw) is median(maxima) x exp(z(1 - target_frr) x spread). The median of
@@ -199,6 +200,7 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
         plateau: the kind's plateau share for the mask (stages.mask_rule; None: no re-cut).
         mask_base: raw distance the mask threshold starts from instead of `threshold` (zero-shot: the pixel
             level of the batch's parts judged ok, when defective parts dominate the batch's calibration).
+        relative: the kind's share of the peak's excess a mask pixel needs (`mask_cut`).
 
     Returns:
         The decision on the calibrated scale.
@@ -217,10 +219,10 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
     which = "median" if quantile == 0.5 else f"{quantile:g}-quantile"
     rule = (f"image score >= {verdict:.4f}: {which} map maximum of {values.size} {source} x {factor:.3f} (log-normal, "
             f"spread {spread:g}, target false-reject rate {target_frr:g}); mask: score >= {mask:.4f} and excess "
-            f">= {MASK_RELATIVE:g} x the peak's"
+            f">= {relative:g} x the peak's"
             + ("" if mask_base is None else " (from the pixel level of the parts judged ok)")
             + ("" if plateau is None else f"; plateau regions (median >= {plateau:g} x peak) cut at their edge"))
-    return Decision(verdict=verdict, mask=mask, mask_relative=MASK_RELATIVE, rule=rule, target_frr=target_frr,
+    return Decision(verdict=verdict, mask=mask, mask_relative=relative, rule=rule, target_frr=target_frr,
                     mask_plateau=plateau)
 
 
