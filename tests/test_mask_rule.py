@@ -63,3 +63,18 @@ def test_operating_figures_use_the_written_rule() -> None:
     plateau = operating_metrics(maps, masks, labels, scores, OperatingPoint(0.7, 0.6, 0.5, "r", 0.7))
     assert plateau["pixel_f1"] > 0.8 > plain["pixel_f1"]
     assert plateau["thresholds"]["mask_plateau"] == 0.7 and "mask_plateau" not in plain["thresholds"]
+
+
+def test_zero_shot_mask_starts_from_the_pixel_level_of_the_parts_judged_ok() -> None:
+    from iapas.profiles.zero_shot import ok_pixel_level
+    from iapas.stages.calibration import decision_from_maxima
+
+    maxima = [1.0, 1.1, 1.2, 1.05, 5.0, 5.5, 6.0, 5.2, 5.8]  # a batch of mostly defective parts
+    highs = [0.5, 0.6, 0.7, 0.55, 3.0, 3.5, 4.0, 3.2, 3.6]
+    threshold, floor = 3.2, 0.2  # the batch's calibration: a defective part's pixel level
+    first = decision_from_maxima(maxima, threshold, floor, 0.18, 0.02, "pool", quantile=0.125)
+    level = ok_pixel_level(maxima, tuple(highs), first, threshold, floor)
+    assert level == np.median([0.5, 0.6, 0.7, 0.55])
+    lowered = decision_from_maxima(maxima, threshold, floor, 0.18, 0.02, "pool", quantile=0.125, mask_base=level)
+    assert lowered.verdict == first.verdict and lowered.mask < first.mask
+    assert ok_pixel_level(maxima, tuple(highs), first.__class__(0.0, 0.0, 0.5, "", 0.02), threshold, floor) is None
