@@ -67,6 +67,9 @@ KIND_PRESETS: dict[str, FeaturePreset] = {
 # Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
 # extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).
 VERDICT_SPREAD = {"object": 0.18, "texture": 0.055}
+VERDICT_SPREAD_ZERO_SHOT = {"object": 0.18, "texture": 0.075}  # a batch's maxima: test parts scored by each other
+MASK_PLATEAU = {"object": None, "texture": 0.7}  # plateau share of stages.mask_rule (objects' maps are graded)
+MASK_RELATIVE = {"object": 0.4, "texture": 0.5}  # share of its peak's excess a defect's mask pixel needs
 DEFAULT_TARGET_FRR = 0.02
 DEFAULT_FEATURE_SIZE = KIND_PRESETS["texture"].feature_size  # for ReferenceSettings built by hand (tests, tools)
 
@@ -188,6 +191,7 @@ class Thresholds(BaseModel):
     mask_relative: float | None = Field(
         None, ge=0.0, le=1.0, description="offline: a pixel also needs this share of its image's peak (excess over the floor)")
     target_frr: float | None = Field(None, gt=0.0, lt=1.0, description="false-reject rate the verdict was set for")
+    mask_plateau: float | None = Field(None, ge=0.0, le=1.0, description="offline: plateau regions are cut at their edge")
 
 
 class Calibration(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from iapas.stages.calibration import mask_cut
+from iapas.stages.mask_rule import defect_pixels, keep_regions
 
 OPERATING_KEYS = ("good_flagged", "defective_missed", "image_f1", "pixel_f1", "regions_per_good")
 MIN_REGION_FRACTION = 2e-4  # as the offline profile: smaller components are noise
@@ -27,6 +27,7 @@ class OperatingPoint:
     mask: float
     mask_relative: float
     rule: str
+    mask_plateau: float | None = None
 
     @classmethod
     def from_thresholds(cls, th: dict[str, Any] | None) -> "OperatingPoint | None":
@@ -35,11 +36,13 @@ class OperatingPoint:
             return None
         verdict = float(th["verdict"])
         mask = float(th["mask"]) if th.get("mask") is not None else min(0.5, verdict)
-        return cls(verdict, mask, float(th.get("mask_relative") or 0.0), str(th.get("verdict_rule") or ""))
+        return cls(verdict, mask, float(th.get("mask_relative") or 0.0), str(th.get("verdict_rule") or ""),
+                   th.get("mask_plateau"))
 
     def to_json(self) -> dict[str, Any]:
         return {"verdict": round(self.verdict, 6), "mask": round(self.mask, 6),
-                "mask_relative": self.mask_relative, "rule": self.rule}
+                "mask_relative": self.mask_relative, "rule": self.rule,
+                **({"mask_plateau": self.mask_plateau} if self.mask_plateau is not None else {})}
 
 
 def f1(tp: int, fp: int, fn: int) -> float:
@@ -47,10 +50,13 @@ def f1(tp: int, fp: int, fn: int) -> float:
 
 
 def decided_masks(maps: np.ndarray, scores: np.ndarray, point: OperatingPoint) -> np.ndarray:
-    """(N, S, S) masks as written: empty for parts judged ok, pixels above each defect's own cut otherwise."""
+    """(N, S, S) masks as written: empty for parts judged ok; otherwise each defect's pixels (stages.mask_rule)
+    in regions of at least the profile's minimum size, or the region holding the peak."""
     out = np.zeros(maps.shape, dtype=bool)
+    min_area = max(4, int(MIN_REGION_FRACTION * maps[0].size)) if len(maps) else 4
     for i in np.flatnonzero(scores >= point.verdict):
-        out[i] = maps[i] >= mask_cut(float(scores[i]), point.mask, point.mask_relative)
+        pixels = defect_pixels(maps[i], float(scores[i]), point.mask, point.mask_relative, point.mask_plateau)
+        out[i] = keep_regions(maps[i], pixels, min_area)
     return out
 
 

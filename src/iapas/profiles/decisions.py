@@ -12,7 +12,8 @@ from scipy import ndimage
 from iapas.context import Context
 from iapas.errors import SettingsError
 from iapas.settings import Calibration, Thresholds
-from iapas.stages.calibration import Decision, mask_cut
+from iapas.stages.calibration import Decision
+from iapas.stages.mask_rule import defect_pixels
 from iapas.stages.regions import mask_regions
 from iapas.types import Detections, Prediction
 
@@ -31,7 +32,8 @@ def calibration_of(context: Context) -> Calibration:
 def thresholds_of(decision: Decision) -> Thresholds:
     """The context's thresholds record of a decision."""
     return Thresholds(verdict=round(decision.verdict, 6), verdict_rule=decision.rule, mask=round(decision.mask, 6),
-                      mask_relative=decision.mask_relative, target_frr=decision.target_frr)
+                      mask_relative=decision.mask_relative, target_frr=decision.target_frr,
+                      mask_plateau=decision.mask_plateau)
 
 
 def decision_of(context: Context) -> Decision:
@@ -43,7 +45,8 @@ def decision_of(context: Context) -> Decision:
     relative = th.mask_relative if th is not None and th.mask_relative is not None else 0.0
     rule = (th.verdict_rule if th is not None and th.verdict_rule else "score 0.5 (the pixel threshold)")
     return Decision(verdict=float(verdict), mask=float(mask), mask_relative=float(relative), rule=rule,
-                    target_frr=float(th.target_frr) if th is not None and th.target_frr else float("nan"))
+                    target_frr=float(th.target_frr) if th is not None and th.target_frr else float("nan"),
+                    mask_plateau=th.mask_plateau if th is not None else None)
 
 
 def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[str],
@@ -51,7 +54,7 @@ def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[
     """Verdict, mask, regions and image score (the map's maximum) of a calibrated map, from one rule.
 
     A part whose peak is under the verdict threshold has no region and an all-zero mask (its map keeps its
-    values, for analysis). A defect's mask holds the pixels at or above `mask_cut` in components of at least
+    values, for analysis). A defect's mask holds the pixels of `stages.mask_rule.defect_pixels` in components of at least
     the minimum region size; when none is that large, the component holding the peak is kept, so a defect
     always has a region. With the image `rgb`, each region's phrase describes it
     (stages.regions.describe_region).
@@ -74,26 +77,26 @@ def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[
         return Prediction(path=path, score_map=score, mask=np.zeros(score.shape, dtype=bool), boxes=Detections.empty(),
                           image_score=peak, profile=profile, notes=list(notes))
     min_area = max(MIN_REGION_PIXELS, int(MIN_REGION_FRACTION * h * w))
-    cut = mask_cut(peak, decision.mask, decision.mask_relative)
-    boxes, mask = mask_regions(score, score >= cut, min_area=min_area, rgb=rgb)
+    pixels = defect_pixels(score, peak, decision.mask, decision.mask_relative, decision.mask_plateau)
+    boxes, mask = mask_regions(score, pixels, min_area=min_area, rgb=rgb)
     if len(boxes) == 0:  # every component under the size floor: keep the one holding the peak
-        boxes, mask = peak_region(score, cut, rgb)
+        boxes, mask = peak_region(score, pixels, rgb)
     return Prediction(path=path, score_map=score, mask=mask, boxes=boxes, image_score=peak,
                       profile=profile, notes=list(notes))
 
 
-def peak_region(score: np.ndarray, cut: float, rgb: np.ndarray | None = None) -> tuple[Detections, np.ndarray]:
-    """The connected component of score >= cut that holds the map's peak, as one region.
+def peak_region(score: np.ndarray, pixels: np.ndarray, rgb: np.ndarray | None = None) -> tuple[Detections, np.ndarray]:
+    """The connected component of the defect pixels that holds the map's peak, as one region.
 
     Args:
         score: (H, W) float32 calibrated map.
-        cut: the mask threshold on that map.
+        pixels: (H, W) bool defect pixels of that map (`stages.mask_rule.defect_pixels`).
         rgb: (H, W, 3) uint8 image, for the region's description, or None.
 
     Returns:
         (one region, its (H, W) bool mask).
     """
-    labels, _ = ndimage.label(score >= cut, structure=np.ones((3, 3), dtype=bool))
+    labels, _ = ndimage.label(pixels, structure=np.ones((3, 3), dtype=bool))
     y, x = np.unravel_index(int(np.argmax(score)), score.shape)
     only = labels == labels[y, x] if labels[y, x] else np.zeros(score.shape, dtype=bool)
     if not only.any():

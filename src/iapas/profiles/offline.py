@@ -39,7 +39,7 @@ from iapas.profiles.decisions import (  # noqa: F401 - re-exported: the offline 
 )
 from iapas.profiles.zero_shot import ZeroShotRunner
 from iapas.settings import (  # noqa: F401 - presets re-exported
-    FLOOR_PERCENTILE, KIND_PRESETS, VERDICT_SPREAD, Calibration, ReferenceSettings, Settings, floor_percentile_for,
+    FLOOR_PERCENTILE, KIND_PRESETS, MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD, Calibration, ReferenceSettings, Settings, floor_percentile_for,
 )
 from iapas.stages.calibration import calibrate, calibrated, decision_from_maxima, normal_set_warnings
 from iapas.stages.multiscale import combine_scales, fine_settings
@@ -145,7 +145,8 @@ class OfflineProfile(Profile):
         assert cal is not None and cal.threshold is not None
         decision = decision_from_maxima(reference.get("normal_image_max"), cal.threshold, cal.floor,
                                         VERDICT_SPREAD[self.settings.kind], self.settings.target_frr,
-                                        "leave-one-out normal images")
+                                        "leave-one-out normal images", plateau=MASK_PLATEAU[self.settings.kind],
+                                        relative=MASK_RELATIVE[self.settings.kind])
         ctx.thresholds = thresholds_of(decision)
         arrays = {"bank_features": bank.features, "bank_source": bank.source}
         if fitted.positions is not None:

@@ -23,9 +23,10 @@ from iapas.models.device import resolve_device
 from iapas.profiles.base import BatchRunner
 from iapas.profiles.decisions import prediction_from_map, thresholds_of
 from iapas.settings import (
-    FLOOR_PERCENTILE, VERDICT_SPREAD, Calibration, ReferenceSettings, Settings, floor_percentile_for,
+    FLOOR_PERCENTILE, MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD_ZERO_SHOT, Calibration, ReferenceSettings, Settings,
+    floor_percentile_for,
 )
-from iapas.stages.calibration import BATCH_QUANTILE, Decision, calibrate, calibrated, decision_from_maxima
+from iapas.stages.calibration import BATCH_QUANTILE, Decision, calibrate, calibrated, decision_from_maxima, excess_ratio
 from iapas.stages.calibration import Calibration as MapCalibration
 from iapas.stages.mutual import MutualSettings, nearest_distances, reference_pool, score_image
 from iapas.stages.position import Alignment, decide, nearest_position_distance, unaligned
@@ -246,6 +247,26 @@ def align_pool(images: dict[int, LoadedImage], batch: _Batch) -> tuple[Alignment
     return alignment, (feats if alignment.aligned else None)
 
 
+def ok_pixel_level(maxima: list[float], highs: tuple[float, ...], first: Any, threshold: float, floor: float) -> float | None:
+    """Median high percentile (raw) of the pool images whose maximum is under the verdict of `first`: the pixel
+    level of the parts judged ok, where the mask threshold starts (the batch's own calibration is defect-dominated
+    when most parts are defective). None when no pool image is judged ok.
+
+    Args:
+        maxima: (N,) raw map maximum of each pool image.
+        highs: (N,) raw high percentile of each pool image.
+        first: the stages.calibration.Decision made with the batch's calibration.
+        threshold: the batch calibration's raw threshold.
+        floor: the batch calibration's raw floor.
+
+    Returns:
+        The median high percentile of the ok-judged pool images, or None.
+    """
+    verdict_raw = floor + (threshold - floor) * float(excess_ratio(first.verdict))
+    below = [h for m, h in zip(maxima, highs) if m < verdict_raw]
+    return float(np.median(below)) if below else None
+
+
 def build_pool(images: dict[int, LoadedImage], batch: _Batch, kind: str, target_frr: float) -> _Pool:
     """Embed the reference pool and calibrate on its mutually scored maps.
 
@@ -267,7 +288,13 @@ def build_pool(images: dict[int, LoadedImage], batch: _Batch, kind: str, target_
     maps = [finish_map(score_image(j, feats[j], refs, batch.mutual, _positions(batch.settings, alignment)), im.rgb,
                        batch.settings) for j, im in images.items()]
     cal = calibrate(maps, batch.percentile, floor_percentile_for(batch.percentile, batch.floor_percentile))
-    decision = decision_from_maxima([float(m.max()) for m in maps], cal.threshold, cal.floor, VERDICT_SPREAD[kind],
-                                    target_frr, "images of the batch's reference pool (mutual scoring)",
-                                    quantile=BATCH_QUANTILE)
+    maxima = [float(m.max()) for m in maps]
+
+    def decide_at(mask_base: float | None = None) -> Decision:
+        """The batch's decision, with the mask threshold starting from `mask_base` when given."""
+        return decision_from_maxima(maxima, cal.threshold, cal.floor, VERDICT_SPREAD_ZERO_SHOT[kind], target_frr,
+                                    "images of the batch's reference pool (mutual scoring)", quantile=BATCH_QUANTILE,
+                                    plateau=MASK_PLATEAU[kind], mask_base=mask_base, relative=MASK_RELATIVE[kind])
+
+    decision = decide_at(ok_pixel_level(maxima, cal.image_thresholds, decide_at(), cal.threshold, cal.floor))
     return _Pool(features=feats, alignment=alignment, calibration=cal, decision=decision, backbone=batch.backbone)

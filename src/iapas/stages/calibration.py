@@ -150,7 +150,8 @@ class Decision:
 
     A part is a defect when its map's peak reaches `verdict`; only then does it get a mask: the pixels
     whose score reaches `mask` and whose excess over the floor is at least `mask_relative` x the peak's
-    (never above the peak itself, so a defect always has a region).
+    (never above the peak itself, so a defect always has a region); with `mask_plateau`, plateau regions
+    are cut again at their blurred edge (stages.mask_rule).
     """
 
     verdict: float
@@ -158,6 +159,7 @@ class Decision:
     mask_relative: float
     rule: str
     target_frr: float
+    mask_plateau: float | None = None
 
 
 def score_of(raw: float, threshold: float, floor: float) -> float:
@@ -179,7 +181,9 @@ BATCH_QUANTILE = 0.125  # zero-shot: the batch's level is read at this low quant
 
 
 def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float, spread: float,
-                         target_frr: float, source: str, quantile: float = 0.5) -> Decision:
+                         target_frr: float, source: str, quantile: float = 0.5,
+                         plateau: float | None = None, mask_base: float | None = None,
+                         relative: float = MASK_RELATIVE) -> Decision:
     """The verdict and mask thresholds from the raw map maxima of images that are (mostly) normal.
 
     Rule: the verdict threshold (raw) is median(maxima) x exp(z(1 - target_frr) x spread). The median of
@@ -197,6 +201,10 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
         quantile: which quantile of `maxima` anchors the rule: 0.5 (the median) for normal images; a low one
             for a zero-shot batch, whose upper part may be defective (0.125 holds while a quarter of the batch
             is good); the factor then spans from that quantile, exp((z(1 - target) - z(quantile)) x spread).
+        plateau: the kind's plateau share for the mask (stages.mask_rule; None: no re-cut).
+        mask_base: raw distance the mask threshold starts from instead of `threshold` (zero-shot: the pixel
+            level of the batch's parts judged ok, when defective parts dominate the batch's calibration).
+        relative: the kind's share of the peak's excess a mask pixel needs (`mask_cut`).
 
     Returns:
         The decision on the calibrated scale.
@@ -209,13 +217,17 @@ def decision_from_maxima(maxima: Sequence[float], threshold: float, floor: float
     median = float(np.quantile(values, quantile))
     factor = verdict_factor(spread, target_frr) / float(np.exp(NormalDist().inv_cdf(quantile) * spread))
     verdict_raw = max(median * factor, floor + 1e-9)
-    mask_raw = min(verdict_raw, threshold + MASK_SHARE * (verdict_raw - threshold))
+    base = threshold if mask_base is None else float(mask_base)
+    mask_raw = min(verdict_raw, base + MASK_SHARE * (verdict_raw - base))
     verdict, mask = score_of(verdict_raw, threshold, floor), score_of(mask_raw, threshold, floor)
     which = "median" if quantile == 0.5 else f"{quantile:g}-quantile"
     rule = (f"image score >= {verdict:.4f}: {which} map maximum of {values.size} {source} x {factor:.3f} (log-normal, "
             f"spread {spread:g}, target false-reject rate {target_frr:g}); mask: score >= {mask:.4f} and excess "
-            f">= {MASK_RELATIVE:g} x the peak's")
-    return Decision(verdict=verdict, mask=mask, mask_relative=MASK_RELATIVE, rule=rule, target_frr=target_frr)
+            f">= {relative:g} x the peak's"
+            + ("" if mask_base is None else " (from the pixel level of the parts judged ok)")
+            + ("" if plateau is None else f"; plateau regions (median >= {plateau:g} x peak) cut at their edge"))
+    return Decision(verdict=verdict, mask=mask, mask_relative=relative, rule=rule, target_frr=target_frr,
+                    mask_plateau=plateau)
 
 
 def excess_ratio(score: np.ndarray | float) -> np.ndarray:
