@@ -74,3 +74,15 @@ def ray_session():  # type: ignore[no-untyped-def]
              runtime_env={"env_vars": {"PYTHONPATH": paths, "HF_HUB_OFFLINE": "1"}})
     yield ray
     ray.shutdown()
+
+
+# Fixtures that build a tiny detector or SAM from its config (seconds each, even tiny): their tests are
+# out of the fast loop (`pytest -m "not slow"`) and run in CI with the rest.
+TINY_MODEL_FIXTURES = frozenset({"tiny_gdino", "tiny_mm_gdino", "tiny_owlv2", "tiny_sam", "tiny_sam_hq"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that uses a tiny-model fixture (see TINY_MODEL_FIXTURES)."""
+    for item in items:
+        if TINY_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

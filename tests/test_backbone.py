@@ -50,6 +50,7 @@ def test_unknown_or_missing_backbone_says_what_to_do() -> None:
             weights_path("efficientnet-lite2")
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_folded_batch_norms_give_the_same_features(lite0) -> None:
     """Folding must not change what the network computes: compare with the unfolded packaged model."""
     import torch

@@ -34,6 +34,7 @@ def _run_option_names() -> list[str]:
     return [name for param in command.params for name in param.opts if name.startswith("--")]
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 @pytest.mark.parametrize("width", [WIDTH, 80])
 def test_every_option_name_is_whole_and_no_line_is_wider_than_the_terminal(width: int) -> None:
     run_help = _help(width)
@@ -46,6 +47,7 @@ def test_every_option_name_is_whole_and_no_line_is_wider_than_the_terminal(width
     assert not missing, f"option names cut or absent: {missing}"
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_options_are_grouped_in_panels_in_order(run_help: str) -> None:
     heads = [line.split("\u2500 ", 1)[1].split(" \u2500", 1)[0] for line in run_help.splitlines()
              if line.startswith("\u256d\u2500 ")]

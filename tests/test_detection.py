@@ -84,6 +84,7 @@ def test_clip_box_clips_and_drops_empty():
 # ---------------------------------------------------------------- box scaling with real processors
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_grounding_dino_scales_normalised_boxes_to_pixels(tiny_gdino):
     det = load_detector(str(tiny_gdino), "cpu")
     assert isinstance(det, GroundingDinoDetector) and det.max_tokens == 16

@@ -104,6 +104,7 @@ def test_min_shapes_gate_exits_one_below_the_threshold(tmp_path: Path, capsys: p
     assert "no shape: pkg/mod.py:24 no_shape" in out.out and "FAIL" in out.err
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_iapas_states_array_shapes_in_at_least_80_percent() -> None:
     f = shapes.figures(shapes.measure(SCRIPT.parents[1] / "src" / "iapas"))
     assert f["shapes_pct"] >= 80.0, f

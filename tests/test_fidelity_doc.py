@@ -41,6 +41,7 @@ def table_rows(text: str) -> list[str]:
     return rows
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_every_test_named_in_the_fidelity_document_exists() -> None:
     text = DOC.read_text(encoding="utf-8")
     citations = cited(text)

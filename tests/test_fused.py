@@ -87,6 +87,7 @@ def scripted():
     return prof, ctx
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_region_on_a_defect_keeps_its_score_and_one_on_normal_surface_is_suppressed(scripted) -> None:
     prof, ctx = scripted
     assert ctx.profile == "fused" and ctx.object_tag == TAG and "bank_features" in ctx.arrays
@@ -107,6 +108,7 @@ def test_region_on_a_defect_keeps_its_score_and_one_on_normal_surface_is_suppres
                                                           sorted(paper.boxes, key=lambda b: b.phrase)))
 
 
+@pytest.mark.slow  # its module fixture fits a profile (seconds): out of the fast loop, run by CI
 def test_fused_judges_each_box_by_its_own_sam_mask_not_by_the_box(scripted) -> None:
     """The box lies on normal texture, its mask on the hole: the mask decides (before issue 13 the box,
     intersected with the map's support, decided, and this region was suppressed)."""
@@ -130,6 +132,7 @@ def test_box_mask_clips_to_the_image() -> None:
     assert m.sum() == 5 * 5 and m[0:5, 15:20].all()
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_fused_with_tiny_grounding_dino_and_sam(tiny_gdino, tiny_sam, tmp_path) -> None:
     # thresholds 0 and no size filter: on this image every tiny-detector box is as small as the object
     # box, so the filter would remove them all and the map would be trivially 0

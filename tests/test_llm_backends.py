@@ -106,6 +106,7 @@ class _Server(LoopbackServer):
         super().__init__(Handler, "/v1")
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_openai_server_answer_and_payload(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IAPAS_LLM_API_KEY", "k-test")
     with _Server([(200, " crack, dent ", 0.0)]) as srv:
@@ -119,6 +120,7 @@ def test_openai_server_answer_and_payload(monkeypatch: pytest.MonkeyPatch) -> No
     assert srv.headers[0]["Authorization"] == "Bearer k-test"
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_openai_retries_after_500() -> None:
     with _Server([(500, "oops", 0.0), (200, "scratch", 0.0)]) as srv:
         backend = OpenAICompatLLM(srv.url, "m", timeout=5, retries=2, backoff=0.0)
@@ -126,6 +128,7 @@ def test_openai_retries_after_500() -> None:
     assert len(srv.requests) == 2
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_openai_timeout_then_success() -> None:
     with _Server([(200, "late", 1.5), (200, "hole", 0.0)]) as srv:
         backend = OpenAICompatLLM(srv.url, "m", timeout=0.3, retries=1, backoff=0.0)
@@ -133,6 +136,7 @@ def test_openai_timeout_then_success() -> None:
     assert len(srv.requests) == 2
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_openai_gives_up_with_clear_error() -> None:
     with _Server([(503, "busy", 0.0)]) as srv:
         backend = OpenAICompatLLM(srv.url, "m", timeout=5, retries=2, backoff=0.0)

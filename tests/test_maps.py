@@ -41,6 +41,7 @@ def _run(app: typer.Typer, data: Path, out: Path, *extra: str) -> int:
     return result.exit_code
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_default_is_compressed_float16_that_reads_back_within_its_precision(app: typer.Typer, data: Path) -> None:
     out = data / "out"
     assert _run(app, data, out, "--maps", "npy") == 0
@@ -58,6 +59,7 @@ def test_default_is_compressed_float16_that_reads_back_within_its_precision(app:
     assert sorted(Path(r.path).name for r in results) == [f"part_{i}.png" for i in range(3)]
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_none_writes_no_map_and_a_rerun_reuses_the_images(app: typer.Typer, data: Path) -> None:
     out = data / "out"
     assert _run(app, data, out, "--maps", "none") == 0

@@ -39,6 +39,7 @@ def assert_matches_sklearn(s: np.ndarray, y: np.ndarray) -> None:
     assert m["auroc"] == auroc(s, y) and m["f1_max"] == f1_max(s, y)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 @settings(max_examples=150, deadline=None)
 @given(
     data=st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=2, max_size=60),
@@ -52,6 +53,7 @@ def test_heavy_ties_match_sklearn(data: list[tuple[int, bool]], dtype: str) -> N
     assert_matches_sklearn(s / (3 if dtype.startswith("float") else 1), y)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 @settings(max_examples=100, deadline=None)
 @given(
     scores=st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=64), min_size=2, max_size=80),

@@ -262,6 +262,7 @@ def test_paper_protocol_equals_the_official_evaluation_on_mtd(tmp_path: Path, pr
     assert "also the normal images" in got["selection"]["mtd"]
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_the_reference_sees_the_rules_that_changed(tmp_path: Path) -> None:
     """The comparison can fail: the old rules (>= 128, float32 resize before normalising) give other values."""
     scored = make_mvtec(tmp_path / "mvtec")

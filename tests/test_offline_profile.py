@@ -54,6 +54,7 @@ def test_finds_drawn_defects_far_above_chance(brick) -> None:
     assert average_precision_score(y, s) > 0.5, "pixel AP should be far above the prevalence"
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_defect_yields_a_box_on_it_and_clean_image_flags_nothing_large(brick) -> None:
     cat, pipe, ctx = brick
     i = cat.defects.index("hole")
@@ -70,6 +71,7 @@ def test_defect_yields_a_box_on_it_and_clean_image_flags_nothing_large(brick) ->
     assert clean.image_score < pred.image_score
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_mask_threshold_comes_from_normal_images_only(brick, tmp_path: Path) -> None:
     cat, pipe, ctx = brick
     # Oracle, independent of raw_map's nearest-neighbour code: each normal image's patch features against

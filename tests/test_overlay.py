@@ -37,6 +37,7 @@ def _is(px: np.ndarray, colour: tuple[int, int, int], tol: int = 10) -> np.ndarr
     return np.all(np.abs(px.astype(int) - np.array(colour)) <= tol, axis=-1)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_small_images_are_scaled_up_and_big_ones_capped() -> None:
     small = render_overlay(_grey(64, 48), _prediction(64, 48))
     big = render_overlay(_grey(3000, 2000), _prediction(3000, 2000))

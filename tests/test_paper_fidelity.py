@@ -97,6 +97,7 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
 # ---------------------------------------------------------------- must show: Stage 1 against a server
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_stage1_sends_the_official_request_and_builds_the_official_prompt(tiny_clip: str) -> None:
     answer = "crack, scratch of surface, none, hole hole, part chipping, 'dent', word, Discoloration."
     with FakeOpenAI(answer) as srv:
@@ -127,6 +128,7 @@ def test_stage1_sends_the_official_request_and_builds_the_official_prompt(tiny_c
     assert fidelity["object_tag_rule"] == "official" and fidelity["object_boxes"] == "kept"
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_llm_seed_and_greedy_reach_the_server() -> None:
     with FakeOpenAI("crack") as srv:
         for extra in ({"llm_seed": 7}, {"llm_decoding": "greedy"}):
@@ -317,6 +319,7 @@ def test_clip_stand_in_is_flagged_in_context_and_predictions(tiny_clip: str) -> 
 # ---------------------------------------------------------------- the named options through the CLI
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_named_options_reach_the_context_through_iapas_prompts(tmp_path: Path, tiny_gdino: Path, tiny_sam: Path) -> None:
     from PIL import Image
     from typer.testing import CliRunner
@@ -358,6 +361,7 @@ def test_preflight_does_not_ask_for_clip_when_ram_is_preferred(ram_package: Path
 # ---------------------------------------------------------------- precision, stop tokens, clipping, base row
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_precision_default_is_float32_and_another_dtype_is_recorded(tiny_gdino: Path, tiny_sam: Path,
                                                                     fresh_model_cache: None) -> None:
     import torch

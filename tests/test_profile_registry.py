@@ -75,6 +75,7 @@ def invoke(*args: str | Path) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_a_profile_from_the_test_folder_runs_through_run_and_evaluate(tmp_path: Path, toy) -> None:  # noqa: ANN001
     normal, images = grey_folders(tmp_path)
     code, err = invoke("run", "--normal", normal, "--images", images, "--out", tmp_path / "out", "--profile", "toy",

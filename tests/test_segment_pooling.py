@@ -142,6 +142,7 @@ def test_levels_round_trip_and_old_contexts_mean_off() -> None:
     assert ReferenceSettings.from_json(old).segment_levels == ()
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_refine_option_reaches_the_saved_context_and_changes_the_maps(tmp_path: Path) -> None:
     cat = make_category(tmp_path / "syn", "brick", n_normal=4, n_test=2, size=(96, 96), anomalous_fraction=1.0, seed=5)
     maps, thresholds, floors, raws = {}, {}, {}, {}

@@ -173,6 +173,7 @@ class RecordingRunner:
                           image_score=float(score.max()), profile="offline")
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_harness_builds_a_runner_per_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each seed gets a runner holding its own config: no runner keeps the first category's settings."""
     from iapas.evaluation.harness import EvalOptions, run_evaluation
@@ -198,6 +199,7 @@ def test_one_resume_rule() -> None:
     assert not matches(None, stamp) and not matches({"settings_digest": "abc"}, stamp, files=[Path("/nonexistent")])
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_run_reuses_stage1_by_the_same_rule_and_threads_do_not_matter(tmp_path: Path, monkeypatch) -> None:
     from fake_profile import MeanDiffProfile, use_mean_diff
 

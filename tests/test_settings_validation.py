@@ -186,6 +186,7 @@ def _cli_in_subprocess(args: list[str], cwd: Path) -> dict:
     return {**json.loads(res.stdout.strip().splitlines()[-1]), "stderr": res.stderr}
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_real_cli_rejects_before_importing_model_libraries(normal: Path, tmp_path: Path) -> None:
     bad_threshold = _cli_in_subprocess(run_args(normal, tmp_path, "--box-threshold", "7"), tmp_path)
     assert bad_threshold["status"] == 2 and "allowed: [0, 1]" in bad_threshold["stderr"]

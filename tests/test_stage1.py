@@ -111,6 +111,7 @@ def test_tagger_none_uses_the_given_object() -> None:
     assert ctx.final_prompt == [BASE_CAPTION]
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_llm_words_from_server_lead_the_prompt() -> None:
     """iapas's named options: expert template + robust parser (the official ones are in test_paper_fidelity)."""
     answer = "Here are common defects of a magnetic tile:\n1. Crack\n2. Blowhole\n3. Fray\n4. Uneven surface\n5. Defect"

@@ -40,6 +40,7 @@ segment = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist
                   max_size=12).filter(lambda s: s not in (".", ".."))
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 @pytest.mark.parametrize("mirror", [False, True])
 @settings(max_examples=150, deadline=None)
 @given(specs=st.lists(st.tuples(st.lists(segment, max_size=3), segment, st.sampled_from([".png", ".jpg", ".PNG", ".tif", ""])),
@@ -178,6 +179,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_atomic_write_killed_midway_never_exposes_partial_file(tmp_path: Path) -> None:
     """A process killed while writing big outputs leaves the previous complete file or none, never a torn one."""
     target = tmp_path / "big.bin"

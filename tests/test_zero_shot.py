@@ -65,6 +65,7 @@ def test_chunks_cover_every_image_once_and_bound_the_size() -> None:
     assert seen == list(range(7))
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_zero_shot_finds_the_drawn_defects(batch) -> None:
     pipe = Pipeline(build_config(profile="offline", kind="texture", **FAST))
     ctx = pipe.fit_zero_shot(batch.test)
@@ -89,6 +90,7 @@ def test_zero_shot_finds_the_drawn_defects(batch) -> None:
     assert hits >= 3
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_folder_without_normal_images_evaluates_zero_shot_only(batch, tmp_path: Path) -> None:
     cfg = build_config(profile="offline", kind="texture", **FAST)
     with pytest.raises(SettingsError, match="zero-shot"):
@@ -100,6 +102,7 @@ def test_folder_without_normal_images_evaluates_zero_shot_only(batch, tmp_path: 
     assert saved["mode"] == "zero-shot" and "no normal image" in saved["mode_note"]
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_run_without_normal_is_zero_shot_and_says_so(batch, tmp_path: Path) -> None:
     app = command_app(run_cmd, evaluate_cmd)
     out = tmp_path / "out"
@@ -118,6 +121,7 @@ def test_run_without_normal_is_zero_shot_and_says_so(batch, tmp_path: Path) -> N
     assert ctx["reference"]["mode"] == "zero-shot" and len(ctx["reference"]["batch"]) == 12
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_evaluate_zero_shot_flag_on_a_folder_without_normal_images(batch, tmp_path: Path) -> None:
     cfg = tmp_path / "fast.yaml"
     cfg.write_text("feature_size: 128\nreference_stages: [2, 3]\nrefine: none\n")
@@ -131,6 +135,7 @@ def test_evaluate_zero_shot_flag_on_a_folder_without_normal_images(batch, tmp_pa
     assert json.loads((tmp_path / "zs" / "metrics.json").read_text())["mode"] == "zero-shot"
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_chunk_size_bounds_memory_but_never_changes_a_score(batch) -> None:
     whole = Pipeline(build_config(profile="offline", kind="texture", **FAST))
     small = Pipeline(build_config(profile="offline", kind="texture", zero_shot_chunk=3, zero_shot_references=4, **FAST))
@@ -143,6 +148,7 @@ def test_chunk_size_bounds_memory_but_never_changes_a_score(batch) -> None:
     assert whole.fit_zero_shot(batch.test).reference.mutual.chunk == 128
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_each_image_of_the_batch_is_read_once(batch, monkeypatch: pytest.MonkeyPatch) -> None:
     """Stage 1 reads the reference pool once; Stage 2 scores each image from the copy its caller loaded, reading
     no other image of the batch (and no mutable batch state lives in the few-shot profile)."""

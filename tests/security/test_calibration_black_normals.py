@@ -2,6 +2,8 @@
 Near-constant normal images are now named in a warning that `prompts` and `run` print."""
 from __future__ import annotations
 
+import pytest
+
 import os
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from cli_apps import command_app
 from _normals import SIZE
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_black_normal_images_are_warned_about_on_the_console(tmp_path: Path) -> None:
     for i in range(3):
         atomic_write_image(tmp_path / "normal" / f"black_{i}.png", np.zeros((SIZE, SIZE), dtype=np.uint8))

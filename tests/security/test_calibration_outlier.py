@@ -3,6 +3,8 @@ and every defect mask came out empty. The threshold is now the median of per-ima
 the outlier is named in a warning."""
 from __future__ import annotations
 
+import pytest
+
 import os
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from iapas.pipeline import Pipeline
 from _normals import FAST, defect_image, write_crops, write_strip
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_one_odd_normal_image_does_not_move_the_threshold(tmp_path: Path) -> None:
     write_crops(tmp_path / "normal", 9, seed=1)
     write_crops(tmp_path / "clean_only", 9, seed=1)

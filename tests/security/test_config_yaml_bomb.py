@@ -42,6 +42,7 @@ main()
 """
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_item08_billion_laughs_rejected_fast_in_bounded_memory(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(BOMB)

@@ -33,6 +33,7 @@ def write_normals(folder: Path, grey: int) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_item04_overwritten_normals_redo_stage1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_mean_diff(monkeypatch)
     app = command_app(run_cmd)

@@ -71,6 +71,7 @@ def test_item10_disk_full_on_context_or_summary_is_exit_4(app, tmp_path: Path, m
         assert not list((tmp_path / target).glob(".*.tmp"))  # no partial file left behind
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_item10_out_below_a_regular_file_is_exit_2(app, tmp_path: Path) -> None:  # noqa: ANN001
     normal, imgs = images(tmp_path / "normal", 3), images(tmp_path / "imgs", 2, 120)
     blocker = tmp_path / "plain.txt"
@@ -111,6 +112,7 @@ def test_item10_infinite_timeout_in_config_is_exit_2(app, tmp_path: Path) -> Non
         assert code == 2 and "llm_timeout" in err and "finite" in err, (value, err)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_item10_read_only_output_folder_is_exit_2(tmp_path: Path) -> None:
     base = Path(tempfile.mkdtemp(prefix="iapas-ro-"))
     try:

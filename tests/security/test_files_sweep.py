@@ -62,6 +62,7 @@ def test_atomic_writes_make_names_the_sweep_recognises(tmp_path: Path, monkeypat
     assert not is_temp_name(".settings.json.tmp") and not is_temp_name(".report.tmp")
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_run_with_out_a_home_folder_leaves_foreign_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     keep = foreign_files(home)

@@ -9,6 +9,7 @@ import pytest
 from files_support import images, invoke, run_app
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_symlinked_output_subfolder_writes_nothing_outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = tmp_path / "in"
     images(inputs / "lotA", 1, 120, names=["part1.png"])
@@ -40,6 +41,7 @@ def test_symlinked_report_folder_is_exit_2(tmp_path: Path, monkeypatch: pytest.M
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_link_inside_out_pointing_inside_out_is_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = tmp_path / "in"
     images(inputs / "lotA", 1, 120, names=["part1.png"])

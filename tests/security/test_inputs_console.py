@@ -20,6 +20,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     return command_app(run_cmd)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_failed_file_name_with_control_characters_is_escaped_on_the_console(app: typer.Typer, tmp_path: Path) -> None:
     normals(tmp_path / "good", 3)
     lot = tmp_path / "lot"

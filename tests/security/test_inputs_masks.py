@@ -22,6 +22,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     return command_app(run_cmd)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_normal_folder_of_photos_with_their_mask_pngs_uses_only_the_photos(app: typer.Typer, tmp_path: Path) -> None:
     make_mtd(tmp_path / "mtd", n_free=6)  # MT_Free/Imgs: x.jpg photos beside black x.png masks
     free = tmp_path / "mtd" / "MT_Free" / "Imgs"

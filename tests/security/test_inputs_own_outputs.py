@@ -21,6 +21,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
     return command_app(run_cmd, evaluate_cmd)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_out_inside_normal_rerun_keeps_the_same_normal_images(app: typer.Typer, tmp_path: Path) -> None:
     good = tmp_path / "good"
     written = normals(good, 4)
@@ -36,6 +37,7 @@ def test_out_inside_normal_rerun_keeps_the_same_normal_images(app: typer.Typer, 
     assert len(summary(out)["inputs"]) == len(check)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_out_inside_images_is_not_scored_on_rerun(app: typer.Typer, tmp_path: Path) -> None:
     normals(tmp_path / "good", 3)
     lot = tmp_path / "lot"

@@ -26,6 +26,7 @@ def _lot(folder: Path) -> None:
     photo(folder / "lotB" / "b2.png", seed=4)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_include_and_exclude_on_run_and_segment(app: typer.Typer, tmp_path: Path) -> None:
     normals(tmp_path / "good", 4)
     photo(tmp_path / "good" / "reject.jpg", seed=9)
@@ -52,6 +53,7 @@ def test_prompts_include(app: typer.Typer, tmp_path: Path) -> None:
     assert sorted(Path(p).name for p in context(tmp_path / "c.json")["normal_images"]) == ["b1.jpg", "b2.png"]
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_fewer_normal_images_than_r_warns(app: typer.Typer, tmp_path: Path) -> None:
     normals(tmp_path / "good", 3)
     photo(tmp_path / "lot" / "a.png")

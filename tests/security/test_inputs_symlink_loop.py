@@ -28,6 +28,7 @@ def _loop(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 @pytest.mark.parametrize("command", ["run", "segment"])
 def test_symlink_loop_in_images_fails_as_one_entry(app: typer.Typer, tmp_path: Path, command: str) -> None:
     normals(tmp_path / "good", 3)

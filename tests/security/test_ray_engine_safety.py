@@ -56,6 +56,7 @@ def files(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")}
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_unreachable_address_fails_fast_with_a_clear_error(data: Path, tmp_path: Path) -> None:
     t0 = time.monotonic()
     done = segment(data, tmp_path / "out", "--engine", "ray", "--ray-address", "127.0.0.1:1", timeout=90)

@@ -12,6 +12,7 @@ from files_support import images, invoke, run_app
 FORMULA_NAMES = ['=HYPERLINK("http:__x","click").png', "+cmd.png", "-2+3.png", "@SUM(A1).png"]
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_formula_file_names_are_quoted_in_results_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = images(tmp_path / "i", 0, 120, names=[*FORMULA_NAMES, "plain.png"])
     out = tmp_path / "out"

@@ -15,6 +15,7 @@ from serve_support import app_client, png_bytes
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("fastapi") is None, reason="no serve extra")
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_concurrent_decodes_stay_within_the_pixel_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import iapas.serve.app as app_module
 

@@ -59,6 +59,7 @@ def without_timing(body: dict) -> str:
     return json.dumps({k: v for k, v in body.items() if k != "timing"}, sort_keys=True)
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_huge_png_is_scored_small_and_answered_in_the_loaded_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """6000 x 6000 (loads as 4096 x 4096 = 16.8 Mpx): scored at <= 8 Mpx, answered at 4096 x 4096."""
     from iapas.io.images import load_image
@@ -92,6 +93,7 @@ def test_huge_png_is_scored_small_and_answered_in_the_loaded_frame(tmp_path: Pat
     assert "score map and boxes are at the downscaled size" not in note  # the loader's own note is replaced
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_scaled_answer_matches_the_full_size_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 3000 x 2000 part scored at 0.5 Mpx gives the regions, boxes and mask of the full-size answer, up to a
     pixel at the edges."""

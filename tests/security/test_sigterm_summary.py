@@ -20,6 +20,7 @@ def summary(out: Path) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_sigterm_while_the_report_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import iapas.outputs.run_report as run_report
 
@@ -33,6 +34,7 @@ def test_sigterm_while_the_report_is_written(tmp_path: Path, monkeypatch: pytest
     assert s["interrupted"] is True and s["complete"] is False
 
 
+@pytest.mark.slow  # over 0.5 s: out of the fast loop (`-m "not slow"`), run by CI
 def test_sigterm_during_stage1_of_a_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = run_app(monkeypatch)
     normal, imgs, out = images(tmp_path / "n", 3), images(tmp_path / "i", 3, 120), tmp_path / "out"
