@@ -26,7 +26,7 @@ class Prediction:
     notes: list[str] = field(default_factory=list)  # e.g. downscaling, fallbacks
 
     def __post_init__(self) -> None:
-        """Hand-made predictions (tests, custom ProfileRunners) may give boxes as a list of `Box`."""
+        """Hand-made predictions (tests, plug-in profiles) may give boxes as a list of `Box`."""
         if not isinstance(self.boxes, Detections):
             self.boxes = Detections.from_boxes(self.boxes)
         if not isinstance(self.removed_boxes, Detections):

@@ -277,6 +277,18 @@ def _draw_boxes(draw: ImageDraw.ImageDraw, prediction: Prediction, factors: tupl
     return key, unlabelled
 
 
+def _head_parts(prediction: Prediction, title: str | None, unlabelled: int) -> list[str]:
+    """The overlay header's items: the title when given, else file, image score, box counts and profile."""
+    if title:
+        return [title]
+    kept, removed = len(prediction.boxes), len(prediction.removed_boxes)
+    return [
+        _short(prediction.path), f"image score {prediction.image_score:.3f}",
+        f"{kept} kept" + (f", {removed} removed by size filter" if removed else "")
+        + (f" ({unlabelled} without a tag)" if unlabelled else ""), f"profile {prediction.profile}",
+    ]
+
+
 def render_overlay(
     rgb: np.ndarray,
     prediction: Prediction,
@@ -327,13 +339,7 @@ def render_overlay(
 
     bar = _colour_bar(h, max(64, font_size * 4 + 16), vr, scale, threshold, max(10, font_size - 2))
     width = max(w + bar.width, MIN_WIDTH)
-    kept, removed = len(prediction.boxes), len(prediction.removed_boxes)
-    head_parts = [title] if title else [
-        _short(prediction.path), f"image score {prediction.image_score:.3f}",
-        f"{kept} kept" + (f", {removed} removed by size filter" if removed else "")
-        + (f" ({unlabelled} without a tag)" if unlabelled else ""), f"profile {prediction.profile}",
-    ]
-    head = _header(width, head_parts, max(11, font_size - 1))
+    head = _header(width, _head_parts(prediction, title, unlabelled), max(11, font_size - 1))
     legend = _legend(width, _legend_items(prediction, scale, threshold, gt_mask is not None, key), max(10, font_size - 3))
     out = Image.new("RGB", (width, head.height + h + legend.height), d.HEADER_BG)
     out.paste(head, (0, 0))
