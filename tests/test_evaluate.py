@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 import iapas.pipeline
 from cli_apps import command_app
 from iapas.config import PipelineConfig
-from iapas.context import Context, Reference
+from iapas.context import Context
 from iapas.engines import LocalMapper
 from iapas.errors import ModelLoadError, SettingsError
 from iapas.evaluation.harness import EvalOptions, run_evaluation
@@ -52,7 +52,7 @@ class BrightnessRunner:
         config = self.config
         self.fits += 1
         ctx = Context(profile="offline", config=config, normal_images=[im.path for im in normal], seed=config.seed)
-        ctx.reference = Reference(mean=float(np.mean([im.rgb.mean() for im in normal])) / 255.0)
+        ctx.extension = {"mean": float(np.mean([im.rgb.mean() for im in normal])) / 255.0}  # a plug-in's own record
         return ctx
 
     def predict(self, image, context):
@@ -60,7 +60,7 @@ class BrightnessRunner:
             raise KeyboardInterrupt
         self.predicts += 1
         gray = image.rgb.astype(np.float32).mean(axis=2) / 255.0
-        score = np.clip(ndimage.gaussian_filter(gray, 1.5) - context.reference.get("mean"), 0, 1).astype(np.float32)
+        score = np.clip(ndimage.gaussian_filter(gray, 1.5) - context.extension["mean"], 0, 1).astype(np.float32)
         return Prediction(path=image.path, score_map=score, mask=score > 0.3, boxes=[],
                           image_score=float(score.max()), profile="offline")
 

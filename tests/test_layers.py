@@ -26,7 +26,8 @@ def test_every_top_level_module_and_package_is_in_one_layer() -> None:
     listed = _layer_modules(_contracts())
     src = ROOT / "src" / "iapas"
     found = {f"iapas.{m.name}" for m in pkgutil.iter_modules([str(src)]) if not m.name.startswith("_")}
-    assert Path(iapas.__file__).parent == src, "run the tests with this checkout's src first on PYTHONPATH"
+    installed = {f"iapas.{m.name}" for m in pkgutil.iter_modules(iapas.__path__) if not m.name.startswith("_")}
+    assert installed == found, "the imported iapas is not this checkout's (reinstall it: pip install .)"
     assert sorted(set(listed)) == sorted(listed), "a module is listed in two layers"
     assert found - set(listed) == set(), "top-level modules in no layer"
     assert set(listed) - found == set(), "layers name modules that do not exist"
