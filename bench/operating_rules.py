@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import suite  # noqa: E402  (the suite's dataset rows and layout)
 
-from iapas.data.base import get_reader  # noqa: E402
+from iapas.data import get_reader  # noqa: E402
 from iapas.evaluation.harness import limit_samples  # noqa: E402
 from iapas.evaluation.operating import OperatingPoint, operating_metrics  # noqa: E402
 from iapas.evaluation.records import iter_records  # noqa: E402

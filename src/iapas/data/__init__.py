@@ -5,17 +5,9 @@
     split = reader.load(root, reader.categories(root)[0])
 """
 from iapas.data import btad, dagm, folder, ksdd1, ksdd2, mtd, mvtec, visa  # noqa: F401  (registration)
-from iapas.data.base import DatasetReader, DatasetSplit, Sample, mask_array, reader_for, registered_names
-
-
-def dataset_names() -> list[str]:
-    """Every dataset name a reader is registered under (the readers are imported above)."""
-    return registered_names()
-
-
-def get_reader(name: str) -> DatasetReader:
-    """The reader for NAME; unknown names list the allowed ones."""
-    return reader_for(name)
+from iapas.data.base import DatasetReader, DatasetSplit, Sample, mask_array
+from iapas.data.base import reader_for as get_reader  # the reader for NAME; unknown names list the allowed ones
+from iapas.data.base import registered_names as dataset_names  # every name a reader is registered under
 
 
 __all__ = ["DatasetReader", "DatasetSplit", "Sample", "dataset_names", "get_reader", "mask_array"]
