@@ -73,10 +73,14 @@ def shifted(features: "torch.Tensor", dy: int, dx: int) -> "torch.Tensor":
 
     n, h, w, c = features.shape
     out = torch.full_like(features, float("inf"))
-    ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
-    xs, xd = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
+    (ys, yd), (xs, xd) = _overlap(dy, h), _overlap(dx, w)
     out[:, yd, xd] = features[:, ys, xs]
     return out
+
+
+def _overlap(d: int, n: int) -> tuple[slice, slice]:
+    """(source, destination) slices of a shift by `d` cells along an axis of `n` cells."""
+    return (slice(d, n), slice(0, n - d)) if d >= 0 else (slice(0, n + d), slice(-d, n))
 
 
 def position_distance(query: "torch.Tensor", references: "torch.Tensor", window: int = 1) -> "torch.Tensor":
@@ -93,15 +97,16 @@ def position_distance(query: "torch.Tensor", references: "torch.Tensor", window:
     import torch  # torch: heavy, loaded only when a model runs
 
 
-    best = None
-    q = query[None]
+    _, h, w, _ = references.shape
+    # on the overlapping slices only: no shifted copy of the references per offset (inf where the window leaves the grid)
+    best = torch.full(references.shape[:3], float("inf"), dtype=references.dtype, device=references.device)
     with torch.inference_mode():
         for dy in range(-window, window + 1):
+            ys, yd = _overlap(dy, h)
             for dx in range(-window, window + 1):
-                r = shifted(references, dy, dx)
-                d2 = ((r - q) ** 2).sum(-1)  # inf where the window leaves the grid
-                best = d2 if best is None else torch.minimum(best, d2)
-        assert best is not None
+                xs, xd = _overlap(dx, w)
+                d2 = ((references[:, ys, xs] - query[None, yd, xd]) ** 2).sum(-1)
+                best[:, yd, xd] = torch.minimum(best[:, yd, xd], d2)
         return best.clamp_min_(0).sqrt_()
 
 
