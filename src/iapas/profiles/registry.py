@@ -8,6 +8,7 @@ module names.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Callable
@@ -23,6 +24,13 @@ MODULES_ENV = "IAPAS_PROFILE_MODULES"
 _loaded_plugins: set[str] = set()
 
 
+@functools.cache
+def _entry_point_modules() -> tuple[str, ...]:
+    """Modules named by the installed `iapas.profiles` entry points, scanned once per process (a scan of
+    every installed package's metadata costs milliseconds, and profiles are looked up per image)."""
+    return tuple(ep.value.split(":")[0] for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
 def _load_plugins() -> None:
     """Import the built-in profiles, then the entry points' modules and the env var's modules (each once)."""
     # heavy (the stages, scipy, torch and the model loaders): imported on the first lookup so that the
@@ -30,7 +38,7 @@ def _load_plugins() -> None:
     # import only profiles.base, where the decorator lives)
     from iapas.profiles import fused, offline, paper  # noqa: F401  (each registers itself)
 
-    names = [ep.value.split(":")[0] for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    names = [*_entry_point_modules()]
     names += [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
     for module in names:
         if module in _loaded_plugins:
