@@ -80,7 +80,7 @@ class _Pool:
     alignment: Alignment
     calibration: MapCalibration
     decision: Decision
-    backbone: Any  # models.backbone.LiteFeatures the features were made with
+    refs: dict[int, Any]  # batch index -> (h*w, C) patch features: what each image is scored against
 
 
 class ZeroShotRunner(BatchRunner):
@@ -93,6 +93,7 @@ class ZeroShotRunner(BatchRunner):
 
     def __init__(self, settings: Settings, profile: str) -> None:
         super().__init__(settings, profile)
+        self._batch: tuple[Context, _Batch, dict[str, int]] | None = None  # the batch (and key -> index) last asked about
         self._pool: tuple[Context, _Pool] | None = None  # the pool of the context last asked about
         self._loaded: dict[str, LoadedImage] = {}  # pool images loaded by Stage 1, used once by the pool
 
@@ -157,8 +158,7 @@ class ZeroShotRunner(BatchRunner):
         Raises:
             InputError: the image is not part of the context's batch.
         """
-        batch = _Batch.of(context)
-        index = {p: i for i, p in enumerate(batch.images)}
+        batch, index = self._batch_of(context)
         i = index.get(image_key(image.path))
         if i is None:
             raise InputError(image.path, "not part of this zero-shot batch (zero-shot contexts score only the images "
@@ -166,18 +166,23 @@ class ZeroShotRunner(BatchRunner):
         pool = self._pool_of(context, batch)
         settings = batch.settings
         feats = pool.features[i] if i in pool.features else _features(batch.backbone, image.rgb, settings, pool.alignment)
-        refs = {j: f[0] for j, f in pool.features.items()}
-        raw = finish_map(score_image(i, feats, refs, batch.mutual, _positions(settings, pool.alignment)), image.rgb,
+        raw = finish_map(score_image(i, feats, pool.refs, batch.mutual, _positions(settings, pool.alignment)), image.rgb,
                          settings)
         score = calibrated(raw, pool.calibration.threshold, pool.calibration.floor)
         notes = [ZERO_SHOT_NOTE, DESCRIPTION_NOTE] + (
             ["position-aware: " + pool.alignment.rule] if pool.alignment.aligned else [])
         return prediction_from_map(image.path, score, self.profile, notes, pool.decision, rgb=image.rgb)
 
+    def _batch_of(self, context: Context) -> tuple[_Batch, dict[str, int]]:
+        """The batch of `context` and its image key -> batch index, read once per context."""
+        if self._batch is None or self._batch[0] is not context:
+            batch = _Batch.of(context)
+            self._batch = (context, batch, {p: i for i, p in enumerate(batch.images)})
+        return self._batch[1], self._batch[2]
+
     def _pool_of(self, context: Context, batch: _Batch) -> _Pool:
         """The pool of `context`, built on first use (its calibration goes into context.thresholds)."""
         if self._pool is not None and self._pool[0] is context:
-            batch.backbone = self._pool[1].backbone
             return self._pool[1]
         batch.backbone = load_backbone(batch.settings.backbone, resolve_device(self.settings.device))
         images = self._pool_images(batch)
@@ -297,4 +302,4 @@ def build_pool(images: dict[int, LoadedImage], batch: _Batch, kind: str, target_
                                     plateau=MASK_PLATEAU[kind], mask_base=mask_base, relative=MASK_RELATIVE[kind])
 
     decision = decide_at(ok_pixel_level(maxima, cal.image_thresholds, decide_at(), cal.threshold, cal.floor))
-    return _Pool(features=feats, alignment=alignment, calibration=cal, decision=decision, backbone=batch.backbone)
+    return _Pool(features=feats, alignment=alignment, calibration=cal, decision=decision, refs=refs)
