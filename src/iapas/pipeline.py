@@ -245,9 +245,8 @@ class Pipeline:
         Raises:
             SettingsError: the profile has no batch mode, or the batch is too small.
         """
-        _ = self.batch_runner  # refuse a profile without a batch mode before reading any image
         paths = [Path(p) for p in images]
-        needed = set(self._batch.pool_indices(len(paths)) if self._batch is not None else ())
+        needed = set(self.batch_runner.pool_indices(len(paths)))  # refuses a profile without a batch mode first
         kind_picks: list[int] = []
         if self._config.kind is None and not self._injected:
             kind_picks = sorted({int(round(v)) for v in np.linspace(0, len(paths) - 1, min(MAX_IMAGES, len(paths)))})

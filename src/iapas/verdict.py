@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import statistics
 
 import numpy as np
 
@@ -129,13 +128,14 @@ def settle(prediction: Prediction, verdict: Verdict) -> Prediction:
 def _labelled_verdict(good: list[float], defect: list[float], frr: float, spread: float) -> tuple[float, str]:
     """(threshold, rule) on image scores as they are: between the groups, else the good parts' median x the
     log-normal factor of `frr` with `spread`."""
+    from iapas.stages.calibration import verdict_factor
     from iapas.stages.labelled import separating_threshold  # deferred with scipy: only `iapas calibrate` needs it
 
     if defect:
         verdict = separating_threshold(good, defect)
         return verdict, (f"image score >= {verdict:.4f}: fewest errors between {len(good)} good and {len(defect)} "
                          "defective labelled parts, half way between the nearest of each (iapas calibrate)")
-    factor = float(np.exp(statistics.NormalDist().inv_cdf(1 - frr) * spread))
+    factor = verdict_factor(spread, frr)
     verdict = float(np.median(good)) * factor
     return verdict, f"image score >= {verdict:.4f}: median of {len(good)} labelled good parts x {factor:.3f} (iapas calibrate)"
 

@@ -316,7 +316,7 @@ def _open_lock(path: Path) -> int:
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, 0o644)
-    except OSError as exc:
+    except OSError:
         if path.is_symlink():
             raise ForeignLockFile(errno.ELOOP, "is a symbolic link, not iapas's lock file; remove it", str(path)) from None
         raise

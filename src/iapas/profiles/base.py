@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from iapas.config import PipelineConfig
     from iapas.settings import Settings
 
-# roles a profile may load: the flag `preflight` checks for each
-MODEL_ROLES = ("detector", "segmenter", "tagger", "llm", "backbone")
 STAGE1_ROLES = frozenset({"tagger", "llm"})  # loaded by Stage 1 only (`iapas segment` loads neither)
 
 
@@ -77,7 +75,7 @@ class Profile(ABC):
 
     Class attributes:
         name: the registered name (`--profile NAME`), set by `registry.register_profile`.
-        models: roles of the models it loads (`MODEL_ROLES`); `preflight` checks exactly these.
+        models: roles of the models it loads (detector, segmenter, tagger, llm, backbone); `preflight` checks exactly these.
         batch_runner: the class of its batch (zero-shot) mode, or None when it has none.
         section: the pydantic model of its own part of the context (`Context.reference` for the built-in
             visual profiles, `Context.extension` for others), or None.

@@ -34,12 +34,10 @@ from iapas.io.images import LoadedImage
 from iapas.models.backbone import load_backbone
 from iapas.models.device import resolve_device
 from iapas.profiles.base import Profile, register_profile
-from iapas.profiles.decisions import (  # noqa: F401 - re-exported: the offline profile's decision rule
-    MIN_REGION_FRACTION, MIN_REGION_PIXELS, calibration_of, decision_of, peak_region, prediction_from_map, thresholds_of,
-)
+from iapas.profiles.decisions import calibration_of, decision_of, prediction_from_map, thresholds_of
 from iapas.profiles.zero_shot import ZeroShotRunner
-from iapas.settings import (  # noqa: F401 - presets re-exported
-    FLOOR_PERCENTILE, KIND_PRESETS, MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD, Calibration, ReferenceSettings, Settings, floor_percentile_for,
+from iapas.settings import (
+    FLOOR_PERCENTILE, MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD, Calibration, ReferenceSettings, Settings, floor_percentile_for,
 )
 from iapas.stages.calibration import calibrate, calibrated, decision_from_maxima, normal_set_warnings
 from iapas.stages.multiscale import combine_scales, fine_settings

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from iapas.config import PipelineConfig
