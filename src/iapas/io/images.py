@@ -202,7 +202,9 @@ def _exif_orientation(im: Image.Image) -> int:
         return 1
 
 
-def _target_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+def fit_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(width, height) with the longest side brought down to `max_side`, aspect kept: how `load_image`
+    sizes an image."""
     if max(size) <= max_side:
         return size
     scale = max_side / max(size)
@@ -279,7 +281,7 @@ def load_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
             file_w, file_h = im.size
             if min(file_w, file_h) < MIN_SIDE:
                 raise InputError(p, f"image is too small ({file_w}x{file_h} px, need at least {MIN_SIDE} px per side)")
-            file_target = _target_size((file_w, file_h), max_side)  # same scale whatever the EXIF rotation
+            file_target = fit_size((file_w, file_h), max_side)  # same scale whatever the EXIF rotation
             min_scale = 8 if fmt in ("JPEG", "MPO") and file_target != (file_w, file_h) else 1  # JPEG draft: 1/8
             check_decode_size(p, (file_w, file_h), scale=min_scale)
             if min_scale > 1:  # decode JPEGs straight at a reduced scale (still >= the target)
@@ -287,7 +289,7 @@ def load_image(path: str | Path, max_side: int = MAX_SIDE) -> LoadedImage:
             im.load()  # before reading EXIF: for PNG, getexif() loads the pixels and would hide decode errors
             orientation = _exif_orientation(im)
             shown = (file_h, file_w) if orientation in _ROTATING_ORIENTATIONS else (file_w, file_h)
-            target = _target_size(shown, max_side)
+            target = fit_size(shown, max_side)
             native = (target[1], target[0]) if orientation in _ROTATING_ORIENTATIONS else target
             rgb, how = _downscaled_rgb(im, native)  # downscale before converting or rotating: no full-size copy
             if orientation != 1:

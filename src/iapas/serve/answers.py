@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from iapas.detections import Detections
-from iapas.io.images import MAX_SIDE, LoadedImage, load_image
+from iapas.io.images import MAX_SIDE, LoadedImage, fit_size, load_image
 from iapas.serve.guard import TRIM_PIXELS, give_memory_back
 from iapas.serve.lines import Line
 from iapas.serve.workers import Result
@@ -67,15 +67,6 @@ class ScaledImage(LoadedImage):
     """
 
     frame: tuple[int, int] = (0, 0)
-
-
-def fit_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    """(width, height) with the longest side brought down to `max_side`, aspect kept, as `load_image` sizes
-    an image."""
-    if max(size) <= max_side:
-        return size
-    scale = max_side / max(size)
-    return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
 
 
 def working_side(size: tuple[int, int], map_pixels: int | None) -> int | None:
