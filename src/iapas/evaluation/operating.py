@@ -13,10 +13,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from iapas.stages.mask_rule import defect_pixels, keep_regions
+from iapas.stages.mask_rule import MIN_REGION_PIXELS, defect_pixels, keep_regions, min_region_area
 
 OPERATING_KEYS = ("good_flagged", "defective_missed", "image_f1", "pixel_f1", "regions_per_good")
-MIN_REGION_FRACTION = 2e-4  # as the offline profile: smaller components are noise
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def decided_masks(maps: np.ndarray, scores: np.ndarray, point: OperatingPoint) -
     """(N, S, S) masks as written: empty for parts judged ok; otherwise each defect's pixels (stages.mask_rule)
     in regions of at least the profile's minimum size, or the region holding the peak."""
     out = np.zeros(maps.shape, dtype=bool)
-    min_area = max(4, int(MIN_REGION_FRACTION * maps[0].size)) if len(maps) else 4
+    min_area = min_region_area(maps[0].size) if len(maps) else MIN_REGION_PIXELS
     for i in np.flatnonzero(scores >= point.verdict):
         pixels = defect_pixels(maps[i], float(scores[i]), point.mask, point.mask_relative, point.mask_plateau)
         out[i] = keep_regions(maps[i], pixels, min_area)
@@ -66,7 +65,7 @@ def region_count(mask: np.ndarray) -> int:
     if n == 0:
         return 0
     sizes = np.bincount(labels.ravel())[1:]
-    return int((sizes >= max(4, int(MIN_REGION_FRACTION * mask.size))).sum())
+    return int((sizes >= min_region_area(mask.size)).sum())
 
 
 def operating_metrics(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, scores: np.ndarray,

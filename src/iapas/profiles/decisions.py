@@ -13,13 +13,9 @@ from iapas.context import Context
 from iapas.errors import SettingsError
 from iapas.settings import Calibration, Thresholds
 from iapas.stages.calibration import Decision
-from iapas.stages.mask_rule import defect_pixels
+from iapas.stages.mask_rule import defect_pixels, min_region_area
 from iapas.stages.regions import mask_regions
 from iapas.types import Detections, Prediction
-
-MIN_REGION_FRACTION = 2e-4  # components smaller than this fraction of the image are noise
-MIN_REGION_PIXELS = 4
-
 
 def calibration_of(context: Context) -> Calibration:
     """The context's calibration, which Stage 2 of a few-shot context cannot do without."""
@@ -71,14 +67,12 @@ def prediction_from_map(path: str, score: np.ndarray, profile: str, notes: list[
         The prediction: the map, its (H, W) bool mask, regions and the image score (the map's maximum).
     """
     decision = decision or Decision(verdict=0.5, mask=0.5, mask_relative=0.0, rule="", target_frr=float("nan"))
-    h, w = score.shape
     peak = float(score.max()) if score.size else 0.0
     if peak < decision.verdict or score.size == 0:
         return Prediction(path=path, score_map=score, mask=np.zeros(score.shape, dtype=bool), boxes=Detections.empty(),
                           image_score=peak, profile=profile, notes=list(notes))
-    min_area = max(MIN_REGION_PIXELS, int(MIN_REGION_FRACTION * h * w))
     pixels = defect_pixels(score, peak, decision.mask, decision.mask_relative, decision.mask_plateau)
-    boxes, mask = mask_regions(score, pixels, min_area=min_area, rgb=rgb)
+    boxes, mask = mask_regions(score, pixels, min_area=min_region_area(score.size), rgb=rgb)
     if len(boxes) == 0:  # every component under the size floor: keep the one holding the peak
         boxes, mask = peak_region(score, pixels, rgb)
     return Prediction(path=path, score_map=score, mask=mask, boxes=boxes, image_score=peak,

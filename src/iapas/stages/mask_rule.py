@@ -73,6 +73,15 @@ def defect_pixels(score: np.ndarray, peak: float, mask: float, mask_relative: fl
     return first if plateau is None else plateau_recut(score, first, plateau)
 
 
+MIN_REGION_FRACTION = 2e-4  # components smaller than this fraction of the image are noise
+MIN_REGION_PIXELS = 4
+
+
+def min_region_area(pixels: int) -> int:
+    """The smallest region (in pixels) a map of `pixels` pixels keeps in its mask."""
+    return max(MIN_REGION_PIXELS, int(MIN_REGION_FRACTION * pixels))
+
+
 def keep_regions(score: np.ndarray, pixels: np.ndarray, min_area: int) -> np.ndarray:
     """Components of `pixels` of at least `min_area` pixels; when none is that large, the one holding the
     peak (a defect always has a region)."""
