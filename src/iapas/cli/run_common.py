@@ -100,6 +100,4 @@ class WriteOutputs:
 
     def __call__(self, pipeline: Any, context: Context, task: ImageJob) -> dict[str, Any]:
         """Process `task.path` into OUT/`task.name`*; return its summary item (raises InputError for a bad input)."""
-        if self.maps == DEFAULT_MAPS:
-            return process_one(pipeline, context, task.path, self.out_dir, task.name, self.digest)
         return process_one(pipeline, context, task.path, self.out_dir, task.name, self.digest, maps=self.maps)

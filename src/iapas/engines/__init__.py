@@ -55,11 +55,12 @@ def open_mapper(choice: EngineChoice | None = None, tidy: Callable[[Path], Any] 
     Returns:
         A context manager yielding the mapper; Ray is shut down on exit when this call started it.
     """
-    if choice is None or choice.name != "ray":
-        yield LocalMapper()
+    mapper = make_mapper(choice, tidy)
+    if not isinstance(mapper, RayMapper):
+        yield mapper
         return
-    with ray_session(choice.ray.address):
-        yield RayMapper(choice.ray, tidy)
+    with ray_session(mapper.settings.address):
+        yield mapper
 
 
 __all__ = ["ENGINES", "EngineChoice", "ImageFailure", "ImageJob", "ImageTask", "ImageWork", "LocalMapper", "Mapper",

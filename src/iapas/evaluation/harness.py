@@ -402,8 +402,8 @@ def make_jobs(plan: Plan, config: PipelineConfig, profile: str, auto_kind: bool,
     pipelines: dict[str, Pipeline] = {}  # one per distinct config: a runner never outlives its settings
     jobs: list[EvalJob] = []
     for cat, split in plan.splits.items():
+        kind = profile_class(profile).eval_kind(split.kind, category_kind(plan.dataset, split.kind, config.texture_preset))
         for seed in plan.seeds:
-            kind = profile_class(profile).eval_kind(split.kind, category_kind(plan.dataset, split.kind, config.texture_preset))
             cfg = config.model_copy(update={"seed": seed, **({"kind": kind} if auto_kind else {})})
             tally.kinds[cat] = cfg.kind or "auto"
             key = cfg.model_dump_json() + ("" if cfg.kind else f"|{cat}")  # a kind chosen from the images is per category
@@ -463,11 +463,13 @@ def predict_todo(job: EvalJob, ctx: Context, todo: list[EvalTask], plan: Plan, m
     tally.failures += [failed[t.dest] for t in todo if t.dest in failed]  # test order, whatever the mapper's
 
 
-def run_job(job: EvalJob, plan: Plan, mapper: Mapper, bar: EvalProgress, tally: Tally) -> Context | None:
+def run_job(job: EvalJob, todo: list[EvalTask], plan: Plan, mapper: Mapper, bar: EvalProgress,
+            tally: Tally) -> Context | None:
     """Stage 1 (fit or reuse) and Stage 2 of the images not cached yet, for one category and seed.
 
     Args:
         job: the category/seed job.
+        todo: its test images whose record is not cached yet (`EvalJob.todo`).
         plan: the plan.
         mapper: where the images run.
         bar: the progress bar.
@@ -476,7 +478,6 @@ def run_job(job: EvalJob, plan: Plan, mapper: Mapper, bar: EvalProgress, tally: 
     Returns:
         The job's context (None in zero-shot mode when every record was cached).
     """
-    todo = job.todo()
     tally.n_cached += len(job.test) - len(todo)
     ctx = None
     if not plan.zero_shot:  # the context's thresholds give the operating point even when every record is cached
@@ -624,9 +625,10 @@ def run_evaluation(dataset: str, root: Path, out: Path, config: PipelineConfig, 
     wall0 = time.perf_counter()
     tally = Tally(per_seed={s: {} for s in seeds})
     jobs = make_jobs(plan, config, profile, opts.auto_kind, tally)
-    with EvalProgress(sum(len(j.todo()) for j in jobs), enabled=opts.progress) as bar:
-        for job in jobs:
-            ctx = run_job(job, plan, mapper or LocalMapper(), bar, tally)
+    todos = [job.todo() for job in jobs]  # one look at the cache: the progress total and each job's work
+    with EvalProgress(sum(map(len, todos)), enabled=opts.progress) as bar:
+        for job, todo in zip(jobs, todos):
+            ctx = run_job(job, todo, plan, mapper or LocalMapper(), bar, tally)
             score_job(job, ctx, plan, tally)
     metrics = build_metrics(plan, config, profile, tally, wall0)
     write_outputs(plan.out, metrics)
