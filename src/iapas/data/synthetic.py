@@ -122,6 +122,27 @@ class SyntheticCategory:
     masks: list[Path] = field(default_factory=list)  # one per test image (all zero when clean)
     defects: list[str] = field(default_factory=list)  # defect kind per test image ("good" if clean)
 
+    def add_normal(self, img: np.ndarray) -> None:
+        """Write the next normal image (normal/normal_NNN.png)."""
+        self.normal.append(atomic_write_image(self.root / "normal" / f"normal_{len(self.normal):03d}.png", img))
+
+    def add_test(self, img: np.ndarray, mask: np.ndarray, kind: str) -> None:
+        """Write the next test image and its mask (test/ and masks/test_NNN.png), with its defect kind.
+
+        Args:
+            img: (H, W) or (H, W, 3) uint8 image.
+            mask: (H, W) bool defect mask (all False when clean).
+            kind: the defect kind, "good" when clean.
+        """
+        name = f"test_{len(self.test):03d}.png"
+        self.test.append(atomic_write_image(self.root / "test" / name, img))
+        self.masks.append(atomic_write_image(self.root / "masks" / name, (mask * 255).astype(np.uint8)))
+        self.defects.append(kind)
+
+    def write_defects(self) -> None:
+        """defects.json: test file name -> defect kind (what readers and the demo's truth read)."""
+        atomic_write_json(self.root / "defects.json", {p.name: k for p, k in zip(self.test, self.defects)})
+
 
 def make_category(
     root: str | Path,
@@ -136,9 +157,8 @@ def make_category(
     rng = np.random.default_rng(seed)
     tex = load_texture(texture)
     cat = SyntheticCategory(name=texture, root=Path(root) / texture)
-    for i in range(n_normal):
-        crop = random_crop(tex, size, rng)
-        cat.normal.append(atomic_write_image(cat.root / "normal" / f"normal_{i:03d}.png", crop))
+    for _ in range(n_normal):
+        cat.add_normal(random_crop(tex, size, rng))
     n_bad = int(round(anomalous_fraction * n_test))
     for i in range(n_test):
         crop = random_crop(tex, size, rng)
@@ -147,11 +167,8 @@ def make_category(
             crop, mask = draw_defect(crop, kind, rng)
         else:
             kind, mask = "good", np.zeros(crop.shape, dtype=bool)
-        name = f"test_{i:03d}.png"
-        cat.test.append(atomic_write_image(cat.root / "test" / name, crop))
-        cat.masks.append(atomic_write_image(cat.root / "masks" / name, (mask * 255).astype(np.uint8)))
-        cat.defects.append(kind)
-    atomic_write_json(cat.root / "defects.json", {p.name: k for p, k in zip(cat.test, cat.defects)})
+        cat.add_test(crop, mask, kind)
+    cat.write_defects()
     return cat
 
 

@@ -24,7 +24,6 @@ from scipy.ndimage import binary_dilation, gaussian_filter
 from skimage import draw
 
 from iapas.data.synthetic import SyntheticCategory, _polyline_mask
-from iapas.io.atomic import atomic_write_image, atomic_write_json
 
 FAMILIES = ("parts", "strip", "fine", "tiles")
 FAMILY_KINDS = {"parts": "object", "strip": "texture", "fine": "texture", "tiles": "texture"}
@@ -265,16 +264,11 @@ def make_family(root: str | Path, family: str, n_normal: int = 10, n_test: int =
             img, mask = make_tile_image(rng, kind, (0.8, 1.2) if normal else (0.6, 1.4))
         return img, mask, kind or "good"
 
-    for i in range(n_normal):
-        img, _, _ = one(None, normal=True)
-        cat.normal.append(atomic_write_image(cat.root / "normal" / f"normal_{i:03d}.png", img))
+    for _ in range(n_normal):
+        cat.add_normal(one(None, normal=True)[0])
     for i in range(n_test):
-        img, mask, kind = one(i if i < n_bad else None, normal=False)
-        name = f"test_{i:03d}.png"
-        cat.test.append(atomic_write_image(cat.root / "test" / name, img))
-        cat.masks.append(atomic_write_image(cat.root / "masks" / name, (mask * 255).astype(np.uint8)))
-        cat.defects.append(kind)
-    atomic_write_json(cat.root / "defects.json", {p.name: k for p, k in zip(cat.test, cat.defects)})
+        cat.add_test(*one(i if i < n_bad else None, normal=False))
+    cat.write_defects()
     return cat
 
 
