@@ -110,9 +110,7 @@ def mutual_distance(queries: "torch.Tensor", references: list["torch.Tensor"], k
 
     if not references:
         raise ValueError("mutual scoring needs at least one other image in the batch")
-    per_ref = torch.stack([nearest_distances(queries, r) for r in references])  # (R, n)
-    keep = max(1, int(np.ceil(keep_fraction * per_ref.shape[0])))
-    return per_ref.sort(dim=0).values[:keep].mean(0)
+    return mean_of_closest(torch.stack([nearest_distances(queries, r) for r in references]), keep_fraction)
 
 
 def position_mutual_distance(query: "torch.Tensor", references: "torch.Tensor", keep_fraction: float,
@@ -128,7 +126,19 @@ def position_mutual_distance(query: "torch.Tensor", references: "torch.Tensor", 
     Returns:
         (h, w) float32 distances.
     """
-    per_ref = position_distance(query, references, window)  # (R, h, w)
+    return mean_of_closest(position_distance(query, references, window), keep_fraction)
+
+
+def mean_of_closest(per_ref: "torch.Tensor", keep_fraction: float) -> "torch.Tensor":
+    """Mean over the closest `keep_fraction` of the references (at least one) of each patch's distance.
+
+    Args:
+        per_ref: (R, ...) distances, one row per reference image.
+        keep_fraction: share of references (the closest) averaged.
+
+    Returns:
+        (...) distances.
+    """
     keep = max(1, int(np.ceil(keep_fraction * per_ref.shape[0])))
     return per_ref.sort(dim=0).values[:keep].mean(0)
 
