@@ -75,9 +75,9 @@ def _place_kept_labels(draw: ImageDraw.ImageDraw, boxes: list[Box], sx: float, s
     shown = groups[:cap]
     texts = [_tag_text(order[g[0]], len(g) - 1) for g in shown]
     pad = max(2, th // 4)
-    cover = sum((d.text_size(draw, t, fnt)[0] + 2 * pad) * (th + 2 * pad) for t in texts)
-    numbered = cover > LABEL_AREA_SHARE * size[0] * size[1] or any(
-        d.text_size(draw, t, fnt)[0] + 2 * pad > size[0] for t in texts)
+    widths = [d.text_size(draw, t, fnt)[0] + 2 * pad for t in texts]  # each tag measured once
+    cover = sum(wd * (th + 2 * pad) for wd in widths)
+    numbered = cover > LABEL_AREA_SHARE * size[0] * size[1] or any(wd > size[0] for wd in widths)
     key = []
     for k, (g, text) in enumerate(zip(shown, texts), start=1):
         xy = rects[g[0]]
