@@ -67,6 +67,8 @@ KIND_PRESETS: dict[str, FeaturePreset] = {
 # Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
 # extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).
 VERDICT_SPREAD = {"object": 0.18, "texture": 0.055}
+# ends the verdict rule of a threshold the user gave (verdict.with_verdict_threshold); a batch context keeps it
+USER_VERDICT_MARK = "given with --verdict-threshold"
 VERDICT_SPREAD_ZERO_SHOT = {"object": 0.18, "texture": 0.075}  # a batch's maxima: test parts scored by each other
 MASK_PLATEAU = {"object": None, "texture": 0.7}  # plateau share of stages.mask_rule (objects' maps are graded)
 MASK_RELATIVE = {"object": 0.4, "texture": 0.5}  # share of its peak's excess a defect's mask pixel needs

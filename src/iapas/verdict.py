@@ -20,7 +20,7 @@ from iapas.context import Context
 from iapas.detections import Detections
 from iapas.errors import SettingsError
 from iapas.profiles.registry import profile_class
-from iapas.settings import DEFAULT_TARGET_FRR, VERDICT_SPREAD, Thresholds, kind_of
+from iapas.settings import DEFAULT_TARGET_FRR, USER_VERDICT_MARK, VERDICT_SPREAD, Thresholds, kind_of
 from iapas.types import Prediction
 
 
@@ -98,7 +98,7 @@ def with_verdict_threshold(context: Context, threshold: float | None) -> Context
         raise SettingsError(f"--verdict-threshold must be a positive number, got {threshold}")
     th = context.thresholds or Thresholds()
     update: dict[str, object] = {"verdict": float(threshold),
-                                 "verdict_rule": f"verdict: image score >= {float(threshold):g}, given with --verdict-threshold"}
+                                 "verdict_rule": f"verdict: image score >= {float(threshold):g}, {USER_VERDICT_MARK}"}
     return context.model_copy(update={"thresholds": th.model_copy(update=update)})
 
 

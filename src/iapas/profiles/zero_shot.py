@@ -23,7 +23,8 @@ from iapas.models.device import resolve_device
 from iapas.profiles.base import BatchRunner
 from iapas.profiles.decisions import prediction_from_map, thresholds_of
 from iapas.settings import (
-    FLOOR_PERCENTILE, MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD_ZERO_SHOT, Calibration, ReferenceSettings, Settings,
+    FLOOR_PERCENTILE, MASK_PLATEAU, MASK_RELATIVE, USER_VERDICT_MARK, VERDICT_SPREAD_ZERO_SHOT, Calibration,
+    ReferenceSettings, Settings,
     floor_percentile_for,
 )
 from iapas.stages.calibration import BATCH_QUANTILE, Decision, calibrate, calibrated, decision_from_maxima, excess_ratio
@@ -188,7 +189,7 @@ class ZeroShotRunner(BatchRunner):
         images = self._pool_images(batch)
         pool = build_pool(images, batch, self.settings.kind, self.settings.target_frr)
         given = context.thresholds
-        if given is not None and given.verdict is not None and given.verdict_rule and "--verdict-threshold" in given.verdict_rule:
+        if given is not None and given.verdict is not None and given.verdict_rule and USER_VERDICT_MARK in given.verdict_rule:
             pool.decision = replace(pool.decision, verdict=given.verdict, rule=given.verdict_rule)  # the user's wins
         context.thresholds = thresholds_of(pool.decision)
         if batch.settings.position != "off":
