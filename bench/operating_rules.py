@@ -31,7 +31,7 @@ from iapas.evaluation.harness import limit_samples  # noqa: E402
 from iapas.evaluation.operating import OperatingPoint, operating_metrics  # noqa: E402
 from iapas.evaluation.records import iter_records  # noqa: E402
 from iapas.metrics import f1_max  # noqa: E402
-from iapas.settings import MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD, VERDICT_SPREAD_ZERO_SHOT  # noqa: E402
+from iapas.settings import MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD_ZERO_SHOT, verdict_spread  # noqa: E402
 from iapas.stages import calibration  # noqa: E402
 from iapas.stages.calibration import BATCH_QUANTILE, decision_from_maxima, excess_ratio  # noqa: E402
 from iapas.stages.mutual import reference_pool  # noqa: E402
@@ -64,8 +64,12 @@ def zero_shot_inputs(part: suite.SuiteDataset, cat: str, a: dict[str, Any], limi
 def evaluate(part: suite.SuiteDataset, dest: Path, cat: str, kind: str, variant: dict[str, Any], zero_shot: bool,
              limit: int | None) -> dict[str, float]:
     a = category_arrays(dest, cat)
-    spreads = VERDICT_SPREAD_ZERO_SHOT if zero_shot else VERDICT_SPREAD
-    spread = float(variant.get(f"spread_{kind}", spreads[kind]))
+    if zero_shot:
+        prior = VERDICT_SPREAD_ZERO_SHOT[kind]
+    else:  # the spread of the context's map: one scale or the deep + fine sum
+        ctx_ref = json.loads((dest / "contexts" / cat / "seed111.json").read_text())["reference"]
+        prior = verdict_spread(kind, bool(ctx_ref.get("scales")))
+    spread = float(variant.get(f"spread_{kind}", prior))
     relative = float(variant.get(f"relative_{kind}", MASK_RELATIVE[kind]))
     plateau = variant.get(f"plateau_{kind}", MASK_PLATEAU[kind])
     calibration.MASK_SHARE = float(variant.get("share", 0.75))

@@ -30,6 +30,10 @@ POSITION_RATIO = 0.35  # aligned when at most this share of normal patches match
 FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which a pixel scores exactly 0
 
 
+# Rows of the fine-scale bank (stages.multiscale): 2,048 (coreset of the plain normal images) kept the gains of the
+# 4-view 10% bank on MTD, the families and the synthetic set within 0.5 AP for a quarter of its kNN cost
+# (docs/offline-tuning.md, "Fine scale by default").
+FINE_BANK_ROWS = 2048
 FROZEN = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 MAX_SEGMENT_LEVELS = 8
 BACKBONE_STAGES = (0, 6)  # stages of the packaged backbones, inclusive
@@ -62,11 +66,21 @@ STAGE2_AUTO_DTYPE = "float32"  # --dtype auto for the detector and SAM: the offi
 KIND_PRESETS: dict[str, FeaturePreset] = {
     "object": FeaturePreset(stages=(2, 3), feature_size=320, refine="none", normalize="l2", sigma=4.0, coreset=0.1),
     "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0,
-                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1),
+                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1, fine_stages=(2, 3)),
 }
 # Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
 # extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).
-VERDICT_SPREAD = {"object": 0.18, "texture": 0.055}
+VERDICT_SPREAD = {"object": 0.18, "texture": 0.13}
+# A texture's single-scale map (`--fine-stages none`) is narrower: its maxima spread as the first suite chose.
+VERDICT_SPREAD_ONE_SCALE_TEXTURE = 0.055
+
+
+def verdict_spread(kind: str, multiscale: bool) -> float:
+    """The verdict's spread for a kind's map: textures' summed deep + fine map (stages.multiscale) spreads its
+    normal maxima wider than one scale does (docs/offline-tuning.md, "Fine scale by default")."""
+    if kind == "texture" and not multiscale:
+        return VERDICT_SPREAD_ONE_SCALE_TEXTURE
+    return VERDICT_SPREAD[kind]
 # ends the verdict rule of a threshold the user gave (verdict.with_verdict_threshold); a batch context keeps it
 USER_VERDICT_MARK = "given with --verdict-threshold"
 VERDICT_SPREAD_ZERO_SHOT = {"object": 0.18, "texture": 0.075}  # a batch's maxima: test parts scored by each other
@@ -131,6 +145,8 @@ class ReferenceSettings(BaseModel):
                                   description="aligned when the share of patches matched better elsewhere <= this")
     photometric: str = Field("none", description='"gain" / "standardize": per-image brightness normalisation')
     fine_stages: Stages = Field((), description="a second bank of fine-scale stages (stages.multiscale); () = one scale")
+    fine_max_bank: int = Field(FINE_BANK_ROWS, ge=1, le=65536,
+                               description="rows of the fine-scale bank (greedy coreset of the normal images, no views)")
     scale_combine: str = "sum"
 
     @field_validator("stages", "fine_stages")

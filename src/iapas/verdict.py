@@ -20,7 +20,7 @@ from iapas.context import Context
 from iapas.detections import Detections
 from iapas.errors import SettingsError
 from iapas.profiles.registry import profile_class
-from iapas.settings import DEFAULT_TARGET_FRR, USER_VERDICT_MARK, VERDICT_SPREAD, Thresholds, kind_of
+from iapas.settings import DEFAULT_TARGET_FRR, USER_VERDICT_MARK, Thresholds, kind_of, verdict_spread
 from iapas.types import Prediction
 
 
@@ -167,6 +167,7 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
     cal = context.reference.calibration
     offline = profile_class(context.profile).map_scale == "calibrated" and cal is not None and cal.threshold is not None
     kind = kind_of(context.config)
+    spread = verdict_spread(kind, bool(context.reference.get("scales")))
     update: dict[str, object] = {"target_frr": frr}
     if offline:
         t, f = float(cal.threshold), float(cal.floor)  # type: ignore[union-attr, arg-type]
@@ -177,12 +178,12 @@ def recalibrated(context: Context, good: list[float], defect: list[float], targe
             rule = (f"image score >= {verdict:.4f}: fewest errors between {len(good)} good and {len(defect)} defective "
                     "labelled parts, half way between the nearest of each (iapas calibrate)")
         else:
-            d = decision_from_maxima([raw(s) for s in good], t, f, VERDICT_SPREAD[kind], frr, "labelled good parts")
+            d = decision_from_maxima([raw(s) for s in good], t, f, spread, frr, "labelled good parts")
             verdict, rule = d.verdict, d.rule.split("; mask")[0] + " (iapas calibrate)"
         mask_raw = min(raw(verdict), t + MASK_SHARE * (raw(verdict) - t))
         update["mask"] = round(score_of(mask_raw, t, f), 6)
     else:
-        verdict, rule = _labelled_verdict(good, defect, frr, VERDICT_SPREAD[kind])
+        verdict, rule = _labelled_verdict(good, defect, frr, spread)
     verdict = float(max(verdict, 1e-6))
     update.update({"verdict": round(verdict, 6), "verdict_rule": rule})
     new = th.model_copy(update=update)

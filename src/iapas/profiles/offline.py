@@ -37,13 +37,13 @@ from iapas.profiles.base import Profile, register_profile
 from iapas.profiles.decisions import calibration_of, decision_of, prediction_from_map, thresholds_of
 from iapas.profiles.zero_shot import ZeroShotRunner
 from iapas.settings import (
-    FLOOR_PERCENTILE, MASK_PLATEAU, MASK_RELATIVE, VERDICT_SPREAD, Calibration, ReferenceSettings, Settings, floor_percentile_for,
+    FLOOR_PERCENTILE, MASK_PLATEAU, MASK_RELATIVE, Calibration, ReferenceSettings, Settings, floor_percentile_for, verdict_spread,
 )
 from iapas.stages.calibration import calibrate, calibrated, decision_from_maxima, normal_set_warnings
 from iapas.stages.multiscale import combine_scales, fine_settings
 from iapas.stages.position import Alignment, combine, decide, nearest_position_distance, unaligned
 from iapas.stages.reference import (AUTO_AUGMENT, MemoryBank, build_bank, common_size, embed, finish_map, global_grid, nn_distance,
-                                    prepare_at, raw_map)
+                                    prepare_at, raw_map, raw_maps)
 from iapas.stages.regions import DESCRIPTION_NOTE
 from iapas.types import Prediction
 
@@ -142,7 +142,8 @@ class OfflineProfile(Profile):
         cal = reference.calibration
         assert cal is not None and cal.threshold is not None
         decision = decision_from_maxima(reference.get("normal_image_max"), cal.threshold, cal.floor,
-                                        VERDICT_SPREAD[self.settings.kind], self.settings.target_frr,
+                                        verdict_spread(self.settings.kind, bool(reference.get("scales"))),
+                                        self.settings.target_frr,
                                         "leave-one-out normal images", plateau=MASK_PLATEAU[self.settings.kind],
                                         relative=MASK_RELATIVE[self.settings.kind])
         ctx.thresholds = thresholds_of(decision)
@@ -171,19 +172,37 @@ class OfflineProfile(Profile):
         Returns:
             (H, W) float32 raw map.
         """
-        deep = self.deep_map(image, context)
         scales = context.reference.get("scales")
         if not scales or "fine_features" not in context.arrays:
-            return deep
+            return self.deep_map(image, context)
         key = id(context.arrays["fine_features"])
         if self._fine_cache is None or self._fine_cache[0] != key:
             fine_bank = MemoryBank(features=context.arrays["fine_features"], source=context.arrays["fine_source"],
                                    settings=fine_settings(context.reference.settings))  # type: ignore[arg-type]
             self._fine_cache = (key, (fine_bank, fine_bank.tensor()))
         fine_bank, fine_t = self._fine_cache[1]  # type: ignore[misc]
-        fine = raw_map(self.backbone(fine_bank.settings.backbone), image.rgb, fine_bank, bank_tensor=fine_t)
+        bb = self.backbone(fine_bank.settings.backbone)
+        if self.uses_positions(context):
+            deep = self.deep_map(image, context)
+            fine = raw_map(bb, image.rgb, fine_bank, bank_tensor=fine_t)
+        else:  # one backbone pass for both scales
+            deep, fine = raw_maps(bb, image.rgb, [self.main_bank(context), (fine_bank, fine_t)])
         return combine_scales(deep, fine, tuple(scales["deep"]), tuple(scales["fine"]),  # type: ignore[arg-type]
                               context.reference.settings.scale_combine)  # type: ignore[union-attr]
+
+    def main_bank(self, context: Context) -> tuple[MemoryBank, Any]:
+        """The context's main bank and its tensor, cached per context."""
+        key = id(context.arrays.get("bank_features"))
+        if self._bank_cache is None or self._bank_cache[0] != key:
+            bank = self.bank_of(context)
+            self._bank_cache = (key, (bank, bank.tensor()))
+        return self._bank_cache[1]  # type: ignore[return-value]
+
+    @staticmethod
+    def uses_positions(context: Context) -> bool:
+        """True when the normals were judged aligned and their same-position features are in the context."""
+        alignment = Alignment.from_json(context.reference.get("alignment"))
+        return alignment is not None and alignment.aligned and "position_features" in context.arrays
 
     def deep_map(self, image: LoadedImage, context: Context) -> np.ndarray:
         """Raw (uncalibrated) distance map of the main bank, cached bank tensor per context.
@@ -195,16 +214,12 @@ class OfflineProfile(Profile):
         Returns:
             (H, W) float32 nearest-neighbour distances (with same-position ones when the normals were aligned).
         """
-        key = id(context.arrays.get("bank_features"))
-        if self._bank_cache is None or self._bank_cache[0] != key:
-            bank = self.bank_of(context)
-            self._bank_cache = (key, (bank, bank.tensor()))
-        bank, bank_t = self._bank_cache[1]  # type: ignore[misc]
+        bank, bank_t = self.main_bank(context)
         bb = self.backbone(bank.settings.backbone)
-        alignment = Alignment.from_json(context.reference.get("alignment"))
-        if alignment is not None and alignment.aligned and "position_features" in context.arrays:
+        if self.uses_positions(context):
             import torch  # heavy: loaded when a map is computed, so registering the profile stays light
 
+            alignment = Alignment.from_json(context.reference.get("alignment"))
             pos = context.arrays["position_features"]
             if self._position_cache is None or self._position_cache[0] != id(pos):
                 self._position_cache = (id(pos), torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float32)))

@@ -15,9 +15,11 @@ from iapas.settings import ReferenceSettings
 
 
 def fine_settings(settings: ReferenceSettings) -> ReferenceSettings:
-    """The settings of the fine-scale bank: the fine stages, each L2-normalised, no refinement, no positions."""
+    """The settings of the fine-scale bank: the fine stages, each L2-normalised, no refinement, no positions,
+    the plain normal images (no flipped views) coreset to `fine_max_bank` rows: small, so cheap per image."""
     return settings.model_copy(update={"stages": settings.fine_stages, "normalize": "l2", "fine_stages": (),
-                                       "segment_levels": (), "position": "off"})
+                                       "segment_levels": (), "position": "off", "augment": ("none",),
+                                       "max_bank": settings.fine_max_bank})
 
 
 def excess(raw: np.ndarray, floor: float, threshold: float) -> np.ndarray:

@@ -98,23 +98,50 @@ def augment(rgb: np.ndarray, name: str) -> np.ndarray:
 
 def embed(backbone: "LiteFeatures", rgb: np.ndarray, settings: ReferenceSettings) -> tuple["torch.Tensor", tuple[int, int]]:
     """Patch features of an already `prepare`d image: (h*w, C) float32 and the grid (h, w)."""
+    return embed_scales(backbone, rgb, [settings])[0]
+
+
+def embed_scales(backbone: "LiteFeatures", rgb: np.ndarray,
+                 settings: list[ReferenceSettings]) -> list[tuple["torch.Tensor", tuple[int, int]]]:
+    """Patch features of one `prepare`d image under several settings, from one backbone pass.
+
+    Why: the deep and the fine bank of a texture read different stages of the same network input; running
+    the backbone once for the union of their stages halves its cost per image.
+
+    Args:
+        rgb: (h, w, 3) uint8 image at the network size (every settings must share its size and photometric).
+        settings: one entry per feature set (stages, pooling, normalisation).
+    Returns:
+        Per settings: (h'*w', C) float32 features and their grid (h', w').
+    """
+    import torch  # torch: heavy, loaded only when a model runs
+
+    if len({s.photometric for s in settings}) != 1:
+        raise ValueError("embed_scales: every feature set must share its photometric normalisation")
+    x = backbone.to_tensor(photometric(rgb, settings[0].photometric))
+    union = tuple(sorted({st for s in settings for st in s.stages}))
+    by_stage = dict(zip(union, backbone(x, union)))
+    with torch.inference_mode():
+        return [patch_features([by_stage[st] for st in s.stages], s) for s in settings]
+
+
+def patch_features(feats: list["torch.Tensor"], settings: ReferenceSettings) -> tuple["torch.Tensor", tuple[int, int]]:
+    """Stage maps (1, C_i, h_i, w_i) -> pooled, resized to the first stage's grid, optionally L2-normalised and
+    concatenated: (h*w, sum C_i) float32 and the grid (h, w)."""
     import torch  # torch: heavy, loaded only when a model runs
     import torch.nn.functional as F  # torch: heavy, loaded only when a model runs
 
-    x = backbone.to_tensor(photometric(rgb, settings.photometric))
-    feats = backbone(x, settings.stages)
     grid = feats[0].shape[-2:]
     out = []
-    with torch.inference_mode():
-        for f in feats:
-            if settings.pool > 1:
-                f = F.avg_pool2d(f, settings.pool, stride=1, padding=settings.pool // 2, count_include_pad=False)
-            if f.shape[-2:] != grid:
-                f = F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
-            if settings.normalize == "l2":  # stages weigh alike, whatever their channel count and scale
-                f = F.normalize(f, dim=1)
-            out.append(f)
-        e = torch.cat(out, dim=1)[0]
+    for f in feats:
+        if settings.pool > 1:
+            f = F.avg_pool2d(f, settings.pool, stride=1, padding=settings.pool // 2, count_include_pad=False)
+        if f.shape[-2:] != grid:
+            f = F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+        if settings.normalize == "l2":  # stages weigh alike, whatever their channel count and scale
+            f = F.normalize(f, dim=1)
+        out.append(f)
+    e = torch.cat(out, dim=1)[0]
     c = e.shape[0]
     return e.reshape(c, -1).t().contiguous(), (int(grid[0]), int(grid[1]))
 
@@ -293,6 +320,24 @@ def raw_map(
     s = bank.settings
     q, grid = embed(backbone, prepare(rgb, s), s)
     return finish_map(global_grid(q, grid, bank, exclude_source, bank_tensor), rgb, s)
+
+
+def raw_maps(backbone: "LiteFeatures", rgb: np.ndarray, banks: list[tuple[MemoryBank, "torch.Tensor"]]) -> list[np.ndarray]:
+    """`raw_map` of one image against several banks whose settings share the network size, from one
+    backbone pass (stages.multiscale: the deep and the fine bank of a texture).
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        banks: (bank, its tensor) pairs.
+    Returns:
+        Per bank, the (H, W) float32 map.
+    """
+    sizes = {network_size(rgb.shape[1], rgb.shape[0], b.settings) for b, _ in banks}
+    if len(sizes) != 1:
+        return [raw_map(backbone, rgb, b, bank_tensor=t) for b, t in banks]
+    prepared = prepare(rgb, banks[0][0].settings)
+    embedded = embed_scales(backbone, prepared, [b.settings for b, _ in banks])
+    return [finish_map(global_grid(q, grid, b, None, t), rgb, b.settings) for (q, grid), (b, t) in zip(embedded, banks)]
 
 
 def global_grid(q: "torch.Tensor", grid: tuple[int, int], bank: MemoryBank, exclude_source: int | None = None,
