@@ -30,8 +30,8 @@ POSITION_RATIO = 0.35  # aligned when at most this share of normal patches match
 FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which a pixel scores exactly 0
 
 
-# Rows of the fine-scale bank (stages.multiscale): 2,048 (coreset of the plain normal images) kept the gains of the
-# 4-view 10% bank on MTD, the families and the synthetic set within 0.5 AP for a quarter of its kNN cost
+# Rows of the fine-scale bank (stages.multiscale): a 2,048-row coreset of the 4-view bank scored as well as its 10%
+# coreset (~10,000 rows) on MTD, the families and the synthetic set, for a fifth of the kNN cost per image
 # (docs/offline-tuning.md, "Fine scale by default").
 FINE_BANK_ROWS = 2048
 FROZEN = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -146,7 +146,7 @@ class ReferenceSettings(BaseModel):
     photometric: str = Field("none", description='"gain" / "standardize": per-image brightness normalisation')
     fine_stages: Stages = Field((), description="a second bank of fine-scale stages (stages.multiscale); () = one scale")
     fine_max_bank: int = Field(FINE_BANK_ROWS, ge=1, le=65536,
-                               description="rows of the fine-scale bank (greedy coreset of the normal images, no views)")
+                               description="rows of the fine-scale bank (greedy coreset)")
     scale_combine: str = "sum"
 
     @field_validator("stages", "fine_stages")

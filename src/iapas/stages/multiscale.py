@@ -16,10 +16,9 @@ from iapas.settings import ReferenceSettings
 
 def fine_settings(settings: ReferenceSettings) -> ReferenceSettings:
     """The settings of the fine-scale bank: the fine stages, each L2-normalised, no refinement, no positions,
-    the plain normal images (no flipped views) coreset to `fine_max_bank` rows: small, so cheap per image."""
+    the main bank's views coreset to `fine_max_bank` rows: small, so cheap per image."""
     return settings.model_copy(update={"stages": settings.fine_stages, "normalize": "l2", "fine_stages": (),
-                                       "segment_levels": (), "position": "off", "augment": ("none",),
-                                       "max_bank": settings.fine_max_bank})
+                                       "segment_levels": (), "position": "off", "max_bank": settings.fine_max_bank})
 
 
 def excess(raw: np.ndarray, floor: float, threshold: float) -> np.ndarray:
