@@ -32,6 +32,10 @@ OFFICIAL_CODE_THRESHOLD = 0.1  # box and text threshold of the official scripts'
 # ranges shared by a config field and the settings stored in contexts (declared once, read by both)
 FEATURE_SIZE_RANGE: dict[str, Any] = {"ge": 64, "le": 2048}
 SEGMENT_SIZE_RANGE: dict[str, Any] = {"ge": 32, "le": 1024}
+# Offline maps: the share of the map's peak under which pixels below the calibrated floor keep their order
+# (stages.calibration.calibrated); 0 = every such pixel is exactly 0.
+FLOOR_TRACE = 1e-3
+FLOOR_TRACE_RANGE: dict[str, Any] = {"ge": 0.0, "le": 0.01}
 ZERO_SHOT_RANGES: dict[str, dict[str, Any]] = {"references": {"ge": 1, "le": 1024}, "keep": {"gt": 0.0, "le": 1.0},
                                                 "chunk": {"ge": 2, "le": 100000}}
 DEFAULT_WORKING_SIZE = 112  # short side (px) at which the offline refinement segments an image
@@ -112,12 +116,15 @@ class PipelineConfig(BaseModel):
     )
     fine_stages: list[int] | None = Field(
         None, description="a second, fine-scale bank of these stages whose calibrated map is added to the deep one "
-        "(fine textures, thin lines; several times the cost); [] = off; None = preset of --kind"
+        "(fine textures, thin lines); [] = off; None = preset of --kind (textures: 2,3)"
     )
     refine: Literal["none", "segments"] | None = Field(
         None, description="segments: average the map inside image segments (sharper outlines on textures); None = preset of --kind"
     )
     segment_size: int = Field(DEFAULT_WORKING_SIZE, **SEGMENT_SIZE_RANGE, description="short side at which images are segmented for refine")
+    floor_trace: float = Field(FLOOR_TRACE, **FLOOR_TRACE_RANGE,
+                               description="offline: below the floor a map keeps its distances' order under this share "
+                                           "of its peak (ranking figures; no decision changes); 0 = exactly 0")
     position_reference: Literal["auto", "on", "off"] | None = Field(
         None, description="compare each patch with normal patches at its own place (aligned objects): auto = decided "
                           "on the normal images; None = preset of --kind")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from iapas.config import (
-    DEFAULT_WORKING_SIZE, FEATURE_SIZE_RANGE, OFFICIAL_CODE_THRESHOLD, SEGMENT_SIZE_RANGE, ZERO_SHOT_RANGES, PipelineConfig,
+    DEFAULT_WORKING_SIZE, FEATURE_SIZE_RANGE, FLOOR_TRACE, FLOOR_TRACE_RANGE, OFFICIAL_CODE_THRESHOLD, SEGMENT_SIZE_RANGE, ZERO_SHOT_RANGES, PipelineConfig,
 )
 from iapas.errors import SettingsError
 from iapas.modelref import ModelRef
@@ -148,6 +148,8 @@ class ReferenceSettings(BaseModel):
     fine_max_bank: int = Field(FINE_BANK_ROWS, ge=1, le=65536,
                                description="rows of the fine-scale bank (greedy coreset)")
     scale_combine: str = "sum"
+    floor_trace: float = Field(FLOOR_TRACE, **FLOOR_TRACE_RANGE,
+                               description="below the floor, the order of distances under this share of the peak")
 
     @field_validator("stages", "fine_stages")
     @classmethod
@@ -354,7 +356,7 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
         normalize=normalize, sigma=float(preset.sigma), augment=preset.augment, coreset=preset.coreset,
         position=config.position_reference if config.position_reference is not None else preset.position,
         position_combine=preset.position_combine, photometric=preset.photometric,
-        fine_stages=fine, scale_combine=preset.scale_combine,
+        fine_stages=fine, scale_combine=preset.scale_combine, floor_trace=config.floor_trace,
     )
 
 

@@ -237,7 +237,8 @@ class OfflineProfile(Profile):
             The prediction: (H, W) float32 calibrated map, verdict-following (H, W) bool mask, regions.
         """
         cal = calibration_of(context)
-        score = calibrated(self.reference_map(image, context), cal.threshold, cal.floor)  # type: ignore[arg-type]
+        trace = context.reference.settings.floor_trace if context.reference.settings is not None else 0.0
+        score = calibrated(self.reference_map(image, context), cal.threshold, cal.floor, trace)  # type: ignore[arg-type]
         return prediction_from_map(image.path, score, self.name,
                                    ["regions found visually (nearest-neighbour distance to normal images); "
                                     + DESCRIPTION_NOTE], decision_of(context), rgb=image.rgb)

@@ -169,7 +169,7 @@ class ZeroShotRunner(BatchRunner):
         feats = pool.features[i] if i in pool.features else _features(batch.backbone, image.rgb, settings, pool.alignment)
         raw = finish_map(score_image(i, feats, pool.refs, batch.mutual, _positions(settings, pool.alignment)), image.rgb,
                          settings)
-        score = calibrated(raw, pool.calibration.threshold, pool.calibration.floor)
+        score = calibrated(raw, pool.calibration.threshold, pool.calibration.floor, settings.floor_trace)
         notes = [ZERO_SHOT_NOTE, DESCRIPTION_NOTE] + (
             ["position-aware: " + pool.alignment.rule] if pool.alignment.aligned else [])
         return prediction_from_map(image.path, score, self.profile, notes, pool.decision, rgb=image.rgb)

@@ -61,20 +61,33 @@ def calibrate(maps: Sequence[np.ndarray], percentile: float, floor_percentile: f
     return Calibration(floor=floor, threshold=threshold, image_thresholds=tuple(float(v) for v in highs))
 
 
-def calibrated(raw: np.ndarray, threshold: float, floor: float = 0.0) -> np.ndarray:
+def calibrated(raw: np.ndarray, threshold: float, floor: float = 0.0, trace: float = 0.0) -> np.ndarray:
     """Raw distances -> scores in [0, 1): 0 up to `floor`, 0.5 at `threshold`.
 
+    With `trace` > 0 and anything above the floor, pixels at or below it keep the order of their distances
+    as a trace under `trace` x the map's peak (raw / floor scaled into [0, trace x peak)): every pixel no longer
+    ties at 0, so pixel rankings (AUROC, AP) see the order the distances hold, while every threshold a decision
+    uses lies far above the trace. A map with nothing above the floor stays exactly 0 (a per-map min-max, as
+    the official protocol applies, cannot stretch it).
+
     Args:
-        raw: (H, W) raw distances.
+        raw: (H, W) raw distances (>= 0).
         threshold: the mask threshold (score 0.5), above `floor`.
-        floor: distances at or below it score exactly 0.
+        floor: distances at or below it score 0 (or the trace).
+        trace: share of the peak under which the pixels below the floor are ordered; 0 = all exactly 0.
 
     Returns:
         (H, W) float32 scores.
     """
     span = max(float(threshold) - float(floor), 1e-12)
     excess = np.maximum(raw - floor, 0.0)
-    return (excess / (excess + span)).astype(np.float32)
+    score = (excess / (excess + span)).astype(np.float32)
+    peak = float(score.max()) if score.size else 0.0
+    if trace > 0 and peak > 0 and floor > 0:
+        below = excess <= 0
+        order = np.clip(np.asarray(raw, dtype=np.float64)[below] / float(floor), 0.0, 1.0 - 1e-6)
+        score[below] = (trace * peak * order).astype(np.float32)
+    return score
 
 
 def score_outliers(image_thresholds: Sequence[float], ratio: float = OUTLIER_SCORE_RATIO) -> list[int]:
