@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer, field_validator,
+    BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, ValidationInfo, field_serializer,
+    field_validator, model_serializer,
 )
 
 from iapas.errors import SettingsError
@@ -36,6 +37,9 @@ SEGMENT_SIZE_RANGE: dict[str, Any] = {"ge": 32, "le": 1024}
 # (stages.calibration.calibrated); 0 = every such pixel is exactly 0.
 FLOOR_TRACE = 1e-3
 FLOOR_TRACE_RANGE: dict[str, Any] = {"ge": 0.0, "le": 0.01}
+# Fields added after contexts were first written byte for byte (tests/fixtures/base_contexts): written only when set,
+# so an older context saves as it was read.
+LATER_CONFIG_FIELDS = frozenset({"floor_trace"})
 ZERO_SHOT_RANGES: dict[str, dict[str, Any]] = {"references": {"ge": 1, "le": 1024}, "keep": {"gt": 0.0, "le": 1.0},
                                                 "chunk": {"ge": 2, "le": 100000}}
 DEFAULT_WORKING_SIZE = 112  # short side (px) at which the offline refinement segments an image
@@ -173,6 +177,11 @@ class PipelineConfig(BaseModel):
     def _hide_url_password(self, v: str | None) -> str | None:
         """A `user:pass@` never reaches context.json, summaries or digests."""
         return redact_url(v)
+
+    @model_serializer(mode="wrap")
+    def _later_fields_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Fields added later (LATER_CONFIG_FIELDS) are written only when set: an older context saves unchanged."""
+        return {k: v for k, v in handler(self).items() if k not in LATER_CONFIG_FIELDS or k in self.model_fields_set}
 
     @property
     def detector_ref(self) -> ModelRef:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from iapas.config import (
-    DEFAULT_WORKING_SIZE, FEATURE_SIZE_RANGE, FLOOR_TRACE, FLOOR_TRACE_RANGE, OFFICIAL_CODE_THRESHOLD, SEGMENT_SIZE_RANGE, ZERO_SHOT_RANGES, PipelineConfig,
+    DEFAULT_WORKING_SIZE, FEATURE_SIZE_RANGE, FLOOR_TRACE_RANGE, OFFICIAL_CODE_THRESHOLD, SEGMENT_SIZE_RANGE, ZERO_SHOT_RANGES, PipelineConfig,
 )
 from iapas.errors import SettingsError
 from iapas.modelref import ModelRef
@@ -30,6 +30,7 @@ POSITION_RATIO = 0.35  # aligned when at most this share of normal patches match
 FLOOR_PERCENTILE = 90.0  # per-image percentile of normal distances below which a pixel scores exactly 0
 
 
+LATER_REFERENCE_FIELDS = frozenset({"fine_max_bank", "floor_trace"})  # see ReferenceSettings.to_json
 # Rows of the fine-scale bank (stages.multiscale): a 2,048-row coreset of the 4-view bank scored as well as its 10%
 # coreset (~10,000 rows) on MTD, the families and the synthetic set, for a fifth of the kNN cost per image
 # (docs/offline-tuning.md, "Fine scale by default").
@@ -148,7 +149,8 @@ class ReferenceSettings(BaseModel):
     fine_max_bank: int = Field(FINE_BANK_ROWS, ge=1, le=65536,
                                description="rows of the fine-scale bank (greedy coreset)")
     scale_combine: str = "sum"
-    floor_trace: float = Field(FLOOR_TRACE, **FLOOR_TRACE_RANGE,
+    # 0 here so hand-built settings and older contexts keep maps that are exactly 0 below the floor; resolve sets it
+    floor_trace: float = Field(0.0, **FLOOR_TRACE_RANGE,
                                description="below the floor, the order of distances under this share of the peak")
 
     @field_validator("stages", "fine_stages")
@@ -175,8 +177,10 @@ class ReferenceSettings(BaseModel):
         return v
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON (tuples as lists), as stored in context.reference.settings."""
-        return self.model_dump(mode="json")
+        """Plain JSON (tuples as lists), as stored in context.reference.settings; fields added later
+        (LATER_REFERENCE_FIELDS) only when set, so an older context saves as it was read."""
+        return {k: v for k, v in self.model_dump(mode="json").items()
+                if k not in LATER_REFERENCE_FIELDS or k in self.model_fields_set}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ReferenceSettings":
@@ -356,7 +360,8 @@ def reference_settings(config: PipelineConfig) -> ReferenceSettings:
         normalize=normalize, sigma=float(preset.sigma), augment=preset.augment, coreset=preset.coreset,
         position=config.position_reference if config.position_reference is not None else preset.position,
         position_combine=preset.position_combine, photometric=preset.photometric,
-        fine_stages=fine, scale_combine=preset.scale_combine, floor_trace=config.floor_trace,
+        fine_stages=fine, scale_combine=preset.scale_combine, fine_max_bank=FINE_BANK_ROWS,
+        floor_trace=config.floor_trace,
     )
 
 

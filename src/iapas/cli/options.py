@@ -34,7 +34,7 @@ OPTION_PANELS: dict[str, str] = {
                     PANEL_MODELS),
     **dict.fromkeys(("refine", "backbone", "feature_size", "reference_stages", "segment_size", "mask_percentile",
                      "zero_shot_references", "zero_shot_keep", "zero_shot_chunk", "target_frr", "position_reference",
-                     "fine_stages"), PANEL_OFFLINE),
+                     "fine_stages", "floor_trace"), PANEL_OFFLINE),
     **dict.fromkeys(("llm_base_url", "llm_allow_insecure_http", "object_name", "no_filter", "baseline",
                      "object_tag_rule", "llm_prompt", "llm_decoding", "llm_seed", "llm_parse", "max_phrases",
                      "drop_object_boxes", "texture_preset", "thresholds", "box_threshold", "text_threshold", "size_threshold",
@@ -117,6 +117,7 @@ PositionReferenceOpt = Annotated[Optional[str], typer.Option("--position-referen
 SegmentSizeOpt = Annotated[Optional[int], typer.Option("--segment-size", help="offline/fused: short side (px) at which images are segmented for --refine segments (default 112)")]
 MaskPercentileOpt = Annotated[Optional[float], typer.Option("--mask-percentile", help="offline/fused: percentile of the normal images' distances that sets the mask threshold (default 99.5)")]
 TargetFrrOpt = Annotated[Optional[float], typer.Option("--target-frr", help="offline: share of good parts the calibrated verdict may reject, 0-0.5 (default 0.02)")]
+FloorTraceOpt = Annotated[Optional[float], typer.Option("--floor-trace", help="offline: below the calibrated floor a map keeps the order of its distances under this share of its peak, 0-0.01 (default 0.001; 0 = exactly 0; no decision changes)")]
 ZeroShotReferencesOpt = Annotated[Optional[int], typer.Option("--zero-shot-references", help="zero-shot: other images of the batch each image is scored against (default 24)")]
 ZeroShotKeepOpt = Annotated[Optional[float], typer.Option("--zero-shot-keep", help="zero-shot: share of the closest references averaged per patch (default 0.3)")]
 ZeroShotChunkOpt = Annotated[Optional[int], typer.Option("--zero-shot-chunk", help="zero-shot: images scored together, bounds memory (default 128)")]
@@ -168,6 +169,7 @@ PIPELINE_FLAGS: list[tuple[str, Any, Any]] = [
     ("position_reference", PositionReferenceOpt, None),
     ("mask_percentile", MaskPercentileOpt, None),
     ("target_frr", TargetFrrOpt, None),
+    ("floor_trace", FloorTraceOpt, None),
     ("zero_shot_references", ZeroShotReferencesOpt, None),
     ("zero_shot_keep", ZeroShotKeepOpt, None),
     ("zero_shot_chunk", ZeroShotChunkOpt, None),
