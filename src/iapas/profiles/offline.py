@@ -40,7 +40,7 @@ from iapas.settings import (
     FLOOR_PERCENTILE, MASK_PLATEAU, MASK_RELATIVE, Calibration, ReferenceSettings, Settings, floor_percentile_for, verdict_spread,
 )
 from iapas.stages.calibration import calibrate, calibrated, decision_from_maxima, normal_set_warnings
-from iapas.stages.multiscale import combine_scales, fine_settings, scale_order
+from iapas.stages.multiscale import combine_scales, fine_settings
 from iapas.stages.position import Alignment, combine, decide, nearest_position_distance, unaligned
 from iapas.stages.reference import (AUTO_AUGMENT, MemoryBank, build_bank, common_size, embed, finish_map, global_grid, nn_distance,
                                     prepare_at, raw_map, raw_maps)
@@ -172,22 +172,9 @@ class OfflineProfile(Profile):
         Returns:
             (H, W) float32 raw map.
         """
-        return self.reference_maps(image, context)[0]
-
-    def reference_maps(self, image: LoadedImage, context: Context) -> tuple[np.ndarray, np.ndarray | None]:
-        """The raw map of `image` and, with two scales, the order of its pixels below their floors.
-
-        Args:
-            image: the image to check.
-            context: a few-shot offline or fused context.
-
-        Returns:
-            (H, W) float32 raw map, and (H, W) float32 order in [0, 1) (stages.multiscale.scale_order) or None
-            with one scale (the raw distances order themselves).
-        """
         scales = context.reference.get("scales")
         if not scales or "fine_features" not in context.arrays:
-            return self.deep_map(image, context), None
+            return self.deep_map(image, context)
         key = id(context.arrays["fine_features"])
         if self._fine_cache is None or self._fine_cache[0] != key:
             fine_bank = MemoryBank(features=context.arrays["fine_features"], source=context.arrays["fine_source"],
@@ -200,9 +187,8 @@ class OfflineProfile(Profile):
             fine = raw_map(bb, image.rgb, fine_bank, bank_tensor=fine_t)
         else:  # one backbone pass for both scales
             deep, fine = raw_maps(bb, image.rgb, [self.main_bank(context), (fine_bank, fine_t)])
-        cals = (tuple(scales["deep"]), tuple(scales["fine"]))
-        return (combine_scales(deep, fine, *cals, context.reference.settings.scale_combine),  # type: ignore[arg-type, union-attr]
-                scale_order(deep, fine, *cals))  # type: ignore[arg-type]
+        return combine_scales(deep, fine, tuple(scales["deep"]), tuple(scales["fine"]),  # type: ignore[arg-type]
+                              context.reference.settings.scale_combine)  # type: ignore[union-attr]
 
     def main_bank(self, context: Context) -> tuple[MemoryBank, Any]:
         """The context's main bank and its tensor, cached per context."""
@@ -252,8 +238,7 @@ class OfflineProfile(Profile):
         """
         cal = calibration_of(context)
         trace = context.reference.settings.floor_trace if context.reference.settings is not None else 0.0
-        raw, order = self.reference_maps(image, context)
-        score = calibrated(raw, cal.threshold, cal.floor, trace, order)  # type: ignore[arg-type]
+        score = calibrated(self.reference_map(image, context), cal.threshold, cal.floor, trace)  # type: ignore[arg-type]
         return prediction_from_map(image.path, score, self.name,
                                    ["regions found visually (nearest-neighbour distance to normal images); "
                                     + DESCRIPTION_NOTE], decision_of(context), rgb=image.rgb)

@@ -61,8 +61,7 @@ def calibrate(maps: Sequence[np.ndarray], percentile: float, floor_percentile: f
     return Calibration(floor=floor, threshold=threshold, image_thresholds=tuple(float(v) for v in highs))
 
 
-def calibrated(raw: np.ndarray, threshold: float, floor: float = 0.0, trace: float = 0.0,
-               order: np.ndarray | None = None) -> np.ndarray:
+def calibrated(raw: np.ndarray, threshold: float, floor: float = 0.0, trace: float = 0.0) -> np.ndarray:
     """Raw distances -> scores in [0, 1): 0 up to `floor`, 0.5 at `threshold`.
 
     With `trace` > 0 and anything above the floor, pixels at or below it keep the order of their distances
@@ -76,8 +75,6 @@ def calibrated(raw: np.ndarray, threshold: float, floor: float = 0.0, trace: flo
         threshold: the mask threshold (score 0.5), above `floor`.
         floor: distances at or below it score 0 (or the trace).
         trace: share of the peak under which the pixels below the floor are ordered; 0 = all exactly 0.
-        order: (H, W) order in [0, 1) of the pixels below the floor (a two-scale map's, whose raw values are
-            0 there); None = raw / floor.
 
     Returns:
         (H, W) float32 scores.
@@ -86,11 +83,10 @@ def calibrated(raw: np.ndarray, threshold: float, floor: float = 0.0, trace: flo
     excess = np.maximum(raw - floor, 0.0)
     score = (excess / (excess + span)).astype(np.float32)
     peak = float(score.max()) if score.size else 0.0
-    if trace > 0 and peak > 0 and (floor > 0 or order is not None):
+    if trace > 0 and peak > 0 and floor > 0:
         below = excess <= 0
-        rank = (np.asarray(raw, dtype=np.float64)[below] / float(floor) if order is None
-                else np.asarray(order, dtype=np.float64)[below])
-        score[below] = (trace * peak * np.clip(rank, 0.0, 1.0 - 1e-6)).astype(np.float32)
+        order = np.clip(np.asarray(raw, dtype=np.float64)[below] / float(floor), 0.0, 1.0 - 1e-6)
+        score[below] = (trace * peak * order).astype(np.float32)
     return score
 
 

@@ -53,19 +53,3 @@ def combine_scales(deep: np.ndarray, fine: np.ndarray, deep_cal: tuple[float, fl
     if how == "max":
         return np.maximum(a, b)
     raise ValueError(f"unknown scale combine {how!r}; allowed: {', '.join(SCALE_COMBINES)}")
-
-
-def scale_order(deep: np.ndarray, fine: np.ndarray, deep_cal: tuple[float, float],
-                fine_cal: tuple[float, float]) -> np.ndarray:
-    """The order of pixels below both scales' floors, where the combined map is 0: the mean of each raw distance
-    over its own floor, in [0, 1) (stages.calibration.calibrated keeps it as the map's floor trace).
-
-    Args:
-        deep, fine: (H, W) raw maps.
-        deep_cal, fine_cal: (floor, threshold) of each map's calibration.
-    Returns:
-        (H, W) float32 in [0, 1).
-    """
-    a = np.clip(deep / max(deep_cal[0], 1e-12), 0.0, 1.0)
-    b = np.clip(fine / max(fine_cal[0], 1e-12), 0.0, 1.0)
-    return np.minimum((a + b) / 2.0, 1.0 - 1e-6).astype(np.float32)
