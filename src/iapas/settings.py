@@ -71,7 +71,7 @@ KIND_PRESETS: dict[str, FeaturePreset] = {
 }
 # Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
 # extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).
-VERDICT_SPREAD = {"object": 0.18, "texture": 0.13}
+VERDICT_SPREAD = {"object": 0.18, "texture": 0.15}
 # A texture's single-scale map (`--fine-stages none`) is narrower: its maxima spread as the first suite chose.
 VERDICT_SPREAD_ONE_SCALE_TEXTURE = 0.055
 
