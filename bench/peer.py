@@ -82,10 +82,18 @@ def allow_torchvision_without_ops() -> None:
     A no-op when torchvision's own operators are already registered.
     """
     global _LIBRARY
+    import sys
+
     import torch
 
     if _LIBRARY is not None or hasattr(torch.ops, "torchvision") and _has_op("nms"):
         return
+    try:  # a torchvision built for this torch registers its own operators: nothing to declare
+        import torchvision  # noqa: F401
+        return
+    except RuntimeError:  # "operator torchvision::nms does not exist": forget the half-imported package
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
     _LIBRARY = torch.library.Library("torchvision", "FRAGMENT")
     for schema in TORCHVISION_SCHEMAS:
         try:
