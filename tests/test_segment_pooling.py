@@ -169,5 +169,5 @@ def test_refine_option_reaches_the_saved_context_and_changes_the_maps(tmp_path: 
     refined = refine_map(raws["none"], rgb, settings.segment_levels, settings.segment_size,
                          settings.segment_combine, settings.segment_smooth)
     np.testing.assert_allclose(raws["segments"], refined, rtol=1e-4, atol=1e-5)
-    expected = calibrated(refined, thresholds["segments"], floors["segments"])
+    expected = calibrated(refined, thresholds["segments"], floors["segments"], settings.floor_trace)
     np.testing.assert_allclose(maps["segments"], expected, rtol=1e-4, atol=1e-5)
