@@ -25,7 +25,7 @@ def test_textures_get_the_fine_bank_and_its_wider_verdict_spread_by_default() ->
     from iapas.config import build_config
 
     texture = resolve(build_config(profile="offline", kind="texture")).reference
-    assert texture.fine_stages == (2, 4) and texture.fine_max_bank == FINE_BANK_ROWS and texture.floor_trace == 1e-3
+    assert texture.fine_stages == (2, 3) and texture.fine_max_bank == FINE_BANK_ROWS and texture.floor_trace == 1e-3
     off = resolve(build_config(profile="offline", kind="texture", fine_stages=[])).reference
     assert off.fine_stages == ()
     assert resolve(build_config(profile="offline", kind="object")).reference.fine_stages == ()

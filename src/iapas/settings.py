@@ -67,7 +67,7 @@ STAGE2_AUTO_DTYPE = "float32"  # --dtype auto for the detector and SAM: the offi
 KIND_PRESETS: dict[str, FeaturePreset] = {
     "object": FeaturePreset(stages=(2, 3), feature_size=320, refine="none", normalize="l2", sigma=4.0, coreset=0.1),
     "texture": FeaturePreset(stages=(5, 6), feature_size=320, refine="segments", normalize="none", sigma=4.0,
-                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1, fine_stages=(2, 4)),
+                             augment=("none", "hflip", "vflip", "rot180"), coreset=0.1, fine_stages=(2, 3)),
 }
 # Spread (sd of log image maxima) of normal parts around the leave-one-out median, per kind: the verdict's
 # extrapolation beyond ten normal images, chosen on the development suite (docs/offline-tuning.md).

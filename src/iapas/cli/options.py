@@ -109,7 +109,7 @@ ReferenceStagesOpt = Annotated[Optional[str], typer.Option("--reference-stages",
     + ", ".join(f"{k} {','.join(map(str, p.stages))}" for k, p in KIND_PRESETS.items()) + ")"))]
 FineStagesOpt = Annotated[Optional[str], typer.Option("--fine-stages", metavar="LIST", help=(
     "offline: a second bank of these fine backbone stages (e.g. 2,3) whose calibrated map is added: sees fine "
-    "textures and thin lines; none = off (default: preset of --kind: textures 2,4, objects off)"))]
+    "textures and thin lines; none = off (default: preset of --kind: textures 2,3, objects off)"))]
 PositionReferenceOpt = Annotated[Optional[str], typer.Option("--position-reference", help=(
     "offline: compare each patch with normal patches at its own place, for aligned objects: auto (decided on the "
     "normal images and recorded in the context), on, off (default: preset of --kind, "
