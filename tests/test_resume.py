@@ -123,7 +123,10 @@ def test_ctrl_c_exits_130_with_summary(tmp_path: Path) -> None:
         out = tmp_path / f"out_{sig.name}"
         cmd = [*_cli("fake"), "run", "--normal", str(tmp_path / "normal"), "--images", str(tmp_path / "imgs"),
                "--out", str(out), "--profile", "offline"]
-        proc = subprocess.Popen(cmd, env=_env(0.2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # as from a terminal: SIGINT at its default even when this test runs where it is ignored (a background
+        # job of a shell without job control ignores SIGINT, and children inherit that)
+        proc = subprocess.Popen(cmd, env=_env(0.2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_sigint_default)
         _wait_for(lambda: _n_ok(out) >= 1, proc)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
@@ -134,6 +137,10 @@ def test_ctrl_c_exits_130_with_summary(tmp_path: Path) -> None:
         _no_partials(out)
     res = subprocess.run(cmd, env=_env(0.0), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and _summary(out)["complete"] is True
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _folder_dataset(root: Path, n_test: int) -> None:
