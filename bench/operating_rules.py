@@ -64,11 +64,9 @@ def zero_shot_inputs(part: suite.SuiteDataset, cat: str, a: dict[str, Any], limi
 def evaluate(part: suite.SuiteDataset, dest: Path, cat: str, kind: str, variant: dict[str, Any], zero_shot: bool,
              limit: int | None) -> dict[str, float]:
     a = category_arrays(dest, cat)
-    if zero_shot:
-        prior = VERDICT_SPREAD_ZERO_SHOT[kind]
-    else:  # the spread of the context's map: one scale or the deep + fine sum
-        ctx_ref = json.loads((dest / "contexts" / cat / "seed111.json").read_text())["reference"]
-        prior = verdict_spread(kind, bool(ctx_ref.get("scales")))
+    ref = None if zero_shot else json.loads((dest / "contexts" / cat / "seed111.json").read_text())["reference"]
+    # few-shot, the spread of the context's map: one scale or the deep + fine sum
+    prior = VERDICT_SPREAD_ZERO_SHOT[kind] if ref is None else verdict_spread(kind, bool(ref.get("scales")))
     spread = float(variant.get(f"spread_{kind}", prior))
     relative = float(variant.get(f"relative_{kind}", MASK_RELATIVE[kind]))
     plateau = variant.get(f"plateau_{kind}", MASK_PLATEAU[kind])
@@ -83,8 +81,7 @@ def evaluate(part: suite.SuiteDataset, dest: Path, cat: str, kind: str, variant:
                 d = decision_from_maxima(maxima, t, f, spread, 0.02, "pool", quantile=BATCH_QUANTILE, plateau=plateau,
                                          relative=relative, mask_base=float(np.median(below)))
     else:
-        ctx = json.loads((dest / "contexts" / cat / "seed111.json").read_text())
-        ref = ctx["reference"]
+        assert ref is not None
         d = decision_from_maxima(ref["normal_image_max"], ref["mask_threshold"], ref["score_floor"], spread, 0.02,
                                  "normals", plateau=plateau, relative=relative)
     point = OperatingPoint(d.verdict, d.mask, d.mask_relative, d.rule, d.mask_plateau)

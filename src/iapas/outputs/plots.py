@@ -123,15 +123,8 @@ def histogram_png(
     threshold: float | None = None, names: tuple[str, str] = ("normal", "anomalous"),
     threshold_name: str = "F1-max threshold",
 ) -> bytes:
-    """PNG of `histogram_figure`.
+    """PNG of `histogram_figure`, whose arguments it takes: (N,) normal and (M,) anomalous scores.
 
-    Args:
-        normal: (N,) scores of normal samples.
-        anomalous: (M,) scores of anomalous samples.
-        title, xlabel: the figure's texts.
-        threshold: a vertical line, or None.
-        names: the legend names of the two classes.
-        threshold_name: the legend name of the line.
     Returns:
         The PNG file's bytes.
     """

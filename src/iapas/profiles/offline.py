@@ -65,9 +65,7 @@ class OfflineProfile(Profile):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._bank_cache: tuple[int, object] | None = None
-        self._position_cache: tuple[int, object] | None = None
-        self._fine_cache: tuple[int, object] | None = None
+        self._cache: dict[str, tuple[Any, Any]] = {}  # context array name -> (that array, what was built from it)
 
     def backbone(self, name: str) -> Any:
         """The packaged backbone `name` (models.backbone.LiteFeatures), loaded once per process."""
@@ -175,14 +173,11 @@ class OfflineProfile(Profile):
         scales = context.reference.get("scales")
         if not scales or "fine_features" not in context.arrays:
             return self.deep_map(image, context)
-        key = id(context.arrays["fine_features"])
-        if self._fine_cache is None or self._fine_cache[0] != key:
-            fine_bank = MemoryBank(features=context.arrays["fine_features"], source=context.arrays["fine_source"],
-                                   settings=fine_settings(context.reference.settings))  # type: ignore[arg-type]
-            self._fine_cache = (key, (fine_bank, fine_bank.tensor()))
-        fine_bank, fine_t = self._fine_cache[1]  # type: ignore[misc]
+        fine_bank, fine_t = self._cached(context, "fine_features", lambda: _with_tensor(MemoryBank(
+            features=context.arrays["fine_features"], source=context.arrays["fine_source"],
+            settings=fine_settings(context.reference.settings))))  # type: ignore[arg-type]
         bb = self.backbone(fine_bank.settings.backbone)
-        if self.uses_positions(context):
+        if self.positions_of(context) is not None:
             deep = self.deep_map(image, context)
             fine = raw_map(bb, image.rgb, fine_bank, bank_tensor=fine_t)
         else:  # one backbone pass for both scales
@@ -190,19 +185,25 @@ class OfflineProfile(Profile):
         return combine_scales(deep, fine, tuple(scales["deep"]), tuple(scales["fine"]),  # type: ignore[arg-type]
                               context.reference.settings.scale_combine)  # type: ignore[union-attr]
 
+    def _cached(self, context: Context, name: str, make: Any) -> Any:
+        """`make()` once per context array `name`: banks and their tensors are built once per context, not per image."""
+        array = context.arrays.get(name)
+        hit = self._cache.get(name)
+        if hit is None or hit[0] is not array:
+            hit = self._cache[name] = (array, make())
+        return hit[1]
+
     def main_bank(self, context: Context) -> tuple[MemoryBank, Any]:
         """The context's main bank and its tensor, cached per context."""
-        key = id(context.arrays.get("bank_features"))
-        if self._bank_cache is None or self._bank_cache[0] != key:
-            bank = self.bank_of(context)
-            self._bank_cache = (key, (bank, bank.tensor()))
-        return self._bank_cache[1]  # type: ignore[return-value]
+        return self._cached(context, "bank_features", lambda: _with_tensor(self.bank_of(context)))
 
     @staticmethod
-    def uses_positions(context: Context) -> bool:
-        """True when the normals were judged aligned and their same-position features are in the context."""
+    def positions_of(context: Context) -> Alignment | None:
+        """The alignment decision when the normals were judged aligned and their same-position features are in
+        the context (the deep map then compares patches at their own places), else None."""
         alignment = Alignment.from_json(context.reference.get("alignment"))
-        return alignment is not None and alignment.aligned and "position_features" in context.arrays
+        aligned = alignment is not None and alignment.aligned and "position_features" in context.arrays
+        return alignment if aligned else None
 
     def deep_map(self, image: LoadedImage, context: Context) -> np.ndarray:
         """Raw (uncalibrated) distance map of the main bank, cached bank tensor per context.
@@ -216,15 +217,14 @@ class OfflineProfile(Profile):
         """
         bank, bank_t = self.main_bank(context)
         bb = self.backbone(bank.settings.backbone)
-        if self.uses_positions(context):
-            import torch  # heavy: loaded when a map is computed, so registering the profile stays light
+        alignment = self.positions_of(context)
+        if alignment is None:
+            return raw_map(bb, image.rgb, bank, bank_tensor=bank_t)
+        import torch  # heavy: loaded when a map is computed, so registering the profile stays light
 
-            alignment = Alignment.from_json(context.reference.get("alignment"))
-            pos = context.arrays["position_features"]
-            if self._position_cache is None or self._position_cache[0] != id(pos):
-                self._position_cache = (id(pos), torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float32)))
-            return position_map(bb, image.rgb, bank, bank_t, self._position_cache[1], alignment)  # type: ignore[arg-type]
-        return raw_map(bb, image.rgb, bank, bank_tensor=bank_t)
+        positions = self._cached(context, "position_features", lambda: torch.from_numpy(
+            np.ascontiguousarray(context.arrays["position_features"], dtype=np.float32)))
+        return position_map(bb, image.rgb, bank, bank_t, positions, alignment)
 
     def predict(self, image: LoadedImage, context: Context) -> Prediction:
         """Stage 2 on one image: calibrated distance map, verdict, mask and regions (`prediction_from_map`).
@@ -242,6 +242,11 @@ class OfflineProfile(Profile):
         return prediction_from_map(image.path, score, self.name,
                                    ["regions found visually (nearest-neighbour distance to normal images); "
                                     + DESCRIPTION_NOTE], decision_of(context), rgb=image.rgb)
+
+
+def _with_tensor(bank: MemoryBank) -> tuple[MemoryBank, Any]:
+    """A bank and its torch tensor (built once; the kNN of every image reads it)."""
+    return bank, bank.tensor()
 
 
 @dataclass(frozen=True)

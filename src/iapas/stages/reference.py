@@ -317,27 +317,27 @@ def raw_map(
     Returns:
         (H, W) float32 map.
     """
-    s = bank.settings
-    q, grid = embed(backbone, prepare(rgb, s), s)
-    return finish_map(global_grid(q, grid, bank, exclude_source, bank_tensor), rgb, s)
+    return raw_maps(backbone, rgb, [(bank, bank_tensor)], exclude_source)[0]
 
 
-def raw_maps(backbone: "LiteFeatures", rgb: np.ndarray, banks: list[tuple[MemoryBank, "torch.Tensor"]]) -> list[np.ndarray]:
-    """`raw_map` of one image against several banks whose settings share the network size, from one
-    backbone pass (stages.multiscale: the deep and the fine bank of a texture).
+def raw_maps(backbone: "LiteFeatures", rgb: np.ndarray, banks: list[tuple[MemoryBank, "torch.Tensor | None"]],
+             exclude_source: int | None = None) -> list[np.ndarray]:
+    """`raw_map` of one image against several banks, from one backbone pass when their settings share the
+    network size (stages.multiscale: the deep and the fine bank of a texture).
 
     Args:
         rgb: (H, W, 3) uint8 image.
-        banks: (bank, its tensor) pairs.
+        banks: (bank, its tensor or None) pairs.
+        exclude_source: a source whose rows every bank leaves out, or None.
     Returns:
         Per bank, the (H, W) float32 map.
     """
-    sizes = {network_size(rgb.shape[1], rgb.shape[0], b.settings) for b, _ in banks}
-    if len(sizes) != 1:
-        return [raw_map(backbone, rgb, b, bank_tensor=t) for b, t in banks]
+    if len({network_size(rgb.shape[1], rgb.shape[0], b.settings) for b, _ in banks}) != 1:
+        return [raw_maps(backbone, rgb, [pair], exclude_source)[0] for pair in banks]
     prepared = prepare(rgb, banks[0][0].settings)
     embedded = embed_scales(backbone, prepared, [b.settings for b, _ in banks])
-    return [finish_map(global_grid(q, grid, b, None, t), rgb, b.settings) for (q, grid), (b, t) in zip(embedded, banks)]
+    return [finish_map(global_grid(q, grid, b, exclude_source, t), rgb, b.settings)
+            for (q, grid), (b, t) in zip(embedded, banks)]
 
 
 def global_grid(q: "torch.Tensor", grid: tuple[int, int], bank: MemoryBank, exclude_source: int | None = None,
