@@ -40,6 +40,12 @@ FLOOR_TRACE_RANGE: dict[str, Any] = {"ge": 0.0, "le": 0.01}
 # Fields added after contexts were first written byte for byte (tests/fixtures/base_contexts): written only when set,
 # so an older context saves as it was read.
 LATER_CONFIG_FIELDS = frozenset({"floor_trace"})
+
+
+def without_unset_later_fields(model: BaseModel, dumped: dict[str, Any], later: frozenset[str]) -> dict[str, Any]:
+    """`dumped` (the model's JSON) without the fields of `later` the model was not given: a record read from an
+    older file is written back as it was."""
+    return {k: v for k, v in dumped.items() if k not in later or k in model.model_fields_set}
 ZERO_SHOT_RANGES: dict[str, dict[str, Any]] = {"references": {"ge": 1, "le": 1024}, "keep": {"gt": 0.0, "le": 1.0},
                                                 "chunk": {"ge": 2, "le": 100000}}
 DEFAULT_WORKING_SIZE = 112  # short side (px) at which the offline refinement segments an image
@@ -181,7 +187,7 @@ class PipelineConfig(BaseModel):
     @model_serializer(mode="wrap")
     def _later_fields_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """Fields added later (LATER_CONFIG_FIELDS) are written only when set: an older context saves unchanged."""
-        return {k: v for k, v in handler(self).items() if k not in LATER_CONFIG_FIELDS or k in self.model_fields_set}
+        return without_unset_later_fields(self, handler(self), LATER_CONFIG_FIELDS)
 
     @property
     def detector_ref(self) -> ModelRef:

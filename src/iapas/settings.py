@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from iapas.config import (
     DEFAULT_WORKING_SIZE, FEATURE_SIZE_RANGE, FLOOR_TRACE_RANGE, OFFICIAL_CODE_THRESHOLD, SEGMENT_SIZE_RANGE, ZERO_SHOT_RANGES, PipelineConfig,
+    without_unset_later_fields,
 )
 from iapas.errors import SettingsError
 from iapas.modelref import ModelRef
@@ -179,8 +180,7 @@ class ReferenceSettings(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (tuples as lists), as stored in context.reference.settings; fields added later
         (LATER_REFERENCE_FIELDS) only when set, so an older context saves as it was read."""
-        return {k: v for k, v in self.model_dump(mode="json").items()
-                if k not in LATER_REFERENCE_FIELDS or k in self.model_fields_set}
+        return without_unset_later_fields(self, self.model_dump(mode="json"), LATER_REFERENCE_FIELDS)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ReferenceSettings":
